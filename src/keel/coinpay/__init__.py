@@ -1,0 +1,1 @@
+"""coinpay: multi-chain crypto payment gateway."""

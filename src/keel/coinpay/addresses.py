@@ -1,0 +1,140 @@
+"""Per-payment address indexes: one counter per derivation family, never a duplicate.
+
+The original kept one counter row per chain and bumped it with compare-and-swap, so every
+payment creator of a chain serialised on that row (and retried when it lost). Here:
+
+* PostgreSQL: one ``SEQUENCE`` per family. ``nextval`` never blocks on another transaction
+  and never returns a value twice; a rolled-back payment leaves a gap, which costs nothing
+  (see docs/decisions/0002-hd-index-allocation.md on gap limits).
+* SQLite: one upsert on the family's row inside the payment's own transaction. SQLite has a
+  single writer anyway, so this adds no contention beyond what the engine already imposes.
+
+The ``UNIQUE`` on ``coinpay_payments.payment_address`` backs both up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+from prometheus_client import Gauge
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from keel.coinpay import models, wallets
+from keel.coinpay.errors import IndexExhausted
+from keel.core.logging import get_logger
+
+log = get_logger("keel.coinpay.addresses")
+
+HD_INDEX = Gauge(
+    "coinpay_hd_index", "Last HD index handed out per derivation family", ["family"]
+)
+HD_INDEX_HEADROOM = Gauge(
+    "coinpay_hd_index_headroom_ratio",
+    "Share of the family's index space still unused (alert when low)",
+    ["family"],
+)
+_WARN_RATIO = 0.9
+
+
+def system_family_key(family: wallets.Family) -> str:
+    return f"system:{family.value}"
+
+
+def watch_only_family_key(business_id: str, family: wallets.Family) -> str:
+    return f"xpub:{business_id}:{family.value}"
+
+
+class IndexAllocator(Protocol):
+    async def allocate(self, session: AsyncSession, family_key: str) -> int:
+        """The next unused index of ``family_key``, inside the caller's transaction."""
+        ...
+
+
+def _metric_label(family_key: str) -> str:
+    # Watch-only families are per business: label by family only to bound cardinality.
+    return family_key if family_key.startswith("system:") else "xpub:" + family_key.split(":")[-1]
+
+
+def _check(family_key: str, index: int) -> int:
+    if index > wallets.MAX_INDEX:
+        raise IndexExhausted(f"Derivation family {family_key} has used all {wallets.MAX_INDEX} indexes")
+    label = _metric_label(family_key)
+    HD_INDEX.labels(label).set(index)
+    headroom = 1 - index / wallets.MAX_INDEX
+    HD_INDEX_HEADROOM.labels(label).set(headroom)
+    if headroom < 1 - _WARN_RATIO:
+        log.warning("hd_index_space_low", family=family_key, index=index)
+    return index
+
+
+class SequenceAllocator:
+    """PostgreSQL sequences per family; an upsert counter on SQLite."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._known: set[str] = set()
+
+    async def allocate(self, session: AsyncSession, family_key: str) -> int:
+        if session.bind.dialect.name != "postgresql":
+            return _check(family_key, await _upsert_counter(session, family_key))
+        name = sequence_name(family_key)
+        if family_key not in self._known:
+            await self._ensure_sequence(family_key, name)
+            self._known.add(family_key)
+        value = (await session.execute(text(f"SELECT nextval('{name}')"))).scalar_one()
+        return _check(family_key, int(value))
+
+    async def _ensure_sequence(self, family_key: str, name: str) -> None:
+        # Committed on its own connection: the sequence must outlive a rolled-back payment.
+        for attempt in range(3):
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(
+                        text(f"CREATE SEQUENCE IF NOT EXISTS {name} MINVALUE 0 START 0")
+                    )
+                    await conn.execute(
+                        pg_insert(models.hd_families)
+                        .values(family_key=family_key, next_index=0, sequence_name=name)
+                        .on_conflict_do_nothing()
+                    )
+                return
+            except DBAPIError:
+                # Two processes creating the same sequence at once: one wins, retry sees it.
+                if attempt == 2:
+                    raise
+
+
+def sequence_name(family_key: str) -> str:
+    return "coinpay_hd_" + hashlib.sha256(family_key.encode()).hexdigest()[:24]
+
+
+async def _upsert_counter(session: AsyncSession, family_key: str) -> int:
+    table = models.hd_families
+    stmt = (
+        sqlite_insert(table)
+        .values(family_key=family_key, next_index=1)
+        .on_conflict_do_update(index_elements=["family_key"], set_={"next_index": table.c.next_index + 1})
+        .returning(table.c.next_index)
+    )
+    return int((await session.execute(stmt)).scalar_one()) - 1
+
+
+async def current_indexes(session: AsyncSession) -> dict[str, int]:
+    """Next index per family (for metrics and the CLI)."""
+    rows = (await session.execute(select(models.hd_families))).all()
+    result: dict[str, int] = {}
+    for row in rows:
+        if row.sequence_name:
+            seq = await session.execute(
+                text(f"SELECT last_value, is_called FROM {row.sequence_name}")
+            )
+            last_value, is_called = seq.one()
+            result[row.family_key] = int(last_value) + 1 if is_called else int(last_value)
+        else:
+            result[row.family_key] = int(row.next_index)
+    return result

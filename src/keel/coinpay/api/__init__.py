@@ -1,0 +1,1 @@
+"""coinpay's HTTP API: parse, authorise, call the domain, shape the reply."""

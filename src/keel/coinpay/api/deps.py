@@ -1,0 +1,85 @@
+"""Shared pieces of the routers: the gateway, the caller, rate limits, wire responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from keel.coinpay import apikeys
+from keel.coinpay.gateway import Gateway
+from keel.coinpay.wire import dumps
+from keel.core.errors import RateLimited
+
+
+class WireJSONResponse(JSONResponse):
+    """JSON with exact decimals (fiat amounts are JSON numbers, never floats in between)."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content).encode()
+
+
+def ok(**fields: Any) -> WireJSONResponse:
+    return WireJSONResponse({"success": True, **fields})
+
+
+def gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    api_key = request.headers.get("x-api-key", "").strip()
+    if api_key:
+        return api_key
+    raise apikeys.InvalidApiKey("Missing API key: send Authorization: Bearer cp_live_…")
+
+
+async def principal(request: Request) -> apikeys.Principal:
+    """Authenticate the key, then count the request against its rate limits."""
+    gw = gateway(request)
+    async with gw.sessions() as session:
+        who = await apikeys.authenticate(session, gw.box, _bearer(request))
+    verdict = await gw.limiter.hit(
+        {
+            f"key:{who.key_id}": gw.settings.rate_limit_per_key,
+            f"business:{who.business_id}": gw.settings.rate_limit_per_business,
+        }
+    )
+    request.scope.setdefault("state", {})["ratelimit_headers"] = verdict.headers()
+    if not verdict.allowed:
+        retry_after = max(1, verdict.reset_at - int(gw.clock.now().timestamp()))
+        raise RateLimited(
+            f"Rate limit of {verdict.limit} requests per minute exceeded",
+            retry_after=retry_after,
+        )
+    return who
+
+
+class RateLimitHeaders:
+    """Copies the caller's rate-limit state onto every response, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_limits(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = scope.get("state", {}).get("ratelimit_headers")
+                if extra:
+                    headers = list(message.get("headers", []))
+                    headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+                    message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_limits)

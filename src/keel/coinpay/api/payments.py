@@ -1,0 +1,119 @@
+"""Payment routes, wire-compatible with CoinPayPortal's merchant API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import Row
+
+from keel.coinpay import payments, qr
+from keel.coinpay.api.deps import WireJSONResponse, gateway, ok, principal
+from keel.coinpay.api.schemas import CreatePaymentBody, SimulateBody
+from keel.coinpay.apikeys import Principal
+
+router = APIRouter(tags=["payments"])
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def _payment_reply(row: Row[Any]) -> WireJSONResponse:
+    wire = payments.to_wire(row)
+    wire["qr_code"] = qr.data_uri(wire["payment_uri"])
+    return ok(payment=wire)
+
+
+@router.post("/payments/create", status_code=201)
+async def create_payment(
+    body: CreatePaymentBody,
+    request: Request,
+    caller: Caller,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> Response:
+    """Create a payment at a rate frozen now, on a fresh address."""
+    row = await payments.create(
+        gateway(request),
+        caller,
+        payments.NewPayment(
+            business_id=body.business_id,
+            amount=body.amount,
+            currency=body.currency,
+            blockchain=body.blockchain,
+            description=body.description,
+            metadata=body.metadata,
+            expires_in_minutes=body.expires_in_minutes,
+        ),
+        idempotency_key=idempotency_key,
+    )
+    reply = _payment_reply(row)
+    reply.status_code = 201
+    return reply
+
+
+@router.get("/payments/{payment_id}")
+async def get_payment(payment_id: str, request: Request, caller: Caller) -> Response:
+    """One payment of the caller's business."""
+    return _payment_reply(await payments.get(gateway(request), caller, payment_id))
+
+
+@router.get("/payments")
+async def list_payments(
+    request: Request,
+    caller: Caller,
+    business_id: Annotated[str | None, Query(alias="businessId", max_length=64)] = None,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Response:
+    """The caller's payments, newest first."""
+    rows = await payments.list_payments(
+        gateway(request),
+        caller,
+        business_id=business_id,
+        status=status,
+        limit=limit,
+        offset=offset,
+    )
+    return ok(payments=[payments.to_wire(r) for r in rows], limit=limit, offset=offset)
+
+
+@router.get(
+    "/payments/{payment_id}/qr",
+    responses={200: {"content": {"image/png": {}}}},
+    response_class=Response,
+)
+async def payment_qr(payment_id: str, request: Request) -> Response:
+    """A PNG QR code of the payment's wallet URI (public: the id is the capability)."""
+    row = await payments.get_public(gateway(request), payment_id)
+    return Response(
+        qr.png(payments.payment_uri(row)),
+        media_type="image/png",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+@router.post("/payments/{payment_id}/simulate")
+async def simulate_payment(
+    payment_id: str, body: SimulateBody, request: Request, caller: Caller
+) -> Response:
+    """Test mode only: play the customer paying (full, partial, over, late), a new block
+    (same ``tx_hash``, more confirmations) or a reorg (``reverted: true``)."""
+    amount = format(body.amount_crypto, "f") if body.amount_crypto is not None else None
+    row = await payments.simulate(
+        gateway(request),
+        caller,
+        payment_id,
+        amount_crypto=amount,
+        confirmations=body.confirmations,
+        tx_hash=body.tx_hash,
+        reverted=body.reverted,
+    )
+    return _payment_reply(row)
+
+
+@router.get("/payments/{payment_id}/events")
+async def payment_events(payment_id: str, request: Request, caller: Caller) -> Response:
+    """The payment's append-only event log: every transition with its cause."""
+    events = await payments.events(gateway(request), caller, payment_id)
+    return ok(events=events)

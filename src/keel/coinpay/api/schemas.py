@@ -1,0 +1,59 @@
+"""Request bodies, validated once at the edge."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from keel.coinpay.wire import dumps
+
+_MAX_METADATA_BYTES = 8192
+
+
+class CreatePaymentBody(BaseModel):
+    # Unknown fields are ignored so CoinPayPortal's SDKs and plugins work unchanged.
+    model_config = ConfigDict(extra="ignore")
+
+    business_id: str = Field(min_length=1, max_length=64)
+    amount: Decimal = Field(allow_inf_nan=False, description="Fiat amount, e.g. 19.99")
+    currency: str = Field(default="USD", min_length=3, max_length=8)
+    blockchain: str = Field(min_length=1, max_length=16, description="e.g. BTC, ETH, USDC_SOL")
+    description: str | None = Field(default=None, max_length=500)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    expires_in_minutes: int | None = Field(default=None, ge=1, le=129600)
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(dumps(value).encode()) > _MAX_METADATA_BYTES:
+            raise ValueError(f"metadata must serialise to at most {_MAX_METADATA_BYTES} bytes")
+        return value
+
+
+class SimulateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount_crypto: Decimal | None = Field(
+        default=None, allow_inf_nan=False, description="Amount sent, in whole coins"
+    )
+    confirmations: int | None = Field(default=None, ge=0, le=1_000_000)
+    tx_hash: str | None = Field(
+        default=None, max_length=128, description="Update an earlier simulated transfer"
+    )
+    reverted: bool = Field(default=False, description="Drop the transfer (a reorg)")
+
+
+class WalletBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    cryptocurrency: str = Field(min_length=1, max_length=16)
+    wallet_address: str = Field(min_length=1, max_length=200)
+
+
+class WebhookBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2000)
+    events: list[str] | None = Field(default=None, max_length=20)

@@ -1,0 +1,140 @@
+"""Wire coinpay once: engine, migrations, master key, adapters, workers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import httpx
+
+from keel.coinpay import models, notify, payments, rates
+from keel.coinpay.addresses import IndexAllocator, SequenceAllocator
+from keel.coinpay.assets import DEFAULT_CONFIRMATIONS
+from keel.coinpay.chains.base import ChainWatcher
+from keel.coinpay.chains.simulated import SimulatedChain
+from keel.coinpay.custody import Custody
+from keel.coinpay.gateway import Gateway
+from keel.coinpay.settings import CoinpaySettings
+from keel.coinpay.settlement import SimulatedSettlement, UnconfiguredSettlement
+from keel.core import db, migrations, netguard
+from keel.core.clock import Clock, SystemClock
+from keel.core.crypto import SecretBox, load_or_create_key_file, parse_key
+from keel.core.jobs import JobQueue, Periodic, Worker
+from keel.core.logging import get_logger
+from keel.core.ratelimit import SqlRateLimiter
+
+log = get_logger("keel.coinpay")
+
+MIGRATIONS = "keel.coinpay:migrations"
+VERSION_TABLE = "coinpay_alembic_version"
+EXPIRY_SWEEP = timedelta(seconds=10)
+
+
+def database_url(settings: CoinpaySettings, data_dir: str = "var") -> str:
+    return settings.database_url or f"sqlite+aiosqlite:///{data_dir}/coinpay.db"
+
+
+def load_box(settings: CoinpaySettings) -> SecretBox:
+    """The master key from ``KEEL_COINPAY_MASTER_KEY``, else from (or into) its key file,
+    which lives in the user's config directory, never beside the data."""
+    if settings.master_key is not None:
+        return SecretBox(parse_key(settings.master_key.get_secret_value()))
+    encoded, created = load_or_create_key_file(settings.master_key_file)
+    if created:
+        log.warning(
+            "master_key_created",
+            path=str(settings.master_key_file),
+            advice="back this file up: without it the seed and webhook secrets are unreadable",
+        )
+    return SecretBox(parse_key(encoded))
+
+
+async def open_gateway(
+    settings: CoinpaySettings,
+    *,
+    data_dir: str = "var",
+    clock: Clock | None = None,
+    rate_provider: rates.RateProvider | None = None,
+    allocator: IndexAllocator | None = None,
+    migrate: bool = True,
+) -> Gateway:
+    clock = clock or SystemClock()
+    engine = db.create_engine(database_url(settings, data_dir))
+    if migrate:
+        await migrations.upgrade(engine, MIGRATIONS, VERSION_TABLE)
+    sessions = db.session_factory(engine)
+    box = load_box(settings)
+    http = netguard.guarded_client(
+        allow_private=settings.webhook_allow_private, timeout=settings.webhook_timeout_seconds
+    )
+    rate_http = httpx.AsyncClient(timeout=10.0)
+    provider = rate_provider or rates.build_rate_provider(
+        settings.rates, rate_http, max_age_seconds=settings.rate_max_age_seconds
+    )
+    simulated = SimulatedChain(sessions, clock)
+    test_watchers: dict[str, ChainWatcher] = dict.fromkeys(DEFAULT_CONFIRMATIONS, simulated)
+    return Gateway(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        clock=clock,
+        box=box,
+        custody=Custody(box, sessions),
+        rates=provider,
+        allocator=allocator or SequenceAllocator(engine),
+        queue=JobQueue(models.jobs, sessions, clock),
+        limiter=SqlRateLimiter(models.rate_limits, sessions, clock),
+        http=http,
+        simulated_chain=simulated,
+        watchers={"test": test_watchers, "live": {}},
+        settlements={"test": SimulatedSettlement(), "live": UnconfiguredSettlement()},
+        closers=[http.aclose, rate_http.aclose, engine.dispose],
+    )
+
+
+async def close_gateway(gw: Gateway) -> None:
+    for close in gw.closers:
+        await close()
+
+
+def build_worker(gw: Gateway) -> Worker:
+    async def expire() -> None:
+        await payments.expire_due(gw)
+
+    async def watch() -> None:
+        await payments.watch_active(gw)
+
+    async def forward(job: payments.Job) -> None:
+        await payments.forward(gw, job)
+
+    async def sample_queue() -> None:
+        await gw.queue.count_ready()
+
+    deliverer = notify.Deliverer(
+        gw.sessions, gw.box, gw.clock, gw.http, timeout=gw.settings.webhook_timeout_seconds
+    )
+    return Worker(
+        gw.queue,
+        {notify.DELIVER_JOB: deliverer, payments.FORWARD_JOB: forward},
+        periodic=[
+            Periodic("expire", EXPIRY_SWEEP, expire),
+            Periodic("watch", timedelta(seconds=gw.settings.watch_interval_seconds), watch),
+            Periodic("queue-depth", timedelta(seconds=15), sample_queue),
+        ],
+        lease=timedelta(seconds=gw.settings.job_lease_seconds),
+        poll_interval=gw.settings.worker_poll_seconds,
+    )
+
+
+@asynccontextmanager
+async def running_worker(gw: Gateway) -> AsyncIterator[Worker]:
+    worker = build_worker(gw)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await task

@@ -1,0 +1,145 @@
+"""Businesses (tenants), their payout wallets and watch-only keys."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keel.coinpay import models, wallets
+from keel.coinpay.assets import COINS, Coin, get_coin
+from keel.coinpay.errors import BusinessNotFound, NoWalletForCoin
+from keel.core.clock import Clock
+from keel.core.errors import BadRequest
+
+
+@dataclass(frozen=True)
+class Receiving:
+    """How a business receives a coin: custodial with a payout address, or watch-only."""
+
+    custody: str  # "system" or "watch_only"
+    payout_address: str | None
+    watch_key: wallets.WatchOnlyKey | None
+
+
+async def create_business(session: AsyncSession, clock: Clock, *, name: str) -> str:
+    clean = name.strip()
+    if not clean or len(clean) > 200:
+        raise BadRequest("Business name must be 1 to 200 characters")
+    business_id = str(uuid.uuid4())
+    await session.execute(
+        models.businesses.insert().values(id=business_id, name=clean, created_at=clock.now())
+    )
+    return business_id
+
+
+async def require_business(session: AsyncSession, business_id: str) -> None:
+    found = await session.scalar(
+        select(models.businesses.c.id).where(models.businesses.c.id == business_id)
+    )
+    if found is None:
+        raise BusinessNotFound(f"Business {business_id} not found")
+
+
+async def set_wallet(
+    session: AsyncSession, clock: Clock, *, business_id: str, coin: str, address: str
+) -> str:
+    """Set (or replace) the payout address for a coin; returns the normalised address."""
+    await require_business(session, business_id)
+    chosen = get_coin(coin)
+    normalised = wallets.validate_address(chosen.family, address.strip())
+    t = models.wallets
+    await session.execute(
+        t.delete().where(t.c.business_id == business_id, t.c.coin == chosen.symbol)
+    )
+    await session.execute(
+        t.insert().values(
+            id=str(uuid.uuid4()),
+            business_id=business_id,
+            coin=chosen.symbol,
+            address=normalised,
+            created_at=clock.now(),
+        )
+    )
+    return normalised
+
+
+async def set_watch_only(
+    session: AsyncSession, clock: Clock, *, business_id: str, family: str, extended_key: str
+) -> None:
+    """Receive a UTXO family's coins straight into the merchant's wallet (xpub/zpub)."""
+    await require_business(session, business_id)
+    try:
+        fam = wallets.Family(family.upper())
+    except ValueError as exc:
+        raise BadRequest(f"Unknown derivation family {family!r}") from exc
+    key = wallets.WatchOnlyKey.parse(fam, extended_key.strip())
+    t = models.watch_only_keys
+    await session.execute(t.delete().where(t.c.business_id == business_id, t.c.family == fam.value))
+    await session.execute(
+        t.insert().values(
+            id=str(uuid.uuid4()),
+            business_id=business_id,
+            family=fam.value,
+            extended_key=key.key,
+            created_at=clock.now(),
+        )
+    )
+
+
+async def receiving(session: AsyncSession, business_id: str, coin: Coin) -> Receiving:
+    """Watch-only wins over custodial when both exist: then we never hold the funds."""
+    wk = models.watch_only_keys
+    key = await session.scalar(
+        select(wk.c.extended_key).where(
+            wk.c.business_id == business_id, wk.c.family == coin.family.value
+        )
+    )
+    if key is not None:
+        return Receiving("watch_only", None, wallets.WatchOnlyKey.parse(coin.family, key))
+    w = models.wallets
+    address = await session.scalar(
+        select(w.c.address).where(w.c.business_id == business_id, w.c.coin == coin.symbol)
+    )
+    if address is None:
+        raise NoWalletForCoin(
+            f"Business has no {coin.symbol} wallet; set one with "
+            f"`keel coinpay wallet set --coin {coin.symbol}`"
+        )
+    return Receiving("system", address, None)
+
+
+async def supported_coins(
+    session: AsyncSession, business_id: str, *, active_only: bool
+) -> list[dict[str, object]]:
+    w, wk = models.wallets, models.watch_only_keys
+    payout = set(
+        (await session.execute(select(w.c.coin).where(w.c.business_id == business_id))).scalars()
+    )
+    watched = set(
+        (
+            await session.execute(select(wk.c.family).where(wk.c.business_id == business_id))
+        ).scalars()
+    )
+    coins: list[dict[str, object]] = []
+    for coin in COINS.values():
+        source = (
+            "xpub"
+            if coin.family.value in watched
+            else ("payout_wallet" if coin.symbol in payout else None)
+        )
+        if active_only and source is None:
+            continue
+        coins.append(
+            {
+                "symbol": coin.symbol,
+                "name": coin.name,
+                "is_active": source is not None,
+                "has_wallet": source is not None,
+                "wallet_source": source,
+                "decimals": coin.decimals,
+            }
+        )
+    return coins

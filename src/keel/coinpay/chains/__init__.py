@@ -1,0 +1,1 @@
+"""Chain watchers: where coinpay learns what arrived at a payment address."""

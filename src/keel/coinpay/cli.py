@@ -1,0 +1,232 @@
+"""`keel coinpay …`: set up the gateway from a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from keel.coinpay import apikeys, bootstrap, businesses, notify, payments
+from keel.coinpay.gateway import Gateway
+from keel.coinpay.settings import CoinpaySettings
+from keel.core import logging as keel_logging
+from keel.core.errors import KeelError
+from keel.core.settings import KeelSettings
+
+app = typer.Typer(help="coinpay: multi-chain crypto payment gateway.", no_args_is_help=True)
+business_app = typer.Typer(help="Businesses (tenants).", no_args_is_help=True)
+wallet_app = typer.Typer(help="Payout wallets and watch-only keys.", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
+payments_app = typer.Typer(help="Payments.", no_args_is_help=True)
+app.add_typer(business_app, name="business")
+app.add_typer(wallet_app, name="wallet")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(payments_app, name="payments")
+
+T = TypeVar("T")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def fail(message: str) -> None:
+    """One line on stderr, exit code 2: what the CLI does with bad input."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _run(work: Callable[[Gateway], Awaitable[T]]) -> T:
+    keel_logging.configure("WARNING", json=False)
+    core = KeelSettings()
+
+    async def main() -> T:
+        gw = await bootstrap.open_gateway(CoinpaySettings(), data_dir=str(core.data_dir))
+        try:
+            return await work(gw)
+        finally:
+            await bootstrap.close_gateway(gw)
+
+    try:
+        return asyncio.run(main())
+    except KeelError as exc:
+        if exc.status >= 500 and exc.code not in ("seed_missing",):
+            raise
+        fail(exc.detail)
+        raise  # unreachable: fail() exits
+
+
+def _emit(as_json: bool, data: dict[str, Any], lines: list[str]) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, default=str))
+    else:
+        for line in lines:
+            typer.echo(line)
+
+
+@app.command()
+def init(
+    mnemonic_file: Annotated[
+        Path | None, typer.Option(help="Import this BIP39 mnemonic instead of generating one.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create (or import) the installation's master seed, encrypted under the master key."""
+    mnemonic = None
+    if mnemonic_file is not None:
+        try:
+            mnemonic = mnemonic_file.read_text().strip()
+        except OSError as exc:
+            fail(f"cannot read {mnemonic_file}: {exc.strerror}")
+
+    async def work(gw: Gateway) -> tuple[str, bool]:
+        return await gw.custody.init_seed(gw.clock, mnemonic)
+
+    fingerprint, created = _run(work)
+    state = "created" if created else "already initialised"
+    _emit(
+        as_json,
+        {"fingerprint": fingerprint, "created": created},
+        [f"Master seed {state}; fingerprint {fingerprint}"]
+        + (["Generated a new seed: back up the master key file and the database."] if created and mnemonic is None else []),
+    )
+
+
+@business_app.command("create")
+def business_create(
+    name: Annotated[str, typer.Option(help="Business name.")],
+    webhook_url: Annotated[str | None, typer.Option(help="Webhook endpoint URL.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a business; prints its id (and the webhook secret, shown once)."""
+
+    async def work(gw: Gateway) -> dict[str, Any]:
+        async with gw.sessions() as session, session.begin():
+            business_id = await businesses.create_business(session, gw.clock, name=name)
+            out: dict[str, Any] = {"business_id": business_id}
+            if webhook_url:
+                endpoint_id, secret = await notify.create_endpoint(
+                    session,
+                    gw.box,
+                    gw.clock,
+                    business_id=business_id,
+                    url=webhook_url,
+                    events=None,
+                    allow_private=gw.settings.webhook_allow_private,
+                )
+                out.update(webhook_id=endpoint_id, webhook_secret=secret)
+        return out
+
+    out = _run(work)
+    lines = [f"business_id: {out['business_id']}"]
+    if "webhook_secret" in out:
+        lines += [f"webhook_id: {out['webhook_id']}", f"webhook_secret: {out['webhook_secret']}"]
+    _emit(as_json, out, lines)
+
+
+@wallet_app.command("set")
+def wallet_set(
+    business: Annotated[str, typer.Option(help="Business id.")],
+    coin: Annotated[str, typer.Option(help="Coin symbol, e.g. BTC or USDC_SOL.")],
+    address: Annotated[str, typer.Option(help="Payout address.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Set the payout wallet for a coin."""
+
+    async def work(gw: Gateway) -> str:
+        async with gw.sessions() as session, session.begin():
+            return await businesses.set_wallet(
+                session, gw.clock, business_id=business, coin=coin, address=address
+            )
+
+    normalised = _run(work)
+    _emit(as_json, {"coin": coin.upper(), "address": normalised}, [f"{coin.upper()} -> {normalised}"])
+
+
+@wallet_app.command("watch")
+def wallet_watch(
+    business: Annotated[str, typer.Option(help="Business id.")],
+    family: Annotated[str, typer.Option(help="UTXO family: BTC, LTC, BCH or DOGE.")],
+    xpub: Annotated[str, typer.Option(help="Account extended public key (xpub/zpub/…).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Receive a UTXO family straight into your own wallet (watch-only, no keys held)."""
+
+    async def work(gw: Gateway) -> None:
+        async with gw.sessions() as session, session.begin():
+            await businesses.set_watch_only(
+                session, gw.clock, business_id=business, family=family, extended_key=xpub
+            )
+
+    _run(work)
+    _emit(as_json, {"family": family.upper(), "watch_only": True}, [f"{family.upper()}: watch-only"])
+
+
+@apikey_app.command("create")
+def apikey_create(
+    business: Annotated[str, typer.Option(help="Business id.")],
+    mode: Annotated[str, typer.Option(help="test or live.")] = "test",
+    scope: Annotated[list[str] | None, typer.Option(help="Scope (repeatable); default *.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key; it is printed once and stored only as a keyed hash."""
+    if mode not in apikeys.MODES:
+        fail("--mode must be 'test' or 'live'")
+
+    async def work(gw: Gateway) -> tuple[str, str]:
+        async with gw.sessions() as session, session.begin():
+            await businesses.require_business(session, business)
+            return await apikeys.create_key(
+                session, gw.box, gw.clock, business_id=business, mode=mode, scopes=scope or ["*"]
+            )
+
+    key_id, token = _run(work)
+    _emit(as_json, {"key_id": key_id, "api_key": token, "mode": mode}, [f"api_key: {token}"])
+
+
+@payments_app.command("list")
+def payments_list(
+    business: Annotated[str | None, typer.Option(help="Only this business.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recent payments across businesses (operator view)."""
+
+    async def work(gw: Gateway) -> list[dict[str, Any]]:
+        rows = await payments.operator_list(gw, business_id=business, status=status, limit=limit)
+        return [payments.to_wire(r) for r in rows]
+
+    rows = _run(work)
+    if as_json:
+        typer.echo(json.dumps(rows, default=str))
+        return
+    for r in rows:
+        typer.echo(
+            f"{r['id']}  {r['status']:<10} {r['amount']} {r['currency']:<4} "
+            f"{r['crypto_amount']} {r['blockchain']:<8} {r['payment_address']}"
+        )
+
+
+@app.command()
+def worker() -> None:
+    """Run only coinpay's workers (webhook delivery, expiry, chain watching, settlement)."""
+    keel_logging.configure("INFO")
+    core = KeelSettings()
+
+    async def main() -> None:
+        gw = await bootstrap.open_gateway(CoinpaySettings(), data_dir=str(core.data_dir))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await bootstrap.build_worker(gw).run(stop)
+        finally:
+            await bootstrap.close_gateway(gw)
+
+    asyncio.run(main())
+    sys.exit(0)

@@ -1,0 +1,117 @@
+"""Errors of coinpay. Each has a stable ``code`` that clients may switch on.
+
+CoinpayError (KeelError)
+├── UnsupportedCoin        blockchain symbol we do not support (400)
+├── InvalidAmount          amount is not a positive, sane number (400)
+├── UnsupportedCurrency    fiat currency we have no rate for (400)
+├── InvalidAddress         a payout address that does not parse for its chain (400)
+├── InvalidMnemonic        a BIP39 mnemonic that does not validate (400)
+├── InvalidExtendedKey     an xpub/zpub that does not parse for its chain (400)
+├── NoWalletForCoin        the business has no payout wallet or xpub for the coin (422)
+├── PaymentNotFound        no such payment for this key (404)
+├── BusinessNotFound       no such business for this key (404)
+├── NotTestPayment         simulate called on a live payment (409)
+├── PaymentClosed          the payment no longer accepts this action (409)
+├── IdempotencyMismatch    Idempotency-Key reused with another body (422)
+├── RateUnavailable        no fresh exchange rate from any provider (503)
+├── IndexExhausted         an HD derivation family ran out of indexes (503)
+└── SeedMissing            the master seed was not initialised (503)
+"""
+
+from __future__ import annotations
+
+from keel.core import errors
+
+
+class CoinpayError(errors.KeelError):
+    """A coinpay error."""
+
+
+class UnsupportedCoin(CoinpayError, errors.BadRequest):
+    """Unsupported blockchain."""
+
+    code = "unsupported_coin"
+
+
+class InvalidAmount(CoinpayError, errors.BadRequest):
+    """The amount must be a positive number within limits."""
+
+    code = "invalid_amount"
+
+
+class UnsupportedCurrency(CoinpayError, errors.BadRequest):
+    """Unsupported fiat currency."""
+
+    code = "unsupported_currency"
+
+
+class InvalidAddress(CoinpayError, errors.BadRequest):
+    """The address is not valid for this chain."""
+
+    code = "invalid_address"
+
+
+class InvalidMnemonic(CoinpayError, errors.BadRequest):
+    """The mnemonic is not a valid BIP39 phrase."""
+
+    code = "invalid_mnemonic"
+
+
+class InvalidExtendedKey(CoinpayError, errors.BadRequest):
+    """The extended public key is not valid for this chain."""
+
+    code = "invalid_extended_key"
+
+
+class NoWalletForCoin(CoinpayError, errors.Unprocessable):
+    """The business has no wallet for this coin."""
+
+    code = "no_wallet_for_coin"
+
+
+class PaymentNotFound(CoinpayError, errors.NotFound):
+    """Payment not found."""
+
+    code = "payment_not_found"
+
+
+class BusinessNotFound(CoinpayError, errors.NotFound):
+    """Business not found."""
+
+    code = "business_not_found"
+
+
+class NotTestPayment(CoinpayError, errors.Conflict):
+    """Only payments created with a test key can be simulated."""
+
+    code = "not_test_payment"
+
+
+class PaymentClosed(CoinpayError, errors.Conflict):
+    """The payment no longer accepts this action."""
+
+    code = "payment_closed"
+
+
+class IdempotencyMismatch(CoinpayError, errors.Unprocessable):
+    """The Idempotency-Key was already used with a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class RateUnavailable(CoinpayError, errors.Unavailable):
+    """No fresh exchange rate is available."""
+
+    code = "rate_unavailable"
+
+
+class IndexExhausted(CoinpayError, errors.Unavailable):
+    """The HD derivation family has no indexes left."""
+
+    code = "hd_index_exhausted"
+
+
+class SeedMissing(CoinpayError, errors.Unavailable):
+    """The master seed is not initialised; run `keel coinpay init`."""
+
+    code = "seed_missing"

@@ -1,0 +1,41 @@
+"""Everything coinpay's services need, wired once (by ``bootstrap.build``) and passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from keel.coinpay.addresses import IndexAllocator
+from keel.coinpay.chains.base import ChainWatcher
+from keel.coinpay.chains.simulated import SimulatedChain
+from keel.coinpay.custody import Custody
+from keel.coinpay.rates import RateProvider
+from keel.coinpay.settings import CoinpaySettings
+from keel.coinpay.settlement import Settlement
+from keel.core.clock import Clock
+from keel.core.crypto import SecretBox
+from keel.core.jobs import JobQueue
+from keel.core.ratelimit import SqlRateLimiter
+
+
+@dataclass
+class Gateway:
+    settings: CoinpaySettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+    box: SecretBox
+    custody: Custody
+    rates: RateProvider
+    allocator: IndexAllocator
+    queue: JobQueue
+    limiter: SqlRateLimiter
+    http: httpx.AsyncClient
+    simulated_chain: SimulatedChain
+    # Per mode ("test", "live"): who watches chains and who sweeps funds.
+    watchers: Mapping[str, Mapping[str, ChainWatcher]] = field(default_factory=dict)
+    settlements: Mapping[str, Settlement] = field(default_factory=dict)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -1,0 +1,230 @@
+"""coinpay's tables. Only this product reads or writes them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from keel.core.jobs import jobs_table
+from keel.core.ratelimit import rate_limit_table
+from keel.core.types import BigUInt, ExactDecimal, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_id = BigInteger().with_variant(Integer, "sqlite")
+
+master_seed = Table(
+    "coinpay_master_seed",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("mnemonic_enc", LargeBinary, nullable=False),
+    Column("kek_id", String(16), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+businesses = Table(
+    "coinpay_businesses",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+wallets = Table(
+    "coinpay_wallets",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("business_id", ForeignKey("coinpay_businesses.id"), nullable=False),
+    Column("coin", String(16), nullable=False),
+    Column("address", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("business_id", "coin", name="uq_coinpay_wallets_business_coin"),
+)
+
+watch_only_keys = Table(
+    "coinpay_watch_only_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("business_id", ForeignKey("coinpay_businesses.id"), nullable=False),
+    Column("family", String(8), nullable=False),
+    Column("extended_key", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("business_id", "family", name="uq_coinpay_watch_only_keys_business_family"),
+)
+
+api_keys = Table(
+    "coinpay_api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("business_id", ForeignKey("coinpay_businesses.id"), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(24), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+hd_families = Table(
+    "coinpay_hd_families",
+    metadata,
+    Column("family_key", String(80), primary_key=True),
+    Column("next_index", Integer, nullable=False),
+    Column("sequence_name", String(63), nullable=True),
+)
+
+payments = Table(
+    "coinpay_payments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("business_id", ForeignKey("coinpay_businesses.id"), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("amount", ExactDecimal(20, 8), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("blockchain", String(16), nullable=False),
+    Column("crypto_amount", BigUInt, nullable=False),
+    Column("rate", ExactDecimal(38, 18), nullable=False),
+    Column("rate_source", String(200), nullable=False),
+    Column("payment_address", String(200), nullable=False, unique=True),
+    Column("family_key", String(80), nullable=False),
+    Column("derivation_index", Integer, nullable=False),
+    Column("custody", String(16), nullable=False),
+    Column("payout_address", String(200), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("paid_partial", Boolean, nullable=False),
+    Column("paid_over", Boolean, nullable=False),
+    Column("paid_late", Boolean, nullable=False),
+    Column("received_amount", BigUInt, nullable=False),
+    Column("confirmations", Integer, nullable=False),
+    Column("required_confirmations", Integer, nullable=False),
+    Column("tolerance_percent", ExactDecimal(6, 3), nullable=False),
+    Column("tx_hash", String(128), nullable=True),
+    Column("forward_tx_hash", String(128), nullable=True),
+    Column("description", String(500), nullable=True),
+    Column("metadata", JSON, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("monitor_until", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("confirmed_at", UTCDateTime, nullable=True),
+    Column("forwarded_at", UTCDateTime, nullable=True),
+    Index("ix_coinpay_payments_business_created", "business_id", "mode", "created_at"),
+    Index("ix_coinpay_payments_status_expires", "status", "expires_at"),
+)
+
+payment_events = Table(
+    "coinpay_payment_events",
+    metadata,
+    Column("id", _id, primary_key=True),
+    Column("payment_id", ForeignKey("coinpay_payments.id"), nullable=False, index=True),
+    Column("type", String(40), nullable=False),
+    Column("from_status", String(16), nullable=True),
+    Column("to_status", String(16), nullable=False),
+    Column("cause", String(40), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+deposits = Table(
+    "coinpay_deposits",
+    metadata,
+    Column("id", _id, primary_key=True),
+    Column("payment_id", ForeignKey("coinpay_payments.id"), nullable=False),
+    Column("tx_hash", String(128), nullable=False),
+    Column("amount", BigUInt, nullable=False),
+    Column("confirmations", Integer, nullable=False),
+    Column("reverted", Boolean, nullable=False),
+    Column("after_expiry", Boolean, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    UniqueConstraint("payment_id", "tx_hash", name="uq_coinpay_deposits_payment_tx"),
+)
+
+# The simulated chain's ledger: what test-mode "customers" sent, read back by the chain watcher.
+simulated_transfers = Table(
+    "coinpay_simulated_transfers",
+    metadata,
+    Column("id", _id, primary_key=True),
+    Column("chain", String(16), nullable=False),
+    Column("address", String(200), nullable=False, index=True),
+    Column("tx_hash", String(128), nullable=False, unique=True),
+    Column("amount", BigUInt, nullable=False),
+    Column("confirmations", Integer, nullable=False),
+    Column("reverted", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+webhook_endpoints = Table(
+    "coinpay_webhook_endpoints",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("business_id", ForeignKey("coinpay_businesses.id"), nullable=False, index=True),
+    Column("url", String(2000), nullable=False),
+    Column("events", JSON, nullable=True),
+    Column("secret_enc", LargeBinary, nullable=False),
+    Column("previous_secret_enc", LargeBinary, nullable=True),
+    Column("previous_valid_until", UTCDateTime, nullable=True),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+webhook_events = Table(
+    "coinpay_webhook_events",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("business_id", ForeignKey("coinpay_businesses.id"), nullable=False),
+    Column("payment_id", String(36), nullable=True, index=True),
+    Column("type", String(40), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "coinpay_webhook_deliveries",
+    metadata,
+    Column("id", _id, primary_key=True),
+    Column("event_id", ForeignKey("coinpay_webhook_events.id"), nullable=False, index=True),
+    Column("endpoint_id", ForeignKey("coinpay_webhook_endpoints.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("latency_ms", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("response_excerpt", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+idempotency_keys = Table(
+    "coinpay_idempotency_keys",
+    metadata,
+    Column("business_id", String(36), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("payment_id", String(36), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+rate_limits = rate_limit_table(metadata, "coinpay_rate_limits")
+
+jobs = jobs_table(metadata, "coinpay_jobs")

@@ -1,0 +1,93 @@
+"""Exact money arithmetic: integer base units for crypto, Decimal for fiat. Never floats."""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, Context, Decimal, InvalidOperation
+
+from keel.coinpay.errors import InvalidAmount, UnsupportedCurrency
+
+# Minor units per fiat currency (ISO 4217 exponent).
+FIAT_EXPONENTS: dict[str, int] = {
+    "USD": 2,
+    "EUR": 2,
+    "GBP": 2,
+    "CAD": 2,
+    "AUD": 2,
+    "CHF": 2,
+    "JPY": 0,
+}
+MAX_FIAT = Decimal("1000000000")  # one billion: anything larger is a typo or an attack.
+
+_CTX = Context(prec=120)  # enough digits for 10**78 base units divided by any sane rate
+
+
+def parse_fiat(amount: Decimal, currency: str) -> tuple[Decimal, str]:
+    """Validate a fiat amount and currency code; returns them normalised.
+
+    Raises InvalidAmount (not positive, above the limit, too many decimals) or
+    UnsupportedCurrency.
+    """
+    code = parse_currency(currency)
+    if not amount.is_finite() or amount <= 0:
+        raise InvalidAmount("amount must be a positive number")
+    if amount > MAX_FIAT:
+        raise InvalidAmount(f"amount must be at most {MAX_FIAT}")
+    places = FIAT_EXPONENTS[code]
+    quantum = Decimal(1).scaleb(-places)
+    if amount != amount.quantize(quantum, context=_CTX):
+        raise InvalidAmount(f"amount has more than {places} decimal places for {code}")
+    return amount.quantize(quantum, context=_CTX), code
+
+
+def parse_currency(currency: str) -> str:
+    """An upper-case supported fiat code; raises UnsupportedCurrency."""
+    code = currency.strip().upper()
+    if code not in FIAT_EXPONENTS:
+        raise UnsupportedCurrency(
+            f"Unsupported currency {currency!r}; supported: {', '.join(FIAT_EXPONENTS)}"
+        )
+    return code
+
+
+def crypto_for_fiat(fiat: Decimal, rate: Decimal, decimals: int) -> int:
+    """Base units that cover ``fiat`` at ``rate`` (fiat per whole coin), rounded up so the
+    merchant is never short by a unit."""
+    if rate <= 0:
+        raise InvalidAmount("rate must be positive")
+    units = _CTX.divide(_CTX.multiply(fiat, Decimal(10) ** decimals), rate)
+    return int(units.to_integral_value(rounding=ROUND_CEILING))
+
+
+def format_units(units: int, decimals: int) -> str:
+    """``123400, 8`` -> ``"0.001234"``: a plain decimal string, no exponent, no trailing zeros."""
+    if units < 0:
+        raise ValueError("units must be non-negative")
+    whole, frac = divmod(units, 10**decimals)
+    if decimals == 0 or frac == 0:
+        return str(whole)
+    return f"{whole}.{str(frac).zfill(decimals).rstrip('0')}"
+
+
+def parse_units(text: str, decimals: int) -> int:
+    """``"0.001234", 8`` -> ``123400``; raises InvalidAmount for anything not exactly
+    representable in base units (negative, exponent, too many decimals, garbage)."""
+    raw = text.strip()
+    if not raw or raw.startswith(("-", "+")) or any(c not in "0123456789." for c in raw):
+        raise InvalidAmount(f"{text!r} is not a plain non-negative decimal amount")
+    try:
+        value = Decimal(raw)
+    except InvalidOperation as exc:
+        raise InvalidAmount(f"{text!r} is not a decimal amount") from exc
+    scaled = _CTX.multiply(value, Decimal(10) ** decimals)
+    if scaled != scaled.to_integral_value():
+        raise InvalidAmount(f"{text!r} has more than {decimals} decimal places")
+    units = int(scaled)
+    if units >= 10**78:
+        raise InvalidAmount("amount is too large")
+    return units
+
+
+def covers(received: int, expected: int, tolerance_percent: Decimal) -> bool:
+    """True when ``received`` pays ``expected`` within an underpayment tolerance (percent)."""
+    threshold = _CTX.multiply(Decimal(expected), (Decimal(100) - tolerance_percent))
+    return _CTX.multiply(Decimal(received), Decimal(100)) >= threshold

@@ -1,0 +1,289 @@
+"""Webhooks for merchants: endpoints, the event outbox and delivery.
+
+An event is written in the same transaction as the payment change that causes it, together
+with one delivery job per matching endpoint, so an event exists exactly when its cause
+committed and a crashed worker's delivery is picked up again (see keel.core.jobs). The body is
+stored once and re-sent byte for byte; each attempt is signed afresh with the current time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from prometheus_client import Counter, Histogram
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from keel.coinpay import models
+from keel.coinpay.lifecycle import EVENT_TYPES
+from keel.coinpay.wire import dumps
+from keel.core import netguard, webhooks
+from keel.core.clock import Clock
+from keel.core.crypto import SecretBox
+from keel.core.errors import BadRequest, NotFound
+from keel.core.jobs import Job, JobQueue, RetryLater
+from keel.core.logging import get_logger
+
+log = get_logger("keel.coinpay.notify")
+
+DELIVER_JOB = "webhook.deliver"
+SIGNATURE_HEADER = "X-CoinPay-Signature"
+ROTATION_OVERLAP = timedelta(hours=24)
+MAX_ATTEMPTS = len(webhooks.RETRY_SCHEDULE) + 1
+
+DELIVERY_SECONDS = Histogram(
+    "coinpay_webhook_delivery_seconds",
+    "Webhook delivery latency",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+DELIVERIES = Counter("coinpay_webhook_deliveries_total", "Webhook attempts", ["outcome"])
+
+
+def _context(endpoint_id: str, which: str) -> str:
+    return f"coinpay:webhook:{endpoint_id}:{which}"
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_hex(32)
+
+
+def validate_url(url: str, *, allow_private: bool) -> str:
+    """Reject what can never be a merchant's endpoint; hostnames are re-checked at delivery,
+    after DNS resolution."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadRequest("Webhook URL must be an absolute http(s) URL")
+    if len(url) > 2000:
+        raise BadRequest("Webhook URL is too long")
+    if not allow_private:
+        try:
+            literal = ipaddress.ip_address(parts.hostname)
+        except ValueError:
+            literal = None
+        if (literal is not None and not netguard.is_public_ip(literal)) or parts.hostname in (
+            "localhost",
+            "localhost.localdomain",
+        ):
+            raise BadRequest("Webhook URL points at a private or loopback address")
+    return url.strip()
+
+
+def validate_events(events: list[str] | None) -> list[str] | None:
+    if events is None:
+        return None
+    unknown = sorted(set(events) - set(EVENT_TYPES))
+    if unknown:
+        raise BadRequest(f"Unknown event types {unknown}; known: {list(EVENT_TYPES)}")
+    return sorted(set(events))
+
+
+async def create_endpoint(
+    session: AsyncSession,
+    box: SecretBox,
+    clock: Clock,
+    *,
+    business_id: str,
+    url: str,
+    events: list[str] | None,
+    allow_private: bool,
+) -> tuple[str, str]:
+    """Register an endpoint; returns (endpoint id, its signing secret — shown once)."""
+    endpoint_id = str(uuid.uuid4())
+    secret = new_secret()
+    await session.execute(
+        models.webhook_endpoints.insert().values(
+            id=endpoint_id,
+            business_id=business_id,
+            url=validate_url(url, allow_private=allow_private),
+            events=validate_events(events),
+            secret_enc=box.encrypt(secret.encode(), context=_context(endpoint_id, "current")),
+            active=True,
+            created_at=clock.now(),
+        )
+    )
+    return endpoint_id, secret
+
+
+async def rotate_secret(
+    session: AsyncSession, box: SecretBox, clock: Clock, *, business_id: str, endpoint_id: str
+) -> str:
+    """New secret; the old one keeps signing (first, before the new one) for 24 h so the
+    merchant can switch without dropping events."""
+    t = models.webhook_endpoints
+    row = (
+        await session.execute(
+            select(t).where(t.c.id == endpoint_id, t.c.business_id == business_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("Webhook endpoint not found")
+    old = box.decrypt(row.secret_enc, context=_context(endpoint_id, "current"))
+    secret = new_secret()
+    await session.execute(
+        t.update()
+        .where(t.c.id == endpoint_id)
+        .values(
+            secret_enc=box.encrypt(secret.encode(), context=_context(endpoint_id, "current")),
+            previous_secret_enc=box.encrypt(old, context=_context(endpoint_id, "previous")),
+            previous_valid_until=clock.now() + ROTATION_OVERLAP,
+        )
+    )
+    return secret
+
+
+async def record_event(
+    session: AsyncSession,
+    queue: JobQueue,
+    clock: Clock,
+    *,
+    business_id: str,
+    mode: str,
+    event_type: str,
+    payment_id: str | None,
+    data: Mapping[str, Any],
+) -> str:
+    """Write the event and queue its deliveries, inside the caller's transaction."""
+    event_id = f"evt_{uuid.uuid4().hex}"
+    now = clock.now()
+    body = dumps(
+        {
+            "id": event_id,
+            "type": event_type,
+            "business_id": business_id,
+            "created_at": now.isoformat().replace("+00:00", "Z"),
+            "livemode": mode == "live",
+            "data": dict(data),
+        }
+    )
+    await session.execute(
+        models.webhook_events.insert().values(
+            id=event_id,
+            business_id=business_id,
+            payment_id=payment_id,
+            type=event_type,
+            mode=mode,
+            body=body,
+            created_at=now,
+        )
+    )
+    await _queue_deliveries(session, queue, business_id, event_id, event_type)
+    return event_id
+
+
+async def _queue_deliveries(
+    session: AsyncSession, queue: JobQueue, business_id: str, event_id: str, event_type: str
+) -> int:
+    t = models.webhook_endpoints
+    endpoints = await session.execute(
+        select(t.c.id, t.c.events).where(t.c.business_id == business_id, t.c.active.is_(True))
+    )
+    queued = 0
+    for endpoint_id, events in endpoints.all():
+        if events is None or event_type in events:
+            await queue.enqueue(
+                session,
+                DELIVER_JOB,
+                {"event_id": event_id, "endpoint_id": endpoint_id},
+                max_attempts=MAX_ATTEMPTS,
+            )
+            queued += 1
+    return queued
+
+
+def _secrets_for(row: Any, box: SecretBox, now: datetime) -> list[str]:
+    current = box.decrypt(row.secret_enc, context=_context(row.id, "current")).decode()
+    if row.previous_secret_enc is not None and row.previous_valid_until and now < row.previous_valid_until:
+        previous = box.decrypt(row.previous_secret_enc, context=_context(row.id, "previous"))
+        return [previous.decode(), current]  # newest last: the SDK reads the last v1
+    return [current]
+
+
+class Deliverer:
+    """The ``webhook.deliver`` job handler."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        box: SecretBox,
+        clock: Clock,
+        client: httpx.AsyncClient,
+        *,
+        timeout: float,
+    ) -> None:
+        self._sessions = sessions
+        self._box = box
+        self._clock = clock
+        self._client = client
+        self._timeout = timeout
+
+    async def __call__(self, job: Job) -> None:
+        ev, ep = models.webhook_events, models.webhook_endpoints
+        async with self._sessions() as session:
+            event = (
+                await session.execute(select(ev).where(ev.c.id == job.payload["event_id"]))
+            ).one_or_none()
+            endpoint = (
+                await session.execute(select(ep).where(ep.c.id == job.payload["endpoint_id"]))
+            ).one_or_none()
+        if event is None or endpoint is None or not endpoint.active:
+            return  # deleted meanwhile: nothing to deliver
+        now = self._clock.now()
+        body = event.body.encode()
+        # Signed with the wall clock, not the injected one: receivers check it against theirs.
+        header = webhooks.sign(body, _secrets_for(endpoint, self._box, now), int(time.time()))
+        headers = {
+            SIGNATURE_HEADER: header,
+            "User-Agent": "CoinPay-Webhook/1.0 (Keel)",
+            "X-CoinPay-Event": event.type,
+            "X-CoinPay-Event-Id": event.id,
+            "X-CoinPay-Delivery-Attempt": str(job.attempts),
+        }
+        result = await webhooks.deliver(
+            self._client, endpoint.url, body, headers, timeout=self._timeout
+        )
+        DELIVERY_SECONDS.observe(result.latency_seconds)
+        delay = None if result.ok else webhooks.next_retry_delay(job.attempts)
+        outcome = "success" if result.ok else ("retry" if delay is not None else "dead")
+        DELIVERIES.labels(outcome).inc()
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                models.webhook_deliveries.insert().values(
+                    event_id=event.id,
+                    endpoint_id=endpoint.id,
+                    attempt=job.attempts,
+                    outcome=outcome,
+                    status_code=result.status_code,
+                    latency_ms=int(result.latency_seconds * 1000),
+                    error=result.error,
+                    response_excerpt=result.response_excerpt[:1024],
+                    created_at=now,
+                )
+            )
+        if result.ok:
+            return
+        log.info("webhook_failed", event_id=event.id, attempt=job.attempts, error=result.error)
+        reason = result.error or f"HTTP {result.status_code}"
+        raise RetryLater(timedelta(seconds=delay) if delay is not None else None, reason)
+
+
+async def redeliver(
+    session: AsyncSession, queue: JobQueue, *, business_id: str, event_id: str
+) -> int:
+    """Queue the event again for each of the business's active matching endpoints."""
+    ev = models.webhook_events
+    row = (
+        await session.execute(
+            select(ev).where(ev.c.id == event_id, ev.c.business_id == business_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("Webhook event not found")
+    return await _queue_deliveries(session, queue, business_id, event_id, row.type)

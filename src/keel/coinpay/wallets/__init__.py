@@ -1,0 +1,30 @@
+"""HD wallets of coinpay: custodial derivation, watch-only xpubs, address validation.
+
+``HDRoot`` derives every family's receive addresses and keys from the
+installation's BIP39 mnemonic; ``WatchOnlyKey`` derives a merchant's UTXO
+addresses from their account xpub; ``validate_address`` checks payout addresses.
+"""
+
+from keel.coinpay.wallets.address_validation import validate_address
+from keel.coinpay.wallets.families import (
+    MAX_INDEX,
+    PATH_TEMPLATES,
+    UTXO_FAMILIES,
+    Family,
+    path_for,
+)
+from keel.coinpay.wallets.hd_root import HDRoot
+from keel.coinpay.wallets.mnemonic import generate_mnemonic
+from keel.coinpay.wallets.watch_only import WatchOnlyKey
+
+__all__ = [
+    "MAX_INDEX",
+    "PATH_TEMPLATES",
+    "UTXO_FAMILIES",
+    "Family",
+    "HDRoot",
+    "WatchOnlyKey",
+    "generate_mnemonic",
+    "path_for",
+    "validate_address",
+]

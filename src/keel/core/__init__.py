@@ -1,0 +1,1 @@
+"""Shared kernel of Keel. Imports no product."""

@@ -1,0 +1,205 @@
+"""App factory pieces every product uses: request ids, problem+json errors, security headers,
+HTTP metrics, and the root app that mounts products with /healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from keel.core.errors import KeelError
+from keel.core.logging import get_logger, request_id_var
+
+log = get_logger("keel.http")
+
+PROBLEM_JSON = "application/problem+json"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+HTTP_REQUESTS = Counter(
+    "keel_http_requests_total", "HTTP requests", ["app", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "keel_http_request_duration_seconds", "HTTP request latency", ["app", "method", "route"]
+)
+
+ProblemExtras = Callable[[int, str, str], dict[str, Any]]
+"""(status, code, detail) -> extra fields a product adds to every error body."""
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (the caller's ``X-Request-ID`` when sane), echoes it, binds
+    it to logs, adds security headers and records latency per route template."""
+
+    def __init__(self, app: ASGIApp, *, app_name: str) -> None:
+        self.app = app
+        self.app_name = app_name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                headers.append((b"referrer-policy", b"no-referrer"))
+                headers.append((b"x-frame-options", b"DENY"))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            elapsed = time.perf_counter() - started
+            method = scope.get("method", "GET")
+            HTTP_LATENCY.labels(self.app_name, method, template).observe(elapsed)
+            HTTP_REQUESTS.labels(self.app_name, method, template, status_holder["status"]).inc()
+            request_id_var.reset(token)
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    request: Request,
+    extras: ProblemExtras | None,
+    **fields: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"about:blank#{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": request.url.path,
+        "request_id": request_id_var.get(),
+        **fields,
+    }
+    if extras:
+        body.update(extras(status, code, detail))
+    headers = {}
+    if status == 429 and "retry_after" in fields:
+        headers["Retry-After"] = str(fields["retry_after"])
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def install_problem_handlers(app: FastAPI, *, extras: ProblemExtras | None = None) -> None:
+    """Render every error as ``application/problem+json``; unknown ones as a 500 that names
+    only the request id."""
+
+    @app.exception_handler(KeelError)
+    async def _keel_error(request: Request, exc: KeelError) -> JSONResponse:
+        safe_extra = {k: v for k, v in exc.extra.items() if isinstance(v, str | int | list)}
+        return problem_response(
+            exc.status, exc.code, exc.title, exc.detail, request, extras, **safe_extra
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "loc": [str(part) for part in err.get("loc", ())],
+                "msg": str(err.get("msg", "")),
+                "type": str(err.get("type", "")),
+            }
+            for err in exc.errors()
+        ]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(p for p in first["loc"] if p not in ("body", "query", "path"))
+        detail = f"{where}: {first['msg']}" if where else str(first["msg"])
+        if any(e["type"] == "json_invalid" for e in errors):
+            detail = "Malformed JSON body"
+        return problem_response(
+            400, "invalid_request", "Bad request", detail, request, extras, errors=errors
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem_response(
+            exc.status_code, code, str(exc.detail), str(exc.detail), request, extras
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", path=request.url.path)
+        return problem_response(
+            500,
+            "internal_error",
+            "Internal error",
+            f"Internal error; quote request id {request_id_var.get()}",
+            request,
+            extras,
+        )
+
+
+@dataclass(frozen=True)
+class Product:
+    """A mounted product: its ASGI app, the lifespan that starts its workers, a readiness probe."""
+
+    name: str
+    app: FastAPI
+    lifespan: Callable[[], AbstractAsyncContextManager[None]]
+    ready: Callable[[], Awaitable[bool]]
+
+
+def create_root_app(products: Sequence[Product]) -> FastAPI:
+    """Mount each product at ``/<name>`` and serve the shared probes and metrics."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Starlette does not run mounted apps' lifespans, so the root enters each one.
+        async with AsyncExitStack() as stack:
+            for product in products:
+                await stack.enter_async_context(product.lifespan())
+            yield
+
+    root = FastAPI(title="Keel", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @root.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @root.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        checks = {}
+        for product in products:
+            try:
+                checks[product.name] = await product.ready()
+            except Exception:  # a failing probe is "not ready", never a 500
+                checks[product.name] = False
+        ok = all(checks.values())
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    @root.get("/metrics", include_in_schema=False)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for product in products:
+        root.mount(f"/{product.name}", product.app)
+    return root

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import MetaData, select
+
+from keel.core import db
+from keel.core.clock import FrozenClock
+from keel.core.jobs import DEAD, DONE, Job, JobQueue, RetryLater, Worker, jobs_table
+
+metadata = MetaData()
+table = jobs_table(metadata, "test_jobs")
+
+
+@pytest.fixture
+async def queue(db_url: str) -> AsyncIterator[JobQueue]:
+    engine = db.create_engine(db_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield JobQueue(table, db.session_factory(engine), FrozenClock())
+    await engine.dispose()
+
+
+async def _enqueue(queue: JobQueue, count: int, kind: str = "work") -> None:
+    async with db.transaction(queue.sessions) as session:
+        for i in range(count):
+            await queue.enqueue(session, kind, {"n": i})
+
+
+async def test_concurrent_workers_never_claim_the_same_job(queue: JobQueue) -> None:
+    await _enqueue(queue, 200)
+    claimed: list[int] = []
+
+    async def worker(name: str) -> None:
+        while jobs := await queue.claim(name, lease=timedelta(minutes=1), limit=5):
+            claimed.extend(job.id for job in jobs)
+
+    await asyncio.gather(*(worker(f"w{i}") for i in range(8)))
+    assert len(claimed) == 200
+    assert len(set(claimed)) == 200
+
+
+async def test_a_job_in_a_rolled_back_transaction_never_exists(queue: JobQueue) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.transaction(queue.sessions) as session:
+            await queue.enqueue(session, "work", {})
+            raise RuntimeError("state change failed")
+    assert await queue.claim("w", lease=timedelta(minutes=1)) == []
+
+
+async def test_a_lapsed_lease_is_claimed_again_and_the_old_holder_cannot_finish(
+    queue: JobQueue,
+) -> None:
+    await _enqueue(queue, 1)
+    clock = queue.clock
+    assert isinstance(clock, FrozenClock)
+    [first] = await queue.claim("crashed", lease=timedelta(seconds=30))
+    assert await queue.claim("other", lease=timedelta(seconds=30)) == []
+    clock.advance(timedelta(seconds=31))
+    [again] = await queue.claim("other", lease=timedelta(seconds=30))
+    assert again.id == first.id and again.attempts == 2
+    assert not await queue.complete(first)  # fenced off: its lease is gone
+    assert await queue.complete(again)
+
+
+async def test_worker_retries_then_buries(queue: JobQueue) -> None:
+    await _enqueue(queue, 1, kind="flaky")
+    calls: list[int] = []
+
+    async def flaky(job: Job) -> None:
+        calls.append(job.attempts)
+        if job.attempts < 2:
+            raise RetryLater(timedelta(0), "not yet")
+        raise RetryLater(None, "give up")
+
+    worker = Worker(queue, {"flaky": flaky})
+    await worker.drain()
+    assert calls == [1, 2]
+    async with queue.sessions() as session:
+        status, error = (await session.execute(select(table.c.status, table.c.last_error))).one()
+    assert (status, error) == (DEAD, "give up")
+
+
+async def test_worker_completes_successful_jobs(queue: JobQueue) -> None:
+    await _enqueue(queue, 3)
+    seen: list[int] = []
+
+    async def work(job: Job) -> None:
+        seen.append(job.payload["n"])
+
+    assert await Worker(queue, {"work": work}).drain() == 3
+    assert sorted(seen) == [0, 1, 2]
+    async with queue.sessions() as session:
+        statuses = set((await session.execute(select(table.c.status))).scalars())
+    assert statuses == {DONE}

@@ -1,0 +1,508 @@
+"""SSRF guard: address classification, resolution checks, and the guarded client.
+
+No test reaches the internet: public-looking names go through a fake resolver and
+a mock network backend; real sockets only ever touch 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+import threading
+from collections.abc import Iterable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpcore
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keel.core.errors import Forbidden
+from keel.core.netguard import (
+    BlockedDestination,
+    GuardedNetworkBackend,
+    UnresolvableHost,
+    _GuardedTransport,
+    guarded_client,
+    is_public_ip,
+    resolve_public,
+)
+
+IP = ipaddress.ip_address
+
+# --------------------------------------------------------------------------- is_public_ip
+
+NON_PUBLIC = [
+    # IPv4 special-purpose ranges
+    "0.0.0.0",
+    "0.1.2.3",
+    "10.0.0.1",
+    "10.255.255.255",
+    "100.64.0.1",
+    "100.127.255.254",
+    "127.0.0.1",
+    "127.255.255.254",
+    "169.254.169.254",
+    "172.16.0.1",
+    "172.31.255.255",
+    "192.0.0.1",
+    "192.0.0.171",
+    "192.0.2.10",
+    "192.88.99.1",
+    "192.168.1.1",
+    "198.18.0.1",
+    "198.19.255.255",
+    "198.51.100.7",
+    "203.0.113.9",
+    "224.0.0.1",
+    "239.255.255.250",
+    "240.0.0.1",
+    "255.255.255.255",
+    # IPv6
+    "::",
+    "::1",
+    "::127.0.0.1",  # IPv4-compatible (deprecated)
+    "::8.8.8.8",  # IPv4-compatible is refused even for a public v4
+    "::ffff:127.0.0.1",
+    "::ffff:10.1.2.3",
+    "::ffff:169.254.169.254",
+    "::ffff:0.0.0.0",
+    "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+    "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+    "64:ff9b:1::1",  # local-use NAT64
+    "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+    "2002:c0a8:101::",  # 6to4 of 192.168.1.1
+    "100::1",  # discard-only
+    "2001::1",  # Teredo
+    "2001:2::1",  # benchmarking
+    "2001:10::1",  # ORCHID
+    "2001:db8::1",
+    "3fff::1",
+    "fc00::1",
+    "fd12:3456::1",
+    "fe80::1",
+    "fe80::1%eth0",
+    "febf::1",
+    "fec0::1",  # site-local
+    "ff02::1",
+    "ff0e::1",
+    "4000::1",  # unassigned, outside 2000::/3
+    "5f00::1",  # SRv6 SIDs
+]
+
+PUBLIC = [
+    "1.1.1.1",
+    "8.8.8.8",
+    "9.255.255.255",
+    "11.0.0.0",
+    "100.63.255.255",
+    "100.128.0.0",
+    "172.15.255.255",
+    "172.32.0.0",
+    "192.0.1.1",
+    "192.167.255.255",
+    "198.17.255.255",
+    "198.20.0.0",
+    "223.255.255.255",
+    "2606:4700:4700::1111",
+    "2a00:1450:4001::1",
+    "2001:4860:4860::8888",
+    "::ffff:8.8.8.8",
+    "64:ff9b::808:808",  # NAT64 of 8.8.8.8
+    "2002:808:808::1",  # 6to4 of 8.8.8.8
+]
+
+
+@pytest.mark.parametrize("address", NON_PUBLIC)
+def test_non_public_addresses(address: str) -> None:
+    assert is_public_ip(IP(address)) is False
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_public_addresses(address: str) -> None:
+    assert is_public_ip(IP(address)) is True
+
+
+# Reference built from the ipaddress module's own flags, plus the few blocks it
+# does not flag on 3.11 but we deliberately refuse (documented in netguard).
+_EXTRA_V4 = [ipaddress.IPv4Network(n) for n in ("100.64.0.0/10", "192.0.0.0/24", "192.88.99.0/24")]
+_EXTRA_V6 = [ipaddress.IPv6Network("3fff::/20")]
+
+
+def _reference(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return _reference(ip.ipv4_mapped)
+        if ip.sixtofour is not None:
+            return _reference(ip.sixtofour)
+        if ip in ipaddress.IPv6Network("64:ff9b::/96"):
+            return _reference(ipaddress.IPv4Address(ip.packed[-4:]))
+        if ip.is_site_local or any(ip in n for n in _EXTRA_V6):
+            return False
+    elif any(ip in n for n in _EXTRA_V4):
+        return False
+    return not (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+    )
+
+
+def _interesting_v6() -> st.SearchStrategy[ipaddress.IPv6Address]:
+    # Uniform 128-bit integers almost never hit the special prefixes, so also
+    # build addresses under each prefix with random low bits.
+    prefixes = [
+        0,  # ::/96 and friends
+        0xFFFF << 32,  # ::ffff:0:0/96
+        0x0064FF9B << 96,
+        0x2002 << 112,
+        0x2001 << 112,
+        0x20010DB8 << 96,
+        0x3FFF << 112,
+        0xFC00 << 112,
+        0xFE80 << 112,
+        0xFEC0 << 112,
+        0xFF00 << 112,
+        0x2600 << 112,
+    ]
+    return st.builds(
+        lambda p, low, bits: ipaddress.IPv6Address(p | (low & ((1 << bits) - 1))),
+        st.sampled_from(prefixes),
+        st.integers(0, 2**128 - 1),
+        st.sampled_from([32, 48, 64, 96, 112]),
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.ip_addresses(v=4),
+        st.ip_addresses(v=6),
+        _interesting_v6(),
+        st.integers(0, 2**32 - 1).map(lambda n: ipaddress.IPv6Address((0xFFFF << 32) | n)),
+        st.integers(0, 2**32 - 1).map(lambda n: ipaddress.IPv6Address((0x64FF9B << 96) | n)),
+        st.integers(0, 2**32 - 1).map(lambda n: ipaddress.IPv6Address((0x2002 << 112) | n << 80)),
+    )
+)
+def test_is_public_ip_matches_reference(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    assert is_public_ip(ip) is _reference(ip)
+
+
+# --------------------------------------------------------------------------- resolve_public
+
+
+async def test_resolve_public_refuses_literal_private_ip() -> None:
+    with pytest.raises(BlockedDestination) as info:
+        await resolve_public("169.254.169.254", 80)
+    assert info.value.code == "destination_blocked"
+    assert info.value.status == 403
+    assert isinstance(info.value, Forbidden)
+    assert "169.254.169.254" in info.value.detail
+
+
+async def test_resolve_public_accepts_public_literals_without_dns() -> None:
+    assert await resolve_public("8.8.8.8", 443) == ["8.8.8.8"]
+    assert await resolve_public("[2606:4700:4700::1111]", 443) == ["2606:4700:4700::1111"]
+
+
+def _fake_getaddrinfo(answers: dict[str, list[str]]) -> Any:
+    def fake(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        if host not in answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        out = []
+        for addr in answers[host]:
+            if ":" in addr:
+                out.append((socket.AF_INET6, socket.SOCK_STREAM, 6, "", (addr, port, 0, 0)))
+            else:
+                out.append((socket.AF_INET, socket.SOCK_STREAM, 6, "", (addr, port)))
+        return out
+
+    return fake
+
+
+async def test_resolve_public_refuses_if_any_answer_is_private(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # asyncio's getaddrinfo looks socket.getaddrinfo up at call time.
+    monkeypatch.setattr(
+        socket, "getaddrinfo", _fake_getaddrinfo({"evil.test": ["8.8.8.8", "10.0.0.5"]})
+    )
+    with pytest.raises(BlockedDestination, match=r"evil\.test.*10\.0\.0\.5"):
+        await resolve_public("evil.test", 80)
+
+
+async def test_resolve_public_returns_all_public_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        _fake_getaddrinfo({"ok.test": ["8.8.8.8", "8.8.4.4", "8.8.8.8", "2001:4860::8888"]}),
+    )
+    assert await resolve_public("ok.test", 80) == ["8.8.8.8", "8.8.4.4", "2001:4860::8888"]
+
+
+async def test_resolve_public_refuses_unresolvable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", _fake_getaddrinfo({}))
+    with pytest.raises(UnresolvableHost, match=r"nowhere\.invalid.*does not resolve") as info:
+        await resolve_public("nowhere.invalid", 80)
+    assert info.value.code == "destination_unresolvable"
+    assert isinstance(info.value, BlockedDestination)
+
+
+# --------------------------------------------------------------------------- loopback server
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.server.hits += 1  # type: ignore[attr-defined]
+        body = b"hello"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[ThreadingHTTPServer]:
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.daemon_threads = True
+    srv.hits = 0  # type: ignore[attr-defined]
+    thread = threading.Thread(target=srv.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _port(srv: ThreadingHTTPServer) -> int:
+    return int(srv.server_address[1])
+
+
+async def test_loopback_server_refused_by_default(server: ThreadingHTTPServer) -> None:
+    async with guarded_client() as client:
+        with pytest.raises(BlockedDestination, match=r"127\.0\.0\.1"):
+            await client.get(f"http://127.0.0.1:{_port(server)}/?token=secret")
+    assert server.hits == 0  # type: ignore[attr-defined]
+
+
+async def test_loopback_server_reached_with_allow_private(server: ThreadingHTTPServer) -> None:
+    async with guarded_client(allow_private=True) as client:
+        response = await client.get(f"http://127.0.0.1:{_port(server)}/")
+    assert response.status_code == 200
+    assert response.text == "hello"
+    assert server.hits == 1  # type: ignore[attr-defined]
+
+
+async def test_error_message_omits_query_string(server: ThreadingHTTPServer) -> None:
+    async with guarded_client() as client:
+        with pytest.raises(BlockedDestination) as info:
+            await client.get(f"http://127.0.0.1:{_port(server)}/hook?token=s3cr3t")
+    assert "s3cr3t" not in str(info.value)
+    assert "s3cr3t" not in repr(info.value.extra)
+
+
+async def test_localhost_refused_after_resolution(
+    server: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pin the answer so the test does not depend on the sandbox's resolver.
+    monkeypatch.setattr(
+        socket, "getaddrinfo", _fake_getaddrinfo({"localhost": ["127.0.0.1", "::1"]})
+    )
+    async with guarded_client() as client:
+        with pytest.raises(BlockedDestination, match=r"'localhost'.*non-public"):
+            await client.get(f"http://localhost:{_port(server)}/")
+    assert server.hits == 0  # type: ignore[attr-defined]
+
+
+async def test_localhost_refused_with_system_resolver(server: ThreadingHTTPServer) -> None:
+    try:
+        socket.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)
+    except socket.gaierror:  # pragma: no cover - depends on the host
+        pytest.skip("localhost does not resolve here")
+    async with guarded_client() as client:
+        with pytest.raises(BlockedDestination, match="localhost"):
+            await client.get(f"http://localhost:{_port(server)}/")
+    assert server.hits == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1]/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://0.0.0.0/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://10.0.0.1:8080/",
+        "https://192.168.1.1/",
+        "http://[fe80::1]/",
+        "http://[64:ff9b::7f00:1]/",
+    ],
+)
+async def test_literal_internal_urls_refused(url: str) -> None:
+    async with guarded_client() as client:
+        with pytest.raises(BlockedDestination):
+            await client.get(url)
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/file", "file:///etc/passwd"])
+async def test_non_http_schemes_refused(url: str) -> None:
+    for allow_private in (False, True):
+        async with guarded_client(allow_private=allow_private) as client:
+            with pytest.raises(BlockedDestination, match="scheme"):
+                await client.get(url)
+
+
+async def test_environment_proxy_does_not_bypass_guard(
+    server: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # If the env proxy were honoured, the request would reach this server as a proxy.
+    proxy = f"http://127.0.0.1:{_port(server)}"
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+        monkeypatch.setenv(var, proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with guarded_client() as client:
+        assert client.trust_env is False
+        with pytest.raises(BlockedDestination):
+            await client.get("http://10.1.2.3/")
+    assert server.hits == 0  # type: ignore[attr-defined]
+
+
+def test_guarded_client_defaults_and_refused_kwargs() -> None:
+    client = guarded_client(timeout=3.0, headers={"X-Test": "1"})
+    assert client.follow_redirects is False
+    assert client.timeout.connect == 3.0
+    assert client.headers["X-Test"] == "1"
+    for name in ("transport", "mounts", "proxy", "trust_env", "app", "cert"):
+        with pytest.raises(TypeError, match=name):
+            guarded_client(**{name: None})
+
+
+# --------------------------------------------------------------------------- backend
+
+
+class _RecordingStream(httpcore.AsyncMockStream):
+    def __init__(self, buffer: list[bytes], sni: list[str | None]) -> None:
+        super().__init__(buffer)
+        self._sni = sni
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore interface
+    ) -> httpcore.AsyncNetworkStream:
+        self._sni.append(server_hostname)
+        return self
+
+
+class _RecordingBackend(httpcore.AsyncNetworkBackend):
+    """Stands in for the socket layer: records where it was asked to connect."""
+
+    def __init__(self, response: list[bytes]) -> None:
+        self.response = response
+        self.connects: list[tuple[str, int]] = []
+        self.sni: list[str | None] = []
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self.connects.append((host, port))
+        return _RecordingStream(list(self.response), self.sni)
+
+    async def sleep(self, seconds: float) -> None:
+        pass
+
+
+def _response(status: str, headers: str = "") -> list[bytes]:
+    return [f"HTTP/1.1 {status}\r\n{headers}Content-Length: 2\r\n\r\nok".encode()]
+
+
+def _fake_resolver(answers: dict[str, list[str]], calls: list[str]) -> Any:
+    async def resolve(host: str, port: int) -> list[str]:
+        calls.append(host)
+        if host in answers:
+            return answers[host]
+        return await resolve_public(host, port)  # literals
+
+    return resolve
+
+
+def _client(backend: GuardedNetworkBackend, **kwargs: Any) -> httpx.AsyncClient:
+    transport = _GuardedTransport(allow_private=False, backend=backend)
+    return httpx.AsyncClient(transport=transport, trust_env=False, **kwargs)
+
+
+async def test_connects_to_the_vetted_ip_and_keeps_hostname_for_tls() -> None:
+    inner = _RecordingBackend(_response("200 OK"))
+    calls: list[str] = []
+    backend = GuardedNetworkBackend(
+        inner, resolve=_fake_resolver({"hooks.example": ["93.184.216.34"]}, calls)
+    )
+    async with _client(backend) as client:
+        response = await client.get("https://hooks.example/x")
+    assert response.status_code == 200
+    assert calls == ["hooks.example"]  # resolved exactly once
+    assert inner.connects == [("93.184.216.34", 443)]  # connected to the checked IP
+    assert inner.sni == ["hooks.example"]  # SNI / cert check still use the name
+
+
+async def test_resolver_answer_is_rechecked_before_connecting() -> None:
+    inner = _RecordingBackend(_response("200 OK"))
+    backend = GuardedNetworkBackend(
+        inner, resolve=_fake_resolver({"rebind.example": ["127.0.0.1"]}, [])
+    )
+    async with _client(backend) as client:
+        with pytest.raises(BlockedDestination, match=r"rebind\.example"):
+            await client.get("http://rebind.example/")
+    assert inner.connects == []
+
+
+async def test_each_redirect_hop_is_checked() -> None:
+    # Every connection gets the same canned 302 pointing at an internal address.
+    inner = _RecordingBackend(_response("302 Found", "Location: http://10.0.0.7/admin\r\n"))
+    backend = GuardedNetworkBackend(
+        inner, resolve=_fake_resolver({"public.example": ["93.184.216.34"]}, [])
+    )
+    async with _client(backend, follow_redirects=True) as client:
+        with pytest.raises(BlockedDestination, match=r"10\.0\.0\.7"):
+            await client.get("http://public.example/")
+    assert inner.connects == [("93.184.216.34", 80)]
+
+
+async def test_redirects_not_followed_by_default() -> None:
+    inner = _RecordingBackend(_response("302 Found", "Location: http://10.0.0.7/\r\n"))
+    backend = GuardedNetworkBackend(
+        inner, resolve=_fake_resolver({"public.example": ["93.184.216.34"]}, [])
+    )
+    async with _client(backend) as client:
+        response = await client.get("http://public.example/")
+    assert response.status_code == 302
+
+
+async def test_dns_failure_surfaces_as_connect_error() -> None:
+    async def resolve(host: str, port: int) -> list[str]:
+        raise UnresolvableHost(host, "does not resolve")
+
+    backend = GuardedNetworkBackend(_RecordingBackend([]), resolve=resolve)
+    async with _client(backend) as client:
+        with pytest.raises(httpx.ConnectError, match=r"nowhere\.invalid"):
+            await client.get("http://nowhere.invalid/")
+
+
+async def test_unix_sockets_refused() -> None:
+    with pytest.raises(BlockedDestination, match="unix"):
+        await GuardedNetworkBackend(_RecordingBackend([])).connect_unix_socket("/run/docker.sock")
