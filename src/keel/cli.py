@@ -29,7 +29,9 @@ def _build(name: str, core: KeelSettings) -> Product:
 
 @app.command()
 def serve(
-    products: Annotated[list[str] | None, typer.Argument(help="Products to run (default: all).")] = None,
+    products: Annotated[
+        list[str] | None, typer.Argument(help="Products to run (default: all).")
+    ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
 ) -> None:
@@ -38,11 +40,17 @@ def serve(
         core = KeelSettings()
         chosen = [_build(name, core) for name in (products or PRODUCTS)]
     except ValidationError as exc:
-        typer.echo(f"error: invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", err=True)
+        typer.echo(
+            f"error: invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", err=True
+        )
         raise typer.Exit(2) from exc
     keel_logging.configure(core.log_level, json=core.log_json)
-    typer.echo(f"Keel serving {', '.join(p.name for p in chosen)} on http://{host}:{port}/", err=True)
-    uvicorn.run(create_root_app(chosen), host=host, port=port, log_level="warning", access_log=False)
+    typer.echo(
+        f"Keel serving {', '.join(p.name for p in chosen)} on http://{host}:{port}/", err=True
+    )
+    uvicorn.run(
+        create_root_app(chosen), host=host, port=port, log_level="warning", access_log=False
+    )
 
 
 def main() -> None:

@@ -94,8 +94,13 @@ class Harness:
         return {"Authorization": f"Bearer {key or self.test_key}"}
 
     async def create_payment(self, **overrides: Any) -> dict[str, Any]:
-        body = {"business_id": self.business_id, "amount": "100.00", "currency": "USD",
-                "blockchain": "BTC", "metadata": {"order": "42"}}
+        body = {
+            "business_id": self.business_id,
+            "amount": "100.00",
+            "currency": "USD",
+            "blockchain": "BTC",
+            "metadata": {"order": "42"},
+        }
         body.update(overrides)
         response = await self.client.post("/api/payments/create", json=body, headers=self.auth())
         assert response.status_code == 201, response.text
@@ -118,14 +123,15 @@ async def make_harness(
     db_url: str, sink_url: str | None, **settings: Any
 ) -> AsyncIterator[Harness]:
     clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
+    options: dict[str, Any] = {
+        "database_url": db_url,
+        "master_key": new_key(),
+        "webhook_allow_private": True,
+        "run_workers": False,
+        **settings,
+    }
     product = create_app(
-        CoinpaySettings(
-            database_url=db_url,
-            master_key=new_key(),
-            webhook_allow_private=True,
-            run_workers=False,
-            **settings,
-        ),
+        CoinpaySettings(**options),
         clock=clock,
         run_workers=False,
     )
@@ -137,7 +143,10 @@ async def make_harness(
             business_id = await businesses.create_business(session, clock, name="Shop")
             for symbol in COINS:
                 await businesses.set_wallet(
-                    session, clock, business_id=business_id, coin=symbol,
+                    session,
+                    clock,
+                    business_id=business_id,
+                    coin=symbol,
                     address=payout_address(symbol),
                 )
             _, test_key = await apikeys.create_key(
@@ -148,8 +157,13 @@ async def make_harness(
             )
             if sink_url:
                 _, secret = await notify.create_endpoint(
-                    session, gw.box, clock, business_id=business_id, url=sink_url,
-                    events=None, allow_private=True,
+                    session,
+                    gw.box,
+                    clock,
+                    business_id=business_id,
+                    url=sink_url,
+                    events=None,
+                    allow_private=True,
                 )
         transport = httpx.ASGITransport(app=product.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://coinpay.test") as client:

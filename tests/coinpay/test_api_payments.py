@@ -9,9 +9,21 @@ from tests.coinpay.conftest import Harness
 
 async def test_create_returns_coinpay_wire_shape(harness: Harness) -> None:
     payment = await harness.create_payment(description="Order 42")
-    for key in ("id", "business_id", "amount", "currency", "blockchain", "crypto_amount",
-                "payment_address", "qr_code", "status", "expires_at", "created_at",
-                "metadata", "tx_hash"):
+    for key in (
+        "id",
+        "business_id",
+        "amount",
+        "currency",
+        "blockchain",
+        "crypto_amount",
+        "payment_address",
+        "qr_code",
+        "status",
+        "expires_at",
+        "created_at",
+        "metadata",
+        "tx_hash",
+    ):
         assert key in payment
     assert payment["status"] == "pending"
     assert isinstance(payment["crypto_amount"], str)
@@ -46,8 +58,12 @@ async def test_evm_chains_share_one_index_counter(harness: Harness) -> None:
 
 
 async def test_idempotency_key_returns_the_first_result(harness: Harness) -> None:
-    body = {"business_id": harness.business_id, "amount": 10, "currency": "USD",
-            "blockchain": "LTC"}
+    body = {
+        "business_id": harness.business_id,
+        "amount": 10,
+        "currency": "USD",
+        "blockchain": "LTC",
+    }
     headers = {**harness.auth(), "Idempotency-Key": "order-7"}
     first = await harness.client.post("/api/payments/create", json=body, headers=headers)
     again = await harness.client.post("/api/payments/create", json=body, headers=headers)
@@ -109,7 +125,8 @@ async def test_crypto_amount_uses_the_frozen_rate(harness: Harness) -> None:
 def problem(response: object) -> dict[str, object]:
     assert response.headers["content-type"].startswith("application/problem+json")  # type: ignore[attr-defined]
     body: dict[str, object] = response.json()  # type: ignore[attr-defined]
-    assert body["success"] is False and body["error"]
+    assert body["success"] is False
+    assert body["error"]
     return body
 
 
@@ -129,8 +146,13 @@ def problem(response: object) -> dict[str, object]:
 async def test_bad_payment_requests_get_clear_4xx(
     harness: Harness, overrides: dict[str, object], status: int, code: str
 ) -> None:
-    body = {"business_id": harness.business_id, "amount": 10, "currency": "USD",
-            "blockchain": "BTC", **overrides}
+    body = {
+        "business_id": harness.business_id,
+        "amount": 10,
+        "currency": "USD",
+        "blockchain": "BTC",
+        **overrides,
+    }
     response = await harness.client.post("/api/payments/create", json=body, headers=harness.auth())
     assert response.status_code == status, response.text
     assert problem(response)["code"] == code
@@ -162,8 +184,12 @@ async def test_wrong_scope_is_403(harness: Harness) -> None:
 
     async with harness.gw.sessions() as session, session.begin():
         _, reader = await apikeys.create_key(
-            session, harness.gw.box, harness.clock, business_id=harness.business_id,
-            mode="test", scopes=["payments:read"],
+            session,
+            harness.gw.box,
+            harness.clock,
+            business_id=harness.business_id,
+            mode="test",
+            scopes=["payments:read"],
         )
     body = {"business_id": harness.business_id, "amount": 10, "blockchain": "BTC"}
     response = await harness.client.post(

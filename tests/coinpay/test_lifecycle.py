@@ -29,10 +29,12 @@ def policy(required: int = 2, tolerance: str = "0", custodial: bool = True) -> P
 def test_partial_payment_stays_pending_then_expires_partially_paid() -> None:
     p = policy()
     out = lifecycle.observe(State(Status.PENDING, EXPECTED), [Deposit("a", 40_000, 3)], p, START)
-    assert out.state.status is Status.PENDING and out.state.paid_partial
+    assert out.state.status is Status.PENDING
+    assert out.state.paid_partial
     assert [t.event for t in out.transitions] == ["payment.pending"]
     expired = lifecycle.expire(out.state, p, START + timedelta(minutes=16))
-    assert expired.state.status is Status.EXPIRED and expired.state.paid_partial
+    assert expired.state.status is Status.EXPIRED
+    assert expired.state.paid_partial
     assert [t.event for t in expired.transitions] == ["payment.expired"]
 
 
@@ -42,29 +44,35 @@ def test_late_full_payment_within_the_monitoring_window_confirms_with_paid_late(
     late = lifecycle.observe(
         expired.state, [Deposit("a", EXPECTED, 2)], p, START + timedelta(minutes=30)
     )
-    assert late.state.status is Status.CONFIRMED and late.state.paid_late
+    assert late.state.status is Status.CONFIRMED
+    assert late.state.paid_late
     assert [t.event for t in late.transitions] == ["payment.confirming", "payment.confirmed"]
 
 
 def test_payment_after_the_monitoring_window_is_ignored() -> None:
     p = policy()
     expired = lifecycle.expire(State(Status.PENDING, EXPECTED), p, START + timedelta(minutes=20))
-    out = lifecycle.observe(expired.state, [Deposit("a", EXPECTED, 9)], p, START + timedelta(hours=2))
-    assert out.state.status is Status.EXPIRED and out.transitions == ()
+    out = lifecycle.observe(
+        expired.state, [Deposit("a", EXPECTED, 9)], p, START + timedelta(hours=2)
+    )
+    assert out.state.status is Status.EXPIRED
+    assert out.transitions == ()
 
 
 def test_overpayment_is_flagged_and_confirms() -> None:
     out = lifecycle.observe(
         State(Status.PENDING, EXPECTED), [Deposit("a", EXPECTED * 2, 5)], policy(), START
     )
-    assert out.state.status is Status.CONFIRMED and out.state.paid_over
+    assert out.state.status is Status.CONFIRMED
+    assert out.state.paid_over
 
 
 def test_tolerance_accepts_a_small_shortfall() -> None:
     out = lifecycle.observe(
         State(Status.PENDING, EXPECTED), [Deposit("a", 99_000, 5)], policy(tolerance="1"), START
     )
-    assert out.state.status is Status.CONFIRMED and not out.state.paid_partial
+    assert out.state.status is Status.CONFIRMED
+    assert not out.state.paid_partial
 
 
 def test_reorg_of_a_confirming_payment_fails_it() -> None:
@@ -171,7 +179,10 @@ class PaymentMachine(RuleBasedStateMachine):
     def pending_before_expiry_only(self) -> None:
         if self.state.status is Status.EXPIRED:
             assert self.now >= self.policy.expires_at
-            assert not self.state.received * 100 >= EXPECTED * 98 or self.now > self.policy.monitor_until
+            assert (
+                not self.state.received * 100 >= EXPECTED * 98
+                or self.now > self.policy.monitor_until
+            )
 
 
 TestPaymentMachine = PaymentMachine.TestCase

@@ -44,10 +44,13 @@ async def test_concurrent_workers_never_claim_the_same_job(queue: JobQueue) -> N
 
 
 async def test_a_job_in_a_rolled_back_transaction_never_exists(queue: JobQueue) -> None:
-    with pytest.raises(RuntimeError):
+    async def failing_change() -> None:
         async with db.transaction(queue.sessions) as session:
             await queue.enqueue(session, "work", {})
             raise RuntimeError("state change failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_change()
     assert await queue.claim("w", lease=timedelta(minutes=1)) == []
 
 
@@ -61,7 +64,8 @@ async def test_a_lapsed_lease_is_claimed_again_and_the_old_holder_cannot_finish(
     assert await queue.claim("other", lease=timedelta(seconds=30)) == []
     clock.advance(timedelta(seconds=31))
     [again] = await queue.claim("other", lease=timedelta(seconds=30))
-    assert again.id == first.id and again.attempts == 2
+    assert again.id == first.id
+    assert again.attempts == 2
     assert not await queue.complete(first)  # fenced off: its lease is gone
     assert await queue.complete(again)
 

@@ -215,7 +215,7 @@ def _fake_getaddrinfo(answers: dict[str, list[str]]) -> Any:
     def fake(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
         if host not in answers:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        out = []
+        out: list[Any] = []
         for addr in answers[host]:
             if ":" in addr:
                 out.append((socket.AF_INET6, socket.SOCK_STREAM, 6, "", (addr, port, 0, 0)))
@@ -382,8 +382,9 @@ def test_guarded_client_defaults_and_refused_kwargs() -> None:
     assert client.timeout.connect == 3.0
     assert client.headers["X-Test"] == "1"
     for name in ("transport", "mounts", "proxy", "trust_env", "app", "cert"):
+        refused: dict[str, Any] = {name: None}
         with pytest.raises(TypeError, match=name):
-            guarded_client(**{name: None})
+            guarded_client(**refused)
 
 
 # --------------------------------------------------------------------------- backend

@@ -295,7 +295,7 @@ async def test_cancelled_probe_frees_its_slot() -> None:
     b = make(clock, minimum_calls=1, open_seconds=5, half_open_max_calls=1)
     await trip(b)
     clock.advance(5)
-    task = asyncio.create_task(b.call(asyncio.Event().wait))  # type: ignore[arg-type]
+    task = asyncio.create_task(b.call(asyncio.Event().wait))
     await asyncio.sleep(0)
     assert await run(b, ok) == "rejected"
     task.cancel()
@@ -349,7 +349,7 @@ def test_invalid_configuration() -> None:
         {"window_seconds": 0},
     ):
         with pytest.raises(ValueError):  # noqa: PT011 - several messages
-            CircuitBreaker("bad", **kwargs)  # type: ignore[arg-type]
+            CircuitBreaker("bad", **kwargs)
 
 
 def test_metrics_survive_reimport(monkeypatch: pytest.MonkeyPatch) -> None:

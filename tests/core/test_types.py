@@ -64,4 +64,4 @@ def test_exact_decimal_refuses_to_round() -> None:
 def test_naive_datetimes_are_refused() -> None:
     dialect = db.create_engine("sqlite+aiosqlite://").dialect
     with pytest.raises(ValueError, match="aware"):
-        UTCDateTime().process_bind_param(datetime(2026, 1, 1), dialect)  # noqa: DTZ001
+        UTCDateTime().process_bind_param(datetime(2026, 1, 1), dialect)

@@ -15,6 +15,7 @@ The ``UNIQUE`` on ``coinpay_payments.payment_address`` backs both up.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Protocol
 
 from prometheus_client import Gauge
@@ -30,9 +31,7 @@ from keel.core.logging import get_logger
 
 log = get_logger("keel.coinpay.addresses")
 
-HD_INDEX = Gauge(
-    "coinpay_hd_index", "Last HD index handed out per derivation family", ["family"]
-)
+HD_INDEX = Gauge("coinpay_hd_index", "Last HD index handed out per derivation family", ["family"])
 HD_INDEX_HEADROOM = Gauge(
     "coinpay_hd_index_headroom_ratio",
     "Share of the family's index space still unused (alert when low)",
@@ -62,7 +61,9 @@ def _metric_label(family_key: str) -> str:
 
 def _check(family_key: str, index: int) -> int:
     if index > wallets.MAX_INDEX:
-        raise IndexExhausted(f"Derivation family {family_key} has used all {wallets.MAX_INDEX} indexes")
+        raise IndexExhausted(
+            f"Derivation family {family_key} has used all {wallets.MAX_INDEX} indexes"
+        )
     label = _metric_label(family_key)
     HD_INDEX.labels(label).set(index)
     headroom = 1 - index / wallets.MAX_INDEX
@@ -80,13 +81,13 @@ class SequenceAllocator:
         self._known: set[str] = set()
 
     async def allocate(self, session: AsyncSession, family_key: str) -> int:
-        if session.bind.dialect.name != "postgresql":
+        if session.get_bind().dialect.name != "postgresql":
             return _check(family_key, await _upsert_counter(session, family_key))
         name = sequence_name(family_key)
         if family_key not in self._known:
             await self._ensure_sequence(family_key, name)
             self._known.add(family_key)
-        value = (await session.execute(text(f"SELECT nextval('{name}')"))).scalar_one()
+        value = (await session.execute(text(f"SELECT nextval('{_identifier(name)}')"))).scalar_one()
         return _check(family_key, int(value))
 
     async def _ensure_sequence(self, family_key: str, name: str) -> None:
@@ -95,7 +96,9 @@ class SequenceAllocator:
             try:
                 async with self._engine.begin() as conn:
                     await conn.execute(
-                        text(f"CREATE SEQUENCE IF NOT EXISTS {name} MINVALUE 0 START 0")
+                        text(
+                            f"CREATE SEQUENCE IF NOT EXISTS {_identifier(name)} MINVALUE 0 START 0"
+                        )
                     )
                     await conn.execute(
                         pg_insert(models.hd_families)
@@ -110,7 +113,18 @@ class SequenceAllocator:
 
 
 def sequence_name(family_key: str) -> str:
+    """A SQL-safe identifier: a fixed prefix and hex digits only, whatever the key holds."""
     return "coinpay_hd_" + hashlib.sha256(family_key.encode()).hexdigest()[:24]
+
+
+_SEQUENCE = re.compile(r"^coinpay_hd_[0-9a-f]{24}$")
+
+
+def _identifier(name: str) -> str:
+    # Sequence names cannot be bound parameters; only our own hex names ever reach SQL.
+    if not _SEQUENCE.match(name):
+        raise ValueError(f"unexpected sequence name {name!r}")
+    return name
 
 
 async def _upsert_counter(session: AsyncSession, family_key: str) -> int:
@@ -118,7 +132,9 @@ async def _upsert_counter(session: AsyncSession, family_key: str) -> int:
     stmt = (
         sqlite_insert(table)
         .values(family_key=family_key, next_index=1)
-        .on_conflict_do_update(index_elements=["family_key"], set_={"next_index": table.c.next_index + 1})
+        .on_conflict_do_update(
+            index_elements=["family_key"], set_={"next_index": table.c.next_index + 1}
+        )
         .returning(table.c.next_index)
     )
     return int((await session.execute(stmt)).scalar_one()) - 1
@@ -131,7 +147,7 @@ async def current_indexes(session: AsyncSession) -> dict[str, int]:
     for row in rows:
         if row.sequence_name:
             seq = await session.execute(
-                text(f"SELECT last_value, is_called FROM {row.sequence_name}")
+                text(f"SELECT last_value, is_called FROM {_identifier(row.sequence_name)}")  # noqa: S608
             )
             last_value, is_called = seq.one()
             result[row.family_key] = int(last_value) + 1 if is_called else int(last_value)

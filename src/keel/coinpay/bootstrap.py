@@ -21,7 +21,7 @@ from keel.coinpay.settlement import SimulatedSettlement, UnconfiguredSettlement
 from keel.core import db, migrations, netguard
 from keel.core.clock import Clock, SystemClock
 from keel.core.crypto import SecretBox, load_or_create_key_file, parse_key
-from keel.core.jobs import JobQueue, Periodic, Worker
+from keel.core.jobs import Job, JobQueue, Periodic, Worker
 from keel.core.logging import get_logger
 from keel.core.ratelimit import SqlRateLimiter
 
@@ -106,7 +106,7 @@ def build_worker(gw: Gateway) -> Worker:
     async def watch() -> None:
         await payments.watch_active(gw)
 
-    async def forward(job: payments.Job) -> None:
+    async def forward(job: Job) -> None:
         await payments.forward(gw, job)
 
     async def sample_queue() -> None:

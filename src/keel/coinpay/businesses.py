@@ -143,3 +143,11 @@ async def supported_coins(
             }
         )
     return coins
+
+
+async def list_wallets(session: AsyncSession, business_id: str) -> list[dict[str, str]]:
+    t = models.wallets
+    rows = await session.execute(
+        select(t.c.coin, t.c.address).where(t.c.business_id == business_id).order_by(t.c.coin)
+    )
+    return [{"cryptocurrency": r.coin, "wallet_address": r.address} for r in rows.all()]

@@ -91,7 +91,11 @@ def init(
         as_json,
         {"fingerprint": fingerprint, "created": created},
         [f"Master seed {state}; fingerprint {fingerprint}"]
-        + (["Generated a new seed: back up the master key file and the database."] if created and mnemonic is None else []),
+        + (
+            ["Generated a new seed: back up the master key file and the database."]
+            if created and mnemonic is None
+            else []
+        ),
     )
 
 
@@ -143,7 +147,9 @@ def wallet_set(
             )
 
     normalised = _run(work)
-    _emit(as_json, {"coin": coin.upper(), "address": normalised}, [f"{coin.upper()} -> {normalised}"])
+    _emit(
+        as_json, {"coin": coin.upper(), "address": normalised}, [f"{coin.upper()} -> {normalised}"]
+    )
 
 
 @wallet_app.command("watch")
@@ -162,7 +168,9 @@ def wallet_watch(
             )
 
     _run(work)
-    _emit(as_json, {"family": family.upper(), "watch_only": True}, [f"{family.upper()}: watch-only"])
+    _emit(
+        as_json, {"family": family.upper(), "watch_only": True}, [f"{family.upper()}: watch-only"]
+    )
 
 
 @apikey_app.command("create")

@@ -9,7 +9,8 @@
 Semantics follow BTCPay: a partial payment leaves the payment ``pending`` with ``paid_partial``
 until it expires; a payment that becomes full after expiry (within the monitoring window) moves
 on with ``paid_late``; paying more than asked sets ``paid_over``. Confirmations counted are the
-depth at which the deposits cover the amount. A reorg that leaves a confirming/confirmed payment short makes it ``failed``.
+depth at which the deposits cover the amount. A reorg that leaves a confirming or confirmed
+payment short makes it ``failed``.
 """
 
 from __future__ import annotations

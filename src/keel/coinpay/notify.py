@@ -200,7 +200,11 @@ async def _queue_deliveries(
 
 def _secrets_for(row: Any, box: SecretBox, now: datetime) -> list[str]:
     current = box.decrypt(row.secret_enc, context=_context(row.id, "current")).decode()
-    if row.previous_secret_enc is not None and row.previous_valid_until and now < row.previous_valid_until:
+    if (
+        row.previous_secret_enc is not None
+        and row.previous_valid_until
+        and now < row.previous_valid_until
+    ):
         previous = box.decrypt(row.previous_secret_enc, context=_context(row.id, "previous"))
         return [previous.decode(), current]  # newest last: the SDK reads the last v1
     return [current]
@@ -287,3 +291,73 @@ async def redeliver(
     if row is None:
         raise NotFound("Webhook event not found")
     return await _queue_deliveries(session, queue, business_id, event_id, row.type)
+
+
+async def list_endpoints(session: AsyncSession, business_id: str) -> list[dict[str, Any]]:
+    """Endpoints of a business (secrets are never shown again after creation)."""
+    t = models.webhook_endpoints
+    rows = await session.execute(
+        select(t.c.id, t.c.url, t.c.events, t.c.active)
+        .where(t.c.business_id == business_id)
+        .order_by(t.c.created_at)
+    )
+    return [{"id": r.id, "url": r.url, "events": r.events, "active": r.active} for r in rows]
+
+
+async def deactivate_endpoint(session: AsyncSession, *, business_id: str, endpoint_id: str) -> None:
+    """Stop delivering to an endpoint; its history stays. Raises NotFound."""
+    t = models.webhook_endpoints
+    found = await session.scalar(
+        select(t.c.id).where(t.c.id == endpoint_id, t.c.business_id == business_id)
+    )
+    if found is None:
+        raise NotFound("Webhook endpoint not found")
+    await session.execute(t.update().where(t.c.id == endpoint_id).values(active=False))
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+async def delivery_log(
+    session: AsyncSession, *, business_id: str, mode: str, payment_id: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """Recent events of a business in one mode, each with its delivery attempts."""
+    ev, dl = models.webhook_events, models.webhook_deliveries
+    query = (
+        select(ev.c.id, ev.c.type, ev.c.payment_id, ev.c.created_at)
+        .where(ev.c.business_id == business_id, ev.c.mode == mode)
+        .order_by(ev.c.created_at.desc(), ev.c.id)
+        .limit(limit)
+    )
+    if payment_id:
+        query = query.where(ev.c.payment_id == payment_id)
+    events = (await session.execute(query)).all()
+    attempts = (
+        await session.execute(
+            select(dl).where(dl.c.event_id.in_([e.id for e in events])).order_by(dl.c.id)
+        )
+    ).all()
+    by_event: dict[str, list[dict[str, Any]]] = {}
+    for a in attempts:
+        by_event.setdefault(a.event_id, []).append(
+            {
+                "endpoint_id": a.endpoint_id,
+                "attempt": a.attempt,
+                "outcome": a.outcome,
+                "status_code": a.status_code,
+                "latency_ms": a.latency_ms,
+                "error": a.error,
+                "at": _iso(a.created_at),
+            }
+        )
+    return [
+        {
+            "id": e.id,
+            "type": e.type,
+            "payment_id": e.payment_id,
+            "created_at": _iso(e.created_at),
+            "deliveries": by_event.get(e.id, []),
+        }
+        for e in events
+    ]

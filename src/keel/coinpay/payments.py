@@ -32,7 +32,13 @@ from keel.coinpay.errors import (
 )
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.lifecycle import Status
-from keel.coinpay.money import FIAT_EXPONENTS, crypto_for_fiat, format_units, parse_fiat, parse_units
+from keel.coinpay.money import (
+    FIAT_EXPONENTS,
+    crypto_for_fiat,
+    format_units,
+    parse_fiat,
+    parse_units,
+)
 from keel.coinpay.settlement import SweepOrder, SweepStatus
 from keel.core.errors import BadRequest, Forbidden
 from keel.core.jobs import Job, RetryLater
@@ -151,8 +157,7 @@ async def create(
                     description=req.description,
                     metadata=dict(req.metadata),
                     expires_at=expires_at,
-                    monitor_until=expires_at
-                    + timedelta(minutes=gw.settings.monitoring_minutes),
+                    monitor_until=expires_at + timedelta(minutes=gw.settings.monitoring_minutes),
                     created_at=now,
                     updated_at=now,
                 )
@@ -223,9 +228,7 @@ async def events(gw: Gateway, principal: Principal, payment_id: str) -> list[dic
     await get(gw, principal, payment_id)
     t = models.payment_events
     async with gw.sessions() as session:
-        rows = await session.execute(
-            select(t).where(t.c.payment_id == payment_id).order_by(t.c.id)
-        )
+        rows = await session.execute(select(t).where(t.c.payment_id == payment_id).order_by(t.c.id))
         return [
             {
                 "type": r.type,
@@ -582,7 +585,9 @@ async def forward(gw: Gateway, job: Job) -> None:
     async with gw.sessions() as session, session.begin():
         row = await _load(session, payment_id, lock=True)
         if row.status == Status.CONFIRMED.value:
-            row = await _save(gw, session, row, lifecycle.start_forwarding(_state(row)), "settlement")
+            row = await _save(
+                gw, session, row, lifecycle.start_forwarding(_state(row)), "settlement"
+            )
     if row.status != Status.FORWARDING.value:
         return
     coin = get_coin(row.blockchain)
@@ -680,7 +685,8 @@ def to_wire(row: Row[Any]) -> dict[str, Any]:
 
 
 def fiat_amount(row: Row[Any]) -> Decimal:
-    return row.amount.quantize(Decimal(1).scaleb(-FIAT_EXPONENTS[row.currency]))
+    amount: Decimal = row.amount
+    return amount.quantize(Decimal(1).scaleb(-FIAT_EXPONENTS[row.currency]))
 
 
 def _iso(value: Any) -> str | None:

@@ -12,6 +12,7 @@ lapsed cannot complete a job someone else now holds. On PostgreSQL claims use
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -83,7 +84,7 @@ class Job:
     max_attempts: int
 
 
-class RetryLater(Exception):  # noqa: N818 - a control-flow signal, not an error
+class RetryLater(Exception):
     """Raised by a handler to run the job again after ``delay`` (or bury it if ``delay`` is
     None)."""
 
@@ -281,7 +282,10 @@ class Worker:
                 if worked:
                     continue
                 self._wake.clear()
-                waits = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]
+                waits: list[asyncio.Task[Any]] = [
+                    asyncio.create_task(stop.wait()),
+                    asyncio.create_task(self._wake.wait()),
+                ]
                 _done, pending = await asyncio.wait(
                     waits, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
                 )
@@ -336,7 +340,5 @@ class Worker:
                 await task.run()
             except Exception:
                 log.exception("periodic_task_failed", task=task.name)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=task.interval.total_seconds())
-            except TimeoutError:
-                pass

@@ -60,14 +60,17 @@ class SqlRateLimiter:
         start = now - now % self.window
         verdicts: list[Verdict] = []
         async with self.sessions() as session, session.begin():
-            dialect = session.bind.dialect.name
-            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
             for bucket, limit in sorted(limits.items()):
-                stmt = insert(self.table).values(bucket=bucket, window_start=start, count=1)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["bucket", "window_start"],
-                    set_={"count": self.table.c.count + 1},
-                ).returning(self.table.c.count)
+                stmt = (
+                    insert(self.table)
+                    .values(bucket=bucket, window_start=start, count=1)
+                    .on_conflict_do_update(
+                        index_elements=["bucket", "window_start"],
+                        set_={"count": self.table.c.count + 1},
+                    )
+                    .returning(self.table.c.count)
+                )
                 count = int((await session.execute(stmt)).scalar_one())
                 verdicts.append(
                     Verdict(count <= limit, limit, max(0, limit - count), start + self.window)

@@ -1,11 +1,11 @@
 """Circuit breaker and retry with backoff for calls to flaky dependencies.
 
-State machine of :class:`CircuitBreaker`::
+States of :class:`CircuitBreaker` and the only transitions it makes:
 
-    closed ──(failure/slow rate ≥ threshold)──▶ open ──(open_seconds)──▶ half_open
-       ▲                                          ▲                          │
-       └──────────(all probes succeed)────────────┼──────────────────────────┤
-                                                  └────(any probe fails)─────┘
+* closed → open: failure (or slow-call) rate reaches its threshold in the window
+* open → half_open: ``open_seconds`` have passed
+* half_open → closed: every admitted probe succeeded
+* half_open → open: a probe failed or was slow
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ import pytest
 
 from keel.coinpay.wallets import HDRoot
 
-ABANDON = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
+ABANDON = (
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
+)
 
 
 @pytest.fixture(scope="session")

@@ -162,7 +162,9 @@ def test_passphrase_changes_every_family_including_ada(abandon: str) -> None:
         assert protected.address(family, 0) != INDEX_ZERO[family], family
 
 
-CIP3_PHRASE = "eight country switch draw meat scout mystery blade tip drift useless good keep usage title"
+CIP3_PHRASE = (
+    "eight country switch draw meat scout mystery blade tip drift useless good keep usage title"
+)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,8 @@ from keel.coinpay.wallets.hd_root import _Chain
     [
         "  ABANDON abandon\tabandon abandon abandon abandon abandon abandon abandon abandon\n"
         "abandon About  ",
-        "abandon  abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about",
+        "abandon  abandon abandon abandon abandon abandon abandon abandon abandon abandon "
+        "abandon about",
     ],
 )
 def test_whitespace_and_case_are_normalised(abandon_root: HDRoot, mnemonic: str) -> None:

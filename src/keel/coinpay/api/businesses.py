@@ -6,13 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 
-from keel.coinpay import businesses, models, notify
+from keel.coinpay import businesses, notify
 from keel.coinpay.api.deps import gateway, ok, principal
 from keel.coinpay.api.schemas import WalletBody, WebhookBody
 from keel.coinpay.apikeys import Principal
-from keel.core.errors import Forbidden, NotFound
+from keel.core.errors import Forbidden
 
 router = APIRouter(tags=["businesses"])
 
@@ -30,12 +29,8 @@ async def list_wallets(business_id: str, request: Request, caller: Caller) -> Re
     """The business's payout wallets."""
     _own(caller, business_id, "payments:read")
     gw = gateway(request)
-    t = models.wallets
     async with gw.sessions() as session:
-        rows = await session.execute(
-            select(t.c.coin, t.c.address).where(t.c.business_id == business_id).order_by(t.c.coin)
-        )
-        wallets = [{"cryptocurrency": r.coin, "wallet_address": r.address} for r in rows.all()]
+        wallets = await businesses.list_wallets(session, business_id)
     return ok(wallets=wallets)
 
 
@@ -62,17 +57,8 @@ async def list_webhooks(business_id: str, request: Request, caller: Caller) -> R
     """Webhook endpoints (secrets are never shown again after creation)."""
     _own(caller, business_id, "webhooks:manage")
     gw = gateway(request)
-    t = models.webhook_endpoints
     async with gw.sessions() as session:
-        rows = await session.execute(
-            select(t.c.id, t.c.url, t.c.events, t.c.active, t.c.created_at)
-            .where(t.c.business_id == business_id)
-            .order_by(t.c.created_at)
-        )
-        endpoints = [
-            {"id": r.id, "url": r.url, "events": r.events, "active": r.active}
-            for r in rows.all()
-        ]
+        endpoints = await notify.list_endpoints(session, business_id)
     return ok(webhooks=endpoints)
 
 
@@ -93,7 +79,9 @@ async def create_webhook(
             events=body.events,
             allow_private=gw.settings.webhook_allow_private,
         )
-    reply = ok(webhook={"id": endpoint_id, "url": body.url, "events": body.events, "secret": secret})
+    reply = ok(
+        webhook={"id": endpoint_id, "url": body.url, "events": body.events, "secret": secret}
+    )
     reply.status_code = 201
     return reply
 
@@ -105,15 +93,8 @@ async def delete_webhook(
     """Stop delivering to an endpoint (its history stays)."""
     _own(caller, business_id, "webhooks:manage")
     gw = gateway(request)
-    t = models.webhook_endpoints
     async with gw.sessions() as session, session.begin():
-        result = await session.execute(
-            t.update()
-            .where(t.c.id == endpoint_id, t.c.business_id == business_id)
-            .values(active=False)
-        )
-        if not result.rowcount:
-            raise NotFound("Webhook endpoint not found")
+        await notify.deactivate_endpoint(session, business_id=business_id, endpoint_id=endpoint_id)
     return ok()
 
 
@@ -141,46 +122,15 @@ async def delivery_log(
     """Recent events and each delivery attempt."""
     caller.require("webhooks:manage")
     gw = gateway(request)
-    ev, dl = models.webhook_events, models.webhook_deliveries
-    query = (
-        select(ev.c.id, ev.c.type, ev.c.payment_id, ev.c.created_at)
-        .where(ev.c.business_id == caller.business_id, ev.c.mode == caller.mode)
-        .order_by(ev.c.created_at.desc(), ev.c.id)
-        .limit(limit)
-    )
-    if payment_id:
-        query = query.where(ev.c.payment_id == payment_id)
     async with gw.sessions() as session:
-        events = (await session.execute(query)).all()
-        ids = [e.id for e in events]
-        attempts = (
-            await session.execute(select(dl).where(dl.c.event_id.in_(ids)).order_by(dl.c.id))
-        ).all()
-    by_event: dict[str, list[dict[str, object]]] = {}
-    for a in attempts:
-        by_event.setdefault(a.event_id, []).append(
-            {
-                "endpoint_id": a.endpoint_id,
-                "attempt": a.attempt,
-                "outcome": a.outcome,
-                "status_code": a.status_code,
-                "latency_ms": a.latency_ms,
-                "error": a.error,
-                "at": a.created_at.isoformat().replace("+00:00", "Z"),
-            }
+        events = await notify.delivery_log(
+            session,
+            business_id=caller.business_id,
+            mode=caller.mode,
+            payment_id=payment_id,
+            limit=limit,
         )
-    return ok(
-        events=[
-            {
-                "id": e.id,
-                "type": e.type,
-                "payment_id": e.payment_id,
-                "created_at": e.created_at.isoformat().replace("+00:00", "Z"),
-                "deliveries": by_event.get(e.id, []),
-            }
-            for e in events
-        ]
-    )
+    return ok(events=events)
 
 
 @router.post("/webhooks/events/{event_id}/redeliver")

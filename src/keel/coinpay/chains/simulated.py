@@ -22,9 +22,7 @@ class SimulatedChain:
             rows = await session.execute(
                 select(t).where(t.c.chain == chain, t.c.address == address).order_by(t.c.id)
             )
-            return [
-                Deposit(r.tx_hash, r.amount, r.confirmations, r.reverted) for r in rows.all()
-            ]
+            return [Deposit(r.tx_hash, r.amount, r.confirmations, r.reverted) for r in rows.all()]
 
     async def record(
         self,

@@ -15,19 +15,19 @@ import cbor2
 from bip_utils import (
     AdaByronAddrDecoder,
     Base58Decoder,
+    Base58Encoder,
+    BchBech32Encoder,
     BchP2PKHAddrDecoder,
     BchP2SHAddrDecoder,
     Bech32Decoder,
     CoinsConf,
     EthAddrDecoder,
+    Kekkak256,
     P2PKHAddrDecoder,
     P2SHAddrDecoder,
     P2WPKHAddrDecoder,
-    SolAddrDecoder,
     XrpAddrDecoder,
 )
-from bip_utils.bech32 import BchBech32Encoder
-from bip_utils.utils.crypto import Kekkak256
 
 from keel.coinpay.errors import InvalidAddress
 from keel.coinpay.wallets.families import Family
@@ -145,9 +145,12 @@ def _eip55(hex_lower: str) -> str:
 
 
 def _solana(candidate: str) -> tuple[str, bytes]:
-    # The decoder checks the 32 bytes are an ed25519 point: wallet addresses are,
-    # program-derived addresses (e.g. multisig vaults) are not and are refused.
-    return candidate, bytes(SolAddrDecoder.DecodeAddr(candidate))
+    # Any 32-byte key: program-derived addresses (multisig vaults such as Squads) are off the
+    # ed25519 curve yet receive SOL and SPL tokens, so a payout address may be one.
+    raw = bytes(Base58Decoder.Decode(candidate))
+    if len(raw) != 32 or Base58Encoder.Encode(raw) != candidate:
+        raise ValueError("not a 32-byte base58 key")
+    return candidate, raw
 
 
 def _xrp(candidate: str) -> tuple[str, bytes]:

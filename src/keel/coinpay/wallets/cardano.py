@@ -16,8 +16,8 @@ from bip_utils import (
     Cip1852,
     Cip1852Coins,
     Ed25519KholawPrivateKey,
+    Pbkdf2HmacSha512,
 )
-from bip_utils.utils.crypto import Pbkdf2HmacSha512
 
 # CIP-3 Icarus: PBKDF2-HMAC-SHA512(password=passphrase, salt=entropy, 4096 rounds, 96 bytes).
 _PBKDF2_ROUNDS: Final = 4096

@@ -1,0 +1,169 @@
+"""The CLI a merchant uses on a fresh install, and its answers to bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from keel.cli import app
+from keel.coinpay.app import create_app
+from keel.coinpay.settings import CoinpaySettings
+from keel.core.crypto import new_key
+
+ABANDON = " ".join(["abandon"] * 11 + ["about"])
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "KEEL_DATA_DIR": str(tmp_path / "var"),
+        "KEEL_COINPAY_MASTER_KEY": new_key(),
+        "KEEL_COINPAY_DATABASE_URL": "",
+    }
+
+
+def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args), env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_init_with_the_abandon_mnemonic_gives_the_published_first_addresses(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    mnemonic = tmp_path / "seed.txt"
+    mnemonic.write_text(ABANDON + "\n")
+    code, out, _ = run(env, "coinpay", "init", "--mnemonic-file", str(mnemonic), "--json")
+    assert code == 0
+    assert json.loads(out)["created"] is True
+    code, out, _ = run(env, "coinpay", "business", "create", "--name", "Shop", "--json")
+    business_id = json.loads(out)["business_id"]
+    for coin, address in (
+        ("BTC", "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g"),
+        ("ETH", "0x0000000000000000000000000000000000000001"),
+        ("SOL", "11111111111111111111111111111112"),
+    ):
+        code, _, err = run(
+            env,
+            "coinpay",
+            "wallet",
+            "set",
+            "--business",
+            business_id,
+            "--coin",
+            coin,
+            "--address",
+            address,
+        )
+        assert code == 0, err
+    code, out, _ = run(
+        env, "coinpay", "apikey", "create", "--business", business_id, "--mode", "test", "--json"
+    )
+    key = json.loads(out)["api_key"]
+    assert key.startswith("cp_test_")
+
+    async def first_addresses() -> dict[str, str]:
+        settings = CoinpaySettings(master_key=env["KEEL_COINPAY_MASTER_KEY"], run_workers=False)
+        product = create_app(settings, data_dir=env["KEEL_DATA_DIR"])
+        found = {}
+        async with product.lifespan():
+            transport = httpx.ASGITransport(app=product.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                for coin in ("BTC", "ETH", "SOL"):
+                    reply = await client.post(
+                        "/api/payments/create",
+                        json={"business_id": business_id, "amount": 10, "blockchain": coin},
+                        headers={"Authorization": f"Bearer {key}"},
+                    )
+                    assert reply.status_code == 201, reply.text
+                    found[coin] = reply.json()["payment"]["payment_address"]
+        return found
+
+    assert asyncio.run(first_addresses()) == {
+        "BTC": "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu",
+        "ETH": "0x9858EfFD232B4033E47d90003D41EC34EcaEda94",
+        "SOL": "HAgk14JpMQLgt6rVgv7cBQFJWFto5Dqxi472uT3DKpqk",
+    }
+    code, out, _ = run(env, "coinpay", "payments", "list", "--json")
+    assert code == 0
+    assert len(json.loads(out)) == 3
+
+
+def test_init_again_with_another_seed_is_refused(env: dict[str, str], tmp_path: Path) -> None:
+    assert run(env, "coinpay", "init")[0] == 0
+    other = tmp_path / "other.txt"
+    other.write_text(ABANDON)
+    code, _, err = run(env, "coinpay", "init", "--mnemonic-file", str(other))
+    assert code == 2
+    assert err.startswith("error: A different master seed")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["coinpay", "wallet", "set", "--business", "nope", "--coin", "BTC", "--address", "x"],
+            "error: Business nope not found",
+        ),
+        (
+            ["coinpay", "apikey", "create", "--business", "x", "--mode", "prod"],
+            "error: --mode must be 'test' or 'live'",
+        ),
+        (
+            ["coinpay", "business", "create", "--name", "  "],
+            "error: Business name must be 1 to 200 characters",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    env: dict[str, str], args: list[str], message: str
+) -> None:
+    code, _, err = run(env, *args)
+    assert code == 2
+    assert err.strip().splitlines() == [message]
+
+
+def test_bad_mnemonic_exits_2(env: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("abandon " * 12)
+    code, _, err = run(env, "coinpay", "init", "--mnemonic-file", str(bad))
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith("error:")
+
+
+def test_bad_wallet_address_exits_2(env: dict[str, str]) -> None:
+    _, out, _ = run(env, "coinpay", "business", "create", "--name", "S", "--json")
+    business_id = json.loads(out)["business_id"]
+    code, _, err = run(
+        env,
+        "coinpay",
+        "wallet",
+        "set",
+        "--business",
+        business_id,
+        "--coin",
+        "BTC",
+        "--address",
+        "bc1qnotanaddress",
+    )
+    assert code == 2
+    assert err.startswith("error:")
+    code, _, err = run(
+        env,
+        "coinpay",
+        "wallet",
+        "set",
+        "--business",
+        business_id,
+        "--coin",
+        "DOGGO",
+        "--address",
+        "x",
+    )
+    assert code == 2
+    assert "Unsupported blockchain" in err
