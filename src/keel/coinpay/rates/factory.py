@@ -12,6 +12,7 @@ from keel.coinpay.rates.cached import CachedRateProvider
 from keel.coinpay.rates.coinbase import CoinbaseProvider
 from keel.coinpay.rates.coingecko import CoinGeckoProvider
 from keel.coinpay.rates.fixture import FixtureRateProvider
+from keel.coinpay.rates.guarded import BreakerRateProvider
 from keel.coinpay.rates.kraken import KrakenProvider
 from keel.coinpay.rates.median import MedianRateProvider
 from keel.coinpay.rates.model import Clock, RateProvider, utc_now
@@ -46,14 +47,13 @@ def build_rate_provider(
         unknown = set(urls) - {"coingecko", "kraken", "coinbase"}
         if unknown:
             raise ValueError(f"base_urls for unknown providers: {sorted(unknown)}")
+        sources: list[RateProvider] = [
+            CoinGeckoProvider(client, urls.get("coingecko", CoinGeckoProvider.BASE_URL)),
+            KrakenProvider(client, urls.get("kraken", KrakenProvider.BASE_URL), clock=clock),
+            CoinbaseProvider(client, urls.get("coinbase", CoinbaseProvider.BASE_URL), clock=clock),
+        ]
         median = MedianRateProvider(
-            [
-                CoinGeckoProvider(client, urls.get("coingecko", CoinGeckoProvider.BASE_URL)),
-                KrakenProvider(client, urls.get("kraken", KrakenProvider.BASE_URL), clock=clock),
-                CoinbaseProvider(
-                    client, urls.get("coinbase", CoinbaseProvider.BASE_URL), clock=clock
-                ),
-            ],
+            [BreakerRateProvider(source) for source in sources],
             max_age=timedelta(seconds=max_age_seconds),
             min_quotes=min_quotes,
             clock=clock,
