@@ -1,0 +1,48 @@
+"""`keel serve`'s root app: products mounted, shared probes and metrics, request ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from keel.coinpay.app import create_app
+from keel.coinpay.settings import CoinpaySettings
+from keel.core.app import create_root_app
+from keel.core.crypto import new_key
+
+
+async def test_root_app_serves_probes_metrics_and_mounted_products(tmp_path: Path) -> None:
+    product = create_app(
+        CoinpaySettings(master_key=new_key(), run_workers=True), data_dir=str(tmp_path)
+    )
+    root = create_root_app([product])
+    transport = httpx.ASGITransport(app=root)
+    async with (
+        product.lifespan(),
+        httpx.AsyncClient(transport=transport, base_url="http://keel.test") as client,
+    ):
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"coinpay": True}
+        unknown = await client.get(
+            "/coinpay/api/payments/nope", headers={"X-Request-ID": "req-123"}
+        )
+        assert unknown.status_code == 401
+        assert unknown.headers["X-Request-ID"] == "req-123"
+        assert unknown.json()["request_id"] == "req-123"
+        generated = await client.get("/coinpay/api/rates?crypto=BTC")
+        assert len(generated.headers["X-Request-ID"]) == 32
+        metrics = (await client.get("/metrics")).text
+        assert "keel_http_request_duration_seconds" in metrics
+        assert 'app="coinpay",method="GET",route="/rates"' in metrics  # template, not the URL
+    assert (tmp_path / "coinpay.db").exists()
+
+
+async def test_readyz_is_503_before_the_product_started(tmp_path: Path) -> None:
+    product = create_app(CoinpaySettings(master_key=new_key()), data_dir=str(tmp_path))
+    transport = httpx.ASGITransport(app=create_root_app([product]))
+    async with httpx.AsyncClient(transport=transport, base_url="http://keel.test") as client:
+        ready = await client.get("/readyz")
+    assert ready.status_code == 503
