@@ -218,3 +218,27 @@ async def test_simulating_a_live_payment_is_refused(harness: Harness) -> None:
     )
     assert response.status_code == 409
     assert problem(response)["code"] == "not_test_payment"
+
+
+async def test_a_fresh_process_loads_the_seed_and_creates_payments(harness: Harness) -> None:
+    from keel.coinpay.custody import Custody
+
+    # A restarted process: nothing cached, the seed must come from the database.
+    harness.gw.custody = Custody(harness.gw.box, harness.gw.sessions)
+    payment = await harness.create_payment(blockchain="XRP")
+    assert payment["payment_address"] == "rHsMGQEkVNJmpGWs8XUBoTBiAAbwxZN5v3"
+
+
+async def test_creating_before_init_is_a_clear_503(harness: Harness) -> None:
+    from sqlalchemy import delete
+
+    from keel.coinpay import models
+    from keel.coinpay.custody import Custody
+
+    async with harness.gw.sessions() as session, session.begin():
+        await session.execute(delete(models.master_seed))
+    harness.gw.custody = Custody(harness.gw.box, harness.gw.sessions)
+    body = {"business_id": harness.business_id, "amount": 10, "blockchain": "BTC"}
+    response = await harness.client.post("/api/payments/create", json=body, headers=harness.auth())
+    assert response.status_code == 503
+    assert response.json()["code"] == "seed_missing"

@@ -72,6 +72,13 @@ class Custody:
         self._root = root
         return print_, True
 
+    async def root_if_initialised(self) -> wallets.HDRoot | None:
+        """The derivation root, or None before ``keel coinpay init``."""
+        try:
+            return await self.root()
+        except SeedMissing:
+            return None
+
     async def root(self) -> wallets.HDRoot:
         """The derivation root; raises SeedMissing before ``keel coinpay init``."""
         if self._root is not None:

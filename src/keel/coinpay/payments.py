@@ -29,6 +29,7 @@ from keel.coinpay.errors import (
     NotTestPayment,
     PaymentClosed,
     PaymentNotFound,
+    SeedMissing,
 )
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.lifecycle import Status
@@ -114,7 +115,9 @@ async def create(
     crypto_amount = crypto_for_fiat(amount, quote.rate, coin.decimals)
     if crypto_amount <= 0:
         raise InvalidAmount("amount converts to zero base units")
-    root = await gw.custody.root()
+    # Loaded before the write transaction: on SQLite a second session inside it would wait on
+    # the writer lock the outer transaction holds. Watch-only businesses never need the seed.
+    root = await gw.custody.root_if_initialised()
     now = gw.clock.now()
     payment_id = str(uuid.uuid4())
     try:
@@ -126,6 +129,8 @@ async def create(
                 index = await gw.allocator.allocate(session, family_key)
                 address = how.watch_key.address(index)
             else:
+                if root is None:
+                    raise SeedMissing()
                 family_key = addresses.system_family_key(coin.family)
                 index = await gw.allocator.allocate(session, family_key)
                 address = root.address(coin.family, index)

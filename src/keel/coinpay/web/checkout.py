@@ -22,7 +22,7 @@ from keel.coinpay.money import format_units
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
-TERMINAL = {Status.FORWARDED.value, Status.FAILED.value, Status.CONFIRMED.value}
+FINAL = {Status.FORWARDED.value, Status.FAILED.value}  # nothing can change after these
 POLL_SECONDS = 1.0
 KEEPALIVE_SECONDS = 15.0
 MAX_STREAM_SECONDS = 3600.0
@@ -91,7 +91,7 @@ async def checkout_events(payment_id: str, request: Request) -> StreamingRespons
             if current != last:
                 yield f"event: status\ndata: {json.dumps(current)}\n\n"
                 last, idle = current, 0.0
-                if current["status"] in TERMINAL and current["status"] != Status.CONFIRMED.value:
+                if current["status"] in FINAL:
                     return
             elif idle >= KEEPALIVE_SECONDS:
                 yield ": keepalive\n\n"
