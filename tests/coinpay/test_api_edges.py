@@ -1,0 +1,205 @@
+"""Bad input on every route, tenant isolation, rate limits and the idempotency race."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from keel.coinpay import apikeys, businesses
+from tests.coinpay.conftest import Harness, make_harness
+
+
+def is_problem(response: object, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text  # type: ignore[attr-defined]
+    assert response.headers["content-type"].startswith("application/problem+json")  # type: ignore[attr-defined]
+    body: dict[str, object] = response.json()  # type: ignore[attr-defined]
+    assert body["success"] is False
+    assert body["error"]
+    return body
+
+
+async def other_business_key(h: Harness) -> tuple[str, str]:
+    async with h.gw.sessions() as session, session.begin():
+        other = await businesses.create_business(session, h.clock, name="Other")
+        _, key = await apikeys.create_key(
+            session, h.gw.box, h.clock, business_id=other, mode="test"
+        )
+    return other, key
+
+
+async def test_a_key_never_sees_another_business(harness: Harness) -> None:
+    payment = await harness.create_payment()
+    other, key = await other_business_key(harness)
+    got = await harness.client.get(f"/api/payments/{payment['id']}", headers=harness.auth(key))
+    is_problem(got, 404)
+    listed = await harness.client.get(
+        f"/api/payments?businessId={harness.business_id}", headers=harness.auth(key)
+    )
+    is_problem(listed, 403)
+    own = await harness.client.get(f"/api/payments?businessId={other}", headers=harness.auth(key))
+    assert own.json()["payments"] == []
+    for path in (
+        f"/api/businesses/{harness.business_id}/wallets",
+        f"/api/businesses/{harness.business_id}/webhooks",
+        f"/api/supported-coins?business_id={harness.business_id}",
+    ):
+        is_problem(await harness.client.get(path, headers=harness.auth(key)), 403)
+    sim = await harness.client.post(
+        f"/api/payments/{payment['id']}/simulate",
+        json={"amount_crypto": "1"},
+        headers=harness.auth(key),
+    )
+    is_problem(sim, 404)
+    events = await harness.client.get(
+        f"/api/payments/{payment['id']}/events", headers=harness.auth(key)
+    )
+    is_problem(events, 404)
+
+
+async def test_concurrent_requests_with_one_idempotency_key_create_one_payment(
+    harness: Harness,
+) -> None:
+    body = {"business_id": harness.business_id, "amount": 10, "blockchain": "SOL"}
+    headers = {**harness.auth(), "Idempotency-Key": "same"}
+    replies = await asyncio.gather(
+        *(
+            harness.client.post("/api/payments/create", json=body, headers=headers)
+            for _ in range(10)
+        )
+    )
+    assert {r.status_code for r in replies} == {201}
+    assert len({r.json()["payment"]["id"] for r in replies}) == 1
+
+
+@pytest.fixture
+async def limited(db_url: str) -> AsyncIterator[Harness]:
+    async for h in make_harness(db_url, None, rate_limit_per_key=3):
+        yield h
+
+
+async def test_the_rate_limit_answers_429_with_headers(limited: Harness) -> None:
+    for _ in range(3):
+        assert (
+            await limited.client.get("/api/payments", headers=limited.auth())
+        ).status_code == 200
+    blocked = await limited.client.get("/api/payments", headers=limited.auth())
+    body = is_problem(blocked, 429)
+    assert body["code"] == "rate_limited"
+    assert blocked.headers["X-RateLimit-Remaining"] == "0"
+    assert int(blocked.headers["Retry-After"]) >= 1
+    # Another key of the same business has its own per-key budget.
+    other = await limited.client.get("/api/payments", headers=limited.auth(limited.live_key))
+    assert other.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("wallets", {"cryptocurrency": "BTC", "wallet_address": "bc1qbad"}, 400),
+        ("wallets", {"cryptocurrency": "NOPE", "wallet_address": "x"}, 400),
+        ("wallets", {"cryptocurrency": "ETH", "wallet_address": "0x123"}, 400),
+        ("wallets", {"wallet_address": "x"}, 400),
+        ("webhooks", {"url": "https://shop.example/hook", "events": ["payment.nope"]}, 400),
+        ("webhooks", {"url": "https://shop.example/hook", "extra": 1}, 400),
+        ("webhooks", {"url": ""}, 400),
+    ],
+)
+async def test_bad_business_settings_get_400(
+    harness: Harness, path: str, body: dict[str, object], status: int
+) -> None:
+    response = await harness.client.post(
+        f"/api/businesses/{harness.business_id}/{path}", json=body, headers=harness.auth()
+    )
+    is_problem(response, status)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"amount_crypto": "-1"},
+        {"amount_crypto": "0"},
+        {"amount_crypto": "0.000000001"},  # more decimals than BTC has
+        {"amount_crypto": "abc"},
+        {"confirmations": -1},
+        {"amount_crypto": "1", "surprise": True},
+        {"tx_hash": "sim_unknown", "confirmations": 3},
+        {},
+    ],
+)
+async def test_bad_simulations_get_400(harness: Harness, body: dict[str, object]) -> None:
+    payment = await harness.create_payment()
+    response = await harness.client.post(
+        f"/api/payments/{payment['id']}/simulate", json=body, headers=harness.auth()
+    )
+    is_problem(response, 400)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["status=nope", "limit=0", "limit=1000", "offset=-1", "limit=abc"],
+)
+async def test_bad_list_queries_get_400(harness: Harness, query: str) -> None:
+    is_problem(await harness.client.get(f"/api/payments?{query}", headers=harness.auth()), 400)
+
+
+@pytest.mark.parametrize("query", ["crypto=DOGGO", "crypto=BTC&fiat=ZZZ", ""])
+async def test_bad_rate_queries_get_400(harness: Harness, query: str) -> None:
+    is_problem(await harness.client.get(f"/api/rates?{query}"), 400)
+
+
+async def test_qr_is_a_png_of_the_payment_uri(harness: Harness) -> None:
+    payment = await harness.create_payment()
+    response = await harness.client.get(f"/api/payments/{payment['id']}/qr")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert response.content.startswith(b"\x89PNG")
+    is_problem(await harness.client.get("/api/payments/nope/qr"), 404)
+
+
+async def test_checkout_page_and_status_of_unknown_payment_are_404(harness: Harness) -> None:
+    assert (await harness.client.get("/pay/nope")).status_code == 404
+    assert (await harness.client.get("/pay/nope/status")).status_code == 404
+
+
+async def test_checkout_page_shows_amount_address_and_uri(harness: Harness) -> None:
+    payment = await harness.create_payment(blockchain="USDC_SOL", description="Mug")
+    page = await harness.client.get(f"/pay/{payment['id']}")
+    assert page.status_code == 200
+    html = page.text
+    assert payment["payment_address"] in html
+    assert payment["crypto_amount"] in html
+    assert "spl-token=EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v" in html
+    assert "Mug" in html
+    assert "metadata" not in html
+
+
+async def test_wallets_and_webhooks_round_trip(harness: Harness) -> None:
+    base = f"/api/businesses/{harness.business_id}"
+    set_wallet = await harness.client.post(
+        f"{base}/wallets",
+        json={
+            "cryptocurrency": "eth",
+            "wallet_address": "0x9858effd232b4033e47d90003d41ec34ecaeda94",
+        },
+        headers=harness.auth(),
+    )
+    assert (
+        set_wallet.json()["wallet"]["wallet_address"]
+        == "0x9858EfFD232B4033E47d90003D41EC34EcaEda94"
+    )
+    created = await harness.client.post(
+        f"{base}/webhooks",
+        json={"url": "https://shop.example/hook", "events": ["payment.confirmed"]},
+        headers=harness.auth(),
+    )
+    assert created.status_code == 201
+    assert created.json()["webhook"]["secret"].startswith("whsec_")
+    endpoint_id = created.json()["webhook"]["id"]
+    deleted = await harness.client.delete(f"{base}/webhooks/{endpoint_id}", headers=harness.auth())
+    assert deleted.status_code == 200
+    listed = await harness.client.get(f"{base}/webhooks", headers=harness.auth())
+    states = {w["id"]: w["active"] for w in listed.json()["webhooks"]}
+    assert states[endpoint_id] is False
+    is_problem(await harness.client.delete(f"{base}/webhooks/nope", headers=harness.auth()), 404)
