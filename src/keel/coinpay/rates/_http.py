@@ -4,14 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from decimal import Decimal
 
 import httpx
 
 from keel.coinpay.errors import RateUnavailable
+from keel.coinpay.rates.model import utc_now
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
+
+
+class HttpRateSource:
+    """What every exchange-API provider holds: a shared client, its base URL, a timeout and
+    the clock used for ``as_of`` when the API gives no time of its own."""
+
+    BASE_URL = ""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        base_url: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._client = client
+        self._base_url = (base_url or self.BASE_URL).rstrip("/")
+        self._timeout = timeout
+        self._clock = clock
+
+
 _SNIPPET = 200
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
-
 from keel.coinpay.errors import RateUnavailable
-from keel.coinpay.rates._http import DEFAULT_TIMEOUT_SECONDS, field, get_json
-from keel.coinpay.rates.model import Clock, Quote, normalise_pair, parse_rate, utc_now
+from keel.coinpay.rates._http import HttpRateSource, field, get_json
+from keel.coinpay.rates.model import Quote, normalise_pair, parse_rate
 
 
-class CoinbaseProvider:
+class CoinbaseProvider(HttpRateSource):
     """Spot price from Coinbase; ``as_of`` is the time we asked.
 
     Symbols are checked against the supported sets before they go into the URL path.
@@ -17,19 +15,6 @@ class CoinbaseProvider:
 
     name = "coinbase"
     BASE_URL = "https://api.coinbase.com"
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        base_url: str = BASE_URL,
-        *,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        clock: Clock = utc_now,
-    ) -> None:
-        self._client = client
-        self._base_url = base_url.rstrip("/")
-        self._timeout = timeout
-        self._clock = clock
 
     async def get(self, base: str, quote: str) -> Quote:
         """Raises ``RateUnavailable`` when Coinbase cannot answer for this pair."""

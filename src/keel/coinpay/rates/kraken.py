@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import httpx
-
 from keel.coinpay.errors import RateUnavailable
-from keel.coinpay.rates._http import DEFAULT_TIMEOUT_SECONDS, field, get_json
-from keel.coinpay.rates.model import Clock, Quote, normalise_pair, parse_rate, utc_now
+from keel.coinpay.rates._http import HttpRateSource, field, get_json
+from keel.coinpay.rates.model import Quote, normalise_pair, parse_rate
 
 #: Our symbol -> Kraken asset code, where they differ.
 KRAKEN_ASSETS: dict[str, str] = {"BTC": "XBT", "DOGE": "XDG"}
@@ -23,24 +21,11 @@ def kraken_result_keys(base: str, quote: str) -> tuple[str, ...]:
     return (f"X{b}Z{q}", f"{b}{q}", f"X{b}{q}", f"{b}Z{q}")
 
 
-class KrakenProvider:
+class KrakenProvider(HttpRateSource):
     """Last trade price (``c[0]``) from Kraken; ``as_of`` is the time we asked."""
 
     name = "kraken"
     BASE_URL = "https://api.kraken.com"
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        base_url: str = BASE_URL,
-        *,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        clock: Clock = utc_now,
-    ) -> None:
-        self._client = client
-        self._base_url = base_url.rstrip("/")
-        self._timeout = timeout
-        self._clock = clock
 
     async def get(self, base: str, quote: str) -> Quote:
         """Raises ``RateUnavailable`` when Kraken cannot answer for this pair."""
