@@ -215,3 +215,38 @@ async def test_rotated_secret_signs_with_both_newest_last(
     last = header.rsplit("v1=", 1)[1]
     only_new = webhooks.sign(received.body, [new_secret], int(header.split(",")[0][2:]))
     assert only_new.endswith(last)
+
+
+async def test_each_endpoint_gets_only_the_events_it_filters_for(
+    harness: Harness, webhook_sink: WebhookSink
+) -> None:
+    created = await harness.client.post(
+        f"/api/businesses/{harness.business_id}/webhooks",
+        json={"url": webhook_sink.url + "/confirmed-only", "events": ["payment.confirmed"]},
+        headers=harness.auth(),
+    )
+    second_secret = created.json()["webhook"]["secret"]
+    payment = await harness.create_payment()
+    await harness.simulate(payment["id"], amount_crypto=payment["crypto_amount"], confirmations=1)
+    await harness.run_jobs()
+    filtered = [r for r in webhook_sink.received if r.path.endswith("/confirmed-only")]
+    everything = [r for r in webhook_sink.received if r.path == "/hook"]
+    assert [r.json()["type"] for r in filtered] == ["payment.confirmed"]
+    assert len(everything) > 1
+    # Each endpoint signs with its own secret.
+    now = int(time.time())
+    webhooks.verify(
+        filtered[0].headers["X-CoinPay-Signature"], filtered[0].body, [second_secret], now=now
+    )
+    assert harness.webhook_secret
+    try:
+        webhooks.verify(
+            filtered[0].headers["X-CoinPay-Signature"],
+            filtered[0].body,
+            [harness.webhook_secret],
+            now=now,
+        )
+    except webhooks.SignatureMismatch:
+        pass
+    else:
+        raise AssertionError("one endpoint's secret verified another's delivery")
