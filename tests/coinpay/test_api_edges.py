@@ -203,3 +203,50 @@ async def test_wallets_and_webhooks_round_trip(harness: Harness) -> None:
     states = {w["id"]: w["active"] for w in listed.json()["webhooks"]}
     assert states[endpoint_id] is False
     is_problem(await harness.client.delete(f"{base}/webhooks/nope", headers=harness.auth()), 404)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/payments/create", "description"),
+        ("GET", "/api/payments/a%00b", None),
+        ("GET", "/pay/a%00b/status", None),
+    ],
+)
+async def test_nul_characters_are_a_400_never_a_500(
+    harness: Harness, method: str, path: str, body: str | None
+) -> None:
+    payload = None
+    if body:
+        payload = {
+            "business_id": harness.business_id,
+            "amount": 10,
+            "blockchain": "BTC",
+            body: "a\u0000b",
+        }
+    response = await harness.client.request(method, path, json=payload, headers=harness.auth())
+    assert response.status_code in (201, 400, 404), response.text
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[/", "http://a:b@[/", "http://shop.example:99999/x", "http://exa mple.com/"]
+)
+async def test_unparseable_webhook_urls_are_400(harness: Harness, url: str) -> None:
+    response = await harness.client.post(
+        f"/api/businesses/{harness.business_id}/webhooks",
+        json={"url": url},
+        headers=harness.auth(),
+    )
+    is_problem(response, 400)
+
+
+@pytest.mark.parametrize("amount", ["1e999999", "1e-100000", "1e31"])
+async def test_absurd_simulated_amounts_are_400_quickly(harness: Harness, amount: str) -> None:
+    payment = await harness.create_payment()
+    response = await harness.client.post(
+        f"/api/payments/{payment['id']}/simulate",
+        json={"amount_crypto": amount},
+        headers=harness.auth(),
+    )
+    body = is_problem(response, 400)
+    assert len(str(body["detail"])) < 300

@@ -368,19 +368,11 @@ KNOWN_SERVER_ERRORS = [
         "/api/payments/{payment_id}/simulate",
         {"amount_crypto": "1e999999"},
         id="simulate-huge-exponent",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="money.parse_units: decimal.Overflow escapes as a 500",
-        ),
     ),
     pytest.param(
         "/api/businesses/{business_id}/webhooks",
         {"url": "http://[/"},
         id="webhook-url-unclosed-ipv6",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="notify.validate_url: urlsplit's ValueError escapes as a 500",
-        ),
     ),
 ]
 

@@ -14,8 +14,10 @@ The ``UNIQUE`` on ``coinpay_payments.payment_address`` backs both up.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
+from collections.abc import Iterable
 from typing import Protocol
 
 from prometheus_client import Gauge
@@ -79,14 +81,27 @@ class SequenceAllocator:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._known: set[str] = set()
+        # Creating a sequence takes a second pooled connection while the caller holds one;
+        # one creator at a time keeps a burst of first creates from exhausting the pool.
+        self._creating = asyncio.Lock()
+
+    async def prepare(self, family_keys: Iterable[str]) -> None:
+        """Create the sequences of the given families now (at startup, before traffic)."""
+        if self._engine.dialect.name != "postgresql":
+            return
+        for family_key in family_keys:
+            await self._ensure_sequence(family_key, sequence_name(family_key))
+            self._known.add(family_key)
 
     async def allocate(self, session: AsyncSession, family_key: str) -> int:
         if session.get_bind().dialect.name != "postgresql":
             return _check(family_key, await _upsert_counter(session, family_key))
         name = sequence_name(family_key)
         if family_key not in self._known:
-            await self._ensure_sequence(family_key, name)
-            self._known.add(family_key)
+            async with self._creating:
+                if family_key not in self._known:
+                    await self._ensure_sequence(family_key, name)
+                    self._known.add(family_key)
         value = (await session.execute(text(f"SELECT nextval('{_identifier(name)}')"))).scalar_one()
         return _check(family_key, int(value))
 

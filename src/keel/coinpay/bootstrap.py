@@ -10,7 +10,7 @@ from datetime import timedelta
 import httpx
 
 from keel.coinpay import models, notify, payments, rates
-from keel.coinpay.addresses import IndexAllocator, SequenceAllocator
+from keel.coinpay.addresses import IndexAllocator, SequenceAllocator, system_family_key
 from keel.coinpay.assets import DEFAULT_CONFIRMATIONS
 from keel.coinpay.chains.base import ChainWatcher
 from keel.coinpay.chains.simulated import SimulatedChain
@@ -18,6 +18,7 @@ from keel.coinpay.custody import Custody
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
 from keel.coinpay.settlement import SimulatedSettlement, UnconfiguredSettlement
+from keel.coinpay.wallets import Family
 from keel.core import db, migrations, netguard
 from keel.core.clock import Clock, SystemClock
 from keel.core.crypto import SecretBox, load_or_create_key_file, parse_key
@@ -73,6 +74,9 @@ async def open_gateway(
     provider = rate_provider or rates.build_rate_provider(
         settings.rates, rate_http, max_age_seconds=settings.rate_max_age_seconds
     )
+    if allocator is None:
+        allocator = SequenceAllocator(engine)
+        await allocator.prepare(system_family_key(f) for f in Family)
     simulated = SimulatedChain(sessions, clock)
     test_watchers: dict[str, ChainWatcher] = dict.fromkeys(DEFAULT_CONFIRMATIONS, simulated)
     return Gateway(
@@ -83,7 +87,7 @@ async def open_gateway(
         box=box,
         custody=Custody(box, sessions),
         rates=provider,
-        allocator=allocator or SequenceAllocator(engine),
+        allocator=allocator,
         queue=JobQueue(models.jobs, sessions, clock),
         limiter=SqlRateLimiter(models.rate_limits, sessions, clock),
         http=http,

@@ -73,14 +73,17 @@ def parse_units(text: str, decimals: int) -> int:
     representable in base units (negative, exponent, too many decimals, garbage)."""
     raw = text.strip()
     if not raw or raw.startswith(("-", "+")) or any(c not in "0123456789." for c in raw):
-        raise InvalidAmount(f"{text!r} is not a plain non-negative decimal amount")
+        raise InvalidAmount(f"{text[:40]!r} is not a plain non-negative decimal amount")
+    shown = raw if len(raw) <= 40 else raw[:40] + "…"
     try:
         value = Decimal(raw)
     except InvalidOperation as exc:
-        raise InvalidAmount(f"{text!r} is not a decimal amount") from exc
+        raise InvalidAmount(f"{shown!r} is not a decimal amount") from exc
+    if value.adjusted() >= 78:  # bounded before multiplying: no decimal.Overflow
+        raise InvalidAmount(f"{shown!r} is too large")
     scaled = _CTX.multiply(value, Decimal(10) ** decimals)
     if scaled != scaled.to_integral_value():
-        raise InvalidAmount(f"{text!r} has more than {decimals} decimal places")
+        raise InvalidAmount(f"{shown!r} has more than {decimals} decimal places")
     units = int(scaled)
     if units >= 10**78:
         raise InvalidAmount("amount is too large")

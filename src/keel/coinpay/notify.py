@@ -58,7 +58,13 @@ def new_secret() -> str:
 def validate_url(url: str, *, allow_private: bool) -> str:
     """Reject what can never be a merchant's endpoint; hostnames are re-checked at delivery,
     after DNS resolution."""
-    parts = urlsplit(url.strip())
+    if any(c.isspace() or ord(c) < 32 for c in url.strip()):
+        raise BadRequest("Webhook URL must not contain whitespace or control characters")
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port outside 0-65535
+    except ValueError as exc:
+        raise BadRequest("Webhook URL is not a valid URL") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadRequest("Webhook URL must be an absolute http(s) URL")
     if len(url) > 2000:

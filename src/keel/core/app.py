@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -138,9 +139,27 @@ def install_problem_handlers(app: FastAPI, *, extras: ProblemExtras | None = Non
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem_response(
+        response = problem_response(
             exc.status_code, code, str(exc.detail), str(exc.detail), request, extras
         )
+        response.headers.update(exc.headers or {})  # e.g. Allow on a 405
+        return response
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # SQLSTATE class 22 is a data exception: the database refused a value the edge let
+        # through (PostgreSQL rejects NUL in text). That is the caller's input, not our fault.
+        sqlstate = str(getattr(exc.orig, "sqlstate", "") or getattr(exc.orig, "pgcode", ""))
+        if isinstance(exc, DataError) or sqlstate.startswith("22"):
+            return problem_response(
+                400,
+                "invalid_data",
+                "Bad request",
+                "The request contains a value that cannot be stored (e.g. a NUL character)",
+                request,
+                extras,
+            )
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

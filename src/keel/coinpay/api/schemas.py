@@ -44,6 +44,14 @@ class SimulateBody(BaseModel):
     )
     reverted: bool = Field(default=False, description="Drop the transfer (a reorg)")
 
+    @field_validator("amount_crypto")
+    @classmethod
+    def _sane_magnitude(cls, value: Decimal | None) -> Decimal | None:
+        # Checked before anything writes the number out: "1e10000000" would cost seconds.
+        if value is not None and not -30 <= value.adjusted() <= 30:
+            raise ValueError("amount_crypto is out of range")
+        return value
+
 
 class WalletBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
