@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from keel.coinpay import apikeys, bootstrap, businesses, notify, payments
+from keel.coinpay import apikeys, bootstrap, businesses, notify, payments, presentation
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
 from keel.core import logging as keel_logging
@@ -206,7 +206,7 @@ def payments_list(
 
     async def work(gw: Gateway) -> list[dict[str, Any]]:
         rows = await payments.operator_list(gw, business_id=business, status=status, limit=limit)
-        return [payments.to_wire(r) for r in rows]
+        return [presentation.to_wire(r) for r in rows]
 
     rows = _run(work)
     if as_json:

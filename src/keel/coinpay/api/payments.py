@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import Row
 
-from keel.coinpay import payments, qr
+from keel.coinpay import payments, presentation, qr
 from keel.coinpay.api.deps import WireJSONResponse, gateway, ok, principal
 from keel.coinpay.api.schemas import CreatePaymentBody, SimulateBody
 from keel.coinpay.apikeys import Principal
@@ -19,7 +19,7 @@ Caller = Annotated[Principal, Depends(principal)]
 
 
 def _payment_reply(row: Row[Any]) -> WireJSONResponse:
-    wire = payments.to_wire(row)
+    wire = presentation.to_wire(row)
     wire["qr_code"] = qr.data_uri(wire["payment_uri"])
     return ok(payment=wire)
 
@@ -75,7 +75,7 @@ async def list_payments(
         limit=limit,
         offset=offset,
     )
-    return ok(payments=[payments.to_wire(r) for r in rows], limit=limit, offset=offset)
+    return ok(payments=[presentation.to_wire(r) for r in rows], limit=limit, offset=offset)
 
 
 @router.get(
@@ -87,7 +87,7 @@ async def payment_qr(payment_id: str, request: Request) -> Response:
     """A PNG QR code of the payment's wallet URI (public: the id is the capability)."""
     row = await payments.get_public(gateway(request), payment_id)
     return Response(
-        qr.png(payments.payment_uri(row)),
+        qr.png(presentation.payment_uri(row)),
         media_type="image/png",
         headers={"Cache-Control": "public, max-age=300"},
     )

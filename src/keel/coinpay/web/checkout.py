@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Row
 
-from keel.coinpay import payments
+from keel.coinpay import payments, presentation
 from keel.coinpay.api.deps import gateway
 from keel.coinpay.assets import get_coin
 from keel.coinpay.lifecycle import Status
@@ -53,9 +53,9 @@ async def checkout_page(payment_id: str, request: Request) -> Response:
         request,
         "checkout.html",
         {
-            "payment": payments.to_wire(row),
+            "payment": presentation.to_wire(row),
             "coin": coin,
-            "uri": payments.payment_uri(row),
+            "uri": presentation.payment_uri(row),
             "status": public_status(row),
         },
         headers={

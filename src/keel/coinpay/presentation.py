@@ -1,0 +1,103 @@
+"""How a payment looks to the outside: the merchant API object, webhook data, wallet URIs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row
+
+from keel.coinpay.assets import Coin, get_coin
+from keel.coinpay.money import FIAT_EXPONENTS, format_units
+
+
+def event_data(row: Row[Any]) -> dict[str, Any]:
+    """The ``data`` of a webhook about this payment."""
+    coin = get_coin(row.blockchain)
+    return {
+        "payment_id": row.id,
+        "status": row.status,
+        "amount": fiat_amount(row),
+        "amount_crypto": format_units(row.crypto_amount, coin.decimals),
+        "amount_received": format_units(row.received_amount, coin.decimals),
+        "currency": row.currency,
+        "blockchain": row.blockchain,
+        "payment_address": row.payment_address,
+        "tx_hash": row.tx_hash,
+        "merchant_tx_hash": row.forward_tx_hash,
+        "confirmations": row.confirmations,
+        "paid_partial": row.paid_partial,
+        "paid_over": row.paid_over,
+        "paid_late": row.paid_late,
+        "metadata": row.metadata,
+    }
+
+
+def payment_uri(row: Row[Any]) -> str:
+    """The wallet URI customers scan: BIP21, EIP-681 or Solana Pay."""
+    coin = get_coin(row.blockchain)
+    amount = format_units(row.crypto_amount, coin.decimals)
+    return _uri(coin, row.payment_address, row.crypto_amount, amount)
+
+
+def _uri(coin: Coin, address: str, units: int, amount: str) -> str:
+    if coin.family.value in ("BTC", "LTC", "DOGE"):
+        scheme = {"BTC": "bitcoin", "LTC": "litecoin", "DOGE": "dogecoin"}[coin.family.value]
+        return f"{scheme}:{address}?amount={amount}"
+    if coin.family.value == "BCH":
+        return f"{address}?amount={amount}"  # CashAddr already carries "bitcoincash:"
+    if coin.evm_chain_id is not None:
+        if coin.contract:
+            return (
+                f"ethereum:{coin.contract}@{coin.evm_chain_id}/transfer"
+                f"?address={address}&uint256={units}"
+            )
+        return f"ethereum:{address}@{coin.evm_chain_id}?value={units}"
+    if coin.family.value == "SOL":
+        token = f"&spl-token={coin.contract}" if coin.contract else ""
+        return f"solana:{address}?amount={amount}{token}"
+    if coin.family.value == "XRP":
+        return f"xrpl:{address}?amount={amount}"
+    return f"web+cardano:{address}?amount={amount}"
+
+
+def to_wire(row: Row[Any]) -> dict[str, Any]:
+    """The payment object of CoinPayPortal's merchant API (plus our extra fields)."""
+    coin = get_coin(row.blockchain)
+    return {
+        "id": row.id,
+        "business_id": row.business_id,
+        "amount": fiat_amount(row),
+        "currency": row.currency,
+        "blockchain": row.blockchain,
+        "crypto_amount": format_units(row.crypto_amount, coin.decimals),
+        "crypto_amount_base_units": str(row.crypto_amount),
+        "exchange_rate": str(row.rate),
+        "payment_address": row.payment_address,
+        "payment_uri": payment_uri(row),
+        "status": row.status,
+        "paid_partial": row.paid_partial,
+        "paid_over": row.paid_over,
+        "paid_late": row.paid_late,
+        "amount_received": format_units(row.received_amount, coin.decimals),
+        "confirmations": row.confirmations,
+        "required_confirmations": row.required_confirmations,
+        "tx_hash": row.tx_hash,
+        "forward_tx_hash": row.forward_tx_hash,
+        "description": row.description,
+        "metadata": row.metadata,
+        "mode": row.mode,
+        "expires_at": iso(row.expires_at),
+        "created_at": iso(row.created_at),
+        "confirmed_at": iso(row.confirmed_at),
+        "forwarded_at": iso(row.forwarded_at),
+    }
+
+
+def fiat_amount(row: Row[Any]) -> Decimal:
+    amount: Decimal = row.amount
+    return amount.quantize(Decimal(1).scaleb(-FIAT_EXPONENTS[row.currency]))
+
+
+def iso(value: Any) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
