@@ -19,7 +19,7 @@ from keel.coinpay.assets import COINS
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
 from keel.coinpay.wallets import Family, HDRoot
-from keel.core.clock import FrozenClock
+from keel.core.clock import Clock, FrozenClock
 from keel.core.crypto import new_key
 
 ABANDON = " ".join(["abandon"] * 11 + ["about"])
@@ -119,6 +119,26 @@ class Harness:
         return await bootstrap.build_worker(self.gw).drain()
 
 
+async def seed_merchant(gw: Gateway, clock: Clock) -> tuple[str, str]:
+    """The abandon seed, a business receiving every coin (payout wallets from another seed)
+    and a test key; returns (business id, test key)."""
+    await gw.custody.init_seed(clock, ABANDON)
+    async with gw.sessions() as session, session.begin():
+        business_id = await businesses.create_business(session, clock, name="Shop")
+        for symbol in COINS:
+            await businesses.set_wallet(
+                session,
+                clock,
+                business_id=business_id,
+                coin=symbol,
+                address=payout_address(symbol),
+            )
+        _, test_key = await apikeys.create_key(
+            session, gw.box, clock, business_id=business_id, mode="test"
+        )
+    return business_id, test_key
+
+
 async def make_harness(
     db_url: str, sink_url: str | None, **settings: Any
 ) -> AsyncIterator[Harness]:
@@ -137,21 +157,9 @@ async def make_harness(
     )
     async with product.lifespan():
         gw: Gateway = product.app.state.gateway
-        await gw.custody.init_seed(clock, ABANDON)
+        business_id, test_key = await seed_merchant(gw, clock)
         secret = None
         async with gw.sessions() as session, session.begin():
-            business_id = await businesses.create_business(session, clock, name="Shop")
-            for symbol in COINS:
-                await businesses.set_wallet(
-                    session,
-                    clock,
-                    business_id=business_id,
-                    coin=symbol,
-                    address=payout_address(symbol),
-                )
-            _, test_key = await apikeys.create_key(
-                session, gw.box, clock, business_id=business_id, mode="test"
-            )
             _, live_key = await apikeys.create_key(
                 session, gw.box, clock, business_id=business_id, mode="live"
             )

@@ -43,7 +43,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from starlette.types import Receive, Scope, Send
 
-from keel.coinpay import apikeys, businesses
+from keel.coinpay import businesses
 from keel.coinpay.app import create_app
 from keel.coinpay.assets import COINS
 from keel.coinpay.gateway import Gateway
@@ -53,7 +53,7 @@ from keel.coinpay.settings import CoinpaySettings
 from keel.core.app import Product
 from keel.core.clock import SystemClock
 from keel.core.crypto import new_key
-from tests.coinpay.conftest import ABANDON, payout_address
+from tests.coinpay.conftest import payout_address, seed_merchant
 
 MAX_EXAMPLES = 40
 PROBLEM_JSON = "application/problem+json"
@@ -81,21 +81,9 @@ async def _seed(product: Product) -> Seeded:
     clock = SystemClock()
     async with product.lifespan():
         gw: Gateway = product.app.state.gateway
-        await gw.custody.init_seed(clock, ABANDON)
+        business_id, test_key = await seed_merchant(gw, clock)
         async with gw.sessions() as session, session.begin():
-            business_id = await businesses.create_business(session, clock, name="Shop")
             other_business_id = await businesses.create_business(session, clock, name="Other")
-            for symbol in COINS:
-                await businesses.set_wallet(
-                    session,
-                    clock,
-                    business_id=business_id,
-                    coin=symbol,
-                    address=payout_address(symbol),
-                )
-            _, test_key = await apikeys.create_key(
-                session, gw.box, clock, business_id=business_id, mode="test"
-            )
         auth = {"Authorization": f"Bearer {test_key}"}
         transport = httpx.ASGITransport(app=product.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://coinpay.test") as c:

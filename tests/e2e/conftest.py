@@ -22,15 +22,13 @@ import httpx
 import pytest
 import uvicorn
 
-from keel.coinpay import apikeys, businesses
 from keel.coinpay.app import create_app
-from keel.coinpay.assets import COINS
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
 from keel.core.app import Product
 from keel.core.clock import SystemClock
 from keel.core.crypto import new_key
-from tests.coinpay.conftest import ABANDON, payout_address
+from tests.coinpay.conftest import seed_merchant
 from tests.conftest import need_service
 
 if TYPE_CHECKING:
@@ -93,21 +91,7 @@ async def _seed(product: Product) -> tuple[str, str]:
     clock = SystemClock()
     async with product.lifespan():
         gw: Gateway = product.app.state.gateway
-        await gw.custody.init_seed(clock, ABANDON)
-        async with gw.sessions() as session, session.begin():
-            business_id = await businesses.create_business(session, clock, name="Shop")
-            for symbol in COINS:
-                await businesses.set_wallet(
-                    session,
-                    clock,
-                    business_id=business_id,
-                    coin=symbol,
-                    address=payout_address(symbol),
-                )
-            _, test_key = await apikeys.create_key(
-                session, gw.box, clock, business_id=business_id, mode="test"
-            )
-    return business_id, test_key
+        return await seed_merchant(gw, clock)
 
 
 @pytest.fixture
