@@ -22,7 +22,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from keel.coinpay import models
+from keel.coinpay import models, presentation
 from keel.coinpay.lifecycle import EVENT_TYPES
 from keel.coinpay.wire import dumps
 from keel.core import netguard, webhooks
@@ -164,7 +164,7 @@ async def record_event(
             "id": event_id,
             "type": event_type,
             "business_id": business_id,
-            "created_at": now.isoformat().replace("+00:00", "Z"),
+            "created_at": presentation.iso(now),
             "livemode": mode == "live",
             "data": dict(data),
         }
@@ -321,10 +321,6 @@ async def deactivate_endpoint(session: AsyncSession, *, business_id: str, endpoi
     await session.execute(t.update().where(t.c.id == endpoint_id).values(active=False))
 
 
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
 async def delivery_log(
     session: AsyncSession, *, business_id: str, mode: str, payment_id: str | None, limit: int
 ) -> list[dict[str, Any]]:
@@ -354,7 +350,7 @@ async def delivery_log(
                 "status_code": a.status_code,
                 "latency_ms": a.latency_ms,
                 "error": a.error,
-                "at": _iso(a.created_at),
+                "at": presentation.iso(a.created_at),
             }
         )
     return [
@@ -362,7 +358,7 @@ async def delivery_log(
             "id": e.id,
             "type": e.type,
             "payment_id": e.payment_id,
-            "created_at": _iso(e.created_at),
+            "created_at": presentation.iso(e.created_at),
             "deliveries": by_event.get(e.id, []),
         }
         for e in events

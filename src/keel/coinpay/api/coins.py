@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from keel.coinpay import businesses
+from keel.coinpay import businesses, presentation
 from keel.coinpay.api.deps import gateway, ok, principal
 from keel.coinpay.apikeys import Principal
 from keel.coinpay.assets import get_coin
@@ -49,5 +49,5 @@ async def exchange_rate(
         fiat=currency,
         rate=str(quote.rate),
         source=quote.source,
-        as_of=quote.as_of.isoformat().replace("+00:00", "Z"),
+        as_of=presentation.iso(quote.as_of),
     )

@@ -41,7 +41,7 @@ def public_status(row: Row[Any]) -> dict[str, Any]:
         "crypto_amount": format_units(row.crypto_amount, coin.decimals),
         "confirmations": row.confirmations,
         "required_confirmations": row.required_confirmations,
-        "expires_at": row.expires_at.isoformat().replace("+00:00", "Z"),
+        "expires_at": presentation.iso(row.expires_at),
     }
 
 
