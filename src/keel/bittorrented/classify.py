@@ -1,0 +1,249 @@
+"""Classify a torrent by its name and files (bitmagnet's content types) and screen banned names.
+
+``guessit`` parses release names well but calls nearly everything a movie, so it decides only
+between movie and tv_show, and only given video evidence: video files, or a season, resolution
+or video codec in the name (an episode number alone is not enough: ``Cyberpunk.2077`` is
+"episode 2077"). Other types come from the files' extensions, weighted by size, then from
+keywords in the name. guessit costs about 10-40 ms a name, so callers classify once, at ingest.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from anyascii import anyascii
+from guessit import guessit
+from guessit.api import GuessitException
+
+from keel.bittorrented.torrents import TorrentFile
+
+# guessit's time grows with length; real release names are well under this.
+_MAX_GUESS_CHARS = 256
+# Without this guessit reads option files from the home and working directories.
+_GUESSIT_OPTIONS = {"no_user_config": True}
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class ContentType(StrEnum):
+    """What a torrent holds; the values are bitmagnet's ``content_type`` strings."""
+
+    MOVIE = "movie"
+    TV_SHOW = "tv_show"
+    MUSIC = "music"
+    EBOOK = "ebook"
+    COMIC = "comic"
+    AUDIOBOOK = "audiobook"
+    GAME = "game"
+    SOFTWARE = "software"
+    XXX = "xxx"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """A torrent's content type and what its name says about the release.
+
+    Video fields (season, episode, resolution, codec, group) are set only for video types;
+    a multi-episode or multi-season release keeps its first number.
+    """
+
+    content_type: ContentType
+    title: str | None = None
+    year: int | None = None
+    season: int | None = None
+    episode: int | None = None
+    resolution: str | None = None
+    video_codec: str | None = None
+    release_group: str | None = None
+
+
+_VIDEO = ContentType.MOVIE  # stands for "video" until the name picks movie or tv_show
+
+
+def _vocabulary(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_EXTENSIONS: dict[str, ContentType] = {
+    extension: kind
+    for kind, extensions in (
+        (_VIDEO, "mkv mp4 avi m4v mov wmv flv webm ts m2ts mts mpg mpeg vob ogv 3gp divx rmvb"),
+        (ContentType.MUSIC, "mp3 flac m4a aac ogg oga opus wav ape alac wv wma aiff aif dsf mka"),
+        (ContentType.AUDIOBOOK, "m4b aax"),
+        (ContentType.EBOOK, "epub mobi azw azw3 pdf djvu fb2 lit"),
+        (ContentType.COMIC, "cbr cbz cb7 cbt"),
+        (ContentType.SOFTWARE, "exe msi dmg pkg deb rpm apk appimage iso snap flatpak"),
+        (ContentType.GAME, "nsp xci nds 3ds cia gba gbc gb nes sfc smc n64 z64 wbfs wad rvz"),
+    )
+    for extension in _vocabulary(extensions)
+}
+# Name keywords, checked in this order when neither files nor the name show video.
+_KEYWORDS: tuple[tuple[ContentType, frozenset[str]], ...] = (
+    (ContentType.AUDIOBOOK, _vocabulary("audiobook audiobooks audible unabridged m4b")),
+    (ContentType.COMIC, _vocabulary("comic comics cbr cbz")),
+    (ContentType.EBOOK, _vocabulary("epub mobi azw3 ebook ebooks pdf fb2 djvu")),
+    (
+        ContentType.GAME,
+        _vocabulary(
+            "gog codex fitgirl skidrow plaza cpy empress dodi elamigos tenoke razor1911 "
+            "goty nsw ps4 ps5"
+        ),
+    ),
+    (
+        ContentType.SOFTWARE,
+        _vocabulary(
+            "x64 x86 win64 win32 amd64 arm64 windows macos keygen portable multilingual "
+            "setup installer"
+        ),
+    ),
+    (
+        ContentType.MUSIC,
+        _vocabulary(
+            "flac mp3 alac 320kbps discography album lossless 24bit 16bit vinyl soundtrack ost"
+        ),
+    ),
+)
+_XXX = _vocabulary("xxx porn porno")
+_VIDEO_TYPES = (ContentType.MOVIE, ContentType.TV_SHOW, ContentType.XXX)
+
+
+def classify(name: str, files: Sequence[TorrentFile] = ()) -> Classification:
+    """Classify a torrent from its name and (possibly capped) file list.
+
+    Never raises for any text; a name guessit cannot parse is classified from files and
+    keywords alone. Costs one guessit call (about 10-40 ms).
+    """
+    words = frozenset(_words(name))
+    guess = _guess(name)
+    dominant = _dominant(files) if files else _EXTENSIONS.get(_extension(name))
+    video_in_name = any(
+        guess.get(key) is not None for key in ("season", "screen_size", "video_codec")
+    )
+
+    if words & _XXX:
+        content_type = ContentType.XXX
+    elif dominant is _VIDEO or (dominant is None and video_in_name):
+        content_type = ContentType.TV_SHOW if _is_episode(guess) else ContentType.MOVIE
+    elif dominant is not None:
+        content_type = _refine(dominant, words)
+    else:
+        content_type = next((kind for kind, keys in _KEYWORDS if words & keys), None) or (
+            ContentType.MUSIC if guess.get("audio_codec") else ContentType.UNKNOWN
+        )
+
+    if content_type not in _VIDEO_TYPES:
+        return Classification(content_type, title=_title(guess), year=_int(guess.get("year")))
+    return Classification(
+        content_type,
+        title=_str(guess.get("title")),
+        year=_int(guess.get("year")),
+        season=_int(guess.get("season")),
+        episode=_int(guess.get("episode")),
+        resolution=_str(guess.get("screen_size")),
+        video_codec=_str(guess.get("video_codec")),
+        release_group=_str(guess.get("release_group")),
+    )
+
+
+def is_banned(name: str, banned_keywords: Iterable[str]) -> bool:
+    """True when ``name`` contains any keyword as whole words, ignoring case and accents.
+
+    Names are folded to ASCII and split on anything not a letter or digit, so ``Ｋéy.WORD``
+    matches ``key word``; runs of single letters are also read joined (``a.b.c`` as ``abc``).
+    """
+    words = _words(name)
+    forms = (f" {' '.join(words)} ", f" {' '.join(_join_letters(words))} ")
+    for keyword in banned_keywords:
+        needle = " ".join(_words(keyword))
+        if needle and any(f" {needle} " in form for form in forms):
+            return True
+    return False
+
+
+def _guess(name: str) -> dict[str, Any]:
+    try:
+        return dict(guessit(name[:_MAX_GUESS_CHARS], _GUESSIT_OPTIONS))
+    except GuessitException:
+        # guessit wraps its own internal failures; a name it chokes on is still classifiable.
+        return {}
+
+
+def _dominant(files: Sequence[TorrentFile]) -> ContentType | None:
+    """The kind of the known extensions holding the most bytes (zero-byte files weigh 1)."""
+    weights: defaultdict[ContentType, int] = defaultdict(int)
+    for file in files:
+        kind = _EXTENSIONS.get(_extension(file.path))
+        if kind is not None:
+            weights[kind] += max(file.size, 1)
+    return max(weights, key=weights.__getitem__) if weights else None
+
+
+def _refine(kind: ContentType, words: frozenset[str]) -> ContentType:
+    """Let name keywords split what extensions cannot: audiobooks in MP3, games on ISO."""
+    if kind is ContentType.MUSIC and words & _keywords(ContentType.AUDIOBOOK):
+        return ContentType.AUDIOBOOK
+    if kind is ContentType.SOFTWARE and words & _keywords(ContentType.GAME):
+        return ContentType.GAME
+    if kind is ContentType.EBOOK and words & _keywords(ContentType.COMIC):
+        return ContentType.COMIC
+    return kind
+
+
+def _keywords(kind: ContentType) -> frozenset[str]:
+    return next(keys for candidate, keys in _KEYWORDS if candidate is kind)
+
+
+def _is_episode(guess: dict[str, Any]) -> bool:
+    return any(guess.get(key) is not None for key in ("season", "episode")) or (
+        guess.get("type") == "episode" and guess.get("date") is not None
+    )
+
+
+def _extension(path: str) -> str:
+    base = path.rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[-1].lower() if "." in base else ""
+
+
+def _title(guess: dict[str, Any]) -> str | None:
+    # Outside video, guessit reads "Artist - Album" as title and alternative title.
+    title, alternative = _str(guess.get("title")), _str(guess.get("alternative_title"))
+    return f"{title} - {alternative}" if title and alternative else title
+
+
+def _first(value: object) -> object:
+    return value[0] if isinstance(value, list) and value else value
+
+
+def _int(value: object) -> int | None:
+    first = _first(value)
+    return first if isinstance(first, int) and not isinstance(first, bool) else None
+
+
+def _str(value: object) -> str | None:
+    first = _first(value)
+    return str(first) if first is not None and str(first) else None
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(anyascii(text).lower())
+
+
+def _join_letters(words: list[str]) -> list[str]:
+    joined: list[str] = []
+    run = ""
+    for word in words:
+        if len(word) == 1:
+            run += word
+            continue
+        if run:
+            joined.append(run)
+            run = ""
+        joined.append(word)
+    if run:
+        joined.append(run)
+    return joined
