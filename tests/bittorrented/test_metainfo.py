@@ -294,7 +294,7 @@ HUGE = 2**62
         (_info([{b"length": 1, b"path": b"a"}]), "non-empty list"),
         (_info([{b"length": 1, b"path": [b"a", 1]}]), "non-empty list"),
         (_info([{b"length": 1, b"path.utf-8": [b".."], b"path": [b"a"]}]), "invalid component"),
-        (_info([b"not a dict"]), "not a dictionary"),
+        (_info([b"not a dict"]), "not a dictionary"),  # type: ignore[list-item]
         (_info([]), "non-empty list"),
         ({k: v for k, v in _info().items() if k != b"files"}, "neither 'length' nor 'files'"),
         (_info([{b"length": 1, b"path": [b".pad", b"1"]}]), "only pad files"),

@@ -52,7 +52,7 @@ class Document:
 
 
 def decode(
-    data: bytes,
+    data: bytes | bytearray | memoryview,
     *,
     strict: bool = True,
     max_bytes: int = MAX_BYTES,
@@ -71,7 +71,7 @@ def decode(
 
 
 def decode_document(
-    data: bytes,
+    data: bytes | bytearray | memoryview,
     *,
     strict: bool = True,
     max_bytes: int = MAX_BYTES,
@@ -137,20 +137,25 @@ class _Decoder:
     __slots__ = ("_end", "_max_depth", "_max_tokens", "_strict", "_tokens_left", "data")
 
     def __init__(
-        self, data: bytes, strict: bool, max_bytes: int, max_depth: int, max_tokens: int
+        self,
+        data: bytes | bytearray | memoryview,
+        strict: bool,
+        max_bytes: int,
+        max_depth: int,
+        max_tokens: int,
     ) -> None:
         if not 0 < max_depth <= _DEPTH_CEILING:
             raise ValueError(f"max_depth must be in 1..{_DEPTH_CEILING}")
-        if isinstance(data, bytearray | memoryview):
-            data = bytes(data)
-        elif not isinstance(data, bytes):
+        if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"bencode decodes bytes, not {type(data).__name__}")
-        if len(data) > max_bytes:
-            raise MalformedTorrent(f"data is {len(data)} bytes, over the limit of {max_bytes}")
-        if not data:
+        size = data.nbytes if isinstance(data, memoryview) else len(data)
+        # Checked before bytes() so an oversized buffer is never copied.
+        if size > max_bytes:
+            raise MalformedTorrent(f"data is {size} bytes, over the limit of {max_bytes}")
+        if not size:
             raise MalformedTorrent("empty data", offset=0)
-        self.data = data
-        self._end = len(data)
+        self.data = bytes(data)
+        self._end = len(self.data)
         self._strict = strict
         self._max_depth = max_depth
         self._max_tokens = max_tokens
