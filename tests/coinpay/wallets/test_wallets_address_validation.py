@@ -6,6 +6,7 @@ import cbor2
 import pytest
 from bip_utils import (
     AdaByronIcarusAddrEncoder,
+    Base58Alphabets,
     Base58Decoder,
     Base58Encoder,
     Bech32Encoder,
@@ -16,6 +17,7 @@ from bip_utils import (
     P2SHAddrEncoder,
     P2TRAddrEncoder,
     P2WPKHAddrEncoder,
+    SegwitBech32Encoder,
 )
 from bip_utils.utils.crypto import Blake2b224, Crc32
 from hypothesis import given, settings
@@ -25,6 +27,8 @@ from keel.coinpay.errors import InvalidAddress
 from keel.coinpay.wallets import MAX_INDEX, Family, HDRoot, validate_address
 
 BIP84_PUBKEY = bytes.fromhex("0330d54fd0dd420a6e5f8d3624f5f3482cae350f79d5f0753bf5beef9c2d91af3c")
+# The x-only key of BIP350's mainnet Taproot vector (secp256k1's generator).
+BIP350_TAPROOT_KEY = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
 KEYHASH = bytes(range(1, 29))  # any non-zero 28-byte Cardano key hash
 
 
@@ -153,14 +157,12 @@ def test_testnet_byron_address_is_refused(abandon: str) -> None:
 @pytest.mark.parametrize(
     ("family", "address"),
     [
-        # Script types the payout side does not send to.
-        (Family.BTC, "bc1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3qccfmv3"),  # P2WSH
-        (Family.BTC, P2TRAddrEncoder.EncodeKey(BIP84_PUBKEY, hrp="bc")),
         # Other networks.
         (Family.BTC, P2WPKHAddrEncoder.EncodeKey(BIP84_PUBKEY, hrp="tb")),
         (Family.BTC, "ltc1qjmxnz78nmc8nq77wuxh25n2es7rzm5c2rkk4wh"),
-        (Family.LTC, "37VucYSaXLCAsxYyAPfbSi9eh4iEcbShgf"),  # deprecated 3… look-alike
         (Family.LTC, "1LqBGSKuX5yYUonjxT5qGfpUsXKYYWeabA"),
+        (Family.LTC, "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu"),
+        (Family.BTC, SegwitBech32Encoder.Encode("ltc", 1, bytes.fromhex(BIP350_TAPROOT_KEY))),
         (Family.BCH, "bchtest:qqyx49mu0kkn9ftfj6hje6g2wfer34yfnq5tahq3q6"),
         (Family.BCH, "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu"),
         (Family.DOGE, "1LqBGSKuX5yYUonjxT5qGfpUsXKYYWeabA"),
@@ -168,7 +170,6 @@ def test_testnet_byron_address_is_refused(abandon: str) -> None:
         (Family.ADA, ada_bech32(0x60, KEYHASH)),  # testnet network nibble under addr
         (Family.ADA, ada_bech32(0xE1, KEYHASH, hrp="stake")),  # reward address
         (Family.ADA, ada_bech32(0x41, KEYHASH + b"\x01\x02\x03")),  # deprecated pointer
-        (Family.XRP, "XVLhHMPHU98es4dbozjVtdWzVrDjtV18pX8yuPT7y4xaEHi"),  # X-address
         # Corrupted checksums and shapes.
         (Family.BTC, "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyv"),
         (Family.BTC, "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306FYU"),  # mixed case
@@ -276,3 +277,170 @@ def test_cardano_key_hash_helper_is_28_bytes() -> None:
 def test_solana_program_derived_addresses_are_valid_payout_addresses() -> None:
     # Off the ed25519 curve (a PDA): multisig vaults receive funds at such addresses.
     assert validate_address(Family.SOL, "11111111111111111111111111111112")
+
+
+# Segwit: BIP173 and BIP350 test vectors (bech32 for witness v0, bech32m for v1 and later).
+
+
+@pytest.mark.parametrize(
+    ("given_address", "kind"),
+    [
+        ("BC1QW508D6QEJXTDG4Y5R3ZARVARY0C5XW7KV8F3T4", "P2WPKH"),  # BIP173 and BIP350
+        ("bc1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3qccfmv3", "P2WSH"),  # BIP173
+        ("bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqzk5jj0", "P2TR"),  # BIP350
+        ("bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr", "P2TR"),  # BIP86
+    ],
+)
+def test_bitcoin_segwit_v0_and_taproot_vectors_are_accepted(given_address: str, kind: str) -> None:
+    assert validate_address(Family.BTC, given_address) == given_address.lower(), kind
+
+
+def test_taproot_of_a_derived_key_is_accepted() -> None:
+    address = P2TRAddrEncoder.EncodeKey(BIP84_PUBKEY, hrp="bc")
+    assert validate_address(Family.BTC, address) == address
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        # BIP350 "valid" vectors that decode but pay to a witness version or length with no
+        # spending rules: anyone could take funds sent there.
+        "bc1pw508d6qejxtdg4y5r3zarvary0c5xw7kw508d6qejxtdg4y5r3zarvary0c5xw7kt5nd6y",  # v1, 40 B
+        "BC1SW50QGDZ25J",  # v16, 2 bytes
+        "bc1zw508d6qejxtdg4y5r3zarvaryvaxxpcs",  # v2, 16 bytes
+    ],
+)
+def test_witness_programs_without_spending_rules_are_refused(address: str) -> None:
+    with pytest.raises(InvalidAddress, match="no spending rules"):
+        validate_address(Family.BTC, address)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        # BIP173's vectors for v1+ carry a bech32 checksum, which BIP350 made invalid.
+        "bc1pw508d6qejxtdg4y5r3zarvary0c5xw7kw508d6qejxtdg4y5r3zarvary0c5xw7k7grplx",
+        "BC1SW50QA3JX3S",
+        "bc1zw508d6qejxtdg4y5r3zarvaryvg6kdaj",
+        # BIP350's invalid vectors.
+        "tc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vq5zuyut",  # unknown hrp
+        "bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqh2y7hd",  # v1 with bech32
+        "tb1z0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqglt7rf",  # v2 with bech32
+        "BC1S0XLXVLHEMJA6C4DQV22UAPCTQUPFHLXM9H8Z3K2E72Q4K9HCZ7VQ54WELL",  # v16 with bech32
+        "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kemeawh",  # v0 with bech32m
+        "tb1q0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vq24jc47",  # v0 with bech32m
+        "bc1p38j9r5y49hruaue7wxjce0updqjuyyx0kh56v8s25huc6995vvpql3jow4",  # bad character
+        "BC130XLXVLHEMJA6C4DQV22UAPCTQUPFHLXM9H8Z3K2E72Q4K9HCZ7VQ7ZWS8R",  # version 17
+        "bc1pw5dgrnzv",  # 1-byte program
+        "bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7v8n0nx0muaewav253zgeav",  # 41 B
+        "BC1QR508D6QEJXTDG4Y5R3ZARVARYV98GJ9P",  # v0 with 16 bytes
+        "tb1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vq47Zagq",  # mixed case
+        "bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7v07qwwzcrf",  # >4 padding bits
+        "tb1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vpggkg4j",  # non-zero padding
+        "bc1gmk9yu",  # empty data
+        # BIP350's testnet vectors are valid, on the wrong network.
+        "tb1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3q0sl5k7",
+        "tb1pqqqqp399et2xygdj5xreqhjjvcmzhxw4aywxecjdzew6hylgvsesf3hn0c",
+    ],
+)
+def test_malformed_and_foreign_segwit_vectors_are_refused(address: str) -> None:
+    with pytest.raises(InvalidAddress, match="not a valid Bitcoin address"):
+        validate_address(Family.BTC, address)
+
+
+def test_taproot_program_off_the_curve_is_refused() -> None:
+    # x = 2**256 - 1 exceeds the field size: no key has it, so nothing could ever spend it.
+    address = SegwitBech32Encoder.Encode("bc", 1, b"\xff" * 32)
+    with pytest.raises(InvalidAddress, match="not a valid public key"):
+        validate_address(Family.BTC, address)
+
+
+def test_overlong_segwit_string_is_refused() -> None:
+    # Valid bech32m over 90 characters: BIP173 caps the length.
+    address = SegwitBech32Encoder.Encode("bc" + "c" * 30, 1, bytes.fromhex(BIP350_TAPROOT_KEY))
+    assert len(address) > 90
+    with pytest.raises(InvalidAddress):
+        validate_address(Family.BTC, address)
+
+
+# Litecoin: segwit v0 and Taproot under ltc1, P2SH under M… and its deprecated 3… spelling.
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        SegwitBech32Encoder.Encode("ltc", 0, bytes(range(1, 33))),  # P2WSH
+        SegwitBech32Encoder.Encode("ltc", 1, bytes.fromhex(BIP350_TAPROOT_KEY)),  # P2TR
+    ],
+)
+def test_litecoin_p2wsh_and_taproot_are_accepted(address: str) -> None:
+    assert validate_address(Family.LTC, address.upper()) == address
+
+
+def test_litecoin_p2sh_in_bitcoin_spelling_is_stored_as_m_address() -> None:
+    # One script hash, two prefixes: 0x05 (3…, shared with Bitcoin) and 0x32 (M…).
+    three = P2SHAddrEncoder.EncodeKey(BIP84_PUBKEY, net_ver=b"\x05")
+    m_form = P2SHAddrEncoder.EncodeKey(BIP84_PUBKEY, net_ver=b"\x32")
+    assert three.startswith("3")
+    assert m_form.startswith("M")
+    assert validate_address(Family.LTC, three) == m_form
+    assert validate_address(Family.LTC, m_form) == m_form
+    assert validate_address(Family.LTC, "37VucYSaXLCAsxYyAPfbSi9eh4iEcbShgf").startswith("M")
+
+
+# XRP X-addresses: the XLS-5 spec's vectors (as in ripple-address-codec's tests).
+
+XRP_CLASSIC = "rGWrZyQqhTp9Xu7G5Pkayo7bXjH4k4QYpf"
+
+
+@pytest.mark.parametrize(
+    ("x_address", "normalised"),
+    [
+        # No tag: the same account as the classic address, stored in its classic form.
+        ("XVLhHMPHU98es4dbozjVtdWzVrDjtV5fdx1mHp98tDMoQXb", XRP_CLASSIC),
+        ("X7AcgcsBL6XDcUb289X4mJ8djcdyKaB5hJDWMArnXr61cqZ", "r9cZA1mLK5R5Am25ArfXFmqgNwjZgnfk59"),
+        ("XV5sbjUmgPpvXv4ixFWZ5ptAYZ6PD2gYsjNFQLKYW33DzBm", "rPEPPER7kfTD9w2To4CQk6UCfuHM9c6GDY"),
+        # A tag (0 included: "tag 0" is not "no tag") must reach the payout: kept as given.
+        ("XVLhHMPHU98es4dbozjVtdWzVrDjtV8AqEL4xcZj5whKbmc", None),  # tag 0
+        ("XVLhHMPHU98es4dbozjVtdWzVrDjtV8xvjGQTYPiAx6gwDC", None),  # tag 1
+        ("XVLhHMPHU98es4dbozjVtdWzVrDjtV18pX8yuPT7y4xaEHi", None),  # tag 4294967295
+        ("X7AcgcsBL6XDcUb289X4mJ8djcdyKaLFuhLRuNXPrDeJd9A", None),  # tag 11747
+        ("X7d3eHCXzwBeWrZec1yT24iZerQjYL8m8zCJ16ACxu1BrBY", None),  # tag 23480
+    ],
+)
+def test_xrp_x_addresses_are_accepted(x_address: str, normalised: str | None) -> None:
+    assert validate_address(Family.XRP, x_address) == (normalised or x_address)
+
+
+def _x_address(prefix: bytes, flag: int, tag: bytes) -> str:
+    account = bytes(Base58Decoder.CheckDecode(XRP_CLASSIC, Base58Alphabets.RIPPLE))[1:]
+    payload = prefix + account + bytes([flag]) + tag
+    return str(Base58Encoder.CheckEncode(payload, Base58Alphabets.RIPPLE))
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "T719a5UwUCnEs54UsxG9CJYYDhwmFCqkr7wxCcNcfZ6p5GZ",  # testnet, no tag
+        "TVE26TYGhfLC7tQDno7G8dGtxSkYQn49b3qD26PK7FcGSKE",  # testnet, no tag
+        "TVE26TYGhfLC7tQDno7G8dGtxSkYQnSy8RHqGHoGJ59spi2",  # testnet, tag 0
+        "XVLhHMPHU98es4dbozjVtdWzVrDjtV18pX8yuPT7y4xaEHj",  # corrupted checksum
+        "XVLhHMPHU98es4dbozjVtdWzVrDjtV18pX8yuPT7y4xaEH",  # truncated
+        _x_address(b"\x05\x44", 2, b"\x01" + bytes(7)),  # reserved 64-bit tag flag
+        _x_address(b"\x05\x44", 1, b"\x01" + bytes(3) + b"\x01" + bytes(3)),  # tag over 32 bits
+        _x_address(b"\x05\x44", 0, b"\x01" + bytes(7)),  # "no tag" yet tag bytes set
+        _x_address(b"\x05\x44", 0, bytes(8))[:-1] + "1",  # checksum broken by hand
+    ],
+)
+def test_malformed_or_testnet_x_addresses_are_refused(address: str) -> None:
+    with pytest.raises(InvalidAddress, match="XRP"):
+        validate_address(Family.XRP, address)
+
+
+def test_x_address_helper_reproduces_the_spec_vector() -> None:
+    # Guards the refusal cases above: the helper builds real X-addresses.
+    assert _x_address(b"\x05\x44", 0, bytes(8)) == "XVLhHMPHU98es4dbozjVtdWzVrDjtV5fdx1mHp98tDMoQXb"
+    assert (
+        _x_address(b"\x05\x44", 1, bytes.fromhex("ffffffff00000000"))
+        == "XVLhHMPHU98es4dbozjVtdWzVrDjtV18pX8yuPT7y4xaEHi"
+    )

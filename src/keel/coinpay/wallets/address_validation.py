@@ -2,6 +2,11 @@
 
 Every accepted form is decoded with bip-utils (checksums included); anything a
 decoder rejects, for any reason, is an ``InvalidAddress`` naming the chain.
+
+Segwit (BTC, LTC) follows BIP173/BIP350: witness v0 must carry a bech32 checksum and a 20-byte
+(P2WPKH) or 32-byte (P2WSH) program, v1 a bech32m checksum; of v1 only 32-byte Taproot outputs
+(BIP341) are accepted. Other versions and lengths decode, but no soft fork gives them meaning
+yet: anyone could spend what is sent there, so a payout address is never one of them.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any, Final
 import cbor2
 from bip_utils import (
     AdaByronAddrDecoder,
+    Base58Alphabets,
     Base58Decoder,
     Base58Encoder,
     BchBech32Encoder,
@@ -25,7 +31,8 @@ from bip_utils import (
     Kekkak256,
     P2PKHAddrDecoder,
     P2SHAddrDecoder,
-    P2WPKHAddrDecoder,
+    Secp256k1PublicKey,
+    SegwitBech32Decoder,
     XrpAddrDecoder,
 )
 
@@ -35,20 +42,24 @@ from keel.coinpay.wallets.families import Family
 # Longest accepted form is a Byron legacy address (~110 chars); the cap keeps
 # hostile input away from the CBOR decoder.
 _MAX_CHARS: Final = 150
-_HASH160_BYTES: Final = 20
+# BIP173: a segwit address is at most 90 characters (the checksum's guarantees end there).
+_MAX_SEGWIT_CHARS: Final = 90
+_P2WPKH_BYTES, _P2WSH_BYTES, _TAPROOT_BYTES = 20, 32, 32
 
 # A parser returns (normalised address, decoded payload) or raises anything.
 Parser = Callable[[str], tuple[str, bytes]]
+# Turns a decoded hash160 into the preferred written form of the same address.
+Rewrite = Callable[[bytes], str]
 
 _CHAINS: Final = MappingProxyType(
     {
-        Family.BTC: ("Bitcoin", "bc1q…, 1… or 3…"),
-        Family.LTC: ("Litecoin", "ltc1q…, L… or M…"),
+        Family.BTC: ("Bitcoin", "bc1q…, bc1p…, 1… or 3…"),
+        Family.LTC: ("Litecoin", "ltc1q…, ltc1p…, L…, M… or 3…"),
         Family.BCH: ("Bitcoin Cash", "bitcoincash:q…/p… or legacy 1…/3…"),
         Family.DOGE: ("Dogecoin", "D… or 9…/A…"),
         Family.EVM: ("EVM (Ethereum, Polygon, BNB Chain, Base)", "0x and 40 hex digits"),
         Family.SOL: ("Solana", "a base58 ed25519 public key"),
-        Family.XRP: ("XRP Ledger", "r… classic address"),
+        Family.XRP: ("XRP Ledger", "r… classic address or X… X-address"),
         Family.ADA: ("Cardano", "addr1… or a Byron address"),
     }
 )
@@ -58,9 +69,11 @@ def validate_address(family: Family, address: str) -> str:
     """Return ``address`` normalised for ``family``'s mainnet, or raise ``InvalidAddress``.
 
     Normalisation: surrounding whitespace stripped; bech32 lower-cased; BCH as
-    ``bitcoincash:`` CashAddr (legacy forms converted); EVM EIP-55 checksummed.
-    Mixed-case EVM input must carry a correct EIP-55 checksum. All-zero
-    keys/hashes (burn addresses) are rejected.
+    ``bitcoincash:`` CashAddr (legacy forms converted); LTC P2SH as ``M…`` (the
+    deprecated ``3…`` form converted); EVM EIP-55 checksummed; an XRP X-address
+    without a tag as its classic ``r…`` address (one with a tag is kept, since the
+    tag must reach the payout). Mixed-case EVM input must carry a correct EIP-55
+    checksum. All-zero keys/hashes (burn addresses) are rejected.
     """
     family = Family(family)
     chain, expected = _CHAINS[family]
@@ -84,27 +97,45 @@ _BCH = CoinsConf.BitcoinCashMainNet
 _BCH_HRP: Final[str] = _BCH.ParamByKey("p2pkh_std_hrp")
 
 
-def _segwit_v0_keyhash(hrp: str) -> Parser:
+def _segwit(hrp: str) -> Parser:
     def parse(candidate: str) -> tuple[str, bytes]:
-        program = bytes(P2WPKHAddrDecoder.DecodeAddr(candidate, hrp=hrp))
-        # The bip-utils decoder also lets 32-byte P2WSH programs through.
-        if len(program) != _HASH160_BYTES:
-            raise ValueError("not a P2WPKH program")
-        return candidate.lower(), program
+        if len(candidate) > _MAX_SEGWIT_CHARS:
+            raise ValueError("longer than a segwit address can be")
+        # Picks bech32 for v0 and bech32m for v1+ (BIP350) and checks case, padding and the
+        # v0 program lengths (BIP141).
+        version, raw = SegwitBech32Decoder.Decode(hrp, candidate)
+        program = bytes(raw)
+        if version == 0 and len(program) in (_P2WPKH_BYTES, _P2WSH_BYTES):
+            return candidate.lower(), program
+        if version == 1 and len(program) == _TAPROOT_BYTES:
+            # BIP341: the program is an x-only key; one off the curve can never be spent.
+            if not Secp256k1PublicKey.IsValidBytes(b"\x02" + program):
+                raise InvalidAddress("this Taproot address is not a valid public key")
+            return candidate.lower(), program
+        raise InvalidAddress(
+            f"segwit version {version} with a {len(program)}-byte program has no spending "
+            "rules yet, so anyone could take the funds: use a v0 (…1q…) or Taproot (…1p…) address"
+        )
 
     return parse
 
 
-def _base58check(decoder: Any, net_ver: bytes, *, cashaddr_ver: bytes | None = None) -> Parser:
-    """P2PKH or P2SH; with ``cashaddr_ver`` a legacy BCH form is converted to CashAddr."""
+def _base58check(decoder: Any, net_ver: bytes, *, rewrite: Rewrite | None = None) -> Parser:
+    """P2PKH or P2SH; ``rewrite`` turns the hash160 into the preferred form of the address."""
 
     def parse(candidate: str) -> tuple[str, bytes]:
         hash160 = bytes(decoder.DecodeAddr(candidate, net_ver=net_ver))
-        if cashaddr_ver is None:
-            return candidate, hash160
-        return str(BchBech32Encoder.Encode(_BCH_HRP, cashaddr_ver, hash160)), hash160
+        return (candidate if rewrite is None else rewrite(hash160)), hash160
 
     return parse
+
+
+def _as_cashaddr(version: bytes) -> Rewrite:
+    return lambda hash160: str(BchBech32Encoder.Encode(_BCH_HRP, version, hash160))
+
+
+def _as_base58check(version: bytes) -> Rewrite:
+    return lambda hash160: str(Base58Encoder.CheckEncode(version + hash160))
 
 
 def _cashaddr(decoder: Any, net_ver: bytes) -> Parser:
@@ -157,6 +188,26 @@ def _xrp(candidate: str) -> tuple[str, bytes]:
     return candidate, bytes(XrpAddrDecoder.DecodeAddr(candidate))
 
 
+# XLS-5 X-address: base58check (XRPL alphabet) of a 2-byte network prefix, the 20-byte account
+# id, a flag (0: no tag, 1: 32-bit tag) and 8 bytes of little-endian tag whose upper 4 are 0.
+_X_MAINNET: Final = b"\x05\x44"
+_X_BYTES: Final = 31
+_ACCOUNT: Final = slice(2, 22)
+
+
+def _xrp_x_address(candidate: str) -> tuple[str, bytes]:
+    raw = bytes(Base58Decoder.CheckDecode(candidate, Base58Alphabets.RIPPLE))
+    if len(raw) != _X_BYTES or raw[:2] != _X_MAINNET:
+        raise ValueError("not a mainnet X-address")
+    account, flag, tag = raw[_ACCOUNT], raw[22], raw[23:]
+    if flag == 0 and not any(tag):
+        classic = Base58Encoder.CheckEncode(b"\x00" + account, Base58Alphabets.RIPPLE)
+        return str(classic), account
+    if flag == 1 and not any(tag[4:]):
+        return candidate, account
+    raise ValueError("X-address with a reserved flag or a 64-bit tag")
+
+
 # CIP-19 header: high nibble = address type, low nibble = network (1 = mainnet).
 # Accepted types and their byte lengths: base (0-3: key/script payment x key/script
 # stake) and enterprise (6-7: no stake part). Pointer addresses are deprecated.
@@ -185,15 +236,22 @@ def _cardano_byron(candidate: str) -> tuple[str, bytes]:
 _PARSERS: Final[Mapping[Family, tuple[Parser, ...]]] = MappingProxyType(
     {
         Family.BTC: (
-            _segwit_v0_keyhash(_BTC.ParamByKey("p2wpkh_hrp")),
+            _segwit(_BTC.ParamByKey("p2wpkh_hrp")),
             _base58check(P2PKHAddrDecoder, _BTC.ParamByKey("p2pkh_net_ver")),
             _base58check(P2SHAddrDecoder, _BTC.ParamByKey("p2sh_net_ver")),
         ),
         Family.LTC: (
-            _segwit_v0_keyhash(_LTC.ParamByKey("p2wpkh_hrp")),
+            # Litecoin activated segwit and (in 0.21, by BIP8) Taproot with Bitcoin's rules.
+            _segwit(_LTC.ParamByKey("p2wpkh_hrp")),
             _base58check(P2PKHAddrDecoder, _LTC.ParamByKey("p2pkh_std_net_ver")),
-            # Only M… for P2SH: the deprecated 3… form is a Bitcoin look-alike.
             _base58check(P2SHAddrDecoder, _LTC.ParamByKey("p2sh_std_net_ver")),
+            # Older wallets still show P2SH as 3… (Bitcoin's prefix, same script); stored as
+            # M… so the record cannot be mistaken for a Bitcoin address.
+            _base58check(
+                P2SHAddrDecoder,
+                _LTC.ParamByKey("p2sh_depr_net_ver"),
+                rewrite=_as_base58check(_LTC.ParamByKey("p2sh_std_net_ver")),
+            ),
         ),
         Family.BCH: (
             _cashaddr(BchP2PKHAddrDecoder, _BCH.ParamByKey("p2pkh_std_net_ver")),
@@ -201,12 +259,12 @@ _PARSERS: Final[Mapping[Family, tuple[Parser, ...]]] = MappingProxyType(
             _base58check(
                 P2PKHAddrDecoder,
                 _BCH.ParamByKey("p2pkh_legacy_net_ver"),
-                cashaddr_ver=_BCH.ParamByKey("p2pkh_std_net_ver"),
+                rewrite=_as_cashaddr(_BCH.ParamByKey("p2pkh_std_net_ver")),
             ),
             _base58check(
                 P2SHAddrDecoder,
                 _BCH.ParamByKey("p2sh_legacy_net_ver"),
-                cashaddr_ver=_BCH.ParamByKey("p2sh_std_net_ver"),
+                rewrite=_as_cashaddr(_BCH.ParamByKey("p2sh_std_net_ver")),
             ),
         ),
         Family.DOGE: (
@@ -215,7 +273,7 @@ _PARSERS: Final[Mapping[Family, tuple[Parser, ...]]] = MappingProxyType(
         ),
         Family.EVM: (_evm,),
         Family.SOL: (_solana,),
-        Family.XRP: (_xrp,),
+        Family.XRP: (_xrp, _xrp_x_address),
         Family.ADA: (_cardano_shelley, _cardano_byron),
     }
 )
