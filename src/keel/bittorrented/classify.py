@@ -25,7 +25,7 @@ from keel.bittorrented.torrents import TorrentFile
 # guessit's time grows with length; real release names are well under this.
 _MAX_GUESS_CHARS = 256
 # Without this guessit reads option files from the home and working directories.
-_GUESSIT_OPTIONS = {"no_user_config": True}
+_GUESSIT_OPTIONS: dict[str, object] = {"no_user_config": True}
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -167,7 +167,7 @@ def is_banned(name: str, banned_keywords: Iterable[str]) -> bool:
 
 def _guess(name: str) -> dict[str, Any]:
     try:
-        return dict(guessit(name[:_MAX_GUESS_CHARS], _GUESSIT_OPTIONS))
+        return dict(guessit(name[:_MAX_GUESS_CHARS], dict(_GUESSIT_OPTIONS)))
     except GuessitException:
         # guessit wraps its own internal failures; a name it chokes on is still classifiable.
         return {}
