@@ -250,3 +250,31 @@ async def test_absurd_simulated_amounts_are_400_quickly(harness: Harness, amount
     )
     body = is_problem(response, 400)
     assert len(str(body["detail"])) < 300
+
+
+async def test_new_webhook_reply_shows_the_stored_normalised_endpoint(harness: Harness) -> None:
+    base = f"/api/businesses/{harness.business_id}"
+    sent_events = ["payment.expired", "payment.confirmed", "payment.expired"]
+    created = await harness.client.post(
+        f"{base}/webhooks",
+        json={"url": "  https://shop.example/hook  ", "events": sent_events},
+        headers=harness.auth(),
+    )
+    assert created.status_code == 201, created.text
+    webhook = created.json()["webhook"]
+    assert webhook["events"] == ["payment.confirmed", "payment.expired"]
+    assert webhook["url"] == "https://shop.example/hook"
+    assert webhook["active"] is True
+    listed = await harness.client.get(f"{base}/webhooks", headers=harness.auth())
+    stored = next(w for w in listed.json()["webhooks"] if w["id"] == webhook["id"])
+    assert {k: v for k, v in webhook.items() if k != "secret"} == stored
+
+
+async def test_new_webhook_for_every_event_replies_null_events(harness: Harness) -> None:
+    created = await harness.client.post(
+        f"/api/businesses/{harness.business_id}/webhooks",
+        json={"url": "https://shop.example/all"},
+        headers=harness.auth(),
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["webhook"]["events"] is None

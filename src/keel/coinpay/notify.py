@@ -299,15 +299,40 @@ async def redeliver(
     return await _queue_deliveries(session, queue, business_id, event_id, row.type)
 
 
+_ENDPOINT_FIELDS = (
+    models.webhook_endpoints.c.id,
+    models.webhook_endpoints.c.url,
+    models.webhook_endpoints.c.events,
+    models.webhook_endpoints.c.active,
+)
+
+
+def _endpoint(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "url": row.url, "events": row.events, "active": row.active}
+
+
 async def list_endpoints(session: AsyncSession, business_id: str) -> list[dict[str, Any]]:
     """Endpoints of a business (secrets are never shown again after creation)."""
     t = models.webhook_endpoints
     rows = await session.execute(
-        select(t.c.id, t.c.url, t.c.events, t.c.active)
-        .where(t.c.business_id == business_id)
-        .order_by(t.c.created_at)
+        select(*_ENDPOINT_FIELDS).where(t.c.business_id == business_id).order_by(t.c.created_at)
     )
-    return [{"id": r.id, "url": r.url, "events": r.events, "active": r.active} for r in rows]
+    return [_endpoint(r) for r in rows]
+
+
+async def get_endpoint(
+    session: AsyncSession, *, business_id: str, endpoint_id: str
+) -> dict[str, Any]:
+    """One endpoint as stored (URL trimmed, events de-duplicated and sorted); no secret."""
+    t = models.webhook_endpoints
+    row = (
+        await session.execute(
+            select(*_ENDPOINT_FIELDS).where(t.c.id == endpoint_id, t.c.business_id == business_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("Webhook endpoint not found")
+    return _endpoint(row)
 
 
 async def deactivate_endpoint(session: AsyncSession, *, business_id: str, endpoint_id: str) -> None:

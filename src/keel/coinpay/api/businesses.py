@@ -79,9 +79,11 @@ async def create_webhook(
             events=body.events,
             allow_private=gw.settings.webhook_allow_private,
         )
-    reply = ok(
-        webhook={"id": endpoint_id, "url": body.url, "events": body.events, "secret": secret}
-    )
+        # Read back, so the reply shows what deliveries will use (normalised), not the input.
+        stored = await notify.get_endpoint(
+            session, business_id=business_id, endpoint_id=endpoint_id
+        )
+    reply = ok(webhook={**stored, "secret": secret})
     reply.status_code = 201
     return reply
 
