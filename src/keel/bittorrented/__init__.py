@@ -1,0 +1,1 @@
+"""bittorrented: a torrent metadata index (DHT crawling, ingestion, exact search, Torznab)."""

@@ -1,0 +1,261 @@
+"""The torrents we index: add them in batches, read one back, remove one.
+
+A torrent's info dict never changes (its hash is its identity), so re-adding a known torrent
+keeps the stored metadata and only refreshes what a source says about it: seeders, leechers,
+publication date. Every batch is one transaction; the search row is written with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from keel.bittorrented import models
+from keel.bittorrented.classify import Classification
+from keel.bittorrented.errors import TorrentNotFound
+from keel.bittorrented.search.ranking import MAX_SEEDERS, relevance_key, relevance_key_sql
+from keel.bittorrented.tokens import tokenize
+from keel.bittorrented.torrents import Metainfo, TorrentFile
+
+# bitmagnet's threshold: at or past it the file list is not kept in full.
+FILES_THRESHOLD = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A torrent to index, with what classification found in its name."""
+
+    metainfo: Metainfo
+    classification: Classification
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTorrent:
+    metainfo: Metainfo
+    files_status: str
+    content_type: str
+    title: str | None
+    year: int | None
+    season: int | None
+    episode: int | None
+    resolution: str | None
+    video_codec: str | None
+    release_group: str | None
+    created_at: datetime
+
+
+def files_status(metainfo: Metainfo) -> str:
+    if metainfo.files_over_cap:
+        return "over_threshold"
+    return "multi" if metainfo.files_count > 1 else "single"
+
+
+def _insert(conn: AsyncConnection, table: Any) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+async def add(conn: AsyncConnection, entries: Sequence[Entry], *, now: datetime) -> int:
+    """Index a batch (call inside a transaction); returns how many torrents were new."""
+    if not entries:
+        return 0
+    unique = list({e.metainfo.info_hash: e for e in entries}.values())
+    hashes = [e.metainfo.info_hash for e in unique]
+    known = set(
+        (
+            await conn.execute(
+                select(models.torrents.c.info_hash).where(models.torrents.c.info_hash.in_(hashes))
+            )
+        ).scalars()
+    )
+    fresh = [e for e in unique if e.metainfo.info_hash not in known]
+    if fresh:
+        await _insert_new(conn, fresh, now=now)
+    await _record_sources(conn, unique, now=now)
+    reported = [e.metainfo.info_hash for e in unique if e.metainfo.seeders is not None]
+    if reported:
+        await refresh_swarm(conn, reported)
+    return len(fresh)
+
+
+async def refresh_swarm(conn: AsyncConnection, info_hashes: Sequence[bytes]) -> None:
+    """Copy the best seeders/leechers any source reports onto the search rows (and re-rank)."""
+    best = (
+        "(SELECT {agg} FROM torrents_torrent_sources x "
+        "WHERE x.info_hash = torrent_search.info_hash)"
+    )
+    seeders = f"coalesce({best.format(agg='max(x.seeders)')}, 0)"
+    leechers = f"coalesce({best.format(agg='max(x.leechers)')}, 0)"
+    statement = text(
+        f"UPDATE torrent_search SET seeders = {seeders}, leechers = {leechers}, "  # noqa: S608
+        f"relevance_key = {relevance_key_sql('relevance_key', seeders)} "
+        "WHERE info_hash = :h"
+    )
+    await conn.execute(statement, [{"h": h} for h in info_hashes])
+
+
+async def _insert_new(conn: AsyncConnection, entries: list[Entry], *, now: datetime) -> None:
+    await conn.execute(
+        _insert(conn, models.torrents).on_conflict_do_nothing(),
+        [
+            {
+                "info_hash": e.metainfo.info_hash,
+                "name": e.metainfo.name,
+                "size": e.metainfo.size,
+                "private": e.metainfo.private,
+                "files_status": files_status(e.metainfo),
+                "files_count": e.metainfo.files_count,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for e in entries
+        ],
+    )
+    file_rows = [
+        {
+            "info_hash": e.metainfo.info_hash,
+            "index": f.index,
+            "path": f.path,
+            "size": f.size,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for e in entries
+        for f in e.metainfo.files
+    ]
+    if file_rows:
+        await conn.execute(_insert(conn, models.torrent_files).on_conflict_do_nothing(), file_rows)
+    await conn.execute(
+        _insert(conn, models.torrent_search).on_conflict_do_nothing(),
+        [_search_row(e, now) for e in entries],
+    )
+
+
+def _search_row(entry: Entry, now: datetime) -> dict[str, Any]:
+    m, c = entry.metainfo, entry.classification
+    tokens = tokenize(m.name)
+    seeders = min(m.seeders or 0, MAX_SEEDERS)
+    published = m.published_at or now
+    return {
+        "info_hash": m.info_hash,
+        "tokens": " ".join(tokens),
+        "relevance_key": relevance_key(len(tokens), seeders),
+        "size": m.size,
+        "seeders": seeders,
+        "leechers": m.leechers or 0,
+        "published_ts": int(published.timestamp()),
+        "content_type": c.content_type,
+        "title": c.title,
+        "year": c.year,
+        "season": c.season,
+        "episode": c.episode,
+        "resolution": c.resolution,
+        "video_codec": c.video_codec,
+        "release_group": c.release_group,
+    }
+
+
+async def _record_sources(conn: AsyncConnection, entries: list[Entry], *, now: datetime) -> None:
+    sources = sorted({e.metainfo.source for e in entries})
+    await conn.execute(
+        _insert(conn, models.torrent_sources).on_conflict_do_nothing(),
+        [{"key": s, "name": s, "created_at": now, "updated_at": now} for s in sources],
+    )
+    statement = _insert(conn, models.torrents_torrent_sources)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["source", "info_hash"],
+            set_={
+                "seeders": func.coalesce(statement.excluded.seeders, statement.table.c.seeders),
+                "leechers": func.coalesce(statement.excluded.leechers, statement.table.c.leechers),
+                "updated_at": statement.excluded.updated_at,
+            },
+        ),
+        [
+            {
+                "source": e.metainfo.source,
+                "info_hash": e.metainfo.info_hash,
+                "seeders": e.metainfo.seeders,
+                "leechers": e.metainfo.leechers,
+                "published_at": e.metainfo.published_at,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for e in entries
+        ],
+    )
+
+
+async def get(conn: AsyncConnection, info_hash: bytes) -> StoredTorrent:
+    """One torrent with its stored files; raises TorrentNotFound."""
+    t, s = models.torrents, models.torrent_search
+    row = (
+        await conn.execute(
+            select(
+                t,
+                s.c.seeders,
+                s.c.leechers,
+                s.c.published_ts,
+                s.c.content_type,
+                s.c.title,
+                s.c.year,
+                s.c.season,
+                s.c.episode,
+                s.c.resolution,
+                s.c.video_codec,
+                s.c.release_group,
+            )
+            .join(s, s.c.info_hash == t.c.info_hash)
+            .where(t.c.info_hash == info_hash)
+        )
+    ).first()
+    if row is None:
+        raise TorrentNotFound(f"no torrent {info_hash.hex()} in the index")
+    f = models.torrent_files
+    files = tuple(
+        TorrentFile(index=r._mapping["index"], path=r.path, size=r.size)
+        for r in await conn.execute(
+            select(f.c.index, f.c.path, f.c.size)
+            .where(f.c.info_hash == info_hash)
+            .order_by(f.c.index)
+        )
+    )
+    metainfo = Metainfo(
+        info_hash=bytes(row.info_hash),
+        name=row.name,
+        size=row.size,
+        files=files,
+        files_count=max(row.files_count or 0, len(files)),
+        private=row.private,
+        published_at=datetime.fromtimestamp(row.published_ts, UTC),
+        seeders=row.seeders,
+        leechers=row.leechers,
+    )
+    return StoredTorrent(
+        metainfo=metainfo,
+        files_status=row.files_status,
+        content_type=row.content_type,
+        title=row.title,
+        year=row.year,
+        season=row.season,
+        episode=row.episode,
+        resolution=row.resolution,
+        video_codec=row.video_codec,
+        release_group=row.release_group,
+        created_at=row.created_at,
+    )
+
+
+async def remove(conn: AsyncConnection, info_hash: bytes) -> None:
+    """Delete a torrent and everything keyed on it; raises TorrentNotFound."""
+    result = await conn.execute(
+        models.torrents.delete().where(models.torrents.c.info_hash == info_hash)
+    )
+    if result.rowcount == 0:
+        raise TorrentNotFound(f"no torrent {info_hash.hex()} in the index")

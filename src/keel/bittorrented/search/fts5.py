@@ -1,0 +1,159 @@
+"""The SQLite engine: FTS5 over our tokens, and a choice of plan per query.
+
+SQLite's planner cannot see how many rows a MATCH yields, so we ask FTS5's vocabulary table
+how many names hold each query word. A rare query reads its matches from the index and sorts
+them (cheap: few rows). A common one (``the``, ``1080p``) walks the sort index instead and
+probes each row against the MATCH until the page is full, which stops after a few hundred rows
+rather than sorting a million. Both plans return the same rows; only the cost differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from keel.bittorrented.errors import SearchTimeout
+from keel.bittorrented.query import Clause, Phrase, Query
+from keel.bittorrented.search import sql
+from keel.bittorrented.search.base import SearchPage, SearchRequest
+
+# Probing one row costs about as much as reading this many doclist entries (measured by
+# bench/bittorrented_search.py on 1M rows).
+PROBE_COST = 8
+
+
+def phrase_expr(phrase: Phrase) -> str:
+    # Tokens are [a-z0-9]+ (keel.bittorrented.tokens), so quoting needs no escaping.
+    return f'"{" ".join(phrase.tokens)}"' + ("*" if phrase.prefix else "")
+
+
+def clause_expr(clause: Clause) -> str:
+    return "(" + " OR ".join(phrase_expr(p) for p in clause.alternatives) + ")"
+
+
+def match_expr(clauses: tuple[Clause, ...]) -> str:
+    """FTS5 MATCH text requiring every clause (negation is applied outside)."""
+    return " AND ".join(clause_expr(c) for c in clauses)
+
+
+def _any_expr(clauses: tuple[Clause, ...]) -> str:
+    return " OR ".join(clause_expr(c) for c in clauses)
+
+
+class Fts5Search:
+    """:class:`~keel.bittorrented.search.base.SearchEngine` on SQLite FTS5."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, timeout_seconds: float = 5.0, count_cap: int = 10_000
+    ) -> None:
+        self._engine = engine
+        self._timeout = timeout_seconds
+        self._count_cap = count_cap
+
+    async def search(self, request: SearchRequest) -> SearchPage:
+        async with self._engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            sqlite = raw.driver_connection
+            assert sqlite is not None
+            try:
+                return await asyncio.wait_for(self._search(conn, request), self._timeout)
+            except TimeoutError as exc:
+                # The statement runs in aiosqlite's thread; interrupt() is SQLite's thread-safe
+                # way to stop it, so the connection goes back to the pool idle.
+                await sqlite.interrupt()
+                raise SearchTimeout(f"search took longer than {self._timeout:g} s") from exc
+
+    async def _search(self, conn: AsyncConnection, request: SearchRequest) -> SearchPage:
+        where = sql.Where()
+        await self._add_match(conn, where, request)
+        sql.add_filters(where, request)
+        count_text, count_params = self._count_sql(where, request)
+        total = int((await conn.execute(text(count_text), count_params)).scalar_one())
+        page_text, page_params = sql.page_sql(where, request)
+        rows = (await conn.execute(text(page_text), page_params)).all()
+        hits = tuple(sql.hit_from_row(row) for row in rows)
+        next_after = (hits[-1].sort_value, hits[-1].id) if len(hits) == request.limit else None
+        return SearchPage(
+            hits=hits,
+            total=min(total, self._count_cap),
+            total_is_estimate=total > self._count_cap,
+            next_after=next_after,
+        )
+
+    def _count_sql(self, where: sql.Where, request: SearchRequest) -> tuple[str, dict[str, Any]]:
+        if "match" in where.params and len(where.parts) == 1:
+            # No filters: count straight off the FTS doclists, which stream, instead of probing
+            # or materialising every match.
+            return (
+                "SELECT count(*) FROM (SELECT rowid FROM torrent_search_fts "
+                "WHERE torrent_search_fts MATCH :match LIMIT :count_cap) AS capped",
+                {"match": where.params["match"], "count_cap": self._count_cap + 1},
+            )
+        return sql.count_sql(where, self._count_cap)
+
+    async def _add_match(
+        self, conn: AsyncConnection, where: sql.Where, request: SearchRequest
+    ) -> None:
+        query = request.query
+        if query.positive:
+            expr = match_expr(query.positive)
+            if query.negative:
+                expr = f"({expr}) NOT ({_any_expr(query.negative)})"
+            if await self._probe_is_cheaper(conn, query, request.limit):
+                where.add(
+                    "EXISTS (SELECT 1 FROM torrent_search_fts f "
+                    "WHERE torrent_search_fts MATCH :match AND f.rowid = s.id)",
+                    match=expr,
+                )
+            else:
+                where.add(
+                    "s.id IN (SELECT rowid FROM torrent_search_fts "
+                    "WHERE torrent_search_fts MATCH :match)",
+                    match=expr,
+                )
+        elif query.negative:
+            where.add(
+                "s.id NOT IN (SELECT rowid FROM torrent_search_fts "
+                "WHERE torrent_search_fts MATCH :exclude)",
+                exclude=_any_expr(query.negative),
+            )
+
+    async def _probe_is_cheaper(self, conn: AsyncConnection, query: Query, limit: int) -> bool:
+        estimate = min([await self._clause_rows(conn, c) for c in query.positive])
+        if estimate == 0:
+            return False
+        rows = await self._row_count(conn)
+        expected_walk = limit * rows / estimate
+        return expected_walk * PROBE_COST < estimate
+
+    async def _clause_rows(self, conn: AsyncConnection, clause: Clause) -> int:
+        """Upper bound on the names matching a clause: for each alternative, the rarest of its
+        words (a prefix counts every word it starts), summed over the alternatives."""
+        total = 0
+        for phrase in clause.alternatives:
+            counts = [await self._term_rows(conn, t, False) for t in phrase.tokens[:-1]]
+            counts.append(await self._term_rows(conn, phrase.tokens[-1], phrase.prefix))
+            total += min(counts)
+        return total
+
+    async def _term_rows(self, conn: AsyncConnection, token: str, prefix: bool) -> int:
+        if prefix:
+            statement = text(
+                "SELECT coalesce(sum(doc), 0) FROM torrent_search_vocab "
+                "WHERE term >= :lo AND term < :hi"
+            )
+            params: dict[str, Any] = {"lo": token, "hi": token + "\x7f"}
+        else:
+            statement = text(
+                "SELECT coalesce(sum(doc), 0) FROM torrent_search_vocab WHERE term = :t"
+            )
+            params = {"t": token}
+        return int((await conn.execute(statement, params)).scalar_one())
+
+    async def _row_count(self, conn: AsyncConnection) -> int:
+        # max(id) is an index lookup; count(*) would scan. Gaps only make the estimate cautious.
+        value = (await conn.execute(text("SELECT max(id) FROM torrent_search"))).scalar_one()
+        return int(value or 0)

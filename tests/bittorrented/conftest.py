@@ -1,0 +1,53 @@
+"""A migrated bittorrented database on SQLite and (when configured) PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from keel.bittorrented import bootstrap, catalog
+from keel.bittorrented.classify import Classification, ContentType
+from keel.bittorrented.torrents import Metainfo, TorrentFile
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def bt_engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = await bootstrap.open_database(db_url)
+    yield engine
+    await engine.dispose()
+
+
+def info_hash(seed: str) -> bytes:
+    return hashlib.sha1(seed.encode(), usedforsecurity=False).digest()
+
+
+def entry(
+    name: str,
+    *,
+    seeders: int = 0,
+    size: int = 1000,
+    published: datetime | None = None,
+    content_type: ContentType = ContentType.UNKNOWN,
+    year: int | None = None,
+    resolution: str | None = None,
+    seed: str | None = None,
+    files: tuple[TorrentFile, ...] = (),
+) -> catalog.Entry:
+    metainfo = Metainfo(
+        info_hash=info_hash(seed or name),
+        name=name,
+        size=size,
+        files=files,
+        files_count=max(len(files), 1),
+        seeders=seeders,
+        leechers=0,
+        published_at=published or NOW,
+        source="test",
+    )
+    return catalog.Entry(metainfo, Classification(content_type, year=year, resolution=resolution))

@@ -1,0 +1,59 @@
+"""Hypothesis strategies shared by the query and search tests: small vocabularies on purpose,
+so that random names and random queries actually meet."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from keel.bittorrented.query import Clause, Phrase, Query
+
+VOCABULARY = ("the", "matrix", "2024", "1080p", "x264", "s01e02", "a", "ab", "abc", "amelie", "b")
+SEPARATORS = (".", " ", "-", "_", "[", "]", " - ", "(", ")")
+# Surface forms that tokenise to vocabulary words, to exercise folding and case.
+SPELLINGS = {"amelie": ("Amélie", "AMELIE", "amelie"), "the": ("The", "THE", "the")}
+
+words = st.sampled_from(VOCABULARY)
+
+
+@st.composite
+def names(draw: st.DrawFn) -> str:
+    parts = draw(st.lists(words, min_size=1, max_size=7))
+    out = []
+    for i, word in enumerate(parts):
+        if i:
+            out.append(draw(st.sampled_from(SEPARATORS)))
+        out.append(draw(st.sampled_from(SPELLINGS.get(word, (word, word.upper())))))
+    return "".join(out)
+
+
+@st.composite
+def phrases(draw: st.DrawFn) -> Phrase:
+    tokens = tuple(draw(st.lists(words, min_size=1, max_size=3)))
+    return Phrase(tokens, prefix=draw(st.booleans()))
+
+
+@st.composite
+def clauses(draw: st.DrawFn) -> Clause:
+    alternatives = tuple(dict.fromkeys(draw(st.lists(phrases(), min_size=1, max_size=3))))
+    return Clause(alternatives, negated=draw(st.booleans()))
+
+
+queries = st.lists(clauses(), max_size=3).map(lambda cs: Query(tuple(cs)))
+
+
+def render(query: Query) -> str:
+    """Query text that parses back to ``query``."""
+    return " ".join(_render_clause(c) for c in query.clauses)
+
+
+def _render_clause(clause: Clause) -> str:
+    body = " | ".join(_render_phrase(p) for p in clause.alternatives)
+    return ("-" if clause.negated else "") + body
+
+
+def _render_phrase(phrase: Phrase) -> str:
+    if len(phrase.tokens) == 1:
+        return phrase.tokens[0] + ("*" if phrase.prefix else "")
+    if phrase.prefix:  # unquoted dotted form keeps the trailing star
+        return ".".join(phrase.tokens) + "*"
+    return '"' + " ".join(phrase.tokens) + '"'
