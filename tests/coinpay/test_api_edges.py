@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from keel.coinpay import apikeys, businesses
+from keel.coinpay import apikeys, businesses, payments
 from tests.coinpay.conftest import Harness, make_harness
 
 
@@ -278,3 +278,23 @@ async def test_new_webhook_for_every_event_replies_null_events(harness: Harness)
     )
     assert created.status_code == 201, created.text
     assert created.json()["webhook"]["events"] is None
+
+
+async def test_an_unexpected_failure_is_a_coinpay_shaped_500(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the database said something internal")
+
+    monkeypatch.setattr(payments, "get", broken)
+    response = await harness.client.get(
+        "/api/payments/some-id", headers={**harness.auth(), "X-Request-ID": "trace-500"}
+    )
+    body = is_problem(response, 500)
+    assert response.headers["x-request-id"] == "trace-500"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert body["request_id"] == "trace-500"
+    assert body["code"] == "internal_error"
+    assert "trace-500" in str(body["error"])
+    assert "database said" not in response.text

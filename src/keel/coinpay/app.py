@@ -67,7 +67,7 @@ def create_app(
     )
     install_problem_handlers(app, extras=_coinpay_error_fields)
     app.add_middleware(RateLimitHeaders)
-    app.add_middleware(RequestContextMiddleware, app_name="coinpay")
+    app.add_middleware(RequestContextMiddleware, app_name="coinpay", extras=_coinpay_error_fields)
     for router in (payment_routes.router, coin_routes.router, business_routes.router):
         app.include_router(router, prefix="/api")
     app.include_router(checkout.router)

@@ -40,11 +40,17 @@ ProblemExtras = Callable[[int, str, str], dict[str, Any]]
 
 class RequestContextMiddleware:
     """Gives every request an id (the caller's ``X-Request-ID`` when sane), echoes it, binds
-    it to logs, adds security headers and records latency per route template."""
+    it to logs, adds security headers and records latency per route template.
 
-    def __init__(self, app: ASGIApp, *, app_name: str) -> None:
+    It also renders unhandled exceptions as a problem+json 500 (with the product's
+    ``extras``): Starlette's ServerErrorMiddleware sits outside every user middleware, so a
+    500 rendered there would lose the request id, the security headers and those fields.
+    """
+
+    def __init__(self, app: ASGIApp, *, app_name: str, extras: ProblemExtras | None = None) -> None:
         self.app = app
         self.app_name = app_name
+        self.extras = extras
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,7 +60,7 @@ class RequestContextMiddleware:
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status_holder = {"status": 500}
+        status_holder: dict[str, int | None] = {"status": None}
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -69,14 +75,65 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except Exception:
+            log.exception(
+                "unhandled_error",
+                request_id=request_id,
+                method=scope.get("method"),
+                path=scope.get("path"),
+            )
+            if status_holder["status"] is not None:
+                raise  # the reply is under way: only the server can end it (it drops it)
+            await self._internal_error(scope, receive, send_with_headers, request_id)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
             elapsed = time.perf_counter() - started
             method = scope.get("method", "GET")
             HTTP_LATENCY.labels(self.app_name, method, template).observe(elapsed)
-            HTTP_REQUESTS.labels(self.app_name, method, template, status_holder["status"]).inc()
+            status = status_holder["status"] or 500
+            HTTP_REQUESTS.labels(self.app_name, method, template, status).inc()
             request_id_var.reset(token)
+
+    async def _internal_error(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str
+    ) -> None:
+        # Names only the request id: the exception's text may hold secrets or internals.
+        body = problem_body(
+            500,
+            "internal_error",
+            "Internal error",
+            f"Internal error; quote request id {request_id}",
+            Request(scope).url.path,
+            self.extras,
+        )
+        response = JSONResponse(body, status_code=500, media_type=PROBLEM_JSON)
+        await response(scope, receive, send)
+
+
+def problem_body(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    instance: str,
+    extras: ProblemExtras | None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """The ``application/problem+json`` body every error reply carries."""
+    body: dict[str, Any] = {
+        "type": f"about:blank#{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": instance,
+        "request_id": request_id_var.get(),
+        **fields,
+    }
+    if extras:
+        body.update(extras(status, code, detail))
+    return body
 
 
 def problem_response(
@@ -88,18 +145,7 @@ def problem_response(
     extras: ProblemExtras | None,
     **fields: Any,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": f"about:blank#{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "instance": request.url.path,
-        "request_id": request_id_var.get(),
-        **fields,
-    }
-    if extras:
-        body.update(extras(status, code, detail))
+    body = problem_body(status, code, title, detail, request.url.path, extras, **fields)
     headers = {}
     if status == 429 and "retry_after" in fields:
         headers["Retry-After"] = str(fields["retry_after"])
@@ -107,8 +153,8 @@ def problem_response(
 
 
 def install_problem_handlers(app: FastAPI, *, extras: ProblemExtras | None = None) -> None:
-    """Render every error as ``application/problem+json``; unknown ones as a 500 that names
-    only the request id."""
+    """Render our errors, bad input and HTTP errors as ``application/problem+json``. Anything
+    else propagates to :class:`RequestContextMiddleware`, which renders the 500."""
 
     @app.exception_handler(KeelError)
     async def _keel_error(request: Request, exc: KeelError) -> JSONResponse:
@@ -159,19 +205,7 @@ def install_problem_handlers(app: FastAPI, *, extras: ProblemExtras | None = Non
                 request,
                 extras,
             )
-        return await _unexpected(request, exc)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", path=request.url.path)
-        return problem_response(
-            500,
-            "internal_error",
-            "Internal error",
-            f"Internal error; quote request id {request_id_var.get()}",
-            request,
-            extras,
-        )
+        raise exc  # ours to log and render as a 500, in RequestContextMiddleware
 
 
 @dataclass(frozen=True)
