@@ -8,6 +8,9 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
+from keel.bittorrented.app import create_app as create_bittorrented
+from keel.bittorrented.cli import app as bittorrented_cli
+from keel.bittorrented.settings import BittorrentedSettings
 from keel.coinpay.app import create_app as create_coinpay
 from keel.coinpay.cli import app as coinpay_cli
 from keel.coinpay.settings import CoinpaySettings
@@ -17,13 +20,16 @@ from keel.core.settings import KeelSettings
 
 app = typer.Typer(help="Keel: self-hostable products on one hardened core.", no_args_is_help=True)
 app.add_typer(coinpay_cli, name="coinpay")
+app.add_typer(bittorrented_cli, name="bittorrented")
 
-PRODUCTS = ("coinpay",)
+PRODUCTS = ("coinpay", "bittorrented")
 
 
 def _build(name: str, core: KeelSettings) -> Product:
     if name == "coinpay":
         return create_coinpay(CoinpaySettings(), data_dir=str(core.data_dir))
+    if name == "bittorrented":
+        return create_bittorrented(BittorrentedSettings(), data_dir=str(core.data_dir))
     raise typer.BadParameter(f"unknown product {name!r}; known: {', '.join(PRODUCTS)}")
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from keel.bittorrented import classify
+from keel.bittorrented.indexer import Indexer, MetadataSource
 from keel.bittorrented.search.base import SearchEngine
 from keel.bittorrented.search.fts5 import Fts5Search
 from keel.bittorrented.search.tsvector import TsvectorSearch
+from keel.bittorrented.settings import BittorrentedSettings
 from keel.core import db, migrations
+from keel.core.clock import Clock, SystemClock
 
 MIGRATIONS = "keel.bittorrented:migrations"
 VERSION_TABLE = "bittorrented_alembic_version"
@@ -31,3 +37,34 @@ def search_engine(
     if db.is_postgres(engine):
         return TsvectorSearch(engine, timeout_seconds=timeout_seconds, count_cap=count_cap)
     return Fts5Search(engine, timeout_seconds=timeout_seconds, count_cap=count_cap)
+
+
+def load_banned_keywords(path: Path | None) -> tuple[str, ...]:
+    """Keywords from the configured file, one per line (``#`` starts a comment)."""
+    if path is None:
+        return ()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+async def open_indexer(
+    settings: BittorrentedSettings,
+    *,
+    data_dir: str = "var",
+    clock: Clock | None = None,
+    metadata: MetadataSource | None = None,
+) -> Indexer:
+    engine = await open_database(database_url(settings.database_url, data_dir))
+    keywords = load_banned_keywords(settings.banned_keywords_file)
+    return Indexer(
+        settings=settings,
+        engine=engine,
+        search_engine=search_engine(
+            engine,
+            timeout_seconds=settings.search_timeout_seconds,
+            count_cap=settings.count_cap,
+        ),
+        clock=clock or SystemClock(),
+        is_banned=lambda name: classify.is_banned(name, keywords),
+        metadata=metadata,
+    )

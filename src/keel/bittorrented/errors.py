@@ -8,6 +8,8 @@ BittorrentedError (KeelError)
 ├── BadQuery                 a search query that cannot be parsed (400)
 ├── BadCursor                a pagination cursor we did not issue for this sort (400)
 ├── TorrentNotFound          no torrent with that info hash (404)
+├── BannedTorrent            a torrent whose name is on the banned list (403)
+├── MetadataTimeout          no peer sent a magnet's metadata in time (504)
 └── SearchTimeout            the search ran past its statement timeout (503)
 
 ``MalformedTorrent`` carries ``offset``, the byte where decoding failed, when there is one.
@@ -77,3 +79,17 @@ class SearchTimeout(BittorrentedError, errors.Unavailable):
     """The search ran past its time limit; narrow the query."""
 
     code = "search_timeout"
+
+
+class BannedTorrent(BittorrentedError, errors.Forbidden):
+    """This torrent is banned from the index."""
+
+    code = "banned_torrent"
+
+
+class MetadataTimeout(BittorrentedError):
+    """No peer sent the torrent's metadata in time."""
+
+    code = "metadata_timeout"
+    status = 504
+    title = "Gateway timeout"

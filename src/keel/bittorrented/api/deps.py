@@ -1,0 +1,51 @@
+"""Shared pieces of the routers: the indexer, the API-key guard, parsing helpers."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+
+from keel.bittorrented.indexer import Indexer
+from keel.core.errors import BadRequest, Unauthorized
+
+
+class MissingApiKey(Unauthorized):
+    """This server needs an API key: send X-Api-Key or ?apikey=."""
+
+    code = "missing_api_key"
+
+
+def indexer(request: Request) -> Indexer:
+    found: Indexer = request.app.state.indexer
+    return found
+
+
+def require_api_key(request: Request) -> None:
+    """Refuse the request unless the configured key (if any) came with it."""
+    configured = indexer(request).settings.api_key
+    if configured is None:
+        return
+    sent = request.headers.get("x-api-key") or request.query_params.get("apikey") or ""
+    if not hmac.compare_digest(sent.encode(), configured.get_secret_value().encode()):
+        raise MissingApiKey()
+
+
+def info_hash_param(value: str) -> bytes:
+    """A 40-hex-digit info hash from a path or query parameter."""
+    if len(value) != 40:
+        raise BadRequest("info_hash must be 40 hexadecimal digits")
+    try:
+        return bytes.fromhex(value)
+    except ValueError as exc:
+        raise BadRequest("info_hash must be 40 hexadecimal digits") from exc
+
+
+def csv_param(value: str | None, *, allowed: frozenset[str], name: str) -> tuple[str, ...]:
+    if not value:
+        return ()
+    items = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
+    unknown = [v for v in items if v not in allowed]
+    if unknown:
+        raise BadRequest(f"unknown {name} {unknown[0]!r}; expected one of {sorted(allowed)}")
+    return items

@@ -1,0 +1,59 @@
+"""create_app(settings) -> the bittorrented Product: its FastAPI app, lifespan and readiness."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from keel.bittorrented import bootstrap
+from keel.bittorrented.api import search as search_routes
+from keel.bittorrented.api import torrents as torrent_routes
+from keel.bittorrented.indexer import Indexer, MetadataSource
+from keel.bittorrented.settings import BittorrentedSettings
+from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
+from keel.core.clock import Clock
+
+
+def create_app(
+    settings: BittorrentedSettings,
+    *,
+    data_dir: str = "var",
+    clock: Clock | None = None,
+    metadata: MetadataSource | None = None,
+) -> Product:
+    """Build bittorrented. Nothing touches the database until the lifespan is entered."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI | None = None) -> AsyncIterator[None]:
+        index = await bootstrap.open_indexer(
+            settings, data_dir=data_dir, clock=clock, metadata=metadata
+        )
+        app.state.indexer = index
+        try:
+            yield
+        finally:
+            await index.engine.dispose()
+
+    app = FastAPI(
+        title="Keel bittorrented",
+        version="1.0",
+        description="Torrent metadata index: exact search, ingestion, Torznab.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, app_name="bittorrented")
+    for router in (search_routes.router, torrent_routes.router):
+        app.include_router(router, prefix="/api")
+
+    async def ready() -> bool:
+        index: Indexer | None = getattr(app.state, "indexer", None)
+        if index is None:
+            return False
+        async with index.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return True
+
+    return Product(name="bittorrented", app=app, lifespan=lambda: lifespan(None), ready=ready)

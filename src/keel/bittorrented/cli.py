@@ -1,0 +1,133 @@
+"""`keel bittorrented …`: import, search and inspect the index from a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from keel.bittorrented import bootstrap, importer, presentation
+from keel.bittorrented.indexer import Indexer
+from keel.bittorrented.settings import BittorrentedSettings
+from keel.bittorrented.torrents import Metainfo
+from keel.core import logging as keel_logging
+from keel.core.errors import KeelError
+from keel.core.settings import KeelSettings
+
+app = typer.Typer(help="bittorrented: torrent metadata index.", no_args_is_help=True)
+
+T = TypeVar("T")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+IMPORT_BATCH = 1000
+
+
+def fail(message: str) -> None:
+    """One line on stderr, exit code 2: what the CLI does with bad input."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _run(work: Callable[[Indexer], Awaitable[T]]) -> T:
+    keel_logging.configure("WARNING", json=False)
+    core = KeelSettings()
+
+    async def main() -> T:
+        index = await bootstrap.open_indexer(BittorrentedSettings(), data_dir=str(core.data_dir))
+        try:
+            return await work(index)
+        finally:
+            await index.engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except KeelError as exc:
+        if exc.status >= 500:
+            raise
+        fail(exc.detail)
+        raise  # unreachable: fail() exits
+
+
+@app.command("import")
+def import_lines(
+    file: Annotated[Path, typer.Argument(help="bitmagnet import JSON lines; '-' for stdin.")],
+    source: Annotated[str, typer.Option(help="Source key for lines that name none.")] = "import",
+    as_json: JsonOpt = False,
+) -> None:
+    """Import torrents from bitmagnet's JSON-lines format, with a progress bar. A bad line is
+    reported with its line number and skipped; the good ones are kept."""
+    if str(file) != "-" and not file.is_file():
+        fail(f"no such file: {file}")
+
+    async def work(index: Indexer) -> tuple[int, int, int]:
+        stream = sys.stdin if str(file) == "-" else file.open(encoding="utf-8", errors="replace")
+        total_bytes = None if str(file) == "-" else file.stat().st_size
+        added = seen = bad = 0
+        batch: list[Metainfo] = []
+        with (
+            stream,
+            Progress(
+                TextColumn("importing"),
+                BarColumn(),
+                TextColumn("{task.fields[rows]} rows, {task.fields[bad]} bad"),
+                TimeElapsedColumn(),
+                transient=as_json,
+                disable=as_json,
+                console=None,
+            ) as progress,
+        ):
+            task = progress.add_task("import", total=total_bytes, rows=0, bad=0)
+            for item in importer.read(stream, default_source=source):
+                if isinstance(item, importer.BadLine):
+                    bad += 1
+                    typer.echo(f"line {item.line_number}: {item.reason} (skipped)", err=True)
+                    continue
+                batch.append(item)
+                if len(batch) >= IMPORT_BATCH:
+                    added += await index.add(batch)
+                    seen += len(batch)
+                    batch = []
+                    position = stream.tell() if total_bytes is not None else None
+                    progress.update(task, completed=position, rows=seen, bad=bad)
+            if batch:
+                added += await index.add(batch)
+                seen += len(batch)
+            progress.update(task, completed=total_bytes, rows=seen, bad=bad)
+        return seen, added, bad
+
+    seen, added, bad = _run(work)
+    if as_json:
+        typer.echo(json.dumps({"read": seen, "added": added, "bad_lines": bad}))
+    else:
+        typer.echo(f"read {seen} torrents, {added} new, {bad} bad lines skipped")
+
+
+@app.command()
+def search(
+    q: Annotated[str, typer.Argument(help="Query, e.g. 'dune 2021 -cam'.")],
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search the index from the terminal."""
+
+    async def work(index: Indexer) -> dict[str, object]:
+        page = await index.search(q, limit=limit)
+        return {
+            "total": page.total,
+            "total_is_estimate": page.total_is_estimate,
+            "results": [presentation.hit(h) for h in page.hits],
+        }
+
+    reply = _run(work)
+    if as_json:
+        typer.echo(json.dumps(reply))
+        return
+    for hit in reply["results"]:  # type: ignore[attr-defined]
+        typer.echo(f"{hit['info_hash']}  {hit['seeders']:>6}  {hit['name']}")
+    more = "+" if reply["total_is_estimate"] else ""
+    typer.echo(f"{reply['total']}{more} matches")

@@ -1,0 +1,120 @@
+"""The index as its callers see it: add torrents (file, magnet, batch), search, read, remove.
+
+The web layer and the CLI call these; they never touch SQL or the search engines directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from keel.bittorrented import catalog, classify, magnet, metainfo, query
+from keel.bittorrented.errors import BannedTorrent, MetadataTimeout, TorrentNotFound
+from keel.bittorrented.search.base import (
+    Filters,
+    Order,
+    SearchEngine,
+    SearchPage,
+    SearchRequest,
+    Sort,
+)
+from keel.bittorrented.search.ranking import decode_cursor
+from keel.bittorrented.settings import BittorrentedSettings
+from keel.bittorrented.torrents import Magnet, Metainfo
+from keel.core.clock import Clock
+
+
+class MetadataSource(Protocol):
+    async def fetch(self, link: Magnet, *, timeout_seconds: float) -> Metainfo | None:
+        """The torrent's metadata from its swarm (BEP 9), or None when no peer gave it in time."""
+        ...
+
+
+@dataclass
+class Indexer:
+    settings: BittorrentedSettings
+    engine: AsyncEngine
+    search_engine: SearchEngine
+    clock: Clock
+    is_banned: Callable[[str], bool]
+    metadata: MetadataSource | None = None
+
+    async def search(
+        self,
+        text: str,
+        *,
+        sort: Sort = "relevance",
+        order: Order = "desc",
+        filters: Filters | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SearchPage:
+        """One page of hits; BadQuery / BadCursor on bad input, SearchTimeout past the limit."""
+        parsed = query.parse(text)
+        after = decode_cursor(cursor, sort, order) if cursor else None
+        request = SearchRequest(parsed, sort, order, filters or Filters(), limit, after)
+        return await self.search_engine.search(request)
+
+    async def get(self, info_hash: bytes) -> catalog.StoredTorrent:
+        async with self.engine.connect() as conn:
+            return await catalog.get(conn, info_hash)
+
+    async def add(self, items: Sequence[Metainfo]) -> int:
+        """Classify and index a batch in one transaction; returns how many were new. Banned
+        names are dropped."""
+        entries = [
+            catalog.Entry(m, classify.classify(m.name, m.files))
+            for m in items
+            if not self.is_banned(m.name)
+        ]
+        async with self.engine.begin() as conn:
+            return await catalog.add(conn, entries, now=self.clock.now())
+
+    async def add_torrent_file(self, data: bytes) -> catalog.StoredTorrent:
+        """Index an uploaded .torrent; MalformedTorrent on bad bytes, BannedTorrent on a
+        banned name."""
+        parsed = metainfo.parse_torrent(data, max_files=self.settings.max_files)
+        return await self._add_one(parsed, source="upload")
+
+    async def add_magnet(self, uri: str) -> tuple[catalog.StoredTorrent, bool]:
+        """Index a magnet link, fetching its metadata from peers unless we have it already.
+        Returns the torrent and whether it was new."""
+        link = magnet.parse_magnet(uri)
+        try:
+            return await self.get(link.info_hash), False
+        except TorrentNotFound:
+            pass
+        fetched = None
+        if self.metadata is not None:
+            fetched = await self.metadata.fetch(
+                link, timeout_seconds=self.settings.metadata_timeout_seconds
+            )
+        if fetched is None:
+            raise MetadataTimeout(
+                f"no peer sent the metadata of {link.info_hash.hex()} within "
+                f"{self.settings.metadata_timeout_seconds:g} s"
+            )
+        return await self._add_one(fetched, source="magnet"), True
+
+    async def _add_one(self, parsed: Metainfo, *, source: str) -> catalog.StoredTorrent:
+        if self.is_banned(parsed.name):
+            raise BannedTorrent("this torrent's name is on the banned list")
+        item = Metainfo(
+            info_hash=parsed.info_hash,
+            name=parsed.name,
+            size=parsed.size,
+            files=parsed.files,
+            files_count=parsed.files_count,
+            private=parsed.private,
+            source=source,
+            published_at=parsed.published_at or self.clock.now(),
+        )
+        await self.add([item])
+        return await self.get(item.info_hash)
+
+    async def remove(self, info_hash: bytes) -> None:
+        async with self.engine.begin() as conn:
+            await catalog.remove(conn, info_hash)
