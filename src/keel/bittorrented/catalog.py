@@ -103,41 +103,53 @@ async def refresh_swarm(conn: AsyncConnection, info_hashes: Sequence[bytes]) -> 
 async def _insert_new(conn: AsyncConnection, entries: list[Entry], *, now: datetime) -> None:
     await conn.execute(
         _insert(conn, models.torrents).on_conflict_do_nothing(),
-        [
-            {
-                "info_hash": e.metainfo.info_hash,
-                "name": e.metainfo.name,
-                "size": e.metainfo.size,
-                "private": e.metainfo.private,
-                "files_status": files_status(e.metainfo),
-                "files_count": e.metainfo.files_count,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for e in entries
-        ],
+        [torrent_row(e, now) for e in entries],
     )
-    file_rows = [
+    files = [row for e in entries for row in file_rows(e, now)]
+    if files:
+        await conn.execute(_insert(conn, models.torrent_files).on_conflict_do_nothing(), files)
+    await conn.execute(
+        _insert(conn, models.torrent_search).on_conflict_do_nothing(),
+        [search_row(e, now) for e in entries],
+    )
+
+
+# The row builders below are the one definition of what a torrent becomes in each table;
+# keel.bittorrented.bulk writes the very same rows with COPY.
+
+
+def torrent_row(entry: Entry, now: datetime) -> dict[str, Any]:
+    """The ``torrents`` row of a new torrent."""
+    m = entry.metainfo
+    return {
+        "info_hash": m.info_hash,
+        "name": m.name,
+        "size": m.size,
+        "private": m.private,
+        "files_status": files_status(m),
+        "files_count": m.files_count,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def file_rows(entry: Entry, now: datetime) -> list[dict[str, Any]]:
+    """The ``torrent_files`` rows of a new torrent (its kept files only)."""
+    return [
         {
-            "info_hash": e.metainfo.info_hash,
+            "info_hash": entry.metainfo.info_hash,
             "index": f.index,
             "path": f.path,
             "size": f.size,
             "created_at": now,
             "updated_at": now,
         }
-        for e in entries
-        for f in e.metainfo.files
+        for f in entry.metainfo.files
     ]
-    if file_rows:
-        await conn.execute(_insert(conn, models.torrent_files).on_conflict_do_nothing(), file_rows)
-    await conn.execute(
-        _insert(conn, models.torrent_search).on_conflict_do_nothing(),
-        [_search_row(e, now) for e in entries],
-    )
 
 
-def _search_row(entry: Entry, now: datetime) -> dict[str, Any]:
+def search_row(entry: Entry, now: datetime) -> dict[str, Any]:
+    """The ``torrent_search`` row of a new torrent (without ``id``, which the database picks)."""
     m, c = entry.metainfo, entry.classification
     tokens = tokenize(m.name)
     seeders = min(m.seeders or 0, MAX_SEEDERS)
@@ -161,6 +173,20 @@ def _search_row(entry: Entry, now: datetime) -> dict[str, Any]:
     }
 
 
+def source_row(entry: Entry, now: datetime) -> dict[str, Any]:
+    """The ``torrents_torrent_sources`` row: what the entry's source says about the torrent."""
+    m = entry.metainfo
+    return {
+        "source": m.source,
+        "info_hash": m.info_hash,
+        "seeders": m.seeders,
+        "leechers": m.leechers,
+        "published_at": m.published_at,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 async def _record_sources(conn: AsyncConnection, entries: list[Entry], *, now: datetime) -> None:
     sources = sorted({e.metainfo.source for e in entries})
     await conn.execute(
@@ -177,18 +203,7 @@ async def _record_sources(conn: AsyncConnection, entries: list[Entry], *, now: d
                 "updated_at": statement.excluded.updated_at,
             },
         ),
-        [
-            {
-                "source": e.metainfo.source,
-                "info_hash": e.metainfo.info_hash,
-                "seeders": e.metainfo.seeders,
-                "leechers": e.metainfo.leechers,
-                "published_at": e.metainfo.published_at,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for e in entries
-        ],
+        [source_row(e, now) for e in entries],
     )
 
 
