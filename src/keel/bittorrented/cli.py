@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from keel.bittorrented import bootstrap, importer, presentation
+from keel.bittorrented.adapters import bitmagnet
 from keel.bittorrented.indexer import Indexer
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.bittorrented.torrents import Metainfo
@@ -105,6 +106,45 @@ def import_lines(
         typer.echo(json.dumps({"read": seen, "added": added, "bad_lines": bad}))
     else:
         typer.echo(f"read {seen} torrents, {added} new, {bad} bad lines skipped")
+
+
+@app.command("import-bitmagnet")
+def import_bitmagnet(
+    source_url: Annotated[
+        str, typer.Argument(help="bitmagnet's PostgreSQL, e.g. postgresql://user@host/bitmagnet")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy every torrent (with files and seeders) from an existing bitmagnet database."""
+    url = _async_postgres_url(source_url)
+
+    async def work(index: Indexer) -> tuple[int, int]:
+        seen = added = 0
+        with Progress(
+            TextColumn("importing from bitmagnet"),
+            TextColumn("{task.completed} rows"),
+            TimeElapsedColumn(),
+            disable=as_json,
+        ) as progress:
+            task = progress.add_task("bitmagnet", total=None)
+            async for batch in bitmagnet.read(url, max_files=index.settings.max_files):
+                added += await index.add(batch)
+                seen += len(batch)
+                progress.update(task, completed=seen)
+        return seen, added
+
+    seen, added = _run(work)
+    if as_json:
+        typer.echo(json.dumps({"read": seen, "added": added}))
+    else:
+        typer.echo(f"read {seen} torrents from bitmagnet, {added} new")
+
+
+def _async_postgres_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgres", "postgresql", "postgresql+asyncpg"):
+        fail("the bitmagnet database must be a postgresql:// URL")
+    return f"postgresql+asyncpg://{rest}"
 
 
 @app.command()

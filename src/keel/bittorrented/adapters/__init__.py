@@ -1,0 +1,1 @@
+"""bittorrented's external systems, one module each."""
