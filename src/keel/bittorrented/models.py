@@ -139,3 +139,28 @@ bloom_filters = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# File-name search: one row per stored file, tokenised like names and indexed the same way
+# (FTS5 torrent_file_search_fts on SQLite, generated tsv + GIN on PostgreSQL; migration 0002).
+torrent_file_search = Table(
+    "torrent_file_search",
+    metadata,
+    Column("id", _id, primary_key=True, autoincrement=True),
+    Column(
+        "info_hash",
+        LargeBinary(20),
+        ForeignKey("torrents.info_hash", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("file_index", Integer, nullable=False),
+    Column("tokens", Text, nullable=False),
+    Index("ix_torrent_file_search_info_hash", "info_hash", "file_index", unique=True),
+)
+
+# Every distinct name token, for the fuzzy fallback ("did you mean"): a trigram index over
+# this small table finds near-misses of a word that matches nothing.
+search_terms = Table(
+    "search_terms",
+    metadata,
+    Column("term", String(200), primary_key=True),
+)
