@@ -15,11 +15,13 @@ from keel.coinpay.api import businesses as business_routes
 from keel.coinpay.api import coins as coin_routes
 from keel.coinpay.api import payments as payment_routes
 from keel.coinpay.api.deps import RateLimitHeaders
+from keel.coinpay.api.schemas import CoinpayProblem
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
 from keel.coinpay.web import checkout
 from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
 from keel.core.clock import Clock
+from keel.core.openapi import document_problems
 
 
 def _coinpay_error_fields(_status: int, _code: str, detail: str) -> dict[str, Any]:
@@ -71,6 +73,7 @@ def create_app(
     for router in (payment_routes.router, coin_routes.router, business_routes.router):
         app.include_router(router, prefix="/api")
     app.include_router(checkout.router)
+    document_problems(app, CoinpayProblem)
 
     async def ready() -> bool:
         gw: Gateway | None = getattr(app.state, "gateway", None)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from keel.coinpay import businesses, notify
-from keel.coinpay.api.deps import gateway, ok, principal
+from keel.coinpay.api.deps import errors, gateway, ok, principal
 from keel.coinpay.api.schemas import WalletBody, WebhookBody
 from keel.coinpay.apikeys import Principal
 from keel.core.errors import Forbidden
@@ -24,7 +24,7 @@ def _own(caller: Principal, business_id: str, scope: str) -> None:
         raise Forbidden("This API key belongs to another business")
 
 
-@router.get("/businesses/{business_id}/wallets")
+@router.get("/businesses/{business_id}/wallets", responses=errors())
 async def list_wallets(business_id: str, request: Request, caller: Caller) -> Response:
     """The business's payout wallets."""
     _own(caller, business_id, "payments:read")
@@ -34,7 +34,7 @@ async def list_wallets(business_id: str, request: Request, caller: Caller) -> Re
     return ok(wallets=wallets)
 
 
-@router.post("/businesses/{business_id}/wallets")
+@router.post("/businesses/{business_id}/wallets", responses=errors())
 async def set_wallet(
     business_id: str, body: WalletBody, request: Request, caller: Caller
 ) -> Response:
@@ -52,7 +52,7 @@ async def set_wallet(
     return ok(wallet={"cryptocurrency": body.cryptocurrency.upper(), "wallet_address": address})
 
 
-@router.get("/businesses/{business_id}/webhooks")
+@router.get("/businesses/{business_id}/webhooks", responses=errors())
 async def list_webhooks(business_id: str, request: Request, caller: Caller) -> Response:
     """Webhook endpoints (secrets are never shown again after creation)."""
     _own(caller, business_id, "webhooks:manage")
@@ -62,7 +62,7 @@ async def list_webhooks(business_id: str, request: Request, caller: Caller) -> R
     return ok(webhooks=endpoints)
 
 
-@router.post("/businesses/{business_id}/webhooks", status_code=201)
+@router.post("/businesses/{business_id}/webhooks", status_code=201, responses=errors())
 async def create_webhook(
     business_id: str, body: WebhookBody, request: Request, caller: Caller
 ) -> Response:
@@ -88,7 +88,7 @@ async def create_webhook(
     return reply
 
 
-@router.delete("/businesses/{business_id}/webhooks/{endpoint_id}")
+@router.delete("/businesses/{business_id}/webhooks/{endpoint_id}", responses=errors(404))
 async def delete_webhook(
     business_id: str, endpoint_id: str, request: Request, caller: Caller
 ) -> Response:
@@ -100,7 +100,9 @@ async def delete_webhook(
     return ok()
 
 
-@router.post("/businesses/{business_id}/webhooks/{endpoint_id}/rotate-secret")
+@router.post(
+    "/businesses/{business_id}/webhooks/{endpoint_id}/rotate-secret", responses=errors(404)
+)
 async def rotate_webhook_secret(
     business_id: str, endpoint_id: str, request: Request, caller: Caller
 ) -> Response:
@@ -114,7 +116,7 @@ async def rotate_webhook_secret(
     return ok(webhook={"id": endpoint_id, "secret": secret})
 
 
-@router.get("/webhooks")
+@router.get("/webhooks", responses=errors())
 async def delivery_log(
     request: Request,
     caller: Caller,
@@ -135,7 +137,7 @@ async def delivery_log(
     return ok(events=events)
 
 
-@router.post("/webhooks/events/{event_id}/redeliver")
+@router.post("/webhooks/events/{event_id}/redeliver", responses=errors(404))
 async def redeliver(event_id: str, request: Request, caller: Caller) -> Response:
     """Send an event again to every matching active endpoint."""
     caller.require("webhooks:manage")

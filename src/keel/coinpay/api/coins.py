@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from keel.coinpay import businesses, presentation
-from keel.coinpay.api.deps import gateway, ok, principal
+from keel.coinpay.api.deps import errors, gateway, ok, principal
 from keel.coinpay.apikeys import Principal
 from keel.coinpay.assets import get_coin
 from keel.coinpay.money import parse_currency
@@ -17,7 +17,7 @@ from keel.core.errors import Forbidden
 router = APIRouter(tags=["coins"])
 
 
-@router.get("/supported-coins")
+@router.get("/supported-coins", responses=errors())
 async def supported_coins(
     request: Request,
     caller: Annotated[Principal, Depends(principal)],
@@ -34,7 +34,7 @@ async def supported_coins(
     return ok(coins=coins, business_id=chosen, total=len(coins))
 
 
-@router.get("/rates")
+@router.get("/rates", responses=errors(503, keyed=False))
 async def exchange_rate(
     request: Request,
     crypto: Annotated[str, Query(min_length=1, max_length=16)],

@@ -12,6 +12,18 @@ from keel.coinpay import apikeys
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.wire import dumps
 from keel.core.errors import RateLimited
+from keel.core.openapi import problem_responses
+
+# Errors any route can answer: bad input (including values the database refuses) and a 500.
+_ANY_ROUTE = (400, 500)
+# ... and behind an API key: unknown key, missing scope or another business, rate limit.
+_KEYED_ROUTE = (*_ANY_ROUTE, 401, 403, 429)
+
+
+def errors(*statuses: int, keyed: bool = True) -> dict[int | str, dict[str, Any]]:
+    """The problem+json responses a route documents: the common ones plus ``statuses``."""
+    common = _KEYED_ROUTE if keyed else _ANY_ROUTE
+    return problem_responses(*sorted({*common, *statuses}))
 
 
 class WireJSONResponse(JSONResponse):

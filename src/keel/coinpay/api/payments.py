@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from sqlalchemy import Row
 
 from keel.coinpay import payments, presentation, qr
-from keel.coinpay.api.deps import WireJSONResponse, gateway, ok, principal
+from keel.coinpay.api.deps import WireJSONResponse, errors, gateway, ok, principal
 from keel.coinpay.api.schemas import CreatePaymentBody, SimulateBody
 from keel.coinpay.apikeys import Principal
 
@@ -24,7 +24,7 @@ def _payment_reply(row: Row[Any]) -> WireJSONResponse:
     return ok(payment=wire)
 
 
-@router.post("/payments/create", status_code=201)
+@router.post("/payments/create", status_code=201, responses=errors(422, 503))
 async def create_payment(
     body: CreatePaymentBody,
     request: Request,
@@ -51,13 +51,13 @@ async def create_payment(
     return reply
 
 
-@router.get("/payments/{payment_id}")
+@router.get("/payments/{payment_id}", responses=errors(404))
 async def get_payment(payment_id: str, request: Request, caller: Caller) -> Response:
     """One payment of the caller's business."""
     return _payment_reply(await payments.get(gateway(request), caller, payment_id))
 
 
-@router.get("/payments")
+@router.get("/payments", responses=errors())
 async def list_payments(
     request: Request,
     caller: Caller,
@@ -80,7 +80,7 @@ async def list_payments(
 
 @router.get(
     "/payments/{payment_id}/qr",
-    responses={200: {"content": {"image/png": {}}}},
+    responses={200: {"content": {"image/png": {}}}, **errors(404, keyed=False)},
     response_class=Response,
 )
 async def payment_qr(payment_id: str, request: Request) -> Response:
@@ -93,7 +93,7 @@ async def payment_qr(payment_id: str, request: Request) -> Response:
     )
 
 
-@router.post("/payments/{payment_id}/simulate")
+@router.post("/payments/{payment_id}/simulate", responses=errors(404, 409))
 async def simulate_payment(
     payment_id: str, body: SimulateBody, request: Request, caller: Caller
 ) -> Response:
@@ -112,7 +112,7 @@ async def simulate_payment(
     return _payment_reply(row)
 
 
-@router.get("/payments/{payment_id}/events")
+@router.get("/payments/{payment_id}/events", responses=errors(404))
 async def payment_events(payment_id: str, request: Request, caller: Caller) -> Response:
     """The payment's append-only event log: every transition with its cause."""
     events = await payments.events(gateway(request), caller, payment_id)

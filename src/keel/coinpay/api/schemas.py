@@ -1,13 +1,15 @@
-"""Request bodies, validated once at the edge."""
+"""Request bodies, validated once at the edge, and the error body's schema."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from keel.coinpay.wire import dumps
+from keel.core.openapi import Problem
 
 _MAX_METADATA_BYTES = 8192
 
@@ -65,3 +67,18 @@ class WebhookBody(BaseModel):
 
     url: str = Field(min_length=1, max_length=2000)
     events: list[str] | None = Field(default=None, max_length=20)
+
+
+class CoinpayProblem(Problem):
+    """An error reply: problem+json (RFC 9457) plus CoinPayPortal's ``success``/``error``."""
+
+    success: Literal[False] = Field(description="Always false: CoinPayPortal's clients test it")
+    error: str = Field(description="The detail again, where CoinPayPortal's clients read it")
+    # Context some errors add (see keel.coinpay.errors and the rate providers).
+    coin: str | SkipJsonSchema[None] = Field(default=None, description="unsupported_coin")
+    currency: str | SkipJsonSchema[None] = Field(default=None, description="unsupported_currency")
+    provider: str | SkipJsonSchema[None] = Field(default=None, description="rate_unavailable")
+    pair: str | SkipJsonSchema[None] = Field(default=None, description="rate_unavailable")
+    failures: list[str] | SkipJsonSchema[None] = Field(
+        default=None, description="rate_unavailable: why each provider's quote was dropped"
+    )
