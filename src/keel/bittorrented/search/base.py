@@ -14,8 +14,32 @@ MAX_LIMIT = 100
 
 
 @dataclass(frozen=True, slots=True)
+class Kind:
+    """A content type, optionally narrowed by resolution: with ``other_resolutions`` false, only
+    the listed ``resolutions`` (empty: any); with it true, any but the listed ones, unknown
+    (NULL) included."""
+
+    content_type: str
+    resolutions: tuple[str, ...] = ()
+    other_resolutions: bool = False
+
+    def matches(self, content_type: str, resolution: str | None) -> bool:
+        """In plain Python, what ``keel.bittorrented.search.sql.add_filters`` selects."""
+        if content_type != self.content_type:
+            return False
+        if self.other_resolutions:
+            return resolution is None or resolution not in self.resolutions
+        return not self.resolutions or resolution in self.resolutions
+
+
+@dataclass(frozen=True, slots=True)
 class Filters:
-    """Narrow the match set; every bound is inclusive and ``None`` means unbounded."""
+    """Narrow the match set; every bound is inclusive and ``None`` means unbounded.
+
+    ``kinds`` keeps a hit matching any one of them (Torznab categories); empty means no
+    constraint. ``season``/``episode`` match the classified numbers exactly, so a season pack
+    (episode unknown) never matches an episode. ``published_min_ts`` is Unix seconds.
+    """
 
     content_types: tuple[str, ...] = ()
     resolutions: tuple[str, ...] = ()
@@ -23,6 +47,10 @@ class Filters:
     year_max: int | None = None
     size_min: int | None = None
     size_max: int | None = None
+    kinds: tuple[Kind, ...] = ()
+    season: int | None = None
+    episode: int | None = None
+    published_min_ts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +78,8 @@ class SearchHit:
     year: int | None
     resolution: str | None
     sort_value: int
+    season: int | None = None
+    episode: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +90,8 @@ class SearchPage:
     total: int
     total_is_estimate: bool
     next_after: tuple[int, int] | None
+    # Set when the query matched nothing and these are the hits of its respelling instead.
+    corrected_query: str | None = None
 
 
 class SearchEngine(Protocol):

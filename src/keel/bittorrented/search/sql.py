@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from keel.bittorrented.search.base import SearchHit, SearchRequest
+from keel.bittorrented.search.base import Kind, SearchHit, SearchRequest
 from keel.bittorrented.search.ranking import SORT_COLUMNS, descending
 
 HIT_COLUMNS = (
     "s.id, s.info_hash, t.name, s.size, s.seeders, s.leechers, s.published_ts, "
-    "s.content_type, s.year, s.resolution"
+    "s.content_type, s.year, s.resolution, s.season, s.episode"
 )
 
 
@@ -52,6 +52,33 @@ def add_filters(where: Where, request: SearchRequest) -> None:
         where.add("s.size >= :size_min", size_min=f.size_min)
     if f.size_max is not None:
         where.add("s.size <= :size_max", size_max=f.size_max)
+    if f.kinds:
+        _add_kinds(where, f.kinds)
+    if f.season is not None:
+        where.add("s.season = :season", season=f.season)
+    if f.episode is not None:
+        where.add("s.episode = :episode", episode=f.episode)
+    if f.published_min_ts is not None:
+        where.add("s.published_ts >= :published_min", published_min=f.published_min_ts)
+
+
+def _add_kinds(where: Where, kinds: tuple[Kind, ...]) -> None:
+    """One OR of (content type AND resolution range) terms; Kind.matches is the reference."""
+    terms: list[str] = []
+    params: dict[str, Any] = {}
+    for i, kind in enumerate(kinds):
+        term = f"s.content_type = :kind{i}"
+        params[f"kind{i}"] = kind.content_type
+        if kind.resolutions:
+            names = {f"kind{i}_res{j}": r for j, r in enumerate(kind.resolutions)}
+            listed = f"s.resolution IN ({', '.join(':' + k for k in names)})"
+            params.update(names)
+            if kind.other_resolutions:
+                term += f" AND (s.resolution IS NULL OR NOT {listed})"
+            else:
+                term += f" AND {listed}"
+        terms.append(f"({term})")
+    where.add("(" + " OR ".join(terms) + ")", **params)
 
 
 def count_sql(where: Where, cap: int) -> tuple[str, dict[str, Any]]:
@@ -97,4 +124,6 @@ def hit_from_row(row: Any) -> SearchHit:
         year=row.year,
         resolution=row.resolution,
         sort_value=row.sort_value,
+        season=row.season,
+        episode=row.episode,
     )
