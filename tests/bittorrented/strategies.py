@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from keel.bittorrented.query import Clause, Phrase, Query
+from keel.bittorrented.query import Clause, Phrase, Query, render
 
 VOCABULARY = ("the", "matrix", "2024", "1080p", "x264", "s01e02", "a", "ab", "abc", "amelie", "b")
 SEPARATORS = (".", " ", "-", "_", "[", "]", " - ", "(", ")")
@@ -40,20 +40,4 @@ def clauses(draw: st.DrawFn) -> Clause:
 
 queries = st.lists(clauses(), max_size=3).map(lambda cs: Query(tuple(cs)))
 
-
-def render(query: Query) -> str:
-    """Query text that parses back to ``query``."""
-    return " ".join(_render_clause(c) for c in query.clauses)
-
-
-def _render_clause(clause: Clause) -> str:
-    body = " | ".join(_render_phrase(p) for p in clause.alternatives)
-    return ("-" if clause.negated else "") + body
-
-
-def _render_phrase(phrase: Phrase) -> str:
-    if len(phrase.tokens) == 1:
-        return phrase.tokens[0] + ("*" if phrase.prefix else "")
-    if phrase.prefix:  # unquoted dotted form keeps the trailing star
-        return ".".join(phrase.tokens) + "*"
-    return '"' + " ".join(phrase.tokens) + '"'
+__all__ = ["names", "queries", "render"]

@@ -199,3 +199,18 @@ async def test_oversized_upload_is_refused(api: Api) -> None:
     )
     assert reply.status_code == 400
     assert "at most" in reply.json()["detail"]
+
+
+async def test_file_search_and_did_you_mean(api: Api, tmp_path: Path) -> None:
+    data = make_torrent(
+        tmp_path, "Season.Pack", {"Show.S01E01.mkv": b"1", "extras/Making.Of.mkv": b"2"}
+    )
+    await api.client.post("/api/torrents", content=data, headers={"x-api-key": KEY})
+    files = (await api.client.get("/api/files", params={"q": "making"})).json()
+    assert [(f["path"], f["torrent_name"]) for f in files["results"]] == [
+        ("extras/Making.Of.mkv", "Season.Pack")
+    ]
+    assert (await api.client.get("/api/files", params={"cursor": "x"})).status_code == 400
+    fuzzy = (await api.client.get("/api/search", params={"q": "seasn pack"})).json()
+    assert fuzzy["corrected_query"] == "season pack"
+    assert [r["name"] for r in fuzzy["results"]] == ["Season.Pack"]

@@ -112,6 +112,14 @@ async def _insert_new(conn: AsyncConnection, entries: list[Entry], *, now: datet
         _insert(conn, models.torrent_search).on_conflict_do_nothing(),
         [search_row(e, now) for e in entries],
     )
+    file_search = [row for e in entries for row in file_search_rows(e)]
+    if file_search:
+        await conn.execute(
+            _insert(conn, models.torrent_file_search).on_conflict_do_nothing(), file_search
+        )
+    terms = term_rows(entries)
+    if terms:
+        await conn.execute(_insert(conn, models.search_terms).on_conflict_do_nothing(), terms)
 
 
 # The row builders below are the one definition of what a torrent becomes in each table;
@@ -146,6 +154,21 @@ def file_rows(entry: Entry, now: datetime) -> list[dict[str, Any]]:
         }
         for f in entry.metainfo.files
     ]
+
+
+def file_search_rows(entry: Entry) -> list[dict[str, Any]]:
+    """The ``torrent_file_search`` rows: each kept file's path, tokenised like names."""
+    return [
+        {"info_hash": entry.metainfo.info_hash, "file_index": f.index, "tokens": " ".join(tokens)}
+        for f in entry.metainfo.files
+        if (tokens := tokenize(f.path))
+    ]
+
+
+def term_rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    """The distinct name tokens of a batch, for the fuzzy fallback's vocabulary."""
+    terms = {t for e in entries for t in tokenize(e.metainfo.name)}
+    return [{"term": t} for t in sorted(terms)]
 
 
 def search_row(entry: Entry, now: datetime) -> dict[str, Any]:

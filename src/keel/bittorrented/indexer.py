@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keel.bittorrented import catalog, classify, magnet, metainfo, query
 from keel.bittorrented.errors import BannedTorrent, MetadataTimeout, TorrentNotFound
+from keel.bittorrented.search import files, fuzzy
 from keel.bittorrented.search.base import (
     Filters,
     Order,
@@ -57,7 +58,27 @@ class Indexer:
         parsed = query.parse(text)
         after = decode_cursor(cursor, sort, order) if cursor else None
         request = SearchRequest(parsed, sort, order, filters or Filters(), limit, after)
-        return await self.search_engine.search(request)
+        page = await self.search_engine.search(request)
+        if page.total or after is not None or not parsed.positive:
+            return page
+        async with self.engine.connect() as conn:
+            respelled = await fuzzy.respell(conn, parsed)
+        if respelled is None:
+            return page
+        retry = await self.search_engine.search(replace(request, query=respelled))
+        return replace(retry, corrected_query=query.render(respelled)) if retry.total else page
+
+    async def search_files(
+        self, text: str, *, limit: int = 50, after: int | None = None
+    ) -> files.FilePage:
+        """File paths matching ``text``; BadQuery on a bad query."""
+        return await files.search_files(
+            self.engine,
+            query.parse(text),
+            limit=limit,
+            after=after,
+            count_cap=self.settings.count_cap,
+        )
 
     async def get(self, info_hash: bytes) -> catalog.StoredTorrent:
         async with self.engine.connect() as conn:

@@ -112,6 +112,22 @@ def _clause(group: list[tuple[bool, Phrase | None]]) -> Clause | None:
     return Clause(alternatives, negated)
 
 
+def render(query: Query) -> str:
+    """Query text that parses back to ``query`` (what "did you mean" shows)."""
+    parts = []
+    for clause in query.clauses:
+        body = " | ".join(_phrase_text(p) for p in clause.alternatives)
+        parts.append(("-" if clause.negated else "") + body)
+    return " ".join(parts)
+
+
+def _phrase_text(phrase: Phrase) -> str:
+    star = "*" if phrase.prefix else ""
+    if len(phrase.tokens) == 1:
+        return phrase.tokens[0] + star
+    return '"' + " ".join(phrase.tokens) + '"' + star
+
+
 def matches(query: Query, tokens: list[str]) -> bool:
     """The reference semantics, in plain Python: does a name with ``tokens`` match?"""
     return all(

@@ -51,6 +51,37 @@ async def search(
     return {
         "total": page.total,
         "total_is_estimate": page.total_is_estimate,
+        # When the query matched nothing, the hits of its respelling; page on with this query.
+        "corrected_query": page.corrected_query,
         "results": [presentation.hit(h) for h in page.hits],
         "next_cursor": encode_cursor(sort, order, page.next_after) if page.next_after else None,
+    }
+
+
+@router.get("/files")
+async def search_files(
+    request: Request,
+    q: Annotated[str, Query(max_length=500, description="Same language as /search.")] = "",
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    cursor: Annotated[str | None, Query(max_length=20, pattern=r"^[0-9]+$")] = None,
+) -> dict[str, Any]:
+    """Search file paths inside torrents (newest first). Each hit names its torrent's
+    ``info_hash`` and the file's ``index`` in it."""
+    page = await indexer(request).search_files(
+        q, limit=limit, after=int(cursor) if cursor else None
+    )
+    return {
+        "total": page.total,
+        "total_is_estimate": page.total_is_estimate,
+        "results": [
+            {
+                "info_hash": h.info_hash.hex(),
+                "torrent_name": h.torrent_name,
+                "index": h.file_index,
+                "path": h.path,
+                "size": h.size,
+            }
+            for h in page.hits
+        ],
+        "next_cursor": str(page.next_after) if page.next_after else None,
     }

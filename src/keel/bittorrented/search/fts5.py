@@ -39,7 +39,7 @@ def match_expr(clauses: tuple[Clause, ...]) -> str:
     return " AND ".join(clause_expr(c) for c in clauses)
 
 
-def _any_expr(clauses: tuple[Clause, ...]) -> str:
+def any_expr(clauses: tuple[Clause, ...]) -> str:
     return " OR ".join(clause_expr(c) for c in clauses)
 
 
@@ -101,7 +101,7 @@ class Fts5Search:
         if query.positive:
             expr = match_expr(query.positive)
             if query.negative:
-                expr = f"({expr}) NOT ({_any_expr(query.negative)})"
+                expr = f"({expr}) NOT ({any_expr(query.negative)})"
             if await self._probe_is_cheaper(conn, query, request.limit):
                 where.add(
                     "EXISTS (SELECT 1 FROM torrent_search_fts f "
@@ -118,7 +118,7 @@ class Fts5Search:
             where.add(
                 "s.id NOT IN (SELECT rowid FROM torrent_search_fts "
                 "WHERE torrent_search_fts MATCH :exclude)",
-                exclude=_any_expr(query.negative),
+                exclude=any_expr(query.negative),
             )
 
     async def _probe_is_cheaper(self, conn: AsyncConnection, query: Query, limit: int) -> bool:
