@@ -11,7 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keel.bittorrented import bootstrap, catalog
 from keel.bittorrented.classify import Classification, ContentType
+from keel.bittorrented.indexer import Indexer
+from keel.bittorrented.settings import BittorrentedSettings
 from keel.bittorrented.torrents import Metainfo, TorrentFile
+from keel.core.clock import FrozenClock
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -51,3 +54,14 @@ def entry(
         source="test",
     )
     return catalog.Entry(metainfo, Classification(content_type, year=year, resolution=resolution))
+
+
+def make_indexer(engine: AsyncEngine) -> Indexer:
+    """An indexer on ``engine`` with default settings, a frozen clock and no banned words."""
+    return Indexer(
+        settings=BittorrentedSettings(),
+        engine=engine,
+        search_engine=bootstrap.search_engine(engine),
+        clock=FrozenClock(NOW),
+        is_banned=lambda _name: False,
+    )

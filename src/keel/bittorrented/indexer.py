@@ -12,7 +12,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import catalog, classify, magnet, metainfo, query
+from keel.bittorrented import catalog, classify, magnet, metainfo, query, seen_store
 from keel.bittorrented.errors import BannedTorrent, MetadataTimeout, TorrentNotFound
 from keel.bittorrented.search import files, fuzzy
 from keel.bittorrented.search.base import (
@@ -143,5 +143,7 @@ class Indexer:
         return await self.get(item.info_hash)
 
     async def remove(self, info_hash: bytes) -> None:
+        """Delete a torrent and ban its hash, so no crawl fetches it again; TorrentNotFound."""
         async with self.engine.begin() as conn:
             await catalog.remove(conn, info_hash)
+            await seen_store.ban(conn, [info_hash], now=self.clock.now())

@@ -9,16 +9,13 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import bootstrap, catalog, models, query
-from keel.bittorrented.indexer import Indexer
+from keel.bittorrented import catalog, models, query
 from keel.bittorrented.query import Query, matches
 from keel.bittorrented.search import files, fuzzy
-from keel.bittorrented.settings import BittorrentedSettings
 from keel.bittorrented.tokens import tokenize
 from keel.bittorrented.torrents import TorrentFile
 from keel.core import db
-from keel.core.clock import FrozenClock
-from tests.bittorrented.conftest import NOW, entry
+from tests.bittorrented.conftest import NOW, entry, make_indexer
 from tests.bittorrented.strategies import names, queries
 
 torrents = st.lists(st.lists(names(), min_size=1, max_size=4), max_size=8)
@@ -76,16 +73,6 @@ def test_file_search_equals_brute_force(bt_engine: AsyncEngine, db_url: str) -> 
     check()
 
 
-def _indexer(engine: AsyncEngine) -> Indexer:
-    return Indexer(
-        settings=BittorrentedSettings(),
-        engine=engine,
-        search_engine=bootstrap.search_engine(engine),
-        clock=FrozenClock(NOW),
-        is_banned=lambda _name: False,
-    )
-
-
 async def test_a_misspelt_word_is_respelled_and_found(bt_engine: AsyncEngine) -> None:
     async with bt_engine.begin() as conn:
         await catalog.add(
@@ -93,7 +80,7 @@ async def test_a_misspelt_word_is_respelled_and_found(bt_engine: AsyncEngine) ->
             [entry("The.Matrix.1999.1080p"), entry("Matrimony.Show.S01"), entry("Other")],
             now=NOW,
         )
-    index = _indexer(bt_engine)
+    index = make_indexer(bt_engine)
     page = await index.search("matirx 1999")
     assert page.corrected_query == "matrix 1999"
     assert [h.name for h in page.hits] == ["The.Matrix.1999.1080p"]
@@ -105,7 +92,7 @@ async def test_a_misspelt_word_is_respelled_and_found(bt_engine: AsyncEngine) ->
 async def test_no_respelling_when_nothing_is_close(bt_engine: AsyncEngine) -> None:
     async with bt_engine.begin() as conn:
         await catalog.add(conn, [entry("The.Matrix.1999")], now=NOW)
-    index = _indexer(bt_engine)
+    index = make_indexer(bt_engine)
     page = await index.search("zzzzqqq")
     assert page.total == 0
     assert page.corrected_query is None
