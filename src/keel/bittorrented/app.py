@@ -11,6 +11,7 @@ from sqlalchemy import text
 from keel.bittorrented import bootstrap
 from keel.bittorrented.api import search as search_routes
 from keel.bittorrented.api import torrents as torrent_routes
+from keel.bittorrented.api import torznab as torznab_routes
 from keel.bittorrented.indexer import Indexer, MetadataSource
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
@@ -47,6 +48,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, app_name="bittorrented")
     for router in (search_routes.router, torrent_routes.router):
         app.include_router(router, prefix="/api")
+    app.include_router(torznab_routes.router)
 
     async def ready() -> bool:
         index: Indexer | None = getattr(app.state, "indexer", None)
