@@ -77,3 +77,11 @@ async def test_a_validation_error_fits_the_problem_schema(query: str) -> None:
     assert problem.code == "invalid_request"
     assert problem.errors
     assert problem.request_id == response.headers["x-request-id"]
+
+
+def test_a_product_can_describe_its_own_errors() -> None:
+    responses = problem_responses(404, 409, descriptions={404: "No such invoice"})
+    assert responses[404]["description"] == "No such invoice"
+    assert (
+        responses[409]["description"] == "The request conflicts with the resource's current state"
+    )

@@ -11,7 +11,7 @@ route declares with it, so clients and fuzzers see the 4xx bodies ``keel.core.ap
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Final
 
 from fastapi import FastAPI
@@ -28,14 +28,14 @@ _FASTAPI_VALIDATION_SCHEMAS: Final = ("HTTPValidationError", "ValidationError")
 
 DESCRIPTIONS: Final = {
     400: "Malformed or invalid input (code names the rule; `errors` lists each field)",
-    401: "Missing, malformed or unknown API key",
-    403: "The key may not do this (missing scope, or another business's resource)",
-    404: "No such resource for this key",
+    401: "Missing, malformed or unknown credentials",
+    403: "The credentials do not allow this action",
+    404: "No such resource for this caller",
     409: "The request conflicts with the resource's current state",
     422: "Well-formed, but not possible for this resource",
     429: "Rate limit exceeded; retry after `retry_after` seconds",
     500: "Unexpected failure; quote `request_id`",
-    503: "A dependency (exchange rates, seed, index space) is unavailable; retry later",
+    503: "A dependency is unavailable; retry later",
 }
 
 
@@ -75,12 +75,15 @@ class Problem(BaseModel):
     )
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The ``responses=`` of a route: each status as ``application/problem+json``."""
+def problem_responses(
+    *statuses: int, descriptions: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route: each status as ``application/problem+json``, described
+    by ``descriptions`` where given, else by :data:`DESCRIPTIONS`."""
     responses: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
         response: dict[str, Any] = {
-            "description": DESCRIPTIONS[status],
+            "description": (descriptions or {}).get(status) or DESCRIPTIONS[status],
             "content": {PROBLEM_JSON: {"schema": {"$ref": _REF_PREFIX + SCHEMA_NAME}}},
         }
         if status == 429:

@@ -20,10 +20,20 @@ _ANY_ROUTE = (400, 500)
 _KEYED_ROUTE = (*_ANY_ROUTE, 401, 403, 429)
 
 
+_DESCRIPTIONS = {
+    401: "Missing, malformed or unknown API key",
+    403: "The key lacks the scope, or the resource belongs to another business",
+    404: "No such resource for this key's business and mode",
+    409: "The payment no longer accepts this (closed, or not a test payment)",
+    422: "No wallet for the coin, or an Idempotency-Key reused with another body",
+    503: "No fresh exchange rate, no master seed, or the index space is exhausted",
+}
+
+
 def errors(*statuses: int, keyed: bool = True) -> dict[int | str, dict[str, Any]]:
     """The problem+json responses a route documents: the common ones plus ``statuses``."""
     common = _KEYED_ROUTE if keyed else _ANY_ROUTE
-    return problem_responses(*sorted({*common, *statuses}))
+    return problem_responses(*sorted({*common, *statuses}), descriptions=_DESCRIPTIONS)
 
 
 class WireJSONResponse(JSONResponse):
