@@ -164,3 +164,33 @@ search_terms = Table(
     metadata,
     Column("term", String(200), primary_key=True),
 )
+
+# The trackers a torrent came with (a magnet's ``tr`` list), so the swarm refresher knows whom
+# to scrape. Written once the torrent is indexed; it goes when the torrent goes.
+torrent_trackers = Table(
+    "torrent_trackers",
+    metadata,
+    Column(
+        "info_hash",
+        LargeBinary(20),
+        ForeignKey("torrents.info_hash", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("url", String(512), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# The scrape schedule: when each torrent's swarm was last scraped. A torrent without a row was
+# never scraped and goes first; then the oldest ``scraped_at`` (indexed for that walk).
+torrent_scrapes = Table(
+    "torrent_scrapes",
+    metadata,
+    Column(
+        "info_hash",
+        LargeBinary(20),
+        ForeignKey("torrents.info_hash", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("scraped_at", UTCDateTime, nullable=False),
+    Index("ix_torrent_scrapes_scraped_at", "scraped_at"),
+)
