@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from keel.bittorrented import bootstrap
+from keel.bittorrented.api import feeds as feed_routes
 from keel.bittorrented.api import search as search_routes
 from keel.bittorrented.api import torrents as torrent_routes
 from keel.bittorrented.api import torznab as torznab_routes
@@ -49,6 +50,7 @@ def create_app(
     for router in (search_routes.router, torrent_routes.router):
         app.include_router(router, prefix="/api")
     app.include_router(torznab_routes.router)
+    app.include_router(feed_routes.router)
 
     async def ready() -> bool:
         index: Indexer | None = getattr(app.state, "indexer", None)

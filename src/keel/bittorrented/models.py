@@ -9,6 +9,7 @@ torrent holding its tokens, its sort keys and its classification, rebuildable fr
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -193,4 +194,17 @@ torrent_scrapes = Table(
     ),
     Column("scraped_at", UTCDateTime, nullable=False),
     Index("ix_torrent_scrapes_scraped_at", "scraped_at"),
+)
+
+# Saved searches: a query and its filters under a random id (the id is the feed's capability:
+# anyone holding it may read the feed), served as an RSS feed of the newest matches. ``filters``
+# is keel.bittorrented.saved_searches.filters_json(...) of the user-facing filters.
+saved_searches = Table(
+    "saved_searches",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("query", Text, nullable=False),
+    Column("filters", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
