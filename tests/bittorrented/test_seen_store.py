@@ -36,3 +36,12 @@ async def test_removed_torrents_are_banned_even_when_removed_at_once(
     banned = await load_filter(seen_store.DatabaseSeenStore(bt_engine, seen_store.BANNED))
     assert all(info_hash(n) in banned for n in names)
     assert (await index.search("torrent")).total == 0
+
+
+async def test_a_removed_torrent_is_never_indexed_again(bt_engine: AsyncEngine) -> None:
+    index = make_indexer(bt_engine)
+    item = entry("Removed.Release").metainfo
+    assert await index.add([item]) == 1
+    await index.remove(item.info_hash)
+    assert await index.add([item]) == 0
+    assert (await index.search("removed")).total == 0

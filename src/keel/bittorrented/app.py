@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from keel.bittorrented import bootstrap
+from keel.bittorrented import bootstrap, crawling, peers
 from keel.bittorrented.api import feeds as feed_routes
 from keel.bittorrented.api import search as search_routes
 from keel.bittorrented.api import torrents as torrent_routes
 from keel.bittorrented.api import torznab as torznab_routes
 from keel.bittorrented.indexer import Indexer, MetadataSource
 from keel.bittorrented.settings import BittorrentedSettings
+from keel.bittorrented.web import search as search_page
 from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
 from keel.core.clock import Clock
 
@@ -30,13 +32,25 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI | None = None) -> AsyncIterator[None]:
+        # The session opens on the first magnet (or now, to crawl), never just by starting.
+        swarm = peers.Swarm(peers.session_settings(settings), max_files=settings.max_files)
         index = await bootstrap.open_indexer(
-            settings, data_dir=data_dir, clock=clock, metadata=metadata
+            settings, data_dir=data_dir, clock=clock, metadata=metadata or swarm
         )
         app.state.indexer = index
+        stop = asyncio.Event()
+        crawl = (
+            asyncio.create_task(crawling.crawl_until(index, swarm, stop), name="crawler")
+            if settings.crawl
+            else None
+        )
         try:
             yield
         finally:
+            stop.set()
+            if crawl is not None:
+                await crawl
+            await swarm.aclose()
             await index.engine.dispose()
 
     app = FastAPI(
@@ -51,6 +65,7 @@ def create_app(
         app.include_router(router, prefix="/api")
     app.include_router(torznab_routes.router)
     app.include_router(feed_routes.router)
+    app.include_router(search_page.router)
 
     async def ready() -> bool:
         index: Indexer | None = getattr(app.state, "indexer", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from keel.bittorrented import bootstrap, importer, presentation
+from keel.bittorrented import bootstrap, crawling, importer, peers, presentation
 from keel.bittorrented.adapters import bitmagnet
 from keel.bittorrented.indexer import Indexer
 from keel.bittorrented.settings import BittorrentedSettings
@@ -34,12 +35,16 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _run(work: Callable[[Indexer], Awaitable[T]]) -> T:
+def _run(
+    work: Callable[[Indexer], Awaitable[T]], settings: BittorrentedSettings | None = None
+) -> T:
     keel_logging.configure("WARNING", json=False)
     core = KeelSettings()
 
     async def main() -> T:
-        index = await bootstrap.open_indexer(BittorrentedSettings(), data_dir=str(core.data_dir))
+        index = await bootstrap.open_indexer(
+            settings or BittorrentedSettings(), data_dir=str(core.data_dir)
+        )
         try:
             return await work(index)
         finally:
@@ -106,6 +111,31 @@ def import_lines(
         typer.echo(json.dumps({"read": seen, "added": added, "bad_lines": bad}))
     else:
         typer.echo(f"read {seen} torrents, {added} new, {bad} bad lines skipped")
+
+
+@app.command()
+def crawl(
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="DHT port.")] = None,
+) -> None:
+    """Crawl the DHT (BEP 51 sampling, get_peers, metadata from peers) into the index until
+    Ctrl-C; the last batch is written and the seen filter saved on the way out."""
+    settings = BittorrentedSettings()
+    if port is not None:
+        settings = settings.model_copy(update={"dht_port": port})
+
+    async def work(index: Indexer) -> None:
+        swarm = peers.Swarm(peers.session_settings(settings), max_files=settings.max_files)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        typer.echo(f"crawling the DHT on port {swarm.settings.listen_port}; Ctrl-C stops", err=True)
+        try:
+            await crawling.crawl_until(index, swarm, stop)
+        finally:
+            await swarm.aclose()
+
+    _run(work, settings)
 
 
 @app.command("import-bitmagnet")

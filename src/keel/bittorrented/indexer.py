@@ -13,6 +13,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keel.bittorrented import catalog, classify, magnet, metainfo, query, seen_store
+from keel.bittorrented.dht import bloom
 from keel.bittorrented.errors import BannedTorrent, MetadataTimeout, TorrentNotFound
 from keel.bittorrented.search import files, fuzzy
 from keel.bittorrented.search.base import (
@@ -86,19 +87,21 @@ class Indexer:
 
     async def add(self, items: Sequence[Metainfo]) -> int:
         """Classify and index a batch in one transaction; returns how many were new. Banned
-        names are dropped."""
+        names and removed (banned) hashes are dropped, whichever path they came by."""
+        banned = await self.banned_hashes()
+        allowed = [m for m in items if m.info_hash not in banned and not self.is_banned(m.name)]
         # guessit costs ~10 ms a name: off the event loop, so a 1,000-torrent batch does not
         # stall every request for ten seconds.
-        entries = await asyncio.to_thread(self._entries, items)
+        entries = await asyncio.to_thread(self._entries, allowed)
         async with self.engine.begin() as conn:
             return await catalog.add(conn, entries, now=self.clock.now())
 
+    async def banned_hashes(self) -> bloom.ScalableBloomFilter:
+        """The persisted filter of removed hashes (small: one row)."""
+        return await bloom.load_filter(seen_store.DatabaseSeenStore(self.engine, seen_store.BANNED))
+
     def _entries(self, items: Sequence[Metainfo]) -> list[catalog.Entry]:
-        return [
-            catalog.Entry(m, classify.classify(m.name, m.files))
-            for m in items
-            if not self.is_banned(m.name)
-        ]
+        return [catalog.Entry(m, classify.classify(m.name, m.files)) for m in items]
 
     async def add_torrent_file(self, data: bytes) -> catalog.StoredTorrent:
         """Index an uploaded .torrent; MalformedTorrent on bad bytes, BannedTorrent on a
@@ -127,7 +130,7 @@ class Indexer:
         return await self._add_one(fetched, source="magnet"), True
 
     async def _add_one(self, parsed: Metainfo, *, source: str) -> catalog.StoredTorrent:
-        if self.is_banned(parsed.name):
+        if self.is_banned(parsed.name) or parsed.info_hash in await self.banned_hashes():
             raise BannedTorrent("this torrent's name is on the banned list")
         item = Metainfo(
             info_hash=parsed.info_hash,

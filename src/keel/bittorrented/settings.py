@@ -30,3 +30,41 @@ class BittorrentedSettings(BaseSettings):
     banned_keywords_file: Path | None = Field(
         default=None, description="One banned keyword or phrase per line (crawler and uploads)."
     )
+    swarm_default_trackers: list[str] = Field(
+        default_factory=list,
+        description="Tracker announce URLs (udp:// or http(s)://) scraped for every torrent, "
+        "besides the ones its magnet named; JSON list in the environment.",
+    )
+    swarm_dht_nodes: list[str] = Field(
+        default_factory=list,
+        description="host:port DHT nodes where BEP 33 scrape lookups start, e.g. "
+        '["router.bittorrent.com:6881", "dht.libtorrent.org:25401"]; empty: no DHT scrapes.',
+    )
+    swarm_allow_private: bool = Field(
+        default=False,
+        description="Let scrapes reach private/loopback/link-local addresses (tests and labs "
+        "only: tracker URLs come from users' magnets).",
+    )
+    swarm_batch_size: int = Field(default=200, ge=1, le=10_000, description="Torrents a round.")
+    swarm_interval_seconds: float = Field(default=300.0, gt=0, description="Between rounds.")
+    swarm_rescrape_after_seconds: float = Field(
+        default=6 * 3600.0, ge=0, description="A torrent scraped more recently waits."
+    )
+    swarm_timeout_seconds: float = Field(
+        default=4.0, gt=0, le=60, description="One tracker exchange, retries included."
+    )
+    swarm_max_trackers_per_torrent: int = Field(default=5, ge=1, le=20)
+    dht_listen_host: str = Field(
+        default="0.0.0.0", description="Where the libtorrent session listens (crawl, magnets)."
+    )
+    dht_port: int = Field(default=3334, ge=0, le=65535, description="bitmagnet's DHT port.")
+    dht_bootstrap: bool = Field(
+        default=True, description="Join the public DHT through the well-known routers."
+    )
+    dht_nodes: list[str] = Field(
+        default_factory=list, description="Extra host:port DHT nodes to join through."
+    )
+    crawl: bool = Field(
+        default=False,
+        description="Run the DHT crawler inside `keel serve` (else: `keel bittorrented crawl`).",
+    )

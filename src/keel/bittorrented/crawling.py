@@ -1,0 +1,34 @@
+"""A DHT crawl feeding the index: the crawler, our database as its seen store and sink."""
+
+from __future__ import annotations
+
+import asyncio
+
+from keel.bittorrented import seen_store
+from keel.bittorrented.dht.crawler import Crawler, CrawlerSettings
+from keel.bittorrented.indexer import Indexer
+from keel.bittorrented.peers import Swarm
+from keel.bittorrented.torrents import Metainfo
+
+
+async def crawler_for(index: Indexer, swarm: Swarm) -> Crawler:
+    """A crawler on the shared session whose batches go to ``index.add`` and whose seen filter
+    lives in the ``bloom_filters`` table."""
+    session, _ = await swarm.start()
+
+    async def sink(batch: list[Metainfo]) -> None:
+        await index.add(batch)
+
+    return Crawler(
+        session,
+        sink=sink,
+        store=seen_store.DatabaseSeenStore(index.engine, seen_store.SEEN, clock=index.clock),
+        is_banned=index.is_banned,
+        settings=CrawlerSettings(max_files=index.settings.max_files),
+    )
+
+
+async def crawl_until(index: Indexer, swarm: Swarm, stop: asyncio.Event) -> None:
+    """Crawl until ``stop`` is set; the last batch is delivered and the filter saved."""
+    crawler = await crawler_for(index, swarm)
+    await crawler.run(stop)
