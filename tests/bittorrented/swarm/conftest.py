@@ -1,4 +1,4 @@
-"""A real tracker and a real swarm on 127.0.0.1, shared by the module that asks for them.
+"""A real tracker and a real swarm on 127.0.0.1, started once for every test that asks.
 
 ``opentracker`` (Debian's build, whitelist mode) listens on one random port for HTTP and UDP;
 a libtorrent session seeds a v1-only torrent it made and announces it there and to a small
@@ -170,7 +170,7 @@ def _mesh(sessions: list[lt.session], ports: list[int]) -> None:
                 session.add_dht_node(("127.0.0.1", port))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
     if shutil.which("opentracker") is None:
         need_service("opentracker (apt-get install opentracker)")

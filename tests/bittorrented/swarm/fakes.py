@@ -19,6 +19,7 @@ class _Server(asyncio.DatagramProtocol):
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.received: list[bytes] = []
+        self.senders: list[tuple[str, int]] = []
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -27,6 +28,7 @@ class _Server(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         self.received.append(data)
+        self.senders.append((str(addr[0]), int(str(addr[1]))))
         reply = self.handler(data)
         replies = [reply] if isinstance(reply, bytes) else reply or []
         for one in replies:

@@ -36,6 +36,7 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 # bitmagnet's save_files_threshold: enough to classify and search a torrent by its files.
 DEFAULT_MAX_FILES = 100
 REMOVAL_TIMEOUT_SECONDS = 2.0
+INLINE_PARSE_BYTES = 64 * 1024  # about 25 ms of parsing; larger info dicts go to a thread
 
 _FLAGS = lt.torrent_flags
 # Both paused and auto_managed come set in fresh params; clearing only auto_managed leaves the
@@ -232,7 +233,7 @@ class MetadataFetcher:
             info = existing.torrent_file()
             if info is None:
                 return self._done(info_hash, started, FetchStatus.FAILED, "torrent in session")
-            return self._from_info(info_hash, started, info)
+            return await self._from_info(info_hash, started, info)
         loop = asyncio.get_running_loop()
         waiting = _Waiting(loop.create_future(), loop.create_future())
         try:
@@ -254,7 +255,7 @@ class MetadataFetcher:
             if isinstance(result, str):
                 outcome = self._done(info_hash, started, FetchStatus.FAILED, result)
             else:
-                outcome = self._from_info(info_hash, started, result)
+                outcome = await self._from_info(info_hash, started, result)
         self._remove(handle)
         # Wait for the removal so the same hash can be fetched again right away.
         try:
@@ -273,12 +274,17 @@ class MetadataFetcher:
                 lambda _: self._waiting.pop(handle, None)
             )
 
-    def _from_info(self, info_hash: bytes, started: float, info: lt.torrent_info) -> FetchOutcome:
+    async def _from_info(
+        self, info_hash: bytes, started: float, info: lt.torrent_info
+    ) -> FetchOutcome:
         raw = info.info_section()
         try:
-            parsed = metainfo.metainfo_from_info_dict(
-                raw, expected_info_hash=info_hash, max_files=self.max_files
-            )
+            if len(raw) <= INLINE_PARSE_BYTES:
+                parsed = self._parse(raw, info_hash)
+            else:
+                # The parser is pure Python (about 0.4 s per MB of info dict): a big one is
+                # read on a worker thread so the loop keeps pumping alerts meanwhile.
+                parsed = await asyncio.to_thread(self._parse, raw, info_hash)
         except errors.UnsupportedTorrent as exc:
             return self._done(info_hash, started, FetchStatus.UNSUPPORTED, str(exc))
         except errors.MalformedTorrent as exc:
@@ -292,6 +298,11 @@ class MetadataFetcher:
         )
         self._observe(outcome)
         return outcome
+
+    def _parse(self, raw: bytes, info_hash: bytes) -> Metainfo:
+        return metainfo.metainfo_from_info_dict(
+            raw, expected_info_hash=info_hash, max_files=self.max_files
+        )
 
     def _done(
         self, info_hash: bytes, started: float, status: FetchStatus, detail: str | None = None
