@@ -5,8 +5,10 @@ Pipeline (bitmagnet's, in asyncio around libtorrent's own threads):
 1. **Sample** (BEP 51): every tick, ask the nodes that are due (:class:`NodePool`, fed by the
    routing table and the ``nodes`` of each reply) for ``sample_infohashes`` towards a random
    target that rotates.
-2. **Triage**: a hash in the seen filter (stored or banned before), queued or in flight, or
-   failed recently is skipped; a new one is queued (dropped, not blocking, if the queue is full).
+2. **Triage**: a hash in the seen filter (stored or banned before), in the optional blocked
+   filter (removed through the API or CLI; written by others, re-read every
+   ``blocked_refresh_seconds``), queued or in flight, or failed recently is skipped; a new one
+   is queued (dropped, not blocking, if the queue is full).
 3. **Fetch**: ``max_concurrent_fetches`` workers each run get_peers, then a metadata-only
    fetch from those peers.
 4. **Ban**: a torrent whose name or a file path ``is_banned`` is never delivered, and its hash
@@ -77,6 +79,7 @@ class CrawlerSettings:
     batch_size: int = 1000  # bitmagnet persists 1,000 rows per minute at most
     flush_seconds: float = 60.0
     persist_seconds: float = 60.0
+    blocked_refresh_seconds: float = 60.0
     stall_window_seconds: float = 900.0
     stall_min_per_minute: float = 1.0
     seen_error_rate: float = 0.001
@@ -97,6 +100,7 @@ class CrawlStats:
     sampled: int = 0  # info hashes in replies, duplicates included
     new: int = 0
     seen: int = 0
+    blocked: int = 0
     pending: int = 0
     cooling: int = 0
     dropped: int = 0
@@ -112,17 +116,22 @@ class CrawlStats:
     in_flight: int = 0
     known_nodes: int = 0
     seen_filter_items: int = 0
+    blocked_filter_items: int = 0
 
 
-_GAUGES = frozenset({"queued", "in_flight", "known_nodes", "seen_filter_items"})
+_GAUGES = frozenset(
+    {"queued", "in_flight", "known_nodes", "seen_filter_items", "blocked_filter_items"}
+)
 _COUNTERS = tuple(f.name for f in fields(CrawlStats) if f.name not in _GAUGES)
 
 
 class Crawler:
     """Crawls the DHT through ``session`` and delivers new torrents' metadata to ``sink``.
 
-    ``store`` keeps the seen filter between runs; ``is_banned(text)`` is asked about each
-    torrent's name and file paths. Use ``async with crawler:`` or ``await crawler.run(stop)``.
+    ``store`` keeps the seen filter between runs (only this crawler writes it); ``blocked``,
+    if given, holds hashes removed elsewhere, which the crawler only reads; ``is_banned(text)``
+    is asked about each torrent's name and file paths. Use ``async with crawler:`` or
+    ``await crawler.run(stop)``.
     """
 
     def __init__(
@@ -131,6 +140,7 @@ class Crawler:
         *,
         sink: Sink,
         store: bloom.SeenStore,
+        blocked: bloom.SeenStore | None = None,
         is_banned: BanCheck = _never_banned,
         settings: CrawlerSettings | None = None,
         fetcher: MetadataFetcher | None = None,
@@ -140,6 +150,8 @@ class Crawler:
         self._session = session
         self._sink = sink
         self._store = store
+        self._blocked_store = blocked
+        self._blocked: bloom.ScalableBloomFilter | None = None
         self._is_banned = is_banned
         self._clock = clock
         self._owns_fetcher = fetcher is None
@@ -181,12 +193,14 @@ class Crawler:
     async def start(self) -> None:
         """Load the seen filter and start sampling, fetching and flushing.
 
-        Raises ValueError if the stored filter is damaged: starting empty would fetch banned
+        Raises ValueError if a stored filter is damaged: starting empty would fetch banned
         torrents again, so that needs a person to decide.
         """
         if self._tasks:
             return
         self._seen = await bloom.load_filter(self._store, error_rate=self.settings.seen_error_rate)
+        if self._blocked_store is not None:
+            self._blocked = await bloom.load_filter(self._blocked_store)
         self._set_filter_gauges()
         if self._fetcher is None:
             self._fetcher = MetadataFetcher(
@@ -299,6 +313,7 @@ class Crawler:
             in_flight=self._fetcher.in_flight if self._fetcher is not None else 0,
             known_nodes=len(self._nodes),
             seen_filter_items=len(self._seen) if self._seen is not None else 0,
+            blocked_filter_items=len(self._blocked) if self._blocked is not None else 0,
         )
 
     @property
@@ -362,6 +377,8 @@ class Crawler:
         assert self._seen is not None
         if info_hash in self._seen:
             return "seen"
+        if self._blocked is not None and info_hash in self._blocked:
+            return "blocked"
         if info_hash in self._pending:
             return "pending"
         retry_at = self._cooling.get(info_hash)
@@ -430,6 +447,14 @@ class Crawler:
             return
         self._count("fetched")
         metainfo = outcome.metainfo
+        if self._blocked is not None and (
+            info_hash in self._blocked or metainfo.info_hash in self._blocked
+        ):
+            # Removed elsewhere while we were fetching it (or blocked by its v1 hash).
+            self._count("blocked")
+            self._pending.discard(info_hash)
+            self._remember(info_hash)
+            return
         if self._banned(metainfo):
             self._count("banned")
             metrics.BANNED.inc()
@@ -457,6 +482,14 @@ class Crawler:
     async def _flush(self) -> None:
         async with self._flush_lock:
             batch, self._batch = self._batch, {}
+            if self._blocked is not None:
+                # A hash removed elsewhere after its fetch but before this flush.
+                for key, (sampled, metainfo) in list(batch.items()):
+                    if metainfo.info_hash in self._blocked or sampled in self._blocked:
+                        del batch[key]
+                        self._count("blocked")
+                        self._pending.discard(sampled)
+                        self._remember(sampled, metainfo.info_hash)
             if not batch:
                 return
             try:
@@ -474,6 +507,13 @@ class Crawler:
             metrics.INGESTED.inc(len(batch))
             self._rate.record(len(batch))
 
+    async def _reload_blocked(self, store: bloom.SeenStore) -> None:
+        try:
+            self._blocked = await bloom.load_filter(store)
+        except Exception:
+            # Keep the filter we have: a damaged or unreachable store must not unblock hashes.
+            log.exception("blocked_filter_load_failed")
+
     def _requeue(self, failed: dict[bytes, tuple[bytes, Metainfo]]) -> None:
         # Keep the failed batch for the next flush, but not without bound: what does not fit
         # is forgotten (it was never marked seen, so a later sample finds it again).
@@ -488,6 +528,7 @@ class Crawler:
         settings = self.settings
         tick = min(1.0, settings.flush_seconds, settings.persist_seconds)
         next_persist = self._clock() + settings.persist_seconds
+        next_blocked = self._clock() + settings.blocked_refresh_seconds
         while True:
             await asyncio.sleep(tick)
             now = self._clock()
@@ -496,4 +537,7 @@ class Crawler:
             if now >= next_persist:
                 next_persist = now + settings.persist_seconds
                 await asyncio.shield(self.persist())
+            if self._blocked_store is not None and now >= next_blocked:
+                next_blocked = now + settings.blocked_refresh_seconds
+                await self._reload_blocked(self._blocked_store)
             self._rate.check()

@@ -28,8 +28,9 @@ INFOHASHES_SAMPLED = Counter(
 )
 INFOHASHES_TRIAGED = Counter(
     "bittorrented_crawler_infohashes_triaged_total",
-    "Sampled info hashes by triage result: new (queued), seen (in the filter), pending "
-    "(already queued or in flight), cooling (failed recently), dropped (queue full)",
+    "Sampled info hashes by triage result: new (queued), seen (in the seen filter), blocked "
+    "(removed elsewhere), pending (queued or in flight), cooling (failed recently), dropped "
+    "(queue full)",
     ["result"],
 )
 PEER_LOOKUPS = Counter(
