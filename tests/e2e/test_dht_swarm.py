@@ -23,7 +23,7 @@ from keel.bittorrented.dht import bloom, crawler, fetcher
 from keel.bittorrented.dht.session import DhtSession
 from keel.bittorrented.magnet import parse_magnet
 from keel.bittorrented.torrents import Metainfo
-from tests.bittorrented.dht.swarm import Seeded, Swarm, eventually, swarm
+from tests.bittorrented.dht.swarm import Seeded, Swarm, eventually, make_torrent, swarm
 
 pytestmark = pytest.mark.e2e
 
@@ -41,6 +41,7 @@ FAST = crawler.CrawlerSettings(
     batch_size=100,
     flush_seconds=0.2,
     persist_seconds=0.5,
+    blocked_refresh_seconds=0.2,
 )
 
 
@@ -137,6 +138,16 @@ async def test_crawler_delivers_each_seeded_torrent_with_its_exact_files(
     for torrent in seeded:
         assert_reads_as_seeded(by_hash[torrent.info_hash], torrent)
         assert by_hash[torrent.info_hash].source == "dht"
+    # Exactly the files seed_three wrote, folders relative to the name, a lone file as itself.
+    assert {m.name: {f.path: f.size for f in m.files} for m in inbox.delivered} == {
+        "Keel.Test.Distro.24.04": {
+            "README.txt": 1_000,
+            "images/disk.img": 70_000,
+            "images/sums/SHA256SUMS": 200,
+        },
+        "Field Recording 1999.flac": {"Field Recording 1999.flac": 50_000},
+        "Public Domain Books": {"a.epub": 3_000, "b.epub": 4_000},
+    }
     assert stats.fetched == stats.ingested == 3
     assert stats.sample_replies > 0
     assert stats.sampled >= 3
@@ -325,3 +336,79 @@ async def test_a_crawler_that_ingests_nothing_raises_the_stalled_gauge(loopback:
         await eventually(lambda: crawl.stalled, within=5.0, what="the stall flagged")
         assert REGISTRY.get_sample_value("bittorrented_crawler_stalled") == 1
     assert crawl.stats().sample_replies > 0, "it was sampling, just finding nothing"
+
+
+async def test_a_torrent_with_many_files_lists_the_first_and_counts_them_all(
+    loopback: Swarm,
+) -> None:
+    files = {f"part{i // 500}/file-{i:05d}.txt": b"x" for i in range(2_500)}
+    big = loopback.seed(loopback.nodes[1], "Many Small Files", files)
+    fetch = fetcher.MetadataFetcher(loopback.nodes[0], timeout_seconds=5.0, max_files=100)
+
+    outcome = await fetch.fetch(big.info_hash, peers=[big.peer])
+
+    assert outcome.status is fetcher.FetchStatus.FETCHED, outcome.detail
+    assert outcome.metainfo is not None
+    assert outcome.info_section is not None
+    assert len(outcome.info_section) > fetcher.INLINE_PARSE_BYTES  # parsed off the loop
+    assert len(outcome.metainfo.files) == 100
+    assert outcome.metainfo.files_count == 2_500
+    assert outcome.metainfo.files_over_cap
+    assert outcome.metainfo.size == 2_500
+    listed = {f.path: f.size for f in outcome.metainfo.files}
+    assert listed.items() <= big.files.items()
+    await fetch.aclose()
+
+
+async def test_a_hybrid_torrent_reads_without_pad_files_by_either_of_its_hashes(
+    loopback: Swarm,
+) -> None:
+    hybrid = loopback.seed(
+        loopback.nodes[2],
+        "Hybrid v1 v2 Set",
+        {"one.bin": os.urandom(20_000), "two.bin": os.urandom(30_001), "three.bin": b"3"},
+        hybrid=True,
+    )
+    assert hybrid.info.info_hashes().has_v2()
+    assert hybrid.info.num_files() > 3, "libtorrent put pad files between the files"
+    truncated_v2 = hybrid.info.info_hashes().v2.to_bytes()[:20]
+    fetch = fetcher.MetadataFetcher(loopback.nodes[0], timeout_seconds=5.0)
+
+    by_v1 = await fetch.fetch(hybrid.info_hash, peers=[hybrid.peer])
+    by_v2 = await fetch.fetch(truncated_v2, peers=[hybrid.peer])
+
+    for outcome in (by_v1, by_v2):
+        assert outcome.status is fetcher.FetchStatus.FETCHED, outcome.detail
+        assert outcome.metainfo is not None
+        assert_reads_as_seeded(outcome.metainfo, hybrid)  # keyed by v1, pads left out
+    assert by_v2.info_hash == truncated_v2
+    await fetch.aclose()
+
+
+async def test_hashes_blocked_elsewhere_are_skipped_and_re_read_while_running(
+    loopback: Swarm, tmp_path: Path
+) -> None:
+    first = loopback.seed(loopback.nodes[1], "Allowed Release", {"a.bin": os.urandom(5_000)})
+    blocked_store = bloom.MemorySeenStore()
+    inbox = Inbox()
+    crawl = crawler.Crawler(
+        loopback.nodes[0],
+        sink=inbox,
+        store=bloom.MemorySeenStore(),
+        blocked=blocked_store,
+        settings=FAST,
+    )
+    async with crawl:
+        await eventually(lambda: first.info_hash in inbox.hashes(), within=CRAWL_SECONDS, what="a")
+        # Removed through the API while the crawler runs (before it reached the DHT here, so
+        # the test does not race the fetch): the crawler re-reads the blocked filter.
+        parent = tmp_path / "later"
+        parent.mkdir()
+        later_info = make_torrent(parent, "Removed Release", {"b.bin": os.urandom(5_000)})
+        await bloom.ban_hashes(blocked_store, [later_info.info_hashes().v1.to_bytes()])
+        await eventually(
+            lambda: crawl.stats().blocked_filter_items == 1, within=5.0, what="re-read"
+        )
+        later = loopback.seed_existing(loopback.nodes[2], later_info, parent)
+        await eventually(lambda: crawl.stats().blocked >= 1, within=CRAWL_SECONDS, what="skip")
+    assert later.info_hash not in inbox.hashes()

@@ -43,7 +43,7 @@ class Seeded:
     info: lt.torrent_info
     seeder: DhtSession
     name: str
-    files: dict[str, int]  # path relative to the name -> size, as written
+    files: dict[str, int]  # path relative to the name -> size, pad files left out
 
     @property
     def info_hash(self) -> bytes:
@@ -54,9 +54,12 @@ class Seeded:
         return self.seeder.endpoint
 
 
-def make_torrent(parent: Path, name: str, files: Mapping[str, bytes]) -> lt.torrent_info:
+def make_torrent(
+    parent: Path, name: str, files: Mapping[str, bytes], *, hybrid: bool = False
+) -> lt.torrent_info:
     """Write ``files`` under ``parent/name`` (one file named ``name`` if ``files`` has only
-    the key ``""``) and hash them into a v1-only torrent (one info hash, no pad files)."""
+    the key ``""``) and hash them into a v1-only torrent (one info hash, no pad files), or a
+    v1+v2 hybrid (two DHT keys, pad files between the files)."""
     root = parent / name
     if set(files) == {""}:
         root.write_bytes(files[""])
@@ -64,7 +67,8 @@ def make_torrent(parent: Path, name: str, files: Mapping[str, bytes]) -> lt.torr
         for path, data in files.items():
             (root / path).parent.mkdir(parents=True, exist_ok=True)
             (root / path).write_bytes(data)
-    creator = lt.create_torrent(lt.list_files(str(root)), 0, lt.create_torrent.v1_only)
+    flags = 0 if hybrid else lt.create_torrent.v1_only
+    creator = lt.create_torrent(lt.list_files(str(root)), 0, flags)
     lt.set_piece_hashes(creator, str(parent))
     return lt.torrent_info(creator.generate())
 
@@ -109,11 +113,16 @@ class Swarm:
 
         await eventually(complete, within=MESH_SECONDS, what=f"every node knows {want} nodes")
 
-    def seed(self, seeder: DhtSession, name: str, files: Mapping[str, bytes]) -> Seeded:
+    def seed(
+        self, seeder: DhtSession, name: str, files: Mapping[str, bytes], *, hybrid: bool = False
+    ) -> Seeded:
         """Create a torrent from ``files`` and seed it from ``seeder`` (it announces at once)."""
         parent = self.workdir / f"seed-{len(list(self.workdir.iterdir()))}"
         parent.mkdir()
-        info = make_torrent(parent, name, files)
+        return self.seed_existing(seeder, make_torrent(parent, name, files, hybrid=hybrid), parent)
+
+    def seed_existing(self, seeder: DhtSession, info: lt.torrent_info, parent: Path) -> Seeded:
+        """Seed a torrent ``make_torrent`` wrote under ``parent`` from ``seeder``."""
         params = lt.add_torrent_params()
         params.ti = info
         params.save_path = str(parent)
@@ -122,8 +131,15 @@ class Swarm:
             lt.torrent_flags.paused | lt.torrent_flags.auto_managed
         )
         seeder.native.add_torrent(params)
-        sizes = {(path or name): len(data) for path, data in files.items()}
-        return Seeded(info=info, seeder=seeder, name=name, files=sizes)
+        layout = info.layout()
+        prefix = info.name() + "/"
+        pad = lt.file_storage.flag_pad_file
+        sizes = {
+            layout.file_path(i).removeprefix(prefix): layout.file_size(i)
+            for i in range(layout.num_files())
+            if not layout.file_flags(i) & pad
+        }
+        return Seeded(info=info, seeder=seeder, name=info.name(), files=sizes)
 
     async def close(self) -> None:
         await asyncio.gather(*(node.close() for node in self.nodes))
