@@ -1,4 +1,5 @@
-"""Browser tests' fixtures: a real coinpay served over HTTP on loopback, and headless Chromium.
+"""Browser tests' fixtures: a real app served over HTTP on loopback (``serve``; coinpay's is
+``live_coinpay``), and headless Chromium.
 
 The browser needs a real server (Server-Sent Events over a socket), so coinpay runs under
 uvicorn in a thread with its own event loop; the database is seeded beforehand, through the
@@ -14,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 
 from keel.coinpay.app import create_app
 from keel.coinpay.gateway import Gateway
@@ -94,6 +97,44 @@ async def _seed(product: Product) -> tuple[str, str]:
         return await seed_merchant(gw, clock)
 
 
+@contextmanager
+def serve(app: ASGIApp, *, name: str) -> Iterator[str]:
+    """Serve ``app`` under uvicorn (lifespan on) on 127.0.0.1 at a free port, in a thread;
+    yields its base URL and shuts it down afterwards."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            # An open event stream must not hold the shutdown up.
+            timeout_graceful_shutdown=2,
+        )
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"{name}-uvicorn", daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while not server.started:
+            if not thread.is_alive():
+                pytest.fail("uvicorn exited during startup (see the captured log)")
+            if time.monotonic() > deadline:
+                pytest.fail(f"uvicorn did not start within {SERVER_START_SECONDS} s")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        assert not thread.is_alive(), "uvicorn did not shut down"
+
+
 @pytest.fixture
 def live_coinpay(tmp_path: Path) -> Iterator[LiveCoinpay]:
     """coinpay on SQLite under uvicorn on 127.0.0.1 (a free port), shut down afterwards."""
@@ -108,39 +149,8 @@ def live_coinpay(tmp_path: Path) -> Iterator[LiveCoinpay]:
         run_workers=False,
     )
     business_id, test_key = asyncio.run(_seed(product))
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            product.app,
-            lifespan="on",
-            log_level="warning",
-            access_log=False,
-            # An open event stream must not hold the shutdown up.
-            timeout_graceful_shutdown=2,
-        )
-    )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="coinpay-uvicorn", daemon=True
-    )
-    thread.start()
-    try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while not server.started:
-            if not thread.is_alive():
-                pytest.fail("uvicorn exited during startup (see the captured log)")
-            if time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not start within {SERVER_START_SECONDS} s")
-            time.sleep(0.05)
-        yield LiveCoinpay(f"http://127.0.0.1:{port}", business_id, test_key)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not shut down"
+    with serve(product.app, name="coinpay") as base_url:
+        yield LiveCoinpay(base_url, business_id, test_key)
 
 
 @pytest.fixture

@@ -128,7 +128,7 @@ async def saved_search_feed(search_id: SearchId, request: Request) -> Response:
     channel = torznab.Channel(
         title=saved.name,
         description=f"Newest torrents matching {saved.query}" if saved.query else "Newest torrents",
-        link=f"{request.base_url}?{urlencode(page_query)}",
+        link=f"{request.url_for('search_page')}?{urlencode(page_query)}",
         self_url=_feed_url(request, saved.id),
     )
     return Response(

@@ -27,6 +27,11 @@ PARAMETERS = {
 }
 
 
+def _page_url(request: Request) -> str:
+    # The search page's URL, mount prefix included (base_url drops it under keel serve).
+    return str(request.url_for("search_page"))
+
+
 def _xml(body: bytes, media_type: str) -> Response:
     return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})
 
@@ -68,7 +73,7 @@ async def torznab_api(request: Request) -> Response:
     try:
         query = torznab.parse(params, now_ts=int(index.clock.now().timestamp()))
         if query is None:
-            server = torznab.Server(title=request.app.title, url=str(request.base_url))
+            server = torznab.Server(title=request.app.title, url=_page_url(request))
             return _xml(torznab.caps_xml(server), XML)
         try:
             require_api_key(request)
@@ -82,7 +87,7 @@ async def torznab_api(request: Request) -> Response:
     channel = torznab.Channel(
         title=request.app.title,
         description=f"Torznab {query.function} results",
-        link=str(request.base_url),
+        link=_page_url(request),
         # The key came in the URL; the feed names itself without it.
         self_url=str(request.url.remove_query_params("apikey")),
         response=(results.offset, results.total),

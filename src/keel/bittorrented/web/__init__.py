@@ -1,0 +1,1 @@
+"""bittorrented's browser pages."""
