@@ -9,13 +9,15 @@ leechers for the torrent.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote_from_bytes
@@ -23,8 +25,11 @@ from urllib.parse import quote_from_bytes
 import httpx
 import libtorrent as lt
 import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import need_service
+from keel.bittorrented import bootstrap, models
+from tests.conftest import POSTGRES_URL, _admin, need_service
 
 SYNTHETIC_SEEDERS = 4
 SYNTHETIC_LEECHERS = 2
@@ -208,3 +213,48 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
         for session in sessions:
             session.pause()
         del sessions[:]
+
+
+async def _create_database(name: str) -> None:
+    admin = await _admin(POSTGRES_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+
+async def _drop_database(name: str) -> None:
+    admin = await _admin(POSTGRES_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def swarm_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """One database per module and engine: creating and dropping a PostgreSQL database per
+    test cost ~2 s each, more than all these tests together."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db')}/swarm.db"
+        return
+    if not POSTGRES_URL:
+        need_service("KEEL_TEST_POSTGRES_URL")
+    name = f"keel_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_create_database(name))
+    yield str(make_url(POSTGRES_URL).set(database=name, drivername="postgresql+asyncpg"))
+    asyncio.run(_drop_database(name))
+
+
+@pytest.fixture
+async def bt_engine(swarm_db_url: str) -> AsyncIterator[AsyncEngine]:
+    """The migrated database of ``tests/bittorrented/conftest.py``, emptied of torrents
+    (everything keyed on them cascades) instead of created anew for each test."""
+    engine = await bootstrap.open_database(swarm_db_url)
+    async with engine.begin() as conn:
+        await conn.execute(models.torrents.delete())
+        await conn.execute(models.torrent_sources.delete())
+    yield engine
+    await engine.dispose()
