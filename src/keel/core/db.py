@@ -1,23 +1,48 @@
-"""Async engines and sessions: SQLite (WAL) as the embedded default, PostgreSQL at scale."""
+"""Async engines and sessions: SQLite (WAL) as the embedded default, PostgreSQL at scale.
+
+Sessions from :func:`session_factory` tell reads from writes by how they are used:
+
+* **Read**: a session used without ``begin()``. On SQLite its transaction is deferred: a WAL
+  snapshot that neither waits for nor blocks a writer.
+* **Write**: ``async with session.begin():``. On SQLite it first takes the engine's
+  in-process write lock (an :class:`asyncio.Lock`), then opens ``BEGIN IMMEDIATE``. SQLite
+  allows one writer; queueing in asyncio hands the lock on the moment it is free, where
+  SQLite's busy handler polls with sleeps that grow to 100 ms and made the tail latency.
+  Taking SQLite's lock up front also keeps a read-then-write transaction from failing midway
+  ("database is locked") when another writer got in first. Writers in *other* processes
+  still meet in SQLite's busy handler (``busy_timeout``).
+
+So writes belong inside ``session.begin()``; a write in a read session would run deferred and
+could fail under contention. One task must not open a second write transaction on an engine
+while its first is open: it would wait for itself, so that raises at once. PostgreSQL gets
+neither the lock nor the deferral: it has row locks and MVCC.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Final, cast
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
+    AsyncSessionTransaction,
     async_sessionmaker,
     create_async_engine,
 )
 from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Execution option the "begin" listener reads: how a SQLite transaction starts.
+_BEGIN: Final = "keel_sqlite_begin"
+_DEFERRED, _IMMEDIATE = "DEFERRED", "IMMEDIATE"
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:
@@ -31,9 +56,8 @@ def is_postgres(engine: AsyncEngine) -> bool:
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     """An async engine for ``url``.
 
-    SQLite gets WAL, a busy timeout, foreign keys and ``BEGIN IMMEDIATE`` for every transaction:
-    SQLite allows one writer, and taking the write lock up front turns a deadlock-prone lock
-    upgrade ("database is locked" mid-transaction) into a plain wait.
+    SQLite gets WAL, a busy timeout, foreign keys, and ``BEGIN IMMEDIATE`` for every
+    transaction except the read sessions of :func:`session_factory` (``BEGIN`` there).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -68,17 +92,116 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # IMMEDIATE unless marked deferred: an unmarked connection (engine.begin(),
+        # migrations) may write, and must not fail midway.
+        deferred = connection.get_execution_options().get(_BEGIN) == _DEFERRED
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+
+
+class WriteLock:
+    """One write transaction at a time on a SQLite engine, in this process, first come first
+    served. Re-entry from the task holding it raises instead of waiting forever."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    async def acquire(self) -> None:
+        task = asyncio.current_task()
+        if task is not None and task is self._owner:
+            raise RuntimeError(
+                "a second write transaction on this SQLite engine from the task holding the "
+                "first would wait for itself: pass the open session down instead"
+            )
+        await self._lock.acquire()
+        self._owner = task
+
+    def release(self) -> None:
+        self._owner = None
+        self._lock.release()
+
+
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, WriteLock] = weakref.WeakKeyDictionary()
+
+
+def write_lock(engine: AsyncEngine) -> WriteLock | None:
+    """The in-process write lock of a SQLite engine; None for other databases."""
+    if not is_sqlite(engine):
+        return None
+    # An engine's connections belong to one event loop, and so does its lock.
+    return _WRITE_LOCKS.setdefault(engine.sync_engine, WriteLock())
+
+
+class KeelSession(AsyncSession):
+    """An :class:`AsyncSession` whose ``begin()`` is a write transaction (module docstring)."""
+
+    def __init__(self, *args: Any, write_lock: WriteLock | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._write_lock = write_lock
+
+    def begin(self) -> AsyncSessionTransaction:
+        return _WriteTransaction(self, self._write_lock)
+
+
+class _WriteTransaction(AsyncSessionTransaction):
+    """``session.begin()`` on SQLite: holds the engine's write lock from before ``BEGIN
+    IMMEDIATE`` until after the commit or rollback (only as ``async with``, which
+    guarantees the release)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, session: AsyncSession, lock: WriteLock | None) -> None:
+        super().__init__(session)
+        self._lock = lock
+
+    async def start(self, is_ctxmanager: bool = False) -> AsyncSessionTransaction:
+        started = await super().start(is_ctxmanager)
+        if self._lock is not None:
+            # Connect now: SQLite's write lock is taken at once, while this task holds ours.
+            await self.session.connection(execution_options={_BEGIN: _IMMEDIATE})
+        return started
+
+    async def __aenter__(self) -> AsyncSessionTransaction:
+        if self._lock is None:
+            return await super().__aenter__()
+        await self._lock.acquire()
+        try:
+            return await super().__aenter__()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def __aexit__(
+        self,
+        type_: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            await super().__aexit__(type_, value, traceback)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions on ``engine``: reads as they are used, writes in ``session.begin()``."""
+    lock = write_lock(engine)
+    # Reads connect through a variant of the engine (same pool) whose BEGIN is deferred;
+    # a write transaction overrides that on its own connection.
+    bind = engine.execution_options(**{_BEGIN: _DEFERRED}) if lock is not None else engine
+    factory = async_sessionmaker(bind, class_=KeelSession, expire_on_commit=False, write_lock=lock)
+    # Callers need only the AsyncSession interface; the subclass is an implementation detail.
+    return cast("async_sessionmaker[AsyncSession]", factory)
 
 
 @asynccontextmanager
 async def transaction(
     sessions: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commits when the block ends, rolls back on any exception."""
+    """One write unit of work: commits when the block ends, rolls back on any exception."""
     async with sessions() as session, session.begin():
         yield session
