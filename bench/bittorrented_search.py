@@ -283,7 +283,7 @@ class Reference:
     """Every name's tokens, posting lists and each sort's full order, read back from the
     database; ``first_page`` applies ``keel.bittorrented.query.matches`` to candidates."""
 
-    def __init__(self, sorts: list[Sort]) -> None:
+    def __init__(self, sorts: Sequence[Sort]) -> None:
         self.sorts = sorts
         self.tokens: list[str] = [""]  # by id; ids of a fresh load are dense from 1
         self.postings: dict[str, array[int]] = defaultdict(lambda: array("l"))
@@ -537,25 +537,60 @@ class Subject:
     ilike: bool = False
 
 
+_ANSWERS_DDL = (
+    "CREATE TABLE IF NOT EXISTS bench_answers (query TEXT, sort TEXT, ids TEXT, "
+    "PRIMARY KEY (query, sort))"
+)
+
+
+async def stored_answers(engine: AsyncEngine) -> dict[tuple[str, str], list[int]]:
+    """Exact first pages computed by an earlier run on this very load (a reload drops them)."""
+    async with engine.begin() as conn:
+        await conn.execute(text(_ANSWERS_DDL))
+        rows = await conn.execute(text("SELECT query, sort, ids FROM bench_answers"))
+        return {(r[0], r[1]): [int(i) for i in r[2].split()] for r in rows}
+
+
+async def save_answers(engine: AsyncEngine, answers: dict[tuple[str, str], list[int]]) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO bench_answers (query, sort, ids) VALUES (:q, :s, :ids)"),
+            [{"q": q, "s": s, "ids": " ".join(map(str, ids))} for (q, s), ids in answers.items()],
+        )
+
+
 async def build_subjects(
     engine: AsyncEngine, facts: LoadFacts, args: argparse.Namespace
 ) -> list[Subject]:
     corpus = names.Corpus(rows=args.rows, seed=args.seed)
     query_set = queries.build(corpus, args.queries)
-    log(f"{len(query_set)} queries; reading {facts.rows:,} names back for the exact answers")
-    reference = Reference(args.sorts)
-    started = time.perf_counter()
-    await reference.build(engine, facts.rows)
-    log(f"reference index in {time.perf_counter() - started:,.0f} s; computing first pages")
-    subjects = []
-    for bench_query in query_set:
-        query = parse(bench_query.text)
-        candidates = reference.candidates(query)
-        for sort in args.sorts:
-            page = reference.first_page(query, sort, candidates)
-            subjects.append(Subject(bench_query.kind, bench_query.text, query, sort, page))
-    log(f"exact answers ready ({time.perf_counter() - started:,.0f} s in all)")
-    del reference
+    answers = await stored_answers(engine)
+    missing = [(q, sort) for q in query_set for sort in args.sorts if (q.text, sort) not in answers]
+    log(f"{len(query_set)} queries; {len(missing)} exact answers to compute")
+    if missing:
+        log(f"reading {facts.rows:,} names back for the exact answers")
+        reference = Reference(args.sorts)
+        started = time.perf_counter()
+        await reference.build(engine, facts.rows)
+        log(f"reference index in {time.perf_counter() - started:,.0f} s; computing first pages")
+        fresh: dict[tuple[str, str], list[int]] = {}
+        candidates: dict[str, set[int] | None] = {}
+        for bench_query, sort in missing:
+            query = parse(bench_query.text)
+            if bench_query.text not in candidates:
+                candidates = {bench_query.text: reference.candidates(query)}
+            fresh[(bench_query.text, sort)] = reference.first_page(
+                query, sort, candidates[bench_query.text]
+            )
+        log(f"exact answers ready ({time.perf_counter() - started:,.0f} s in all)")
+        del reference, candidates
+        await save_answers(engine, fresh)
+        answers.update(fresh)
+    subjects = [
+        Subject(q.kind, q.text, parse(q.text), sort, answers[(q.text, sort)])
+        for q in query_set
+        for sort in args.sorts
+    ]
     sample = len(subjects) if args.ilike_sample <= 0 else min(args.ilike_sample, len(subjects))
     for subject in random.Random(args.seed).sample(subjects, sample):
         subject.ilike = True
