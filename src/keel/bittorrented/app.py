@@ -33,7 +33,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI | None = None) -> AsyncIterator[None]:
         # The session opens on the first magnet (or now, to crawl), never just by starting.
-        swarm = peers.Swarm(peers.session_settings(settings), max_files=settings.max_files)
+        swarm = peers.swarm_for(settings)
         index = await bootstrap.open_indexer(
             settings, data_dir=data_dir, clock=clock, metadata=metadata or swarm
         )

@@ -124,7 +124,7 @@ def crawl(
         settings = settings.model_copy(update={"dht_port": port})
 
     async def work(index: Indexer) -> None:
-        swarm = peers.Swarm(peers.session_settings(settings), max_files=settings.max_files)
+        swarm = peers.swarm_for(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -23,8 +23,15 @@ async def crawler_for(index: Indexer, swarm: Swarm) -> Crawler:
         session,
         sink=sink,
         store=seen_store.DatabaseSeenStore(index.engine, seen_store.SEEN, clock=index.clock),
+        # Hashes removed through the API: the crawler re-reads them while it runs.
+        blocked=seen_store.DatabaseSeenStore(index.engine, seen_store.BANNED, clock=index.clock),
         is_banned=index.is_banned,
-        settings=CrawlerSettings(max_files=index.settings.max_files),
+        settings=CrawlerSettings(
+            max_files=index.settings.max_files,
+            allow_private_addresses=index.settings.dht_allow_private,
+            batch_size=index.settings.crawl_batch_size,
+            flush_seconds=index.settings.crawl_flush_seconds,
+        ),
     )
 
 

@@ -7,6 +7,7 @@ DHT socket until someone asks for one (and tests that never submit a magnet open
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 
 from keel.bittorrented.dht.fetcher import MetadataFetcher
 from keel.bittorrented.dht.session import (
@@ -29,12 +30,31 @@ def parse_endpoint(text: str) -> Endpoint:
 
 
 def session_settings(settings: BittorrentedSettings) -> SessionSettings:
-    extra = tuple(parse_endpoint(n) for n in settings.dht_nodes)
+    """The session our settings describe. A loopback listener can only meet loopback peers,
+    where every node is 127.0.0.1, so it takes the loopback profile (no per-IP limits)."""
+    if _is_loopback(settings.dht_listen_host):
+        return SessionSettings.loopback(settings.dht_port)
     return SessionSettings(
         listen_host=settings.dht_listen_host,
         listen_port=settings.dht_port,
-        bootstrap_nodes=(PUBLIC_BOOTSTRAP_NODES if settings.dht_bootstrap else ()) + extra,
+        bootstrap_nodes=PUBLIC_BOOTSTRAP_NODES if settings.dht_bootstrap else (),
     )
+
+
+def swarm_for(settings: BittorrentedSettings) -> Swarm:
+    """The (not yet started) session our settings describe."""
+    return Swarm(
+        session_settings(settings),
+        max_files=settings.max_files,
+        nodes=tuple(parse_endpoint(n) for n in settings.dht_nodes),
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class Swarm:
@@ -44,8 +64,13 @@ class Swarm:
     It is also the indexer's :class:`~keel.bittorrented.indexer.MetadataSource`.
     """
 
-    def __init__(self, settings: SessionSettings, *, max_files: int) -> None:
+    def __init__(
+        self, settings: SessionSettings, *, max_files: int, nodes: tuple[Endpoint, ...] = ()
+    ) -> None:
         self.settings = settings
+        # Joined as ordinary nodes, not bootstrap routers: a router never enters the routing
+        # table, so a small DHT reached only through it stays invisible.
+        self._nodes = nodes
         self._max_files = max_files
         self._lock = asyncio.Lock()
         self._session: DhtSession | None = None
@@ -56,6 +81,7 @@ class Swarm:
         async with self._lock:
             if self._session is None or self._fetcher is None:
                 self._session = await start_session(self.settings)
+                self._session.add_nodes(self._nodes)
                 self._fetcher = MetadataFetcher(
                     self._session, max_files=self._max_files, source="magnet"
                 )

@@ -64,6 +64,12 @@ class BittorrentedSettings(BaseSettings):
     dht_nodes: list[str] = Field(
         default_factory=list, description="Extra host:port DHT nodes to join through."
     )
+    dht_allow_private: bool = Field(
+        default=False,
+        description="Let the crawler query DHT nodes at private or loopback addresses (labs).",
+    )
+    crawl_batch_size: int = Field(default=1000, ge=1, le=100_000, description="Rows a write.")
+    crawl_flush_seconds: float = Field(default=60.0, gt=0, description="Longest wait to write.")
     crawl: bool = Field(
         default=False,
         description="Run the DHT crawler inside `keel serve` (else: `keel bittorrented crawl`).",
