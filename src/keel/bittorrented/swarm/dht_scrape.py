@@ -81,8 +81,9 @@ class ScrapeFilter:
         return math.log(zeros / FILTER_BITS) / (_K * math.log(1 - 1 / FILTER_BITS))
 
     def count(self) -> int:
-        """:meth:`estimate` rounded to a whole number of peers (0 for an empty filter)."""
-        return round(self.estimate()) if any(self.bits) else 0
+        """:meth:`estimate` rounded half up to whole peers (0 for an empty filter): one address
+        whose two bits coincide estimates 0.5 and is still one peer."""
+        return math.floor(self.estimate() + 0.5) if any(self.bits) else 0
 
 
 def _indices(ip: bytes) -> tuple[int, int]:
@@ -173,7 +174,9 @@ class _Lookup:
     def distance(self, endpoint: Endpoint) -> int:
         node_id = self.nodes[endpoint]
         if node_id is None:
-            return -1  # ask configured endpoints first: they are where the walk starts
+            # A configured endpoint: ask it first (the walk starts there); once asked and still
+            # nameless (it never answered) it must not hold a place among the nearest.
+            return -1 if endpoint not in self.asked else 1 << 160
         return int.from_bytes(node_id, "big") ^ int.from_bytes(self.info_hash, "big")
 
     def next_batch(self, size: int) -> list[Endpoint]:

@@ -29,6 +29,8 @@ __all__ = ["HASHES_PER_REQUEST", "HttpTracker", "open_client", "scrape_url", "tr
 HASHES_PER_REQUEST = 50
 MAX_REPLY_BYTES = 1024 * 1024
 USER_AGENT = "keel-bittorrented/0.1"
+# After these the tracker is down or off limits: the rest of the call would only repeat them.
+_GIVE_UP = frozenset({Outcome.TIMEOUT, Outcome.UNREACHABLE, Outcome.REFUSED, Outcome.CIRCUIT_OPEN})
 
 
 def scrape_url(announce_url: str) -> str | None:
@@ -165,9 +167,6 @@ class HttpTracker:
                         return response.status_code, None
                     chunks.append(piece)
                 return response.status_code, b"".join(chunks)
-
-
-_GIVE_UP = frozenset({Outcome.TIMEOUT, Outcome.UNREACHABLE, Outcome.REFUSED, Outcome.CIRCUIT_OPEN})
 
 
 def parse_reply(body: bytes, asked: Sequence[bytes]) -> tuple[Outcome, dict[bytes, SwarmCounts]]:

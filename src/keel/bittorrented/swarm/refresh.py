@@ -65,11 +65,10 @@ async def due(conn: AsyncConnection, *, limit: int, scraped_before: datetime) ->
     """Up to ``limit`` torrents to scrape next: never scraped first, then those last scraped
     before ``scraped_before``, oldest first."""
     t, s = models.torrents, models.torrent_scrapes
+    # No ORDER BY here: the anti-join can stop at ``limit`` rows instead of sorting every
+    # torrent, and which never-scraped torrent goes first does not matter.
     never = await conn.execute(
-        select(t.c.info_hash)
-        .where(~exists().where(s.c.info_hash == t.c.info_hash))
-        .order_by(t.c.created_at, t.c.info_hash)
-        .limit(limit)
+        select(t.c.info_hash).where(~exists().where(s.c.info_hash == t.c.info_hash)).limit(limit)
     )
     picked = [bytes(h) for h in never.scalars()]
     if len(picked) < limit:

@@ -86,7 +86,9 @@ class UdpTracker:
 
     ``timeout_seconds`` bounds one exchange (connect plus one scrape packet, retries included);
     a timed-out or unreachable tracker is not asked again for the rest of the call. Keep one
-    instance per tracker to reuse its connection id across calls within a minute.
+    instance per tracker to reuse its connection id across calls within a minute (each call
+    has its own socket; a tracker that ties ids to the source port answers with an error, and
+    we connect again).
     """
 
     transport = "udp"
