@@ -323,6 +323,7 @@ async def test_categories_filter_by_type_and_resolution(api: Api) -> None:
     assert await found("2010") == set()  # a real id we file nothing under: nothing
     assert await found("9999,") == set()
     assert len(await api.titles(t="movie")) == 4  # movie search defaults to Movies
+    assert len(await api.titles(t="movie", cat=",")) == 4  # an empty list is no list
 
 
 async def test_a_search_naming_an_id_we_do_not_hold_finds_nothing(api: Api) -> None:
@@ -382,6 +383,7 @@ async def test_api_key_is_required_for_searches(api: Api) -> None:
         ({"t": "details"}, 203),
         ({"t": "search", "limit": "-1"}, 201),
         ({"t": "search", "limit": "ten"}, 201),
+        ({"t": "search", "limit": "9" * 5000}, 201),
         ({"t": "search", "offset": "-5"}, 201),
         ({"t": "search", "offset": "1001"}, 201),
         ({"t": "search", "cat": "movies"}, 201),

@@ -201,8 +201,8 @@ def parse(params: Mapping[str, str], *, now_ts: int) -> Query | None:
         )
     answerable = not any(params.get(name, "").strip() for name in UNSUPPORTED_PARAMS)
 
-    cat = params.get("cat", "").strip()
-    ids = _category_ids(cat) if cat else DEFAULT_CATEGORIES[chosen]
+    cat = params.get("cat", "")
+    ids = _category_ids(cat) or DEFAULT_CATEGORIES[chosen]
     kinds = kinds_for(ids)
     if ids and not kinds:
         answerable = False  # only categories we file nothing under
@@ -231,7 +231,8 @@ def _optional_integer(params: Mapping[str, str], name: str, *, maximum: int) -> 
     raw = params.get(name, "").strip()
     if not raw:
         return None
-    if not raw.isascii() or not raw.isdigit() or int(raw) > maximum:
+    # Length first: int() of thousands of digits is slow, then refused.
+    if len(raw) > 12 or not raw.isascii() or not raw.isdigit() or int(raw) > maximum:
         raise TorznabError(
             INCORRECT_PARAMETER,
             f"Incorrect parameter: {name} must be a whole number from 0 to {maximum}",
