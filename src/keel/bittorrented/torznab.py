@@ -20,8 +20,9 @@ What we implement, and where each rule comes from (looked up, written here in ou
   8000 Other and their subcategories).
 - Sonarr's "Implementing a Torznab indexer" wiki: advertise what you support in
   ``supportedParams``; a query naming an id you do not support gets an empty result set.
-  Prowlarr's TorznabRssParser reads the ``<error>`` element (codes 100-199: bad API key) and
-  ``<torznab:response offset total>``.
+  Prowlarr's TorznabRssParser parses an ``<error>`` document whatever the HTTP status, as long
+  as it is XML, and reports codes 100-199 as a bad API key; so HTTP 200 serves every client.
+  ``<torznab:response offset total>`` tells a client paging with ``offset`` where it is.
 
 Our choices: we hold no IMDb/TVDB/TMDB ids, so no id parameter is advertised and a request that
 sends one gets no results rather than unfiltered ones. ``q`` is our query language. Without
