@@ -15,6 +15,7 @@ from keel.bittorrented import catalog
 from keel.bittorrented.app import create_app
 from keel.bittorrented.indexer import Indexer
 from keel.bittorrented.settings import BittorrentedSettings
+from keel.bittorrented.swarm import trackers
 from keel.bittorrented.torrents import Magnet, Metainfo, TorrentFile
 from keel.core.clock import FrozenClock
 from tests.bittorrented.conftest import NOW, entry, info_hash
@@ -100,8 +101,15 @@ async def test_magnet_fetches_metadata_from_peers_once(api: Api) -> None:
     first = await api.client.post("/api/magnets", json={"magnet": link}, headers={"x-api-key": KEY})
     assert first.status_code == 201, first.text
     assert [f["path"] for f in first.json()["torrent"]["files"]] == ["01.flac", "02.flac"]
-    again = await api.client.post("/api/magnets", json={"magnet": link}, headers={"x-api-key": KEY})
+    again = await api.client.post(
+        "/api/magnets",
+        json={"magnet": link + "&tr=udp%3A%2F%2Ftracker.example%3A1337%2Fannounce"},
+        headers={"x-api-key": KEY},
+    )
     assert again.status_code == 200
+    async with api.indexer.engine.connect() as conn:
+        remembered = await trackers.known(conn, [info_hash("from-peers")])
+    assert remembered == {info_hash("from-peers"): ["udp://tracker.example:1337/announce"]}
 
 
 async def test_magnet_nobody_seeds_is_a_timeout_and_indexes_nothing(api: Api) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from keel.bittorrented import bootstrap, crawling, peers
+from keel.bittorrented import bootstrap, peers, workers
 from keel.bittorrented.api import feeds as feed_routes
 from keel.bittorrented.api import search as search_routes
 from keel.bittorrented.api import torrents as torrent_routes
@@ -38,18 +37,13 @@ def create_app(
             settings, data_dir=data_dir, clock=clock, metadata=metadata or swarm
         )
         app.state.indexer = index
-        stop = asyncio.Event()
-        crawl = (
-            asyncio.create_task(crawling.crawl_until(index, swarm, stop), name="crawler")
-            if settings.crawl
-            else None
-        )
         try:
-            yield
+            if settings.run_workers:
+                async with workers.running(index, swarm):
+                    yield
+            else:
+                yield
         finally:
-            stop.set()
-            if crawl is not None:
-                await crawl
             await swarm.aclose()
             await index.engine.dispose()
 

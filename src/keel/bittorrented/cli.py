@@ -13,7 +13,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from keel.bittorrented import bootstrap, crawling, importer, peers, presentation
+from keel.bittorrented import bootstrap, crawling, importer, peers, presentation, workers
 from keel.bittorrented.adapters import bitmagnet
 from keel.bittorrented.indexer import Indexer
 from keel.bittorrented.settings import BittorrentedSettings
@@ -136,6 +136,30 @@ def crawl(
             await swarm.aclose()
 
     _run(work, settings)
+
+
+@app.command()
+def worker() -> None:
+    """Run only the background workers (swarm refresh; the crawl too when
+    KEEL_BITTORRENTED_CRAWL=true) until Ctrl-C, without the API."""
+    settings = BittorrentedSettings()
+
+    async def work(index: Indexer) -> None:
+        swarm = peers.swarm_for(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            async with workers.running(index, swarm):
+                await stop.wait()
+        finally:
+            await swarm.aclose()
+
+    try:
+        _run(work, settings)
+    except ValueError as exc:
+        fail(str(exc))
 
 
 @app.command("import-bitmagnet")

@@ -6,7 +6,7 @@ The web layer and the CLI call these; they never touch SQL or the search engines
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -26,6 +26,7 @@ from keel.bittorrented.search.base import (
 )
 from keel.bittorrented.search.ranking import decode_cursor
 from keel.bittorrented.settings import BittorrentedSettings
+from keel.bittorrented.swarm import trackers
 from keel.bittorrented.torrents import Magnet, Metainfo
 from keel.core.clock import Clock
 
@@ -85,16 +86,24 @@ class Indexer:
         async with self.engine.connect() as conn:
             return await catalog.get(conn, info_hash)
 
-    async def add(self, items: Sequence[Metainfo]) -> int:
-        """Classify and index a batch in one transaction; returns how many were new. Banned
-        names and removed (banned) hashes are dropped, whichever path they came by."""
+    async def add(
+        self, items: Sequence[Metainfo], *, announce: Mapping[bytes, Sequence[str]] | None = None
+    ) -> int:
+        """Classify and index a batch in one transaction, with the tracker URLs ``announce``
+        names per hash (kept for scrapes); returns how many were new. Banned names and removed
+        (banned) hashes are dropped, whichever path they came by."""
         banned = await self.banned_hashes()
         allowed = [m for m in items if m.info_hash not in banned and not self.is_banned(m.name)]
         # guessit costs ~10 ms a name: off the event loop, so a 1,000-torrent batch does not
         # stall every request for ten seconds.
         entries = await asyncio.to_thread(self._entries, allowed)
+        now = self.clock.now()
         async with self.engine.begin() as conn:
-            return await catalog.add(conn, entries, now=self.clock.now())
+            added = await catalog.add(conn, entries, now=now)
+            for m in allowed:
+                if announce and announce.get(m.info_hash):
+                    await trackers.remember(conn, m.info_hash, announce[m.info_hash], now=now)
+            return added
 
     async def banned_hashes(self) -> bloom.ScalableBloomFilter:
         """The persisted filter of removed hashes (small: one row)."""
@@ -114,9 +123,13 @@ class Indexer:
         Returns the torrent and whether it was new."""
         link = magnet.parse_magnet(uri)
         try:
-            return await self.get(link.info_hash), False
+            known = await self.get(link.info_hash)
         except TorrentNotFound:
             pass
+        else:
+            async with self.engine.begin() as conn:
+                await trackers.remember(conn, link.info_hash, link.trackers, now=self.clock.now())
+            return known, False
         fetched = None
         if self.metadata is not None:
             fetched = await self.metadata.fetch(
@@ -127,9 +140,11 @@ class Indexer:
                 f"no peer sent the metadata of {link.info_hash.hex()} within "
                 f"{self.settings.metadata_timeout_seconds:g} s"
             )
-        return await self._add_one(fetched, source="magnet"), True
+        return await self._add_one(fetched, source="magnet", announce=link.trackers), True
 
-    async def _add_one(self, parsed: Metainfo, *, source: str) -> catalog.StoredTorrent:
+    async def _add_one(
+        self, parsed: Metainfo, *, source: str, announce: Sequence[str] = ()
+    ) -> catalog.StoredTorrent:
         if self.is_banned(parsed.name) or parsed.info_hash in await self.banned_hashes():
             raise BannedTorrent("this torrent's name is on the banned list")
         item = Metainfo(
@@ -142,7 +157,7 @@ class Indexer:
             source=source,
             published_at=parsed.published_at or self.clock.now(),
         )
-        await self.add([item])
+        await self.add([item], announce={item.info_hash: announce})
         return await self.get(item.info_hash)
 
     async def remove(self, info_hash: bytes) -> None:

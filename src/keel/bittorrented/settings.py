@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_ENDPOINT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
+_TRACKER = re.compile(r"^(udp|http|https)://[^\s/]+", re.IGNORECASE)
 
 
 class BittorrentedSettings(BaseSettings):
@@ -68,9 +72,29 @@ class BittorrentedSettings(BaseSettings):
         default=False,
         description="Let the crawler query DHT nodes at private or loopback addresses (labs).",
     )
+    run_workers: bool = Field(
+        default=True, description="Run the swarm refresh (and crawl) beside the API."
+    )
     crawl_batch_size: int = Field(default=1000, ge=1, le=100_000, description="Rows a write.")
     crawl_flush_seconds: float = Field(default=60.0, gt=0, description="Longest wait to write.")
     crawl: bool = Field(
         default=False,
         description="Run the DHT crawler inside `keel serve` (else: `keel bittorrented crawl`).",
     )
+
+    @field_validator("dht_nodes", "swarm_dht_nodes")
+    @classmethod
+    def _endpoints(cls, value: list[str]) -> list[str]:
+        for item in value:
+            match = _ENDPOINT.match(item.strip())
+            if match is None or not 0 < int(match.group(2)) < 65536:
+                raise ValueError(f"expected host:port, got {item!r}")
+        return value
+
+    @field_validator("swarm_default_trackers")
+    @classmethod
+    def _trackers(cls, value: list[str]) -> list[str]:
+        bad = [url for url in value if not _TRACKER.match(url.strip())]
+        if bad:
+            raise ValueError(f"trackers must be udp://, http:// or https:// URLs: {bad}")
+        return value

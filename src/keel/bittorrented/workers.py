@@ -1,0 +1,38 @@
+"""bittorrented's background work: the scheduled swarm refresh and, when enabled, the crawl.
+
+`keel serve` runs them beside the API; `keel bittorrented worker` runs them alone, so API
+processes and workers scale apart on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from keel.bittorrented import crawling
+from keel.bittorrented.indexer import Indexer
+from keel.bittorrented.peers import Swarm
+from keel.bittorrented.swarm.refresh import SwarmRefresher
+
+
+@asynccontextmanager
+async def running(index: Indexer, swarm: Swarm) -> AsyncIterator[None]:
+    """Run the workers for the block; on the way out the crawler writes its last batch and
+    saves its filter, and the refresh finishes or abandons its round."""
+    settings = index.settings
+    refresher = SwarmRefresher.from_settings(settings, index.engine, clock=index.clock)
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(
+            refresher.run_forever(stop, settings.swarm_interval_seconds), name="swarm-refresh"
+        )
+    ]
+    if settings.crawl:
+        tasks.append(asyncio.create_task(crawling.crawl_until(index, swarm, stop), name="crawler"))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await refresher.aclose()
