@@ -72,6 +72,8 @@ class Fts5Search:
         sql.add_filters(where, request)
         count_text, count_params = self._count_sql(where, request)
         total = int((await conn.execute(text(count_text), count_params)).scalar_one())
+        if total == 0:  # nothing to page through; a probing plan would walk the whole index
+            return SearchPage(hits=(), total=0, total_is_estimate=False, next_after=None)
         page_text, page_params = sql.page_sql(where, request)
         rows = (await conn.execute(text(page_text), page_params)).all()
         hits = tuple(sql.hit_from_row(row) for row in rows)
