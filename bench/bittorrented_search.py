@@ -631,9 +631,9 @@ def callers(
         return await _timed_rows(engine, built[0], built[1], args.timeout)
 
     out: dict[str, Callable[[], Any]] = {"ours": ours}
-    if postgres:
+    if postgres and "longest-word-first" in args.method_list:
         out["longest-word-first"] = original
-    if subject.ilike:
+    if subject.ilike and "ilike" in args.method_list:
         out["ilike"] = ilike
     return out
 
@@ -843,6 +843,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ilike-sample", type=int, default=0, help="query runs for ILIKE (0: all)")
     parser.add_argument("--batch", type=int, default=bulk.DEFAULT_BATCH, help="rows per COPY")
     parser.add_argument("--seed", type=int, default=names.DEFAULT_SEED)
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
     parser.add_argument("--load-only", action="store_true", help="load, then stop")
     args = parser.parse_args(argv)
     sorts = [s.strip() for s in args.sort.split(",") if s.strip()]
@@ -850,7 +851,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--sort takes a list of {sorted(SORT_COLUMNS)}")
     if args.rows < 1 or args.queries < 1:
         parser.error("--rows and --queries must be positive")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if "ours" not in methods or any(m not in METHODS for m in methods):
+        parser.error(f"--methods takes ours and any of {list(METHODS[1:])}")
     args.sorts = sorts
+    args.method_list = methods
     return args
 
 
