@@ -8,6 +8,7 @@ BittorrentedError (KeelError)
 ├── BadQuery                 a search query that cannot be parsed (400)
 ├── BadCursor                a pagination cursor we did not issue for this sort (400)
 ├── TorrentNotFound          no torrent with that info hash (404)
+├── SavedSearchNotFound      no saved search with that id (404)
 ├── BannedTorrent            a torrent whose name is on the banned list (403)
 ├── MetadataTimeout          no peer sent a magnet's metadata in time (504)
 └── SearchTimeout            the search ran past its statement timeout (503)
@@ -79,6 +80,12 @@ class SearchTimeout(BittorrentedError, errors.Unavailable):
     """The search ran past its time limit; narrow the query."""
 
     code = "search_timeout"
+
+
+class SavedSearchNotFound(BittorrentedError, errors.NotFound):
+    """No saved search with that id."""
+
+    code = "saved_search_not_found"
 
 
 class BannedTorrent(BittorrentedError, errors.Forbidden):

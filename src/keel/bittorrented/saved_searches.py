@@ -15,19 +15,12 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 
 from keel.bittorrented import models, query
-from keel.bittorrented.errors import BittorrentedError
+from keel.bittorrented.errors import SavedSearchNotFound
 from keel.bittorrented.indexer import Indexer
 from keel.bittorrented.search.base import Filters, SearchPage
-from keel.core import errors
 
 FEED_LIMIT = 50
 ID_BYTES = 16
-
-
-class SavedSearchNotFound(BittorrentedError, errors.NotFound):
-    """No saved search with that id."""
-
-    code = "saved_search_not_found"
 
 
 @dataclass(frozen=True, slots=True)
