@@ -427,3 +427,18 @@ def test_structurally_random_info_dicts_raise_only_malformed_torrent(
 ) -> None:
     with contextlib.suppress(MalformedTorrent):
         metainfo.parse_torrent(_torrent(info))
+
+
+def test_announce_urls_lists_tiers_then_announce_once_each() -> None:
+    data = bencode.encode(
+        {
+            b"announce": b"udp://a.example:1/announce",
+            b"announce-list": [
+                [b"udp://a.example:1/announce", b"http://b.example/announce"],
+                [b"\xff\xfe"],
+                b"not-a-tier",
+            ],
+            b"info": {b"name": b"x", b"length": 1, b"piece length": 16384, b"pieces": b"0" * 20},
+        }
+    )
+    assert metainfo.announce_urls(data) == ["udp://a.example:1/announce", "http://b.example/announce"]

@@ -116,7 +116,8 @@ class Indexer:
         """Index an uploaded .torrent; MalformedTorrent on bad bytes, BannedTorrent on a
         banned name."""
         parsed = metainfo.parse_torrent(data, max_files=self.settings.max_files)
-        return await self._add_one(parsed, source="upload")
+        announce = metainfo.announce_urls(data)
+        return await self._add_one(parsed, source="upload", announce=announce)
 
     async def add_magnet(self, uri: str) -> tuple[catalog.StoredTorrent, bool]:
         """Index a magnet link, fetching its metadata from peers unless we have it already.

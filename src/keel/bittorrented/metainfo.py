@@ -50,6 +50,24 @@ def parse_torrent(data: bytes, *, max_files: int = DEFAULT_MAX_FILES) -> Metainf
     return _metainfo(info, _sha1(raw_info), max_files)
 
 
+def announce_urls(data: bytes) -> list[str]:
+    """The tracker URLs a .torrent names (``announce-list`` tiers in order, then ``announce``),
+    without duplicates; undecodable or non-text entries are skipped. MalformedTorrent only when
+    the bytes are not bencode at all."""
+    document = bencode.decode_document(data, strict=False)
+    urls: list[bytes] = []
+    tiers = document.value.get(b"announce-list") if isinstance(document.value, dict) else None
+    if isinstance(tiers, list):
+        for tier in tiers:
+            if isinstance(tier, list):
+                urls += [u for u in tier if isinstance(u, bytes)]
+    single = document.value.get(b"announce") if isinstance(document.value, dict) else None
+    if isinstance(single, bytes):
+        urls.append(single)
+    decoded = (u.decode("utf-8", "replace").strip() for u in urls)
+    return [u for u in dict.fromkeys(decoded) if u and "\ufffd" not in u]
+
+
 def metainfo_from_info_dict(
     raw_info: bytes, *, expected_info_hash: bytes, max_files: int = DEFAULT_MAX_FILES
 ) -> Metainfo:
