@@ -29,6 +29,8 @@ def test_public_settings_bootstrap_from_routers_but_never_map_ports() -> None:
     assert "router.bittorrent.com:6881" in pack["dht_bootstrap_nodes"]
     assert pack["enable_upnp"] is pack["enable_natpmp"] is pack["enable_lsd"] is False
     assert pack["dht_restrict_routing_ips"] is True
+    # A peer whose first dial failed is tried again within one metadata fetch.
+    assert pack["min_reconnect_time"] < fetcher.DEFAULT_TIMEOUT_SECONDS / 2
 
 
 def test_ipv6_listen_host_is_bracketed() -> None:

@@ -84,6 +84,10 @@ class SessionSettings:
     connections_limit: int = 400
     # bitmagnet: 3 s to dial a peer, 6 s per metadata request.
     peer_connect_timeout_seconds: int = 3
+    # libtorrent waits this long (times the failures) before redialling a peer that failed,
+    # 60 s by default: longer than a whole metadata fetch, so a peer whose first dial failed
+    # (busy, or its torrent still loading) would never be asked again within the fetch.
+    min_reconnect_seconds: int = 2
     handshake_timeout_seconds: int = 6
 
     @classmethod
@@ -131,6 +135,7 @@ def settings_pack(settings: SessionSettings) -> lt.settings_pack:
         "alert_mask": ALERT_MASK,
         "connections_limit": settings.connections_limit,
         "peer_connect_timeout": settings.peer_connect_timeout_seconds,
+        "min_reconnect_time": settings.min_reconnect_seconds,
         "handshake_timeout": settings.handshake_timeout_seconds,
     }
 
