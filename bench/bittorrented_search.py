@@ -413,15 +413,23 @@ async def _timed_rows(
                 raise
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
+        # Interrupt the statement at the deadline rather than cancel the await: a cancelled
+        # await makes SQLAlchemy close the connection while the statement still runs in
+        # aiosqlite's thread, and the interrupt then has no connection to reach.
+        fired: list[asyncio.Future[Any]] = []
 
-        async def fetch() -> list[int]:
-            return [r[0] for r in await conn.execute(text(sql), params)]
+        def interrupt() -> None:
+            fired.append(asyncio.ensure_future(driver.interrupt()))
 
+        deadline = asyncio.get_running_loop().call_later(seconds, interrupt)
         try:
-            return await asyncio.wait_for(fetch(), seconds)
-        except TimeoutError as exc:
-            await driver.interrupt()
-            raise Timeout from exc
+            return [r[0] for r in await conn.execute(text(sql), params)]
+        except DBAPIError as exc:
+            if fired:
+                raise Timeout from exc
+            raise
+        finally:
+            deadline.cancel()
 
 
 def _order_by(sort: Sort) -> str:
