@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keel.bittorrented.errors import SearchTimeout
@@ -58,13 +59,24 @@ class Fts5Search:
             raw = await conn.get_raw_connection()
             sqlite = raw.driver_connection
             assert sqlite is not None
+            # At the deadline, interrupt the running statement (SQLite's thread-safe way to stop
+            # it in aiosqlite's thread); it then fails and the connection goes back to the pool
+            # idle. Cancelling the await instead would make SQLAlchemy close the connection
+            # under the running statement, and the interrupt would find no connection to reach.
+            fired: list[asyncio.Future[Any]] = []
+
+            def interrupt() -> None:
+                fired.append(asyncio.ensure_future(sqlite.interrupt()))
+
+            deadline = asyncio.get_running_loop().call_later(self._timeout, interrupt)
             try:
-                return await asyncio.wait_for(self._search(conn, request), self._timeout)
-            except TimeoutError as exc:
-                # The statement runs in aiosqlite's thread; interrupt() is SQLite's thread-safe
-                # way to stop it, so the connection goes back to the pool idle.
-                await sqlite.interrupt()
-                raise SearchTimeout(f"search took longer than {self._timeout:g} s") from exc
+                return await self._search(conn, request)
+            except DBAPIError as exc:
+                if fired:
+                    raise SearchTimeout(f"search took longer than {self._timeout:g} s") from exc
+                raise
+            finally:
+                deadline.cancel()
 
     async def _search(self, conn: AsyncConnection, request: SearchRequest) -> SearchPage:
         where = sql.Where()
