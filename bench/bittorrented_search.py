@@ -607,15 +607,20 @@ async def build_subjects(
 
 async def measure(method: str, call: Callable[[], Any], subject: Subject) -> Run:
     started = time.perf_counter()
-    timed_out = False
+    timed_out = failed = False
     hits: list[int] = []
     try:
         hits = await call()
     except (Timeout, SearchTimeout):
         timed_out = True
+    except Exception as exc:  # a method that breaks is reported, not allowed to stop the run
+        log(f"{method} failed on {subject.text!r}: {type(exc).__name__}: {exc}")
+        failed = True
     ms = (time.perf_counter() - started) * 1000
-    exact = not timed_out and hits == subject.expected
-    return Run(method, subject.kind, subject.sort, subject.text, ms, exact, timed_out, len(hits))
+    exact = not (timed_out or failed) and hits == subject.expected
+    return Run(
+        method, subject.kind, subject.sort, subject.text, ms, exact, timed_out or failed, len(hits)
+    )
 
 
 def callers(
@@ -699,7 +704,7 @@ def _row(label: str, runs: list[Run]) -> str:
 
 
 HEADER = (
-    "| {what} | runs | p50 ms | p95 ms | p99 ms | max ms | timeouts | exact |\n"
+    "| {what} | runs | p50 ms | p95 ms | p99 ms | max ms | timeouts or errors | exact |\n"
     "|:--|--:|--:|--:|--:|--:|--:|--:|"
 )
 

@@ -44,6 +44,16 @@ def any_expr(clauses: tuple[Clause, ...]) -> str:
     return " OR ".join(clause_expr(c) for c in clauses)
 
 
+def match_text(query: Query) -> str | None:
+    """The MATCH text of a query with at least one positive clause (negation inside it)."""
+    if not query.positive:
+        return None
+    expr = match_expr(query.positive)
+    if query.negative:
+        expr = f"({expr}) NOT ({any_expr(query.negative)})"
+    return expr
+
+
 class Fts5Search:
     """:class:`~keel.bittorrented.search.base.SearchEngine` on SQLite FTS5."""
 
@@ -79,13 +89,27 @@ class Fts5Search:
                 deadline.cancel()
 
     async def _search(self, conn: AsyncConnection, request: SearchRequest) -> SearchPage:
+        filters = sql.Where()
+        sql.add_filters(filters, request)
+        expr = match_text(request.query)
+        known: int | None = None
+        if expr is not None and not filters.parts:
+            # No filters: count straight off the FTS doclists, which stream, before choosing
+            # the page's plan; an exact count at or under the cap settles the choice.
+            known = await self._fts_count(conn, expr)
+            if known == 0:
+                return SearchPage(hits=(), total=0, total_is_estimate=False, next_after=None)
         where = sql.Where()
-        await self._add_match(conn, where, request)
-        sql.add_filters(where, request)
-        count_text, count_params = self._count_sql(where, request)
-        total = int((await conn.execute(text(count_text), count_params)).scalar_one())
-        if total == 0:  # nothing to page through; a probing plan would walk the whole index
-            return SearchPage(hits=(), total=0, total_is_estimate=False, next_after=None)
+        await self._add_match(conn, where, request, known)
+        where.parts.extend(filters.parts)
+        where.params.update(filters.params)
+        if known is None:
+            count_text, count_params = sql.count_sql(where, self._count_cap)
+            total = int((await conn.execute(text(count_text), count_params)).scalar_one())
+            if total == 0:  # nothing to page through; a probing plan would walk the whole index
+                return SearchPage(hits=(), total=0, total_is_estimate=False, next_after=None)
+        else:
+            total = known
         page_text, page_params = sql.page_sql(where, request)
         rows = (await conn.execute(text(page_text), page_params)).all()
         hits = tuple(sql.hit_from_row(row) for row in rows)
@@ -97,26 +121,25 @@ class Fts5Search:
             next_after=next_after,
         )
 
-    def _count_sql(self, where: sql.Where, request: SearchRequest) -> tuple[str, dict[str, Any]]:
-        if "match" in where.params and len(where.parts) == 1:
-            # No filters: count straight off the FTS doclists, which stream, instead of probing
-            # or materialising every match.
-            return (
-                "SELECT count(*) FROM (SELECT rowid FROM torrent_search_fts "
-                "WHERE torrent_search_fts MATCH :match LIMIT :count_cap) AS capped",
-                {"match": where.params["match"], "count_cap": self._count_cap + 1},
-            )
-        return sql.count_sql(where, self._count_cap)
+    async def _fts_count(self, conn: AsyncConnection, expr: str) -> int:
+        statement = text(
+            "SELECT count(*) FROM (SELECT rowid FROM torrent_search_fts "
+            "WHERE torrent_search_fts MATCH :match LIMIT :count_cap) AS capped"
+        )
+        params = {"match": expr, "count_cap": self._count_cap + 1}
+        return int((await conn.execute(statement, params)).scalar_one())
 
     async def _add_match(
-        self, conn: AsyncConnection, where: sql.Where, request: SearchRequest
+        self, conn: AsyncConnection, where: sql.Where, request: SearchRequest, known: int | None
     ) -> None:
         query = request.query
-        if query.positive:
-            expr = match_expr(query.positive)
-            if query.negative:
-                expr = f"({expr}) NOT ({any_expr(query.negative)})"
-            if await self._probe_is_cheaper(conn, query, request.limit):
+        expr = match_text(query)
+        if expr is not None:
+            # A count at or under the cap means few matches: read them and sort. Only a set
+            # known (or estimated) to be large is worth probing row by row along the sort
+            # index, and then the walk is short: about limit * rows / matches probes.
+            large = known is None or known > self._count_cap
+            if large and await self._probe_is_cheaper(conn, query, request.limit):
                 where.add(
                     "EXISTS (SELECT 1 FROM torrent_search_fts f "
                     "WHERE torrent_search_fts MATCH :match AND f.rowid = s.id)",
