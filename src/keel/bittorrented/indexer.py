@@ -80,6 +80,7 @@ class Indexer:
             limit=limit,
             after=after,
             count_cap=self.settings.count_cap,
+            timeout_seconds=self.settings.search_timeout_seconds,
         )
 
     async def get(self, info_hash: bytes) -> catalog.StoredTorrent:

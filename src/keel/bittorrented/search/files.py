@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keel.bittorrented.query import Query
-from keel.bittorrented.search import fts5, sql, tsvector
+from keel.bittorrented.search import deadline, fts5, sql, tsvector
 from keel.core import db
 
 
@@ -41,6 +41,7 @@ async def search_files(
     limit: int = 50,
     after: int | None = None,
     count_cap: int = 10_000,
+    timeout_seconds: float = 5.0,
 ) -> FilePage:
     """Files whose path matches ``query``; ``after`` is the last id of the previous page."""
     where = sql.Where()
@@ -63,7 +64,7 @@ async def search_files(
             "WHERE torrent_file_search_fts MATCH :exclude)",
             exclude=fts5.any_expr(query.negative),
         )
-    async with engine.connect() as conn:
+    async with deadline.connection(engine, timeout_seconds) as conn:
         total = (
             await conn.execute(
                 text(

@@ -9,16 +9,13 @@ rather than sorting a million. Both plans return the same rows; only the cost di
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from keel.bittorrented.errors import SearchTimeout
 from keel.bittorrented.query import Clause, Phrase, Query
-from keel.bittorrented.search import sql
+from keel.bittorrented.search import deadline, sql
 from keel.bittorrented.search.base import SearchPage, SearchRequest
 
 # Probing one row costs about as much as reading this many doclist entries (measured by
@@ -65,28 +62,8 @@ class Fts5Search:
         self._count_cap = count_cap
 
     async def search(self, request: SearchRequest) -> SearchPage:
-        async with self._engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            sqlite = raw.driver_connection
-            assert sqlite is not None
-            # At the deadline, interrupt the running statement (SQLite's thread-safe way to stop
-            # it in aiosqlite's thread); it then fails and the connection goes back to the pool
-            # idle. Cancelling the await instead would make SQLAlchemy close the connection
-            # under the running statement, and the interrupt would find no connection to reach.
-            fired: list[asyncio.Future[Any]] = []
-
-            def interrupt() -> None:
-                fired.append(asyncio.ensure_future(sqlite.interrupt()))
-
-            deadline = asyncio.get_running_loop().call_later(self._timeout, interrupt)
-            try:
-                return await self._search(conn, request)
-            except DBAPIError as exc:
-                if fired:
-                    raise SearchTimeout(f"search took longer than {self._timeout:g} s") from exc
-                raise
-            finally:
-                deadline.cancel()
+        async with deadline.connection(self._engine, self._timeout) as conn:
+            return await self._search(conn, request)
 
     async def _search(self, conn: AsyncConnection, request: SearchRequest) -> SearchPage:
         filters = sql.Where()

@@ -12,15 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from keel.bittorrented.errors import SearchTimeout
 from keel.bittorrented.query import Clause, Phrase, Query
-from keel.bittorrented.search import sql
+from keel.bittorrented.search import deadline, sql
 from keel.bittorrented.search.base import SearchPage, SearchRequest
-
-QUERY_CANCELED = "57014"
 
 
 def phrase_expr(phrase: Phrase) -> str:
@@ -48,20 +44,12 @@ class TsvectorSearch:
         self, engine: AsyncEngine, *, timeout_seconds: float = 5.0, count_cap: int = 10_000
     ) -> None:
         self._engine = engine
-        self._timeout_ms = int(timeout_seconds * 1000)
         self._timeout = timeout_seconds
         self._count_cap = count_cap
 
     async def search(self, request: SearchRequest) -> SearchPage:
-        async with self._engine.connect() as conn:
-            try:
-                async with conn.begin():
-                    await conn.execute(text(f"SET LOCAL statement_timeout = {self._timeout_ms}"))
-                    return await self._search(conn, request)
-            except DBAPIError as exc:
-                if getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED:
-                    raise SearchTimeout(f"search took longer than {self._timeout:g} s") from exc
-                raise
+        async with deadline.connection(self._engine, self._timeout) as conn:
+            return await self._search(conn, request)
 
     async def _search(self, conn: AsyncConnection, request: SearchRequest) -> SearchPage:
         where = sql.Where()
