@@ -655,9 +655,9 @@ async def run(engine: AsyncEngine, facts: LoadFacts, args: argparse.Namespace) -
     subjects = await build_subjects(engine, facts, args)
     # Warm-up: every query once through ours and the original (caches, plans); ILIKE only a
     # few times, since each run reads every name anyway.
-    log("warm-up pass")
+    log("warm-up pass" if not args.no_warmup else "no warm-up pass")
     warm_ilike = 3
-    for subject in subjects:
+    for subject in [] if args.no_warmup else subjects:
         for method, call in callers(engine, args, subject).items():
             if method == "ilike":
                 if warm_ilike == 0:
@@ -857,6 +857,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=bulk.DEFAULT_BATCH, help="rows per COPY")
     parser.add_argument("--seed", type=int, default=names.DEFAULT_SEED)
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
+    parser.add_argument(
+        "--no-warmup", action="store_true", help="skip the warm-up pass (caches already warm)"
+    )
     parser.add_argument("--load-only", action="store_true", help="load, then stop")
     args = parser.parse_args(argv)
     sorts = [s.strip() for s in args.sort.split(",") if s.strip()]
