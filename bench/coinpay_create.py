@@ -8,11 +8,17 @@ For each engine (SQLite file, fresh PostgreSQL database) and each allocator
   read then ``UPDATE … WHERE next_index = :n`` (compare-and-swap) in its own short transaction
   on its own connection, retried up to 10 times, an error after that;
 
+and, on SQLite only,
+
+* ``ours-old-sessions`` — ``ours`` again, on sessions as ``keel.core.db`` made them before
+  reads were deferred and writers queued on an in-process lock: every transaction opens
+  ``BEGIN IMMEDIATE`` and concurrent writers wait in SQLite's busy handler;
+
 this runs ``--requests`` calls of the real service function ``keel.coinpay.payments.create``
 (not HTTP) on one chain (ETH) at 1, 8 and 32 concurrent clients, and reports throughput,
-p50/p99 latency, CAS retries and errors. Each allocator gets its own database (both start at
-index 0, so they would otherwise hand out each other's addresses); cells of both allocators are
-interleaved so machine noise hits both alike. Compare ratios within one run only.
+p50/p99 latency, CAS retries and errors. Each contender gets its own database (all start at
+index 0, so they would otherwise hand out each other's addresses); their cells are
+interleaved so machine noise hits all alike. Compare ratios within one run only.
 
     .venv/bin/python bench/coinpay_create.py [--engines sqlite,postgresql] [--requests N]
         [--rounds R] [--pg-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
@@ -39,7 +45,7 @@ from decimal import Decimal
 import asyncpg
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, func, select, text, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from keel.coinpay import addresses, apikeys, bootstrap, businesses, models, payments, wallets
 from keel.coinpay.addresses import IndexAllocator
@@ -54,6 +60,8 @@ from keel.core.crypto import new_key
 COIN = "ETH"
 CONCURRENCY: tuple[int, ...] = (1, 8, 32)
 ALLOCATORS: tuple[str, ...] = ("ours", "baseline")
+OLD_SESSIONS = "ours-old-sessions"
+LABELS = {"ours": "ours", "baseline": "baseline (CAS row)", OLD_SESSIONS: "ours, old sessions"}
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 # The well-known BIP39 test vector: a bench seed, never a real one.
 SEED_MNEMONIC = " ".join(["abandon"] * 11 + ["about"])
@@ -141,6 +149,17 @@ async def _compare_and_swap(conn: AsyncConnection | AsyncSession, family_key: st
     return int(current) if result.rowcount == 1 else None  # type: ignore[attr-defined]
 
 
+def old_style_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """What ``keel.core.db.session_factory`` returned before deferred reads and the write
+    lock: plain sessions on the engine itself, whose "begin" listener still opens every
+    unmarked transaction with ``BEGIN IMMEDIATE``, and no in-process queue for writers."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def contenders(engine: str) -> tuple[str, ...]:
+    return (*ALLOCATORS, OLD_SESSIONS) if engine == "sqlite" else ALLOCATORS
+
+
 # ---------------------------------------------------------------------------------------------
 # Fixture: a gateway with a seed, a business with an ETH payout wallet, and an API key.
 
@@ -169,6 +188,10 @@ async def open_subject(name: str, url: str, data_dir: str, master_key: str) -> S
     if cas is not None:
         gw.closers.append(cas.engine.dispose)
         await cas.setup([addresses.system_family_key(get_coin(COIN).family)])
+    if name == OLD_SESSIONS:
+        # payments.create reaches the database only through gw.sessions (the allocator, the
+        # outbox and the event log use the session it opens; the seed and rates are cached).
+        gw.sessions = old_style_sessions(gw.engine)
     await gw.custody.init_seed(clock, SEED_MNEMONIC)
     payout = wallets.HDRoot.from_mnemonic(PAYOUT_MNEMONIC).address(get_coin(COIN).family, 7)
     async with gw.sessions() as session, session.begin():
@@ -346,27 +369,30 @@ class EngineResult:
 async def bench_engine(
     engine: str, pg_url: str, requests: int, rounds: int, master_key: str
 ) -> EngineResult:
-    async with scratch_databases(engine, pg_url, len(ALLOCATORS)) as urls:
+    names = contenders(engine)
+    async with scratch_databases(engine, pg_url, len(names)) as urls:
         with tempfile.TemporaryDirectory(prefix="keel-bench-data-") as data_dir:
             subjects: dict[str, Subject] = {}
             try:
-                for name, url in zip(ALLOCATORS, urls, strict=True):
+                for name, url in zip(names, urls, strict=True):
                     subjects[name] = await open_subject(name, url, data_dir, master_key)
                 version = await engine_version(subjects["ours"].gw)
                 for subject in subjects.values():
                     await warm_up(subject)
                 subjects_addresses_reset(subjects)
-                cells = {(a, c): Cell() for a in ALLOCATORS for c in CONCURRENCY}
+                cells = {(a, c): Cell() for a in names for c in CONCURRENCY}
                 for rnd in range(rounds):
                     for i, clients in enumerate(CONCURRENCY):
-                        order = ALLOCATORS if (rnd + i) % 2 == 0 else ALLOCATORS[::-1]
+                        # Rotate who goes first, so no contender always follows the same one.
+                        k = (rnd + i) % len(names)
+                        order = names[k:] + names[:k]
                         for name in order:
                             await run_cell(
                                 subjects[name], requests, clients, cells[(name, clients)]
                             )
                             print(
                                 f"  {engine:<10} round {rnd + 1}/{rounds} {clients:>2} clients "
-                                f"{name:<8} done",
+                                f"{name:<17} done",
                                 file=sys.stderr,
                                 flush=True,
                             )
@@ -398,29 +424,38 @@ def _errors(cell: Cell) -> str:
     return ", ".join(f"{n} {name}" for name, n in sorted(cell.errors.items()))
 
 
+def _ratio_row(clients: int, label: str, ours: Cell, other: Cell) -> str:
+    thr = ours.throughput / other.throughput if other.throughput else float("inf")
+    p50 = ours.percentile(0.5) / other.percentile(0.5)
+    p99 = ours.percentile(0.99) / other.percentile(0.99)
+    p99_all = ours.percentile(0.99, with_failed=True) / other.percentile(0.99, with_failed=True)
+    return (
+        f"| {clients} | **{label}** | **×{thr:.2f}** | ×{p50:.2f} | **×{p99:.2f}** "
+        f"| ×{p99_all:.2f} | | |"
+    )
+
+
 def table(result: EngineResult) -> str:
     lines = [
-        "| clients | allocator | creates/s | p50 ms | p99 ms | p99 incl. failed ms "
+        "| clients | contender | creates/s | p50 ms | p99 ms | p99 incl. failed ms "
         "| CAS retries | errors |",
         "|--:|:--|--:|--:|--:|--:|--:|:--|",
     ]
+    names = sorted({name for name, _ in result.cells}, key=list(LABELS).index)
     for clients in CONCURRENCY:
-        ours, base = result.cells[("ours", clients)], result.cells[("baseline", clients)]
-        for name, cell in (("ours", ours), ("baseline (CAS row)", base)):
-            retries = "—" if name == "ours" else f"{cell.cas_retries}"
+        for name in names:
+            cell = result.cells[(name, clients)]
+            retries = f"{cell.cas_retries}" if name == "baseline" else "—"
             lines.append(
-                f"| {clients} | {name} | {cell.throughput:.0f} | {_ms(cell.percentile(0.5))} "
-                f"| {_ms(cell.percentile(0.99))} | {_ms(cell.percentile(0.99, with_failed=True))} "
-                f"| {retries} | {_errors(cell)} |"
+                f"| {clients} | {LABELS[name]} | {cell.throughput:.0f} "
+                f"| {_ms(cell.percentile(0.5))} | {_ms(cell.percentile(0.99))} "
+                f"| {_ms(cell.percentile(0.99, with_failed=True))} | {retries} | {_errors(cell)} |"
             )
-        thr = ours.throughput / base.throughput if base.throughput else float("inf")
-        p99 = ours.percentile(0.99) / base.percentile(0.99)
-        p99_all = ours.percentile(0.99, with_failed=True) / base.percentile(0.99, with_failed=True)
-        lines.append(
-            f"| {clients} | **ours / baseline** | **×{thr:.2f}** | "
-            f"×{ours.percentile(0.5) / base.percentile(0.5):.2f} | **×{p99:.2f}** | ×{p99_all:.2f} "
-            "| | |"
-        )
+        ours = result.cells[("ours", clients)]
+        for name in names:
+            if name != "ours":
+                other = result.cells[(name, clients)]
+                lines.append(_ratio_row(clients, f"ours / {LABELS[name]}", ours, other))
     return "\n".join(lines)
 
 
@@ -433,7 +468,7 @@ def summary(result: EngineResult) -> str:
     distinct = all(
         rows == addr == idx and dup == 0 for rows, addr, idx, dup in result.checks.values()
     )
-    return (
+    line = (
         f"{result.engine}: at {top} clients ours {ours.throughput:.0f} creates/s vs baseline "
         f"{base.throughput:.0f} (×{ours.throughput / base.throughput:.2f}), p99 "
         f"{_ms(ours.percentile(0.99))} ms vs {_ms(base.percentile(0.99))} ms "
@@ -441,6 +476,15 @@ def summary(result: EngineResult) -> str:
         f"retries, {failed} failed creates; ours {failed_ours} failed; "
         f"addresses distinct: {'yes' if distinct else 'NO'}"
     )
+    old = result.cells.get((OLD_SESSIONS, top))
+    if old is not None:
+        line += (
+            f"\n{result.engine}: at {top} clients ours {ours.throughput:.0f} creates/s vs old "
+            f"sessions {old.throughput:.0f} (×{ours.throughput / old.throughput:.2f}), p99 "
+            f"{_ms(ours.percentile(0.99))} ms vs {_ms(old.percentile(0.99))} ms "
+            f"(×{ours.percentile(0.99) / old.percentile(0.99):.2f})"
+        )
+    return line
 
 
 def report(results: list[EngineResult], args: argparse.Namespace) -> None:
