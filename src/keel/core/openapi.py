@@ -6,7 +6,7 @@ route declares with it, so clients and fuzzers see the 4xx bodies ``keel.core.ap
     @router.get("/things/{id}", responses=problem_responses(400, 401, 404))
     async def get_thing(id: str) -> Response: ...
 
-    document_problems(app)  # once per app, after the routers are included
+    document_problems(app)  # once per app (the document is built lazily)
 """
 
 from __future__ import annotations
