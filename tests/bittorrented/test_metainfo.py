@@ -441,4 +441,7 @@ def test_announce_urls_lists_tiers_then_announce_once_each() -> None:
             b"info": {b"name": b"x", b"length": 1, b"piece length": 16384, b"pieces": b"0" * 20},
         }
     )
-    assert metainfo.announce_urls(data) == ["udp://a.example:1/announce", "http://b.example/announce"]
+    assert metainfo.announce_urls(data) == [
+        "udp://a.example:1/announce",
+        "http://b.example/announce",
+    ]
