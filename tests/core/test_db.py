@@ -241,3 +241,39 @@ async def test_postgresql_writers_are_not_serialised(
         await session.execute(counters.insert().values(name="m", value=1))
     release.set()
     await holder
+
+
+async def test_core_connections_read_deferred_and_write_behind_the_lock(
+    engine: AsyncEngine,
+) -> None:
+    sqlite_path(engine)
+    seen = begin_statements(engine)
+    async with db.reading(engine) as conn:
+        await conn.execute(select(counters.c.value))
+    async with db.writing(engine) as conn:
+        await conn.execute(update(counters).values(value=1))
+    assert seen == ["BEGIN", "BEGIN IMMEDIATE"]
+
+
+async def test_core_writers_queue_while_a_core_read_goes_on(engine: AsyncEngine) -> None:
+    order: list[str] = []
+
+    async def write(name: str) -> None:
+        async with db.writing(engine) as conn:
+            order.append(f"{name} in")
+            await asyncio.sleep(0.05)
+            await conn.execute(update(counters).values(value=counters.c.value + 1))
+            order.append(f"{name} out")
+
+    async def read_during() -> int:
+        await asyncio.sleep(0.01)
+        async with db.reading(engine) as conn:
+            order.append("read")
+            return int((await conn.execute(select(counters.c.value))).scalar_one())
+
+    *_, value = await asyncio.gather(write("a"), write("b"), read_during())
+    assert value in (0, 1)
+    if db.is_sqlite(engine):  # the second writer waits for the first; the reader waits for none
+        assert order == ["a in", "read", "a out", "b in", "b out"]
+    async with db.reading(engine) as conn:
+        assert (await conn.execute(select(counters.c.value))).scalar_one() == 2

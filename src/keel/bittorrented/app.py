@@ -16,6 +16,7 @@ from keel.bittorrented.api import torznab as torznab_routes
 from keel.bittorrented.indexer import Indexer, MetadataSource
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.bittorrented.web import search as search_page
+from keel.core import db
 from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
 from keel.core.clock import Clock
 
@@ -65,7 +66,7 @@ def create_app(
         index: Indexer | None = getattr(app.state, "indexer", None)
         if index is None:
             return False
-        async with index.engine.connect() as connection:
+        async with db.reading(index.engine) as connection:
             await connection.execute(text("SELECT 1"))
         return True
 

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keel.bittorrented import catalog, models
 from keel.bittorrented.catalog import Entry
+from keel.core import db
 
 DEFAULT_BATCH = 20_000
 # SQLite allows 32,766 bound parameters per statement since 3.32; stay well below.
@@ -92,7 +93,7 @@ async def load(
     try:
         while (batch := await pending) is not None:
             pending = asyncio.ensure_future(asyncio.to_thread(_prepare, source, batch_size, now))
-            async with engine.begin() as conn:
+            async with db.writing(engine) as conn:
                 await _add_sources(conn, batch, now)
                 new += await write(conn, batch, now)
             read += batch.read

@@ -28,6 +28,7 @@ from keel.bittorrented.search.ranking import decode_cursor
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.bittorrented.swarm import trackers
 from keel.bittorrented.torrents import Magnet, Metainfo
+from keel.core import db
 from keel.core.clock import Clock
 
 
@@ -63,7 +64,7 @@ class Indexer:
         page = await self.search_engine.search(request)
         if page.total or after is not None or not parsed.positive:
             return page
-        async with self.engine.connect() as conn:
+        async with db.reading(self.engine) as conn:
             respelled = await fuzzy.respell(conn, parsed)
         if respelled is None:
             return page
@@ -84,7 +85,7 @@ class Indexer:
         )
 
     async def get(self, info_hash: bytes) -> catalog.StoredTorrent:
-        async with self.engine.connect() as conn:
+        async with db.reading(self.engine) as conn:
             return await catalog.get(conn, info_hash)
 
     async def add(
@@ -99,7 +100,7 @@ class Indexer:
         # stall every request for ten seconds.
         entries = await asyncio.to_thread(self._entries, allowed)
         now = self.clock.now()
-        async with self.engine.begin() as conn:
+        async with db.writing(self.engine) as conn:
             added = await catalog.add(conn, entries, now=now)
             for m in allowed:
                 if announce and announce.get(m.info_hash):
@@ -129,7 +130,7 @@ class Indexer:
         except TorrentNotFound:
             pass
         else:
-            async with self.engine.begin() as conn:
+            async with db.writing(self.engine) as conn:
                 await trackers.remember(conn, link.info_hash, link.trackers, now=self.clock.now())
             return known, False
         fetched = None
@@ -164,6 +165,6 @@ class Indexer:
 
     async def remove(self, info_hash: bytes) -> None:
         """Delete a torrent and ban its hash, so no crawl fetches it again; TorrentNotFound."""
-        async with self.engine.begin() as conn:
+        async with db.writing(self.engine) as conn:
             await catalog.remove(conn, info_hash)
             await seen_store.ban(conn, [info_hash], now=self.clock.now())

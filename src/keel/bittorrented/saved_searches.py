@@ -18,6 +18,7 @@ from keel.bittorrented import models, query
 from keel.bittorrented.errors import SavedSearchNotFound
 from keel.bittorrented.indexer import Indexer
 from keel.bittorrented.search.base import Filters, SearchPage
+from keel.core import db
 
 FEED_LIMIT = 50
 ID_BYTES = 16
@@ -67,7 +68,7 @@ async def create(indexer: Indexer, *, name: str, text: str, filters: Filters) ->
         filters=filters,
         created_at=indexer.clock.now(),
     )
-    async with indexer.engine.begin() as conn:
+    async with db.writing(indexer.engine) as conn:
         await conn.execute(
             insert(models.saved_searches).values(
                 id=saved.id,
@@ -83,7 +84,7 @@ async def create(indexer: Indexer, *, name: str, text: str, filters: Filters) ->
 async def get(indexer: Indexer, search_id: str) -> SavedSearch:
     """One saved search; SavedSearchNotFound."""
     table = models.saved_searches
-    async with indexer.engine.connect() as conn:
+    async with db.reading(indexer.engine) as conn:
         row = (await conn.execute(select(table).where(table.c.id == search_id))).first()
     if row is None:
         raise SavedSearchNotFound()
@@ -99,7 +100,7 @@ async def get(indexer: Indexer, search_id: str) -> SavedSearch:
 async def remove(indexer: Indexer, search_id: str) -> None:
     """Delete a saved search; SavedSearchNotFound."""
     table = models.saved_searches
-    async with indexer.engine.begin() as conn:
+    async with db.writing(indexer.engine) as conn:
         result = await conn.execute(delete(table).where(table.c.id == search_id))
     if result.rowcount == 0:
         raise SavedSearchNotFound()

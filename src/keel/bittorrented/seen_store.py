@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keel.bittorrented import models
 from keel.bittorrented.dht.bloom import ScalableBloomFilter
+from keel.core import db
 from keel.core.clock import Clock, SystemClock
 
 SEEN = "seen"  # every hash the crawler triaged; only the crawler writes it
@@ -28,7 +29,7 @@ class DatabaseSeenStore:
     async def load(self) -> bytes | None:
         """The bytes last saved under this key, or None."""
         t = models.bloom_filters
-        async with self._engine.connect() as conn:
+        async with db.reading(self._engine) as conn:
             value = (await conn.execute(select(t.c.bytes).where(t.c.key == self._key))).first()
         return None if value is None else bytes(value[0])
 
@@ -40,7 +41,7 @@ class DatabaseSeenStore:
         statement = dialect.insert(t).values(
             key=self._key, bytes=data, created_at=now, updated_at=now
         )
-        async with self._engine.begin() as conn:
+        async with db.writing(self._engine) as conn:
             await conn.execute(
                 statement.on_conflict_do_update(
                     index_elements=["key"],

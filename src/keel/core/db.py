@@ -31,6 +31,7 @@ from typing import Any, Final, cast
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     AsyncSessionTransaction,
@@ -185,6 +186,31 @@ class _WriteTransaction(AsyncSessionTransaction):
         finally:
             if self._lock is not None:
                 self._lock.release()
+
+
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for reads only, for code that uses Core rather than sessions: on SQLite its
+    transaction is deferred (a WAL snapshot that neither waits for nor blocks a writer)."""
+    async with engine.connect() as conn:
+        if is_sqlite(engine):
+            await conn.execution_options(**{_BEGIN: _DEFERRED})
+        yield conn
+
+
+@asynccontextmanager
+async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """``engine.begin()`` as a write transaction: on SQLite behind the engine's in-process write
+    lock, so writers in this process queue in asyncio instead of SQLite's busy handler."""
+    lock = write_lock(engine)
+    if lock is not None:
+        await lock.acquire()
+    try:
+        async with engine.begin() as conn:
+            yield conn
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

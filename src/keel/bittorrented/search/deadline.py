@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keel.bittorrented.errors import SearchTimeout
+from keel.core import db
 
 QUERY_CANCELED = "57014"
 
@@ -27,8 +28,8 @@ QUERY_CANCELED = "57014"
 async def connection(engine: AsyncEngine, seconds: float) -> AsyncIterator[AsyncConnection]:
     """A connection (in a transaction on PostgreSQL) for statements that must end in time."""
     message = f"search took longer than {seconds:g} s"
-    async with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
+    if db.is_postgres(engine):
+        async with engine.connect() as conn:
             try:
                 async with conn.begin():
                     await conn.execute(text(f"SET LOCAL statement_timeout = {int(seconds * 1000)}"))
@@ -37,7 +38,8 @@ async def connection(engine: AsyncEngine, seconds: float) -> AsyncIterator[Async
                 if getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED:
                     raise SearchTimeout(message) from exc
                 raise
-            return
+        return
+    async with db.reading(engine) as conn:
         raw = await conn.get_raw_connection()
         sqlite = raw.driver_connection
         assert sqlite is not None

@@ -33,6 +33,7 @@ from keel.bittorrented.swarm import http_tracker, metrics, trackers
 from keel.bittorrented.swarm.base import Scraper, SwarmCounts
 from keel.bittorrented.swarm.dht_scrape import DhtScraper
 from keel.bittorrented.swarm.trackers import TrackerPool
+from keel.core import db
 from keel.core.clock import Clock, SystemClock
 from keel.core.logging import get_logger
 
@@ -161,7 +162,7 @@ class SwarmRefresher:
         failures only leave counts unknown; a database error propagates."""
         started = time.monotonic()
         now = self.clock.now()
-        async with self.engine.connect() as conn:
+        async with db.reading(self.engine) as conn:
             hashes = await due(
                 conn, limit=self.batch_size, scraped_before=now - self.rescrape_after
             )
@@ -171,7 +172,7 @@ class SwarmRefresher:
         from_trackers = await self._scrape_trackers(hashes, named)
         rest = [h for h in hashes if h not in from_trackers]
         from_dht = await _safe_scrape(self.dht, rest) if self.dht is not None and rest else {}
-        async with self.engine.begin() as conn:
+        async with db.writing(self.engine) as conn:
             await _write(conn, hashes, {SOURCE_TRACKER: from_trackers, SOURCE_DHT: from_dht}, now)
         counted = set(from_trackers) | set(from_dht)
         metrics.TORRENTS_REFRESHED.labels(SOURCE_TRACKER).inc(len(from_trackers))
