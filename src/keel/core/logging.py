@@ -32,6 +32,13 @@ def _redact(
     return event
 
 
+def _current_stderr(*_args: object) -> structlog.PrintLogger:
+    # sys.stderr as it is when a line is logged, not when logging was configured: a CLI run
+    # under a test runner (or a daemon that reopens its streams) swaps it, and the old stream
+    # is closed by then.
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure(level: str = "INFO", *, json: bool = True) -> None:
     """Configure structlog and the stdlib root logger once per process."""
     renderer: structlog.typing.Processor = (
@@ -48,7 +55,7 @@ def configure(level: str = "INFO", *, json: bool = True) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_current_stderr,
         cache_logger_on_first_use=False,
     )
 
