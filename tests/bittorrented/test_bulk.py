@@ -21,6 +21,8 @@ TABLES = (
     models.torrent_sources,
     models.torrents_torrent_sources,
     models.torrent_search,
+    models.torrent_file_search,
+    models.search_terms,
 )
 
 
@@ -94,11 +96,13 @@ async def wipe(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.execute(delete(models.torrents))
         await conn.execute(delete(models.torrent_sources))
+        await conn.execute(delete(models.search_terms))
         if engine.dialect.name == "postgresql":
-            # Restart the id sequence so both runs hand out the same ids.
-            await conn.execute(
-                text("SELECT setval(pg_get_serial_sequence('torrent_search', 'id'), 1, false)")
-            )
+            # Restart the id sequences so both runs hand out the same ids.
+            for table in ("torrent_search", "torrent_file_search"):
+                await conn.execute(
+                    text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 1, false)")
+                )
 
 
 async def test_bulk_load_writes_exactly_the_rows_catalog_add_writes(bt_engine: AsyncEngine) -> None:
@@ -117,6 +121,8 @@ async def test_bulk_load_writes_exactly_the_rows_catalog_add_writes(bt_engine: A
     assert (first.entries, first.new) == (len(FIRST), 5)  # a, b, c, then dp, e
     assert (second.entries, second.new) == (len(SECOND), 2)  # f and g
     assert expected["torrent_files"]  # the case with files really ran
+    assert expected["torrent_file_search"]
+    assert expected["search_terms"]
 
 
 async def test_bulk_loaded_rows_are_found_by_search(bt_engine: AsyncEngine) -> None:

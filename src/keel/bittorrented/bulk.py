@@ -180,6 +180,7 @@ WITH fresh AS (
     ON CONFLICT DO NOTHING
 )
 SELECT (SELECT count(*) FROM fresh) AS new,
+       ARRAY(SELECT info_hash FROM fresh) AS fresh,
        ARRAY(SELECT st.info_hash FROM bulk_stage st
              WHERE st.link_seeders IS NOT NULL
                AND st.info_hash NOT IN (SELECT info_hash FROM fresh)
@@ -228,7 +229,36 @@ async def _write_postgresql(conn: AsyncConnection, batch: _Batch, now: datetime)
     await conn.execute(text(_LINKS), {"now": now})
     if row.known_reported:
         await catalog.refresh_swarm(conn, [bytes(h) for h in row.known_reported])
+    await _write_vocabulary(conn, batch, {bytes(h) for h in row.fresh})
     return int(row.new)
+
+
+async def _write_vocabulary(conn: AsyncConnection, batch: _Batch, fresh: set[bytes]) -> None:
+    """File-name search rows and name terms of the new torrents, as catalog.add writes them."""
+    new = [e for e in batch.unique if e.metainfo.info_hash in fresh]
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    file_search = [row for e in new for row in catalog.file_search_rows(e)]
+    if file_search:
+        await conn.execute(
+            dialect.insert(models.torrent_file_search).on_conflict_do_nothing(), file_search
+        )
+    terms = [t["term"] for t in catalog.term_rows(new)]
+    if not terms:
+        return
+    if conn.dialect.name == "postgresql":
+        # One statement for the whole batch's vocabulary instead of a round trip per term.
+        await conn.execute(
+            text(
+                "INSERT INTO search_terms (term) SELECT unnest(CAST(:terms AS text[])) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"terms": terms},
+        )
+    else:
+        await conn.execute(
+            dialect.insert(models.search_terms).on_conflict_do_nothing(),
+            [{"term": t} for t in terms],
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,4 +329,5 @@ async def _write_sqlite(conn: AsyncConnection, batch: _Batch, now: datetime) -> 
     ]
     if reported:
         await catalog.refresh_swarm(conn, reported)
+    await _write_vocabulary(conn, batch, fresh)
     return len(fresh)
