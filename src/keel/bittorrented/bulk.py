@@ -25,7 +25,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keel.bittorrented import catalog, models
@@ -109,10 +108,9 @@ async def load(
 async def _add_sources(conn: AsyncConnection, batch: _Batch, now: datetime) -> None:
     # Also the first statement of the transaction: SQLAlchemy begins lazily, and the COPY
     # below goes straight to the driver, so something must open the transaction first.
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     keys = sorted({e.metainfo.source for e in batch.unique})
     await conn.execute(
-        dialect.insert(models.torrent_sources).on_conflict_do_nothing(),
+        db.insert(conn, models.torrent_sources).on_conflict_do_nothing(),
         [{"key": k, "name": k, "created_at": now, "updated_at": now} for k in keys],
     )
 
@@ -236,11 +234,10 @@ async def _write_postgresql(conn: AsyncConnection, batch: _Batch, now: datetime)
 async def _write_vocabulary(conn: AsyncConnection, batch: _Batch, fresh: set[bytes]) -> None:
     """File-name search rows and name terms of the new torrents, as catalog.add writes them."""
     new = [e for e in batch.unique if e.metainfo.info_hash in fresh]
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     file_search = [row for e in new for row in catalog.file_search_rows(e)]
     if file_search:
         await conn.execute(
-            dialect.insert(models.torrent_file_search).on_conflict_do_nothing(), file_search
+            db.insert(conn, models.torrent_file_search).on_conflict_do_nothing(), file_search
         )
     terms = [t["term"] for t in catalog.term_rows(new)]
     if not terms:
@@ -256,7 +253,7 @@ async def _write_vocabulary(conn: AsyncConnection, batch: _Batch, fresh: set[byt
         )
     else:
         await conn.execute(
-            dialect.insert(models.search_terms).on_conflict_do_nothing(),
+            db.insert(conn, models.search_terms).on_conflict_do_nothing(),
             [{"term": t} for t in terms],
         )
 

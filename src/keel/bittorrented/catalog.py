@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.bittorrented import models
@@ -22,6 +21,7 @@ from keel.bittorrented.errors import TorrentNotFound
 from keel.bittorrented.search.ranking import MAX_SEEDERS, relevance_key, relevance_key_sql
 from keel.bittorrented.tokens import tokenize
 from keel.bittorrented.torrents import Metainfo, TorrentFile
+from keel.core import db
 
 # bitmagnet's threshold: at or past it the file list is not kept in full.
 FILES_THRESHOLD = 100
@@ -54,11 +54,6 @@ def files_status(metainfo: Metainfo) -> str:
     if metainfo.files_over_cap:
         return "over_threshold"
     return "multi" if metainfo.files_count > 1 else "single"
-
-
-def _insert(conn: AsyncConnection, table: Any) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
 
 
 async def add(conn: AsyncConnection, entries: Sequence[Entry], *, now: datetime) -> int:
@@ -102,24 +97,24 @@ async def refresh_swarm(conn: AsyncConnection, info_hashes: Sequence[bytes]) -> 
 
 async def _insert_new(conn: AsyncConnection, entries: list[Entry], *, now: datetime) -> None:
     await conn.execute(
-        _insert(conn, models.torrents).on_conflict_do_nothing(),
+        db.insert(conn, models.torrents).on_conflict_do_nothing(),
         [torrent_row(e, now) for e in entries],
     )
     files = [row for e in entries for row in file_rows(e, now)]
     if files:
-        await conn.execute(_insert(conn, models.torrent_files).on_conflict_do_nothing(), files)
+        await conn.execute(db.insert(conn, models.torrent_files).on_conflict_do_nothing(), files)
     await conn.execute(
-        _insert(conn, models.torrent_search).on_conflict_do_nothing(),
+        db.insert(conn, models.torrent_search).on_conflict_do_nothing(),
         [search_row(e, now) for e in entries],
     )
     file_search = [row for e in entries for row in file_search_rows(e)]
     if file_search:
         await conn.execute(
-            _insert(conn, models.torrent_file_search).on_conflict_do_nothing(), file_search
+            db.insert(conn, models.torrent_file_search).on_conflict_do_nothing(), file_search
         )
     terms = term_rows(entries)
     if terms:
-        await conn.execute(_insert(conn, models.search_terms).on_conflict_do_nothing(), terms)
+        await conn.execute(db.insert(conn, models.search_terms).on_conflict_do_nothing(), terms)
 
 
 # The row builders below are the one definition of what a torrent becomes in each table;
@@ -213,10 +208,10 @@ def source_row(entry: Entry, now: datetime) -> dict[str, Any]:
 async def _record_sources(conn: AsyncConnection, entries: list[Entry], *, now: datetime) -> None:
     sources = sorted({e.metainfo.source for e in entries})
     await conn.execute(
-        _insert(conn, models.torrent_sources).on_conflict_do_nothing(),
+        db.insert(conn, models.torrent_sources).on_conflict_do_nothing(),
         [{"key": s, "name": s, "created_at": now, "updated_at": now} for s in sources],
     )
-    statement = _insert(conn, models.torrents_torrent_sources)
+    statement = db.insert(conn, models.torrents_torrent_sources)
     await conn.execute(
         statement.on_conflict_do_update(
             index_elements=["source", "info_hash"],

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keel.bittorrented import models
@@ -35,19 +34,8 @@ class DatabaseSeenStore:
 
     async def save(self, data: bytes) -> None:
         """Replace the bytes under this key, in one transaction (never half a filter)."""
-        t = models.bloom_filters
-        now = self._clock.now()
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(t).values(
-            key=self._key, bytes=data, created_at=now, updated_at=now
-        )
         async with db.writing(self._engine) as conn:
-            await conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["key"],
-                    set_={"bytes": statement.excluded.bytes, "updated_at": now},
-                )
-            )
+            await _store(conn, self._key, data, now=self._clock.now())
 
 
 async def ban(conn: AsyncConnection, info_hashes: Iterable[bytes], *, now: datetime) -> None:
@@ -61,9 +49,12 @@ async def ban(conn: AsyncConnection, info_hashes: Iterable[bytes], *, now: datet
     bloom = ScalableBloomFilter.from_bytes(bytes(row[0])) if row else _new_banned()
     for info_hash in info_hashes:
         bloom.add(info_hash)
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(t).values(
-        key=BANNED, bytes=bloom.to_bytes(), created_at=now, updated_at=now
+    await _store(conn, BANNED, bloom.to_bytes(), now=now)
+
+
+async def _store(conn: AsyncConnection, key: str, data: bytes, *, now: datetime) -> None:
+    statement = db.insert(conn, models.bloom_filters).values(
+        key=key, bytes=data, created_at=now, updated_at=now
     )
     await conn.execute(
         statement.on_conflict_do_update(

@@ -28,7 +28,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, cast
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -186,6 +187,12 @@ class _WriteTransaction(AsyncSessionTransaction):
         finally:
             if self._lock is not None:
                 self._lock.release()
+
+
+def insert(conn: AsyncConnection, table: Table) -> Any:
+    """An INSERT in ``conn``'s dialect, so ``on_conflict_do_nothing`` / ``on_conflict_do_update``
+    (which SQLAlchemy keeps per dialect) read the same on SQLite and PostgreSQL."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
 @asynccontextmanager

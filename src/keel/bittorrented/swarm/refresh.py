@@ -20,11 +20,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpx
 from sqlalchemy import exists, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keel.bittorrented import catalog, models
@@ -275,9 +273,8 @@ async def _write(
     )
     if not alive:
         return
-    dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
     await conn.execute(
-        dialect.insert(models.torrent_sources).on_conflict_do_nothing(),
+        db.insert(conn, models.torrent_sources).on_conflict_do_nothing(),
         [
             {"key": key, "name": name, "created_at": now, "updated_at": now}
             for key, name in _SOURCE_NAMES.items()
@@ -297,7 +294,7 @@ async def _write(
         if info_hash in alive
     ]
     if rows:
-        upsert = dialect.insert(models.torrents_torrent_sources)
+        upsert = db.insert(conn, models.torrents_torrent_sources)
         await conn.execute(
             upsert.on_conflict_do_update(
                 index_elements=["source", "info_hash"],
@@ -309,7 +306,7 @@ async def _write(
             ),
             rows,
         )
-    schedule = dialect.insert(models.torrent_scrapes)
+    schedule = db.insert(conn, models.torrent_scrapes)
     await conn.execute(
         schedule.on_conflict_do_update(
             index_elements=["info_hash"], set_={"scraped_at": schedule.excluded.scraped_at}

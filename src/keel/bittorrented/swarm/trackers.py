@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.bittorrented import models
@@ -23,6 +22,7 @@ from keel.bittorrented.swarm import http_tracker, udp_tracker
 from keel.bittorrented.swarm.base import Scraper
 from keel.bittorrented.swarm.http_tracker import HttpTracker
 from keel.bittorrented.swarm.udp_tracker import UdpTracker
+from keel.core import db
 from keel.core.resilience import CircuitBreaker
 
 __all__ = ["MAX_TRACKERS_PER_TORRENT", "TrackerPool", "known", "remember", "scrapable"]
@@ -57,8 +57,7 @@ async def remember(
     ]
     if not rows:
         return 0
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    await conn.execute(dialect.insert(models.torrent_trackers).on_conflict_do_nothing(), rows)
+    await conn.execute(db.insert(conn, models.torrent_trackers).on_conflict_do_nothing(), rows)
     return len(rows)
 
 
