@@ -113,6 +113,15 @@ def import_lines(
         typer.echo(f"read {seen} torrents, {added} new, {bad} bad lines skipped")
 
 
+def _stop_on_signals() -> asyncio.Event:
+    """An event that Ctrl-C or SIGTERM sets, so long-running commands stop cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
 @app.command()
 def crawl(
     port: Annotated[int | None, typer.Option(min=0, max=65535, help="DHT port.")] = None,
@@ -125,10 +134,7 @@ def crawl(
 
     async def work(index: Indexer) -> None:
         swarm = peers.swarm_for(settings)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+        stop = _stop_on_signals()
         typer.echo(f"crawling the DHT on port {swarm.settings.listen_port}; Ctrl-C stops", err=True)
         try:
             await crawling.crawl_until(index, swarm, stop)
@@ -146,10 +152,7 @@ def worker() -> None:
 
     async def work(index: Indexer) -> None:
         swarm = peers.swarm_for(settings)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+        stop = _stop_on_signals()
         try:
             async with workers.running(index, swarm):
                 await stop.wait()
