@@ -11,6 +11,7 @@ BittorrentedError (KeelError)
 ├── SavedSearchNotFound      no saved search with that id (404)
 ├── BannedTorrent            a torrent whose name is on the banned list (403)
 ├── MetadataTimeout          no peer sent a magnet's metadata in time (504)
+├── SwarmUnavailable         our libtorrent session could not start, e.g. its port is taken (503)
 └── SearchTimeout            the search ran past its statement timeout (503)
 
 ``MalformedTorrent`` carries ``offset``, the byte where decoding failed, when there is one.
@@ -80,6 +81,12 @@ class SearchTimeout(BittorrentedError, errors.Unavailable):
     """The search ran past its time limit; narrow the query."""
 
     code = "search_timeout"
+
+
+class SwarmUnavailable(BittorrentedError, errors.Unavailable):
+    """The peer network cannot be reached from here right now; retry later."""
+
+    code = "swarm_unavailable"
 
 
 class SavedSearchNotFound(BittorrentedError, errors.NotFound):

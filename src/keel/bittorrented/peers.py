@@ -17,8 +17,12 @@ from keel.bittorrented.dht.session import (
     SessionSettings,
     start_session,
 )
+from keel.bittorrented.errors import SwarmUnavailable
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.bittorrented.torrents import Magnet, Metainfo
+from keel.core.logging import get_logger
+
+log = get_logger("keel.bittorrented.peers")
 
 
 def parse_endpoint(text: str) -> Endpoint:
@@ -88,8 +92,17 @@ class Swarm:
             return self._session, self._fetcher
 
     async def fetch(self, link: Magnet, *, timeout_seconds: float) -> Metainfo | None:
-        """The magnet's metadata from its trackers and the DHT, or None when none came in time."""
-        _, fetcher = await self.start()
+        """The magnet's metadata from its trackers and the DHT, or None when none came in time.
+
+        Raises SwarmUnavailable when the session cannot start (its port is taken, say): that is
+        this server's trouble, not the caller's, and it may pass.
+        """
+        try:
+            _, fetcher = await self.start()
+        except OSError as exc:
+            # The listen address is ours to know; the reply names only the condition.
+            log.warning("swarm_unavailable", error=str(exc))
+            raise SwarmUnavailable() from exc
         outcome = await fetcher.fetch(
             link.info_hash, trackers=link.trackers, timeout_seconds=timeout_seconds, use_dht=True
         )

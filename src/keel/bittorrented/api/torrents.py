@@ -58,7 +58,8 @@ async def submit_magnet(
     body: MagnetBody, request: Request, response: Response, _: Guarded
 ) -> dict[str, Any]:
     """Index a magnet link: its metadata is fetched from peers (201), or it is already known
-    (200). 504 when no peer sends the metadata in time."""
+    (200). 504 when no peer sends the metadata in time, 503 when our peer session cannot
+    start (it cannot listen)."""
     stored, new = await indexer(request).add_magnet(body.magnet)
     if not new:
         response.status_code = 200
