@@ -125,7 +125,9 @@ torrent_search = Table(
     Column("release_group", String(100), nullable=True),
 )
 
-# Keyset walks: each sort has an index ending in id, so "the next page" is an index range.
+# Keyset walks: each sort has an index ending in id, so "the next page" is an index range. On
+# PostgreSQL migration 0005 rebuilds them to INCLUDE tsv and the filter columns, so a walk
+# is index-only (tests/bittorrented/search/test_covering_walk.py).
 Index("ix_torrent_search_relevance", torrent_search.c.relevance_key, torrent_search.c.id)
 Index("ix_torrent_search_seeders", torrent_search.c.seeders, torrent_search.c.id)
 Index("ix_torrent_search_size", torrent_search.c.size, torrent_search.c.id)

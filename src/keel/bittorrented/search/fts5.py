@@ -75,9 +75,7 @@ class Fts5Search:
         if total == 0:
             return SearchPage(hits=(), total=0, total_is_estimate=False, next_after=None)
         where = self._where(request, expr, filters, walk=total > self._count_cap)
-        page_text, page_params = sql.page_sql(where, request)
-        rows = (await conn.execute(text(page_text), page_params)).all()
-        hits = tuple(sql.hit_from_row(row) for row in rows)
+        hits = await sql.read_page(conn, where, request)
         next_after = (hits[-1].sort_value, hits[-1].id) if len(hits) == request.limit else None
         return SearchPage(
             hits=hits,

@@ -37,6 +37,10 @@ def tsquery(query: Query) -> str | None:
     return " & ".join(clause_expr(c) for c in query.clauses)
 
 
+# The planner switches that leave a bitmap scan of GIN as the only way to the page's keys.
+GIN_ONLY = (("enable_indexscan", "off"), ("enable_indexonlyscan", "off"), ("enable_seqscan", "off"))
+
+
 class TsvectorSearch:
     """:class:`~keel.bittorrented.search.base.SearchEngine` on PostgreSQL."""
 
@@ -65,6 +69,7 @@ class TsvectorSearch:
         if total == 0:
             return SearchPage(hits=(), total=0, total_is_estimate=False, next_after=None)
         estimate = total > self._count_cap
+        planner: tuple[tuple[str, str], ...] = ()
         if estimate:
             total = max(await self._planner_rows(conn, where), self._count_cap)
         elif query_text is not None:
@@ -72,11 +77,8 @@ class TsvectorSearch:
             # and sort them. The planner, estimating conjunctions as independent, may instead
             # walk a sort index hoping to meet 50 matches early; for "x264 flac" (millions of
             # names each, none together) that walk reads the whole index (18 s at 2.5M rows).
-            await conn.execute(text("SET LOCAL enable_indexscan = off"))
-            await conn.execute(text("SET LOCAL enable_seqscan = off"))
-        page_text, page_params = sql.page_sql(where, request)
-        rows = (await conn.execute(text(page_text), page_params)).all()
-        hits = tuple(sql.hit_from_row(row) for row in rows)
+            planner = GIN_ONLY
+        hits = await sql.read_page(conn, where, request, planner=planner)
         next_after = (hits[-1].sort_value, hits[-1].id) if len(hits) == request.limit else None
         return SearchPage(hits=hits, total=total, total_is_estimate=estimate, next_after=next_after)
 
