@@ -10,10 +10,10 @@ cost differs.
 from __future__ import annotations
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.bittorrented.query import Clause, Phrase, Query
-from keel.bittorrented.search import deadline, sql
+from keel.bittorrented.search import sql
 from keel.bittorrented.search.base import SearchPage, SearchRequest
 
 
@@ -45,19 +45,8 @@ def match_text(query: Query) -> str | None:
     return expr
 
 
-class Fts5Search:
+class Fts5Search(sql.SqlSearch):
     """:class:`~keel.bittorrented.search.base.SearchEngine` on SQLite FTS5."""
-
-    def __init__(
-        self, engine: AsyncEngine, *, timeout_seconds: float = 5.0, count_cap: int = 10_000
-    ) -> None:
-        self._engine = engine
-        self._timeout = timeout_seconds
-        self._count_cap = count_cap
-
-    async def search(self, request: SearchRequest) -> SearchPage:
-        async with deadline.connection(self._engine, self._timeout) as conn:
-            return await self._search(conn, request)
 
     async def _search(self, conn: AsyncConnection, request: SearchRequest) -> SearchPage:
         filters = sql.Where()

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from keel.bittorrented.search.base import Kind, SearchHit, SearchRequest
+from keel.bittorrented.search import deadline
+from keel.bittorrented.search.base import Kind, SearchHit, SearchPage, SearchRequest
 from keel.bittorrented.search.ranking import SORT_COLUMNS, descending
 
 # A hit's columns from torrent_search; the name comes from torrents, joined to the page only.
@@ -168,3 +169,22 @@ def hit_from_row(row: Any, sort_value: int) -> SearchHit:
         season=row.season,
         episode=row.episode,
     )
+
+
+class SqlSearch:
+    """What both engines share: a statement deadline per search and the count cap past which
+    the total is an estimate. An engine supplies ``_search`` on the deadline's connection."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, timeout_seconds: float = 5.0, count_cap: int = 10_000
+    ) -> None:
+        self._engine = engine
+        self._timeout = timeout_seconds
+        self._count_cap = count_cap
+
+    async def search(self, request: SearchRequest) -> SearchPage:
+        async with deadline.connection(self._engine, self._timeout) as conn:
+            return await self._search(conn, request)
+
+    async def _search(self, conn: AsyncConnection, request: SearchRequest) -> SearchPage:
+        raise NotImplementedError

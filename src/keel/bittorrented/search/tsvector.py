@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.bittorrented.query import Clause, Phrase, Query
-from keel.bittorrented.search import deadline, sql
+from keel.bittorrented.search import sql
 from keel.bittorrented.search.base import SearchPage, SearchRequest
 
 
@@ -41,19 +41,8 @@ def tsquery(query: Query) -> str | None:
 GIN_ONLY = (("enable_indexscan", "off"), ("enable_indexonlyscan", "off"), ("enable_seqscan", "off"))
 
 
-class TsvectorSearch:
+class TsvectorSearch(sql.SqlSearch):
     """:class:`~keel.bittorrented.search.base.SearchEngine` on PostgreSQL."""
-
-    def __init__(
-        self, engine: AsyncEngine, *, timeout_seconds: float = 5.0, count_cap: int = 10_000
-    ) -> None:
-        self._engine = engine
-        self._timeout = timeout_seconds
-        self._count_cap = count_cap
-
-    async def search(self, request: SearchRequest) -> SearchPage:
-        async with deadline.connection(self._engine, self._timeout) as conn:
-            return await self._search(conn, request)
 
     async def _search(self, conn: AsyncConnection, request: SearchRequest) -> SearchPage:
         where = sql.Where()
