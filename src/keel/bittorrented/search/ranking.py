@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from keel.bittorrented.errors import BadCursor
 from keel.bittorrented.search.base import Order, Sort
@@ -38,6 +40,52 @@ def relevance_key_sql(key_sql: str, seeders_sql: str) -> str:
     """SQL computing :func:`relevance_key` anew from a row's current key and new seeders (stored
     seeders are already clamped): the token count sits in the high bits and is kept."""
     return f"(({key_sql} / {_TOKEN_SHIFT}) * {_TOKEN_SHIFT} + ({MAX_SEEDERS} - ({seeders_sql})))"
+
+
+_MB = 2**20
+_GB = 2**30
+
+
+def _new_year(year: int) -> int:
+    return int(datetime(year, 1, 1, tzinfo=UTC).timestamp())
+
+
+# Each sort's keys cut into ranges ("tiers"), each with a partial GIN of its own on PostgreSQL
+# (migration 0006 holds the same bounds). A common word's page is then built tier by tier in
+# sort order: a tier with few matches is read off its GIN and sorted, a tier with many is walked,
+# so neither a long walk past non-matching rows nor a sort of millions happens (ADR 0005).
+TIER_BOUNDS: dict[Sort, tuple[int, ...]] = {
+    "relevance": tuple(
+        tokens * _TOKEN_SHIFT for tokens in (5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 18, 22)
+    ),
+    "seeders": (1, 2, 4, 8, 16, 64, 256, 1024),
+    "size": (100 * _MB, 700 * _MB, 2 * _GB, 5 * _GB, 15 * _GB),
+    "date": tuple(_new_year(y) for y in (2016, 2018, 2020, 2022, 2023, 2024, 2025, 2026, 2027)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """Keys ``low <= key < high``; None is unbounded."""
+
+    index: int
+    low: int | None
+    high: int | None
+
+    def holds(self, key: int) -> bool:
+        return (self.low is None or key >= self.low) and (self.high is None or key < self.high)
+
+
+def tiers(sort: Sort, order: Order, after: int | None = None) -> list[Tier]:
+    """The sort's tiers in walk order, from the one holding ``after`` (a keyset cursor's key)."""
+    edges = [None, *TIER_BOUNDS[sort], None]
+    ordered = [Tier(i, edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
+    if descending(sort, order):
+        ordered.reverse()
+    if after is not None:
+        start = next(i for i, tier in enumerate(ordered) if tier.holds(after))
+        ordered = ordered[start:]
+    return ordered
 
 
 def descending(sort: Sort, order: Order) -> bool:

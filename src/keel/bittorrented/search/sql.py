@@ -9,7 +9,8 @@ statement under a deadline.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keel.bittorrented.search import deadline
-from keel.bittorrented.search.base import Kind, SearchHit, SearchPage, SearchRequest
-from keel.bittorrented.search.ranking import SORT_COLUMNS, descending
+from keel.bittorrented.search.base import Kind, SearchHit, SearchPage, SearchRequest, Sort
+from keel.bittorrented.search.ranking import SORT_COLUMNS, Tier, descending
 
 # A hit's columns from torrent_search; the name comes from torrents, joined to the page only.
 HIT_COLUMNS = (
@@ -40,6 +41,25 @@ class Where:
 
     def sql(self) -> str:
         return " AND ".join(self.parts) if self.parts else "1=1"
+
+    def including(self, fragment: str, **params: Any) -> Where:
+        """A copy with one more conjunct."""
+        out = Where(list(self.parts), dict(self.params))
+        out.add(fragment, **params)
+        return out
+
+
+def tier_predicate(sort: Sort, tier: Tier) -> str:
+    """The tier's key range, with its bounds written in (not bound): the planner can use a
+    partial index only where it proves the query implies the index's predicate, and a bound
+    parameter proves nothing in a generic plan. Migration 0006 writes the same text."""
+    column = f"s.{SORT_COLUMNS[sort]}"
+    parts = []
+    if tier.low is not None:
+        parts.append(f"{column} >= {int(tier.low)}")
+    if tier.high is not None:
+        parts.append(f"{column} < {int(tier.high)}")
+    return "(" + " AND ".join(parts) + ")" if parts else "1=1"
 
 
 def add_filters(where: Where, request: SearchRequest) -> None:
@@ -130,6 +150,52 @@ def hits_sql(ids: Sequence[int]) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
+@asynccontextmanager
+async def planner_settings(
+    conn: AsyncConnection, planner: Sequence[tuple[str, str]]
+) -> AsyncIterator[None]:
+    """PostgreSQL's ``SET LOCAL`` for each (name, value) around one statement, then RESET."""
+    for name, value in planner:
+        await conn.execute(text(f"SET LOCAL {name} = {value}"))
+    yield
+    for name, _ in planner:
+        await conn.execute(text(f"RESET {name}"))
+
+
+async def count(
+    conn: AsyncConnection, where: Where, cap: int, *, planner: Sequence[tuple[str, str]] = ()
+) -> int:
+    """The matches of ``where``, counted up to ``cap + 1``."""
+    statement, params = count_sql(where, cap)
+    async with planner_settings(conn, planner):
+        return int((await conn.execute(text(statement), params)).scalar_one())
+
+
+async def read_keys(
+    conn: AsyncConnection,
+    where: Where,
+    request: SearchRequest,
+    *,
+    planner: Sequence[tuple[str, str]] = (),
+) -> list[tuple[int, int]]:
+    """The page's (id, sort value) pairs in order, planned under ``planner``."""
+    statement, params = page_keys_sql(where, request)
+    async with planner_settings(conn, planner):
+        return [(row.id, row.sort_value) for row in await conn.execute(text(statement), params)]
+
+
+async def read_hits(
+    conn: AsyncConnection, keys: Sequence[tuple[int, int]]
+) -> tuple[SearchHit, ...]:
+    """The hits for the page's keys, in the keys' order."""
+    if not keys:
+        return ()
+    statement, params = hits_sql([row_id for row_id, _ in keys])
+    rows = {row.id: row for row in await conn.execute(text(statement), params)}
+    # A torrent removed between the two statements drops out of the page.
+    return tuple(hit_from_row(rows[i], value) for i, value in keys if i in rows)
+
+
 async def read_page(
     conn: AsyncConnection,
     where: Where,
@@ -137,20 +203,8 @@ async def read_page(
     *,
     planner: Sequence[tuple[str, str]] = (),
 ) -> tuple[SearchHit, ...]:
-    """The page: its keys (under the ``planner`` settings, PostgreSQL's ``SET LOCAL`` name and
-    value pairs, reset before the hits are read), then its hits in key order."""
-    for name, value in planner:
-        await conn.execute(text(f"SET LOCAL {name} = {value}"))
-    keys_text, keys_params = page_keys_sql(where, request)
-    keys = [(row.id, row.sort_value) for row in await conn.execute(text(keys_text), keys_params)]
-    for name, _ in planner:
-        await conn.execute(text(f"RESET {name}"))
-    if not keys:
-        return ()
-    hits_text, hits_params = hits_sql([row_id for row_id, _ in keys])
-    rows = {row.id: row for row in await conn.execute(text(hits_text), hits_params)}
-    # A torrent removed between the two statements drops out of the page.
-    return tuple(hit_from_row(rows[i], value) for i, value in keys if i in rows)
+    """The page in one walk: its keys under ``planner``, then its hits."""
+    return await read_hits(conn, await read_keys(conn, where, request, planner=planner))
 
 
 def hit_from_row(row: Any, sort_value: int) -> SearchHit:
