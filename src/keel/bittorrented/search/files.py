@@ -65,6 +65,8 @@ async def search_files(
             exclude=fts5.any_expr(query.negative),
         )
     async with deadline.connection(engine, timeout_seconds) as conn:
+        if db.is_postgres(engine):
+            await tsvector.prepare(conn)
         total = (
             await conn.execute(
                 text(

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keel.bittorrented.query import Clause, Phrase, Query
 from keel.bittorrented.search import ranking, sql
-from keel.bittorrented.search.base import SearchPage, SearchRequest
+from keel.bittorrented.search.base import SearchHit, SearchPage, SearchRequest
 
 
 def phrase_expr(phrase: Phrase) -> str:
@@ -46,10 +46,34 @@ def tsquery(query: Query) -> str | None:
 GIN_ONLY = (("enable_indexscan", "off"), ("enable_indexonlyscan", "off"), ("enable_seqscan", "off"))
 # and those that leave only a walk of a b-tree (the sort index, which returns keys in order).
 WALK_ONLY = (("enable_bitmapscan", "off"), ("enable_seqscan", "off"))
-WORK_MEM = "32MB"
+# Past count_cap * UNCOUNTED estimated matches, the total is the planner's and is not counted.
+UNCOUNTED = 10
+# Index rows a tier's first walk reads (index-only: ~1 ms at 10M rows) before the tier is
+# judged sparse (under 1 match in 40) and its GIN is asked.
+WALK_BUDGET = 2_000
 # A tier with at most this many matches is read off its GIN and sorted; with more, a walk of
 # the tier meets a match every tier_rows / SPARSE rows or sooner, on average.
 SPARSE = 2_000
+
+
+SEARCH_SETTINGS = (
+    # A prepared statement run five times gets a generic plan, blind to the tsquery: the
+    # count for `x26*` went from 66 ms to 760 ms once a few other searches had run.
+    ("plan_cache_mode", "force_custom_plan"),
+    # JIT compiles a plan for 50-200 ms once its cost passes jit_above_cost, as any plan over
+    # a table of millions does; a search runs its plan once, so that is pure loss.
+    ("jit", "off"),
+    # A GIN bitmap past work_mem turns lossy: whole heap pages, every row on them tested
+    # again (the stock 4 MB did that to 180k rows of a 170k-match bitmap at 10M names). An
+    # exact bitmap of every page of a 10M-row table takes about 20 MB.
+    ("work_mem", "'32MB'"),
+)
+
+
+async def prepare(conn: AsyncConnection) -> None:
+    """The settings of a search transaction (names and files alike)."""
+    for name, value in SEARCH_SETTINGS:
+        await conn.execute(text(f"SET LOCAL {name} = {value}"))
 
 
 class TsvectorSearch(sql.SqlSearch):
@@ -62,9 +86,11 @@ class TsvectorSearch(sql.SqlSearch):
         timeout_seconds: float = 5.0,
         count_cap: int = 10_000,
         sparse: int = SPARSE,
+        walk_budget: int = WALK_BUDGET,
     ) -> None:
         super().__init__(engine, timeout_seconds=timeout_seconds, count_cap=count_cap)
         self._sparse = sparse
+        self._walk_budget = walk_budget
 
     async def _search(self, conn: AsyncConnection, request: SearchRequest) -> SearchPage:
         where = sql.Where()
@@ -72,19 +98,23 @@ class TsvectorSearch(sql.SqlSearch):
         if query_text is not None:
             where.add("s.tsv @@ CAST(:tsq AS tsquery)", tsq=query_text)
         sql.add_filters(where, request)
-        # JIT compiles a plan for 50-200 ms once its cost passes jit_above_cost, as any plan
-        # over a table of millions does; a search runs its plan once, so that is pure loss.
-        await conn.execute(text("SET LOCAL jit = off"))
-        # A GIN bitmap past work_mem turns lossy: whole heap pages, every row on them tested
-        # again (the stock 4 MB did that to 180k rows of a 170k-match bitmap at 10M names).
-        # An exact bitmap of every page of a 10M-row table takes about 20 MB.
-        await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+        await prepare(conn)
+        planned = await self._planner_rows(conn, where)
+        if query_text is not None and planned >= self._count_cap * UNCOUNTED:
+            # Far past the cap by the planner's statistics: counting 10,001 of them (40-70 ms
+            # for `the`) would only confirm it. The tiers settle the page either way, and when
+            # the estimate was wrong and they find less than a page, that is the exact total.
+            keys = await self._tiered_keys(conn, where, request)
+            hits = await sql.read_hits(conn, keys)
+            if request.after is None and len(keys) < request.limit:
+                return SearchPage(hits, total=len(hits), total_is_estimate=False, next_after=None)
+            return self._page(hits, request, total=planned, estimate=True)
         total = await sql.count(conn, where, self._count_cap)
         if total == 0:
             return SearchPage(hits=(), total=0, total_is_estimate=False, next_after=None)
         estimate = total > self._count_cap
         if estimate:
-            total = max(await self._planner_rows(conn, where), self._count_cap)
+            total = max(planned, self._count_cap)
         if query_text is None:
             hits = await sql.read_page(conn, where, request)  # the sort index, filtered
         elif not estimate:
@@ -92,26 +122,51 @@ class TsvectorSearch(sql.SqlSearch):
             # and sort them. The planner, estimating conjunctions as independent, may instead
             # walk a sort index hoping to meet 50 matches early; for "x264 flac" (millions of
             # names each, none together) that walk reads the whole index (18 s at 2.5M rows).
-            hits = await sql.read_page(conn, where, request, planner=GIN_ONLY)
+            hits = await sql.read_page(conn, where, request, planner=GIN_ONLY, indexed_cursor=False)
         else:
             hits = await sql.read_hits(conn, await self._tiered_keys(conn, where, request))
+        return self._page(hits, request, total=total, estimate=estimate)
+
+    @staticmethod
+    def _page(
+        hits: tuple[SearchHit, ...], request: SearchRequest, *, total: int, estimate: bool
+    ) -> SearchPage:
         next_after = (hits[-1].sort_value, hits[-1].id) if len(hits) == request.limit else None
         return SearchPage(hits=hits, total=total, total_is_estimate=estimate, next_after=next_after)
 
     async def _tiered_keys(
         self, conn: AsyncConnection, where: sql.Where, request: SearchRequest
     ) -> list[tuple[int, int]]:
-        """The page's keys over the sort's tiers, in order, until the page is full."""
+        """The page's keys over the sort's tiers, in order, until the page is full. In each tier
+        a walk of ``walk_budget`` index rows comes first: a tier dense in matches fills the page
+        there, and a sparse one costs the walk (~1 ms) before its own GIN is asked."""
         keys: list[tuple[int, int]] = []
         after = request.after[0] if request.after is not None else None
         for tier in ranking.tiers(request.sort, request.order, after):
-            in_tier = where.including(sql.tier_predicate(request.sort, tier))
-            matches = await sql.count(conn, in_tier, self._sparse, planner=GIN_ONLY)
+            bounds = sql.Where([sql.tier_predicate(request.sort, tier)])
+            rest = dataclasses.replace(request, limit=request.limit - len(keys))
+            found, stopped = await sql.budgeted_walk(
+                conn, where, bounds, rest, self._walk_budget, planner=WALK_ONLY
+            )
+            keys += found
+            if len(keys) == request.limit:
+                break
+            if stopped is None:
+                continue  # the walk reached the end of the tier
+            rest = dataclasses.replace(request, limit=request.limit - len(keys), after=stopped)
+            in_tier = where.including(bounds.parts[0])
+            counted = sql.past_cursor(in_tier, rest, indexed=False)
+            matches = await sql.count(conn, counted, self._sparse, planner=GIN_ONLY)
             if matches == 0:
                 continue
-            planner = GIN_ONLY if matches <= self._sparse else WALK_ONLY
-            rest = dataclasses.replace(request, limit=request.limit - len(keys))
-            keys += await sql.read_keys(conn, in_tier, rest, planner=planner)
+            sparse = matches <= self._sparse
+            keys += await sql.read_keys(
+                conn,
+                in_tier,
+                rest,
+                planner=GIN_ONLY if sparse else WALK_ONLY,
+                indexed_cursor=not sparse,
+            )
             if len(keys) == request.limit:
                 break
         return keys
