@@ -127,12 +127,14 @@ async def _check(url: str, rows: list[Row], cases: list[Case], limit: int) -> No
 
 def engines(engine: AsyncEngine) -> list[tuple[SearchEngine, bool]]:
     """Every way a page is made, with whether its total is exact: the capped count proving the
-    set small; and past the cap (count_cap=0), on PostgreSQL each tier's first walk filling the
-    page (the default budget), or stopping after 2 rows and the rest of the tier read off its
-    GIN (sparse=1000) or walked (sparse=0); on SQLite the walk of the sort index."""
+    set small; and past the cap, on PostgreSQL the tiers after a count (count_cap=1, never
+    uncounted) or without one (count_cap=0), each tier's first walk filling the page (the
+    default budget), or stopping after 2 rows and the rest of the tier read off its GIN
+    (sparse=1000) or walked (sparse=0); on SQLite the walk of the sort index."""
     if db.is_postgres(engine):
         return [
             (TsvectorSearch(engine, count_cap=1000), True),
+            (TsvectorSearch(engine, count_cap=1, uncounted=10**9), False),
             (TsvectorSearch(engine, count_cap=0), False),
             (TsvectorSearch(engine, count_cap=0, sparse=1000, walk_budget=2), False),
             (TsvectorSearch(engine, count_cap=0, sparse=0, walk_budget=2), False),

@@ -155,6 +155,25 @@ def past_cursor(where: Where, request: SearchRequest, *, indexed: bool = True) -
     )
 
 
+def capped_page_sql(where: Where, request: SearchRequest, cap: int) -> tuple[str, dict[str, Any]]:
+    """Up to ``cap + 1`` matches read once: their number (the row whose ``id`` is NULL) and
+    the page of them past the cursor. When the number is at most ``cap`` that page is the
+    page, and a count and a page read would have matched (and, for a phrase, rechecked) the
+    same rows twice. PostgreSQL only (a materialised CTE)."""
+    column = SORT_COLUMNS[request.sort]
+    cursor = past_cursor(Where(), request, indexed=False)
+    direction = _direction(request)
+    sql = (
+        f"WITH m AS MATERIALIZED (SELECT s.id, s.{column} FROM torrent_search s "
+        f"WHERE {where.sql()} LIMIT :cap) "
+        "SELECT count(*) AS total, NULL AS id, NULL AS sort_value FROM m "
+        f"UNION ALL (SELECT NULL, s.id, s.{column} FROM m AS s WHERE {cursor.sql()} "
+        f"ORDER BY s.{column} {direction}, s.id {direction} LIMIT :page_limit)"
+    )
+    params = {**where.params, **cursor.params, "cap": cap + 1, "page_limit": request.limit}
+    return sql, params
+
+
 def budgeted_walk_sql(
     match: Where, bounds: Where, request: SearchRequest, budget: int
 ) -> tuple[str, dict[str, Any]]:
@@ -225,6 +244,27 @@ async def read_keys(
     statement, params = page_keys_sql(where, request, indexed_cursor=indexed_cursor)
     async with planner_settings(conn, planner):
         return [(row.id, row.sort_value) for row in await conn.execute(text(statement), params)]
+
+
+async def capped_page(
+    conn: AsyncConnection,
+    where: Where,
+    request: SearchRequest,
+    cap: int,
+    *,
+    planner: Sequence[tuple[str, str]] = (),
+) -> tuple[int, list[tuple[int, int]]]:
+    """:func:`capped_page_sql`: the matches counted up to ``cap + 1``, and when there are at
+    most ``cap`` of them, the page's keys in order (else an empty list)."""
+    statement, params = capped_page_sql(where, request, cap)
+    async with planner_settings(conn, planner):
+        rows = (await conn.execute(text(statement), params)).all()
+    total = next(int(row.total) for row in rows if row.id is None)
+    if total > cap:
+        return total, []
+    keys = [(row.id, row.sort_value) for row in rows if row.id is not None]
+    keys.sort(key=lambda k: (k[1], k[0]), reverse=descending(request.sort, request.order))
+    return total, keys
 
 
 async def budgeted_walk(

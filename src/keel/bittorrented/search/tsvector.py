@@ -47,7 +47,7 @@ GIN_ONLY = (("enable_indexscan", "off"), ("enable_indexonlyscan", "off"), ("enab
 # and those that leave only a walk of a b-tree (the sort index, which returns keys in order).
 WALK_ONLY = (("enable_bitmapscan", "off"), ("enable_seqscan", "off"))
 # Past count_cap * UNCOUNTED estimated matches, the total is the planner's and is not counted.
-UNCOUNTED = 10
+UNCOUNTED = 3
 # Index rows a tier's first walk reads (index-only: ~1 ms at 10M rows) before the tier is
 # judged sparse (under 1 match in 40) and its GIN is asked.
 WALK_BUDGET = 2_000
@@ -87,10 +87,12 @@ class TsvectorSearch(sql.SqlSearch):
         count_cap: int = 10_000,
         sparse: int = SPARSE,
         walk_budget: int = WALK_BUDGET,
+        uncounted: int = UNCOUNTED,
     ) -> None:
         super().__init__(engine, timeout_seconds=timeout_seconds, count_cap=count_cap)
         self._sparse = sparse
         self._walk_budget = walk_budget
+        self._uncounted = uncounted
 
     async def _search(self, conn: AsyncConnection, request: SearchRequest) -> SearchPage:
         where = sql.Where()
@@ -100,7 +102,7 @@ class TsvectorSearch(sql.SqlSearch):
         sql.add_filters(where, request)
         await prepare(conn)
         planned = await self._planner_rows(conn, where)
-        if query_text is not None and planned >= self._count_cap * UNCOUNTED:
+        if query_text is not None and planned >= self._count_cap * self._uncounted:
             # Far past the cap by the planner's statistics: counting 10,001 of them (40-70 ms
             # for `the`) would only confirm it. The tiers settle the page either way, and when
             # the estimate was wrong and they find less than a page, that is the exact total.
@@ -109,23 +111,22 @@ class TsvectorSearch(sql.SqlSearch):
             if request.after is None and len(keys) < request.limit:
                 return SearchPage(hits, total=len(hits), total_is_estimate=False, next_after=None)
             return self._page(hits, request, total=planned, estimate=True)
-        total = await sql.count(conn, where, self._count_cap)
-        if total == 0:
-            return SearchPage(hits=(), total=0, total_is_estimate=False, next_after=None)
-        estimate = total > self._count_cap
-        if estimate:
-            total = max(planned, self._count_cap)
-        if query_text is None:
-            hits = await sql.read_page(conn, where, request)  # the sort index, filtered
-        elif not estimate:
-            # At most count_cap names match, and the count just proved it: read them off GIN
-            # and sort them. The planner, estimating conjunctions as independent, may instead
-            # walk a sort index hoping to meet 50 matches early; for "x264 flac" (millions of
-            # names each, none together) that walk reads the whole index (18 s at 2.5M rows).
-            hits = await sql.read_page(conn, where, request, planner=GIN_ONLY, indexed_cursor=False)
-        else:
-            hits = await sql.read_hits(conn, await self._tiered_keys(conn, where, request))
-        return self._page(hits, request, total=total, estimate=estimate)
+        if query_text is None:  # filters alone: the sort index, filtered
+            total = await sql.count(conn, where, self._count_cap)
+            hits = await sql.read_page(conn, where, request)
+            if total > self._count_cap:
+                return self._page(hits, request, total=max(planned, total), estimate=True)
+            return self._page(hits, request, total=total, estimate=False)
+        # Read up to count_cap + 1 matches off GIN, never by a walk (the planner, estimating
+        # conjunctions as independent, may walk a sort index hoping to meet 50 matches early;
+        # for "x264 flac", millions of names each and none together, that walk reads the whole
+        # index). When there are no more, sorted, they are the page, and their number the total.
+        total, keys = await sql.capped_page(conn, where, request, self._count_cap, planner=GIN_ONLY)
+        if total <= self._count_cap:
+            hits = await sql.read_hits(conn, keys)
+            return self._page(hits, request, total=total, estimate=False)
+        hits = await sql.read_hits(conn, await self._tiered_keys(conn, where, request))
+        return self._page(hits, request, total=max(planned, self._count_cap), estimate=True)
 
     @staticmethod
     def _page(
