@@ -3,12 +3,19 @@
 Both sides are built from our tokens, never by PostgreSQL's parser or a dictionary: ``tsv`` is
 ``to_tsvector('simple', tokens)`` over space-joined ``[a-z0-9]+`` tokens, which the default
 parser keeps whole, and the query is cast straight to ``tsquery`` so no stop word or stemmer
-changes it. The capped count decides the page's plan: when it proves the match set small, the
-page is read off GIN and sorted. Otherwise the page is built tier by tier of the sort's keys
-(``ranking.tiers``), in sort order: each tier's partial GIN counts its matches, a tier with few
-is read off that GIN and sorted, a tier with many is walked on the sort index, index-only and
-from the tier's first key. A walk thus never passes a long run of rows that cannot match (short
-names, for `x264 720p` under relevance), and no sort ever takes more than a tier's few matches.
+changes it.
+
+The plan is ours, not the planner's (each statement pinned with ``SET LOCAL enable_*``):
+
+* One GIN read of up to ``count_cap + 1`` matches: when there are no more, sorted, they are the
+  page and their number the total.
+* Otherwise, or straight away when the planner puts the set past ``UNCOUNTED`` times the cap,
+  the page is built tier by tier of the sort's keys (``ranking.tiers``), in sort order. In each
+  tier a walk of ``WALK_BUDGET`` rows of the sort index comes first (index-only: the index
+  covers ``tsv`` and the filters); when it does not fill the page, the tier's partial GIN
+  counts the rest: few are read off it and sorted, many are walked from where the walk
+  stopped. No walk passes a long run of rows that cannot match (short names, for `x264 720p`
+  under relevance), and no sort takes more than a tier's few matches.
 """
 
 from __future__ import annotations
