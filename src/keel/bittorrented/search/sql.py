@@ -1,7 +1,8 @@
 """The SQL both engines share: filters, keyset ranges, the capped count and the page itself.
 
-Statements are assembled from fixed fragments only; every value is a bind parameter (hence the
-``S608`` waivers below).
+Statements are assembled from fixed fragments only; every value is a bind parameter, except
+a tier's bounds, integers of ours that :func:`tier_predicate` writes in so that the planner can
+match them to a partial index.
 
 An engine supplies only its match predicate (FTS5 ``MATCH`` or a tsquery) and how it runs a
 statement under a deadline.
@@ -201,7 +202,8 @@ def budgeted_walk_sql(
 
 
 def hits_sql(ids: Sequence[int]) -> tuple[str, dict[str, Any]]:
-    """The hits' columns and names for the page's ids (any order; see :func:`in_page_order`)."""
+    """The hits' columns and names for the page's ids, in no order (:func:`read_hits` puts
+    them in the keys' order)."""
     params = {f"id{i}": row_id for i, row_id in enumerate(ids)}
     sql = (
         f"SELECT {HIT_COLUMNS}, t.name FROM torrent_search s "
