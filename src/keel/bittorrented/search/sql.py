@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keel.bittorrented.search import deadline
@@ -225,13 +225,22 @@ async def planner_settings(
         await conn.execute(text(f"RESET {name}"))
 
 
+async def _rows(
+    conn: AsyncConnection,
+    statement: tuple[str, dict[str, Any]],
+    planner: Sequence[tuple[str, str]],
+) -> Sequence[Row[Any]]:
+    """Every row of one built statement, planned under ``planner``."""
+    sql, params = statement
+    async with planner_settings(conn, planner):
+        return (await conn.execute(text(sql), params)).all()
+
+
 async def count(
     conn: AsyncConnection, where: Where, cap: int, *, planner: Sequence[tuple[str, str]] = ()
 ) -> int:
     """The matches of ``where``, counted up to ``cap + 1``."""
-    statement, params = count_sql(where, cap)
-    async with planner_settings(conn, planner):
-        return int((await conn.execute(text(statement), params)).scalar_one())
+    return int((await _rows(conn, count_sql(where, cap), planner))[0][0])
 
 
 async def read_keys(
@@ -243,9 +252,8 @@ async def read_keys(
     indexed_cursor: bool = True,
 ) -> list[tuple[int, int]]:
     """The page's (id, sort value) pairs in order, planned under ``planner``."""
-    statement, params = page_keys_sql(where, request, indexed_cursor=indexed_cursor)
-    async with planner_settings(conn, planner):
-        return [(row.id, row.sort_value) for row in await conn.execute(text(statement), params)]
+    rows = await _rows(conn, page_keys_sql(where, request, indexed_cursor=indexed_cursor), planner)
+    return [(row.id, row.sort_value) for row in rows]
 
 
 async def capped_page(
@@ -258,9 +266,7 @@ async def capped_page(
 ) -> tuple[int, list[tuple[int, int]]]:
     """:func:`capped_page_sql`: the matches counted up to ``cap + 1``, and when there are at
     most ``cap`` of them, the page's keys in order (else an empty list)."""
-    statement, params = capped_page_sql(where, request, cap)
-    async with planner_settings(conn, planner):
-        rows = (await conn.execute(text(statement), params)).all()
+    rows = await _rows(conn, capped_page_sql(where, request, cap), planner)
     total = next(int(row.total) for row in rows if row.id is None)
     if total > cap:
         return total, []
@@ -280,9 +286,7 @@ async def budgeted_walk(
 ) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
     """:func:`budgeted_walk_sql`: the matches' keys, and the (sort value, id) the walk stopped
     at when it stopped at the budget (None: it reached the end of ``bounds``)."""
-    statement, params = budgeted_walk_sql(match, bounds, request, budget)
-    async with planner_settings(conn, planner):
-        rows = (await conn.execute(text(statement), params)).all()
+    rows = await _rows(conn, budgeted_walk_sql(match, bounds, request, budget), planner)
     found = [(row.id, row.sort_value) for row in rows if row.hit]
     stopped = [(row.sort_value, row.id) for row in rows if row.hit is None]
     return found, (stopped[0] if stopped else None)

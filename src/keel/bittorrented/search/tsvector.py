@@ -151,7 +151,8 @@ class TsvectorSearch(sql.SqlSearch):
         keys: list[tuple[int, int]] = []
         after = request.after[0] if request.after is not None else None
         for tier in ranking.tiers(request.sort, request.order, after):
-            bounds = sql.Where([sql.tier_predicate(request.sort, tier)])
+            predicate = sql.tier_predicate(request.sort, tier)
+            bounds = sql.Where([predicate])
             rest = dataclasses.replace(request, limit=request.limit - len(keys))
             found, stopped = await sql.budgeted_walk(
                 conn, where, bounds, rest, self._walk_budget, planner=WALK_ONLY
@@ -162,7 +163,7 @@ class TsvectorSearch(sql.SqlSearch):
             if stopped is None:
                 continue  # the walk reached the end of the tier
             rest = dataclasses.replace(request, limit=request.limit - len(keys), after=stopped)
-            in_tier = where.including(bounds.parts[0])
+            in_tier = where.including(predicate)
             counted = sql.past_cursor(in_tier, rest, indexed=False)
             matches = await sql.count(conn, counted, self._sparse, planner=GIN_ONLY)
             if matches == 0:
