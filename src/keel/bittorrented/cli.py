@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,45 +15,29 @@ from keel.bittorrented import bootstrap, bulk, crawling, importer, peers, presen
 from keel.bittorrented.adapters import bitmagnet
 from keel.bittorrented.indexer import Indexer
 from keel.bittorrented.settings import BittorrentedSettings
-from keel.core import logging as keel_logging
-from keel.core.errors import KeelError
+from keel.core import cli
+from keel.core.cli import JsonOpt, fail
 from keel.core.settings import KeelSettings
 
 app = typer.Typer(help="bittorrented: torrent metadata index.", no_args_is_help=True)
 
 T = TypeVar("T")
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 IMPORT_BATCH = 5000
-
-
-def fail(message: str) -> None:
-    """One line on stderr, exit code 2: what the CLI does with bad input."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
 
 
 def _run(
     work: Callable[[Indexer], Awaitable[T]], settings: BittorrentedSettings | None = None
 ) -> T:
-    keel_logging.configure("WARNING", json=False)
-    core = KeelSettings()
+    data_dir = str(KeelSettings().data_dir)
 
-    async def main() -> T:
-        index = await bootstrap.open_indexer(
-            settings or BittorrentedSettings(), data_dir=str(core.data_dir)
-        )
-        try:
-            return await work(index)
-        finally:
-            await index.engine.dispose()
+    async def close(index: Indexer) -> None:
+        await index.engine.dispose()
 
-    try:
-        return asyncio.run(main())
-    except KeelError as exc:
-        if exc.status >= 500:
-            raise
-        fail(exc.detail)
-        raise  # unreachable: fail() exits
+    return cli.run(
+        lambda: bootstrap.open_indexer(settings or BittorrentedSettings(), data_dir=data_dir),
+        close,
+        work,
+    )
 
 
 @app.command("import")
@@ -99,7 +81,7 @@ def import_lines(
                 progress.update(task, completed=reader.position, rows=rows, bad=reader.bad)
 
             result = await index.ingest(
-                reader, batch_size=IMPORT_BATCH, progress=advance, stop=_stop_on_signals()
+                reader, batch_size=IMPORT_BATCH, progress=advance, stop=cli.stop_on_signals()
             )
             progress.update(task, completed=reader.position, rows=rows, bad=reader.bad)
         return result, reader.bad
@@ -125,15 +107,6 @@ def import_lines(
         raise typer.Exit(1)
 
 
-def _stop_on_signals() -> asyncio.Event:
-    """An event that Ctrl-C or SIGTERM sets, so long-running commands stop cleanly."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    return stop
-
-
 @app.command()
 def crawl(
     port: Annotated[int | None, typer.Option(min=0, max=65535, help="DHT port.")] = None,
@@ -146,7 +119,7 @@ def crawl(
 
     async def work(index: Indexer) -> None:
         swarm = peers.swarm_for(settings)
-        stop = _stop_on_signals()
+        stop = cli.stop_on_signals()
         typer.echo(f"crawling the DHT on port {swarm.settings.listen_port}; Ctrl-C stops", err=True)
         try:
             await crawling.crawl_until(index, swarm, stop)
@@ -164,7 +137,7 @@ def worker() -> None:
 
     async def work(index: Indexer) -> None:
         swarm = peers.swarm_for(settings)
-        stop = _stop_on_signals()
+        stop = cli.stop_on_signals()
         try:
             async with workers.running(index, swarm):
                 await stop.wait()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,8 +14,9 @@ import typer
 from keel.coinpay import apikeys, audit, bootstrap, businesses, notify, payments, presentation
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
+from keel.core import cli
 from keel.core import logging as keel_logging
-from keel.core.errors import KeelError
+from keel.core.cli import JsonOpt, fail
 from keel.core.settings import KeelSettings
 
 app = typer.Typer(help="coinpay: multi-chain crypto payment gateway.", no_args_is_help=True)
@@ -30,7 +30,6 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(payments_app, name="payments")
 
 T = TypeVar("T")
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 # Configuration set from the server's CLI applies to both worlds unless told otherwise.
 WorldsOpt = Annotated[
     str, typer.Option("--mode", help="test, live, or both (the default): which world to set.")
@@ -45,30 +44,15 @@ def _worlds(mode: str) -> tuple[str, ...]:
     return (mode,)
 
 
-def fail(message: str) -> None:
-    """One line on stderr, exit code 2: what the CLI does with bad input."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
 def _run(work: Callable[[Gateway], Awaitable[T]]) -> T:
-    keel_logging.configure("WARNING", json=False)
-    core = KeelSettings()
-
-    async def main() -> T:
-        gw = await bootstrap.open_gateway(CoinpaySettings(), data_dir=str(core.data_dir))
-        try:
-            return await work(gw)
-        finally:
-            await bootstrap.close_gateway(gw)
-
-    try:
-        return asyncio.run(main())
-    except KeelError as exc:
-        if exc.status >= 500 and exc.code not in ("seed_missing",):
-            raise
-        fail(exc.detail)
-        raise  # unreachable: fail() exits
+    data_dir = str(KeelSettings().data_dir)
+    return cli.run(
+        lambda: bootstrap.open_gateway(CoinpaySettings(), data_dir=data_dir),
+        bootstrap.close_gateway,
+        work,
+        # A missing seed is the operator's next step, not a crash.
+        reported=lambda exc: exc.status < 500 or exc.code == "seed_missing",
+    )
 
 
 def _emit(as_json: bool, data: dict[str, Any], lines: list[str]) -> None:
@@ -315,10 +299,7 @@ def worker() -> None:
 
     async def main() -> None:
         gw = await bootstrap.open_gateway(CoinpaySettings(), data_dir=str(core.data_dir))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = cli.stop_on_signals()
         try:
             await bootstrap.build_worker(gw).run(stop)
         finally:
