@@ -309,15 +309,13 @@ async def test_error_message_omits_query_string(server: ThreadingHTTPServer) -> 
     assert "s3cr3t" not in repr(info.value.extra)
 
 
-async def test_localhost_refused_after_resolution(
+async def test_localhost_refused_whatever_dns_says(
     server: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Pin the answer so the test does not depend on the sandbox's resolver.
-    monkeypatch.setattr(
-        socket, "getaddrinfo", _fake_getaddrinfo({"localhost": ["127.0.0.1", "::1"]})
-    )
+    # RFC 6761: localhost is loopback even if a (hostile) resolver says otherwise.
+    monkeypatch.setattr(socket, "getaddrinfo", _fake_getaddrinfo({"localhost": ["8.8.8.8"]}))
     async with guarded_client() as client:
-        with pytest.raises(BlockedDestination, match=r"'localhost'.*non-public"):
+        with pytest.raises(BlockedDestination, match=r"'localhost'.*loopback"):
             await client.get(f"http://localhost:{_port(server)}/")
     assert server.hits == 0  # type: ignore[attr-defined]
 
@@ -494,14 +492,25 @@ async def test_redirects_not_followed_by_default() -> None:
     assert response.status_code == 302
 
 
-async def test_dns_failure_surfaces_as_connect_error() -> None:
+async def test_failing_resolver_surfaces_as_connect_error() -> None:
     async def resolve(host: str, port: int) -> list[str]:
-        raise UnresolvableHost(host, "does not resolve")
+        raise UnresolvableHost(host, "resolver timed out", transient=True)
 
     backend = GuardedNetworkBackend(_RecordingBackend([]), resolve=resolve)
     async with _client(backend) as client:
         with pytest.raises(httpx.ConnectError, match=r"nowhere\.invalid"):
             await client.get("http://nowhere.invalid/")
+
+
+async def test_name_that_does_not_exist_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # NXDOMAIN is an answer, not an outage: refused like a private address, never retried.
+    monkeypatch.setattr(socket, "getaddrinfo", _fake_getaddrinfo({}))
+    inner = _RecordingBackend([])
+    async with _client(GuardedNetworkBackend(inner)) as client:
+        with pytest.raises(UnresolvableHost, match=r"nowhere\.invalid") as info:
+            await client.get("http://nowhere.invalid/")
+    assert info.value.transient is False
+    assert inner.connects == []
 
 
 async def test_unix_sockets_refused() -> None:
