@@ -244,7 +244,13 @@ class Periodic:
 
 
 class Worker:
-    """Runs handlers for claimed jobs and periodic tasks until ``stop`` is set."""
+    """Runs handlers for claimed jobs and periodic tasks until ``stop`` is set.
+
+    ``lease`` is how long a claimed job stays invisible to other workers; ``leases`` overrides
+    it per kind. A crashed worker's jobs come back once their lease lapses, so a kind whose
+    handler is short and bounded (an HTTP call with a timeout) should get a short lease; it
+    must still outlast the handler, or a live worker's job is claimed twice.
+    """
 
     def __init__(
         self,
@@ -253,6 +259,7 @@ class Worker:
         *,
         periodic: Sequence[Periodic] = (),
         lease: timedelta = timedelta(seconds=60),
+        leases: Mapping[str, timedelta] | None = None,
         poll_interval: float = 0.5,
         concurrency: int = 4,
         worker_id: str | None = None,
@@ -261,6 +268,7 @@ class Worker:
         self.handlers = dict(handlers)
         self.periodic = list(periodic)
         self.lease = lease
+        self.leases = {kind: (leases or {}).get(kind, lease) for kind in self.handlers}
         self.poll_interval = poll_interval
         self.concurrency = concurrency
         self.worker_id = worker_id or new_worker_id()
@@ -298,9 +306,16 @@ class Worker:
 
     async def run_once(self) -> int:
         """Claim one batch and run it; returns how many jobs ran."""
-        jobs = await self.queue.claim(
-            self.worker_id, lease=self.lease, limit=self.concurrency, kinds=list(self.handlers)
-        )
+        by_lease: dict[timedelta, list[str]] = {}
+        for kind, lease in self.leases.items():
+            by_lease.setdefault(lease, []).append(kind)
+        jobs: list[Job] = []
+        for lease, kinds in sorted(by_lease.items()):
+            if len(jobs) >= self.concurrency:
+                break
+            jobs += await self.queue.claim(
+                self.worker_id, lease=lease, limit=self.concurrency - len(jobs), kinds=kinds
+            )
         await asyncio.gather(*(self._run_job(job) for job in jobs))
         return len(jobs)
 
