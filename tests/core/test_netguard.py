@@ -6,6 +6,7 @@ a mock network backend; real sockets only ever touch 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import ssl
@@ -753,3 +754,13 @@ async def test_a_host_the_client_refuses_is_refused_naming_the_address_it_spells
         await vet_url("http://0177.0.0.1/")
     with pytest.raises(BlockedDestination, match="not a valid host for the HTTP client"):
         await vet_url("http://0010.0.0.010/", allow_private=True)
+
+
+async def test_a_lookup_that_hangs_is_refused_after_the_timeout() -> None:
+    async def hanging_dns(name: str, port: int) -> list[str]:
+        await asyncio.sleep(60)
+        return ["93.184.216.34"]
+
+    with pytest.raises(UnresolvableHost, match=r"did not resolve within 0\.1 s") as info:
+        await vet_url("https://slow.example/", lookup=hanging_dns, timeout=0.1)
+    assert info.value.transient is True

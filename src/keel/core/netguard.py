@@ -335,14 +335,18 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 async def vet_url(
-    url: str, *, allow_private: bool = False, lookup: Lookup = system_lookup
+    url: str,
+    *,
+    allow_private: bool = False,
+    lookup: Lookup = system_lookup,
+    timeout: float = 5.0,  # noqa: ASYNC109 - bounds the lookup, like the client's connect timeout
 ) -> list[str]:
     """Check ``url``'s destination now, exactly as the guarded client will when it connects.
 
     The host is the one the HTTP client hands its connection layer (``httpx.URL(url).host``),
     judged by :func:`resolve`. In ``allow_private`` mode names are not looked up. Returns the
     vetted addresses; raises :class:`BlockedDestination` (reason in ``.reason``) or
-    :class:`UnresolvableHost`.
+    :class:`UnresolvableHost` (also when the lookup takes over ``timeout`` seconds).
     """
     try:
         parsed = httpx.URL(url)
@@ -361,13 +365,19 @@ async def vet_url(
             raw_host, f"is not a valid host for the HTTP client ({exc})"
         ) from exc
     port = parsed.port or _DEFAULT_PORTS.get(parsed.scheme, 80)
-    return await resolve(
-        parsed.host,
-        port,
-        allow_private=allow_private,
-        lookup=lookup,
-        resolve_names=not allow_private,
-    )
+    try:
+        async with asyncio.timeout(timeout):
+            return await resolve(
+                parsed.host,
+                port,
+                allow_private=allow_private,
+                lookup=lookup,
+                resolve_names=not allow_private,
+            )
+    except TimeoutError as exc:
+        raise UnresolvableHost(
+            parsed.host, f"did not resolve within {timeout:g} s", transient=True
+        ) from exc
 
 
 class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
