@@ -66,7 +66,13 @@ async def list_webhooks(business_id: str, request: Request, caller: Caller) -> R
 async def create_webhook(
     business_id: str, body: WebhookBody, request: Request, caller: Caller
 ) -> Response:
-    """Add an endpoint; the reply carries its signing secret, shown this once."""
+    """Add an endpoint; the reply carries its signing secret, shown this once.
+
+    The URL must reach a public address: a host that is, or resolves to, a loopback, private,
+    link-local or other internal address (in any spelling, e.g. ``2130706433``) is refused
+    with a 400 naming why. Delivery is at least once: receivers dedupe on the event ``id``,
+    also sent as ``X-CoinPay-Event-Id``.
+    """
     _own(caller, business_id, "webhooks:manage")
     gw = gateway(request)
     async with gw.sessions() as session, session.begin():
@@ -123,7 +129,12 @@ async def delivery_log(
     payment_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response:
-    """Recent events and each delivery attempt."""
+    """Recent events and each delivery attempt.
+
+    An attempt is logged before its request is sent: ``sending`` while in flight, then
+    ``success``, ``retry``, ``dead``, or ``interrupted`` if its worker stopped before hearing
+    back (the receiver may have got it: delivery is at least once, dedupe on the event id).
+    """
     caller.require("webhooks:manage")
     gw = gateway(request)
     async with gw.sessions() as session:
