@@ -256,6 +256,8 @@ class Deliverer:
         now = self._clock.now()
         async with self._sessions() as session, session.begin():
             # This job was claimed again, so an earlier claim's open attempt is over for good.
+            # (A concurrent redelivery's live attempt caught here gets its result written over
+            # this when it finishes: the update below is by row id.)
             closed = await session.execute(
                 dl.update()
                 .where(
