@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from bip_utils import Bip39SeedGenerator, Bip84, Bip84Coins
@@ -173,6 +175,40 @@ def _fake_dns(answers: dict[str, list[str]]) -> netguard.Lookup:
         return answers[name]
 
     return lookup
+
+
+def _fake_getaddrinfo(answers: dict[str, list[str]]) -> Any:
+    """Stands in for the system resolver: no name leaves this machine."""
+
+    def fake(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        if host not in answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in answers[host]]
+
+    return fake
+
+
+async def test_a_name_resolving_to_a_private_address_is_refused_by_the_api(
+    guarded: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # asyncio's getaddrinfo looks socket.getaddrinfo up at call time.
+    monkeypatch.setattr(
+        socket, "getaddrinfo", _fake_getaddrinfo({"hooks.shop.example": ["169.254.169.254"]})
+    )
+    response = await guarded.client.post(
+        f"/api/businesses/{guarded.business_id}/webhooks",
+        json={"url": "https://hooks.shop.example/coinpay"},
+        headers=guarded.auth(),
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["reason"] == "resolves to link-local 169.254.169.254"
+    response = await guarded.client.post(
+        f"/api/businesses/{guarded.business_id}/webhooks",
+        json={"url": "https://gone.shop.example/coinpay"},
+        headers=guarded.auth(),
+    )
+    assert response.status_code == 400, response.text
+    assert "does not resolve" in response.json()["reason"]
 
 
 async def test_a_name_resolving_to_a_private_address_is_refused_at_registration() -> None:
