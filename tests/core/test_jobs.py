@@ -135,3 +135,25 @@ async def test_a_crashed_workers_jobs_come_back_after_their_own_kinds_lease(
     assert [j.kind for j in await queue.claim("other", lease=timedelta(hours=1))] == ["fast"]
     clock.advance(timedelta(seconds=55))
     assert [j.kind for j in await queue.claim("other", lease=timedelta(hours=1))] == ["slow"]
+
+
+async def test_per_kind_leases_keep_oldest_first_across_kinds(queue: JobQueue) -> None:
+    clock = queue.clock
+    assert isinstance(clock, FrozenClock)
+    await _enqueue(queue, 1, kind="slow")
+    clock.advance(timedelta(seconds=1))
+    await _enqueue(queue, 3, kind="fast")
+    order: list[str] = []
+
+    async def record(job: Job) -> None:
+        order.append(job.kind)
+
+    worker = Worker(
+        queue,
+        {"fast": record, "slow": record},
+        leases={"fast": timedelta(seconds=5)},
+        concurrency=1,
+    )
+    assert await worker.drain() == 4
+    # A short lease is no priority: the older job of the other kind goes first.
+    assert order == ["slow", "fast", "fast", "fast"]

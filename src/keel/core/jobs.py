@@ -33,7 +33,9 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     func,
+    literal,
     or_,
     select,
     update,
@@ -144,10 +146,21 @@ class JobQueue:
         lease: timedelta,
         limit: int = 10,
         kinds: Sequence[str] | None = None,
+        leases: Mapping[str, timedelta] | None = None,
     ) -> list[Job]:
-        """Lease up to ``limit`` ready jobs (including ones whose lease lapsed)."""
+        """Lease up to ``limit`` ready jobs (including ones whose lease lapsed), oldest first
+        whatever their kind; ``leases`` overrides ``lease`` per kind."""
         t = self.table
         now = self.clock.now()
+        locked_until: Any = literal(now + lease, UTCDateTime())
+        if leases:
+            locked_until = case(
+                *(
+                    (t.c.kind == kind, literal(now + own, UTCDateTime()))
+                    for kind, own in leases.items()
+                ),
+                else_=locked_until,
+            )
         ready = or_(
             and_(t.c.status == QUEUED, t.c.run_after <= now),
             and_(t.c.status == RUNNING, t.c.locked_until < now),
@@ -171,7 +184,7 @@ class JobQueue:
                 .values(
                     status=RUNNING,
                     attempts=t.c.attempts + 1,
-                    locked_until=now + lease,
+                    locked_until=locked_until,
                     locked_by=worker_id,
                 )
                 .returning(t.c.id, t.c.kind, t.c.payload, t.c.attempts, t.c.max_attempts)
@@ -306,16 +319,13 @@ class Worker:
 
     async def run_once(self) -> int:
         """Claim one batch and run it; returns how many jobs ran."""
-        by_lease: dict[timedelta, list[str]] = {}
-        for kind, lease in self.leases.items():
-            by_lease.setdefault(lease, []).append(kind)
-        jobs: list[Job] = []
-        for lease, kinds in sorted(by_lease.items()):
-            if len(jobs) >= self.concurrency:
-                break
-            jobs += await self.queue.claim(
-                self.worker_id, lease=lease, limit=self.concurrency - len(jobs), kinds=kinds
-            )
+        jobs = await self.queue.claim(
+            self.worker_id,
+            lease=self.lease,
+            leases=self.leases,
+            limit=self.concurrency,
+            kinds=list(self.handlers),
+        )
         await asyncio.gather(*(self._run_job(job) for job in jobs))
         return len(jobs)
 
