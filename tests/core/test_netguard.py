@@ -652,9 +652,11 @@ NUMERIC_CORPUS = [
 # Hosts the C library reads as a name (a DNS query), which netguard reads as the address a
 # browser would: refused without asking DNS.
 NAME_TO_LIBC_ADDRESS_TO_NETGUARD = [
-    "http://127.0.0.1./",
-    "http://%31%32%37.0.0.1/",
-    "http://0x7f.0.0.1./",
+    ("http://127.0.0.1./", "loopback 127.0.0.1"),
+    ("http://%31%32%37.0.0.1/", "loopback 127.0.0.1"),
+    ("http://0x7f.0.0.1./", "loopback 127.0.0.1"),
+    ("http://localhost./", "loopback (localhost, RFC 6761)"),
+    ("http://admin.localhost/", "loopback (localhost, RFC 6761)"),
 ]
 
 
@@ -724,9 +726,9 @@ async def test_netguard_reads_the_host_as_the_client_will_connect_to_it(url: str
         assert info.value.reason == f"resolves to {reason}"
 
 
-@pytest.mark.parametrize("url", NAME_TO_LIBC_ADDRESS_TO_NETGUARD)
+@pytest.mark.parametrize(("url", "reason"), NAME_TO_LIBC_ADDRESS_TO_NETGUARD)
 async def test_hosts_the_client_would_look_up_are_refused_as_the_address_they_spell(
-    url: str,
+    url: str, reason: str
 ) -> None:
     host, port = await _host_the_plain_client_connects_to(url)
     with pytest.raises(socket.gaierror):
@@ -737,8 +739,9 @@ async def test_hosts_the_client_would_look_up_are_refused_as_the_address_they_sp
         looked_up.append(name)
         return ["93.184.216.34"]
 
-    with pytest.raises(BlockedDestination, match=r"loopback 127\.0\.0\.1"):
-        await vet_url(url, lookup=dns)
+    with pytest.raises(BlockedDestination) as info:
+        await vet_url(url, lookup=dns)  # even though this DNS would answer a public address
+    assert info.value.reason == f"resolves to {reason}"
     assert looked_up == []
 
 
