@@ -613,6 +613,8 @@ def test_parse_host_reads_hosts_as_a_browser_does(
         "[::1",
         "[1.2.3.4]",
         "1.2.3.\u0661",
+        "1" * 5000,  # longer than int() parses in decimal
+        "0x" + "0" * 100 + "1",
     ],
 )
 def test_parse_host_refuses_what_no_client_can_connect_to(host: str) -> None:

@@ -168,6 +168,7 @@ _FORBIDDEN_IN_DOMAIN = frozenset(" #%/:<>?@[\\]^|") | {chr(c) for c in range(0x2
 _HEX = frozenset("0123456789abcdefABCDEF")
 _DEC = frozenset("0123456789")
 _OCT = frozenset("01234567")
+_MAX_IPV4_PART = 64  # characters; only leading zeros could make a real one longer than 35
 
 
 def parse_host(host: str) -> IPAddress | str:
@@ -235,9 +236,13 @@ def _parse_ipv4(original: str, host: str) -> ipaddress.IPv4Address | None:
 
 def _ipv4_number(part: str) -> int | None:
     # Explicit digit sets: int() would also take "_", "+", spaces and non-ASCII digits.
+    if len(part) > _MAX_IPV4_PART:
+        return None  # no 32-bit number needs it; int() refuses long decimal strings anyway
     if part[:2] in ("0x", "0X"):
         digits = part[2:]
-        return int(digits, 16) if set(digits) <= _HEX and digits else 0 if not digits else None
+        if not digits:
+            return 0  # WHATWG: a bare "0x" is zero
+        return int(digits, 16) if set(digits) <= _HEX else None
     if len(part) > 1 and part.startswith("0"):
         return int(part[1:], 8) if set(part[1:]) <= _OCT else None
     return int(part) if part and set(part) <= _DEC else None
