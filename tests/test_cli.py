@@ -171,6 +171,7 @@ def test_bad_wallet_address_exits_2(env: dict[str, str]) -> None:
 
 
 def test_operator_lists_and_revokes_keys_and_sets_wallets_per_mode(env: dict[str, str]) -> None:
+    env = {**env, "KEEL_COINPAY_WEBHOOK_ALLOW_PRIVATE": "true"}  # a receiver on loopback
     _, out, _ = run(
         env,
         "coinpay",
@@ -179,7 +180,7 @@ def test_operator_lists_and_revokes_keys_and_sets_wallets_per_mode(env: dict[str
         "--name",
         "S",
         "--webhook-url",
-        "https://shop.example/hook",
+        "http://127.0.0.1:9/hook",
         "--json",
     )
     created = json.loads(out)

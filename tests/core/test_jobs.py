@@ -100,3 +100,60 @@ async def test_worker_completes_successful_jobs(queue: JobQueue) -> None:
     async with queue.sessions() as session:
         statuses = set((await session.execute(select(table.c.status))).scalars())
     assert statuses == {DONE}
+
+
+async def test_a_crashed_workers_jobs_come_back_after_their_own_kinds_lease(
+    queue: JobQueue,
+) -> None:
+    await _enqueue(queue, 1, kind="fast")
+    await _enqueue(queue, 1, kind="slow")
+    started = asyncio.Event()
+    running: list[str] = []
+
+    async def hang(job: Job) -> None:
+        running.append(job.kind)
+        if len(running) == 2:
+            started.set()
+        await asyncio.Event().wait()  # until the "crash" below
+
+    worker = Worker(
+        queue,
+        {"fast": hang, "slow": hang},
+        lease=timedelta(seconds=60),
+        leases={"fast": timedelta(seconds=5)},
+    )
+    task = asyncio.create_task(worker.run_once())
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()  # the worker dies holding both jobs: nothing is completed
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    clock = queue.clock
+    assert isinstance(clock, FrozenClock)
+    clock.advance(timedelta(seconds=4))
+    assert await queue.claim("other", lease=timedelta(seconds=30)) == []
+    clock.advance(timedelta(seconds=2))
+    assert [j.kind for j in await queue.claim("other", lease=timedelta(hours=1))] == ["fast"]
+    clock.advance(timedelta(seconds=55))
+    assert [j.kind for j in await queue.claim("other", lease=timedelta(hours=1))] == ["slow"]
+
+
+async def test_per_kind_leases_keep_oldest_first_across_kinds(queue: JobQueue) -> None:
+    clock = queue.clock
+    assert isinstance(clock, FrozenClock)
+    await _enqueue(queue, 1, kind="slow")
+    clock.advance(timedelta(seconds=1))
+    await _enqueue(queue, 3, kind="fast")
+    order: list[str] = []
+
+    async def record(job: Job) -> None:
+        order.append(job.kind)
+
+    worker = Worker(
+        queue,
+        {"fast": record, "slow": record},
+        leases={"fast": timedelta(seconds=5)},
+        concurrency=1,
+    )
+    assert await worker.drain() == 4
+    # A short lease is no priority: the older job of the other kind goes first.
+    assert order == ["slow", "fast", "fast", "fast"]

@@ -6,6 +6,7 @@ a mock network backend; real sockets only ever touch 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import ssl
@@ -28,7 +29,10 @@ from keel.core.netguard import (
     _GuardedTransport,
     guarded_client,
     is_public_ip,
+    non_public_reason,
+    parse_host,
     resolve_public,
+    vet_url,
 )
 
 IP = ipaddress.ip_address
@@ -309,15 +313,13 @@ async def test_error_message_omits_query_string(server: ThreadingHTTPServer) -> 
     assert "s3cr3t" not in repr(info.value.extra)
 
 
-async def test_localhost_refused_after_resolution(
+async def test_localhost_refused_whatever_dns_says(
     server: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Pin the answer so the test does not depend on the sandbox's resolver.
-    monkeypatch.setattr(
-        socket, "getaddrinfo", _fake_getaddrinfo({"localhost": ["127.0.0.1", "::1"]})
-    )
+    # RFC 6761: localhost is loopback even if a (hostile) resolver says otherwise.
+    monkeypatch.setattr(socket, "getaddrinfo", _fake_getaddrinfo({"localhost": ["8.8.8.8"]}))
     async with guarded_client() as client:
-        with pytest.raises(BlockedDestination, match=r"'localhost'.*non-public"):
+        with pytest.raises(BlockedDestination, match=r"'localhost'.*loopback"):
             await client.get(f"http://localhost:{_port(server)}/")
     assert server.hits == 0  # type: ignore[attr-defined]
 
@@ -494,9 +496,9 @@ async def test_redirects_not_followed_by_default() -> None:
     assert response.status_code == 302
 
 
-async def test_dns_failure_surfaces_as_connect_error() -> None:
+async def test_failing_resolver_surfaces_as_connect_error() -> None:
     async def resolve(host: str, port: int) -> list[str]:
-        raise UnresolvableHost(host, "does not resolve")
+        raise UnresolvableHost(host, "resolver timed out", transient=True)
 
     backend = GuardedNetworkBackend(_RecordingBackend([]), resolve=resolve)
     async with _client(backend) as client:
@@ -504,6 +506,274 @@ async def test_dns_failure_surfaces_as_connect_error() -> None:
             await client.get("http://nowhere.invalid/")
 
 
+async def test_name_that_does_not_exist_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # NXDOMAIN is an answer, not an outage: refused like a private address, never retried.
+    monkeypatch.setattr(socket, "getaddrinfo", _fake_getaddrinfo({}))
+    inner = _RecordingBackend([])
+    async with _client(GuardedNetworkBackend(inner)) as client:
+        with pytest.raises(UnresolvableHost, match=r"nowhere\.invalid") as info:
+            await client.get("http://nowhere.invalid/")
+    assert info.value.transient is False
+    assert inner.connects == []
+
+
 async def test_unix_sockets_refused() -> None:
     with pytest.raises(BlockedDestination, match="unix"):
         await GuardedNetworkBackend(_RecordingBackend([])).connect_unix_socket("/run/docker.sock")
+
+
+# --------------------------------------------------------------------------- host parsing
+
+
+def _ipv4_part(value: int, base: str) -> str:
+    if base == "hex":
+        return f"0x{value:x}"
+    if base == "HEX":
+        return f"0X{value:X}"
+    if base == "oct":
+        return f"0{value:o}"
+    return str(value)
+
+
+def _inet_aton_spelling(n: int, bases: list[str]) -> str:
+    """``n`` in ``len(bases)`` parts (the last one filling the remaining bytes), each part
+    written in its base."""
+    packed = n.to_bytes(4, "big")
+    parts = len(bases)
+    values = [*packed[: parts - 1], int.from_bytes(packed[parts - 1 :], "big")]
+    return ".".join(_ipv4_part(v, b) for v, b in zip(values, bases, strict=True))
+
+
+_BASES = ["dec", "oct", "hex", "HEX"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.lists(st.sampled_from(_BASES), min_size=1, max_size=4),
+)
+def test_every_inet_aton_form_parses_to_its_integer(n: int, mixed: list[str]) -> None:
+    expected = ipaddress.IPv4Address(n)
+    # Every part count in every base, plus one random mix of bases.
+    spellings = [
+        _inet_aton_spelling(n, [base] * parts) for parts in (1, 2, 3, 4) for base in _BASES
+    ]
+    spellings.append(_inet_aton_spelling(n, mixed))
+    for text in spellings:
+        assert parse_host(text) == expected, text
+        assert parse_host(text + ".") == expected, text  # one trailing dot, as browsers allow
+        # The C library the HTTP client resolves with reads the same spelling the same way.
+        assert socket.inet_aton(text) == expected.packed, text
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("2130706433", IP("127.0.0.1")),
+        ("0x7F000001", IP("127.0.0.1")),
+        ("0177.0.0.1", IP("127.0.0.1")),
+        ("127.1", IP("127.0.0.1")),
+        ("127.0.1", IP("127.0.0.1")),
+        ("0", IP("0.0.0.0")),
+        ("0x", IP("0.0.0.0")),  # WHATWG: an empty hex number is 0
+        ("127.0.0.1.", IP("127.0.0.1")),
+        ("%31%32%37.0.0.1", IP("127.0.0.1")),
+        ("127\uff0e0\uff0e0\uff0e1", IP("127.0.0.1")),  # fullwidth full stops
+        ("\uff11\uff12\uff17.0.0.1", IP("127.0.0.1")),  # fullwidth digits
+        ("[::ffff:127.0.0.1]", IP("::ffff:7f00:1")),
+        ("::1", IP("::1")),
+        ("Hooks.Example.", "hooks.example"),
+        ("ex%41mple.com", "example.com"),
+        ("b\u00fccher.example", "xn--bcher-kva.example"),
+        ("0x7f.example", "0x7f.example"),  # ends in a label, not a number: a name
+        ("1.2.3.4x", "1.2.3.4x"),
+    ],
+)
+def test_parse_host_reads_hosts_as_a_browser_does(
+    host: str, expected: ipaddress.IPv4Address | ipaddress.IPv6Address | str
+) -> None:
+    assert parse_host(host) == expected
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "1.2.3.4.5",
+        "0x100000000",
+        "256.0.0.1",
+        "1.16777216",
+        "08.0.0.1",
+        "0x1g.1",
+        "1..1",
+        "",
+        ".",
+        "%zz",
+        "%ff.example",
+        "a b.example",
+        "[::1",
+        "[1.2.3.4]",
+        "1.2.3.\u0661",
+        "1" * 5000,  # longer than int() parses in decimal
+        "0x" + "0" * 100 + "1",
+    ],
+)
+def test_parse_host_refuses_what_no_client_can_connect_to(host: str) -> None:
+    with pytest.raises(BlockedDestination):
+        parse_host(host)
+
+
+def test_non_public_reason_names_the_range_and_the_address() -> None:
+    assert non_public_reason(IP("127.0.0.1")) == "loopback 127.0.0.1"
+    assert non_public_reason(IP("169.254.169.254")) == "link-local 169.254.169.254"
+    assert non_public_reason(IP("::ffff:10.0.0.1")) == "private 10.0.0.1 (embedded in ::ffff:a00:1)"
+    assert non_public_reason(IP("fe80::1")) == "link-local fe80::1"
+    assert non_public_reason(IP("::")) == "unspecified ::"
+    assert non_public_reason(IP("8.8.8.8")) is None
+
+
+# --------------------------------------------------------------------------- client equivalence
+
+# Hosts the C library reads as a number: the unguarded client would connect to that address.
+NUMERIC_CORPUS = [
+    "http://2130706433/",
+    "http://0x7f000001/",
+    "http://127.1/",
+    "http://0/",
+    "http://127\uff0e0\uff0e0\uff0e1/",
+    "http://2852039166/",
+    "http://0xa9fea9fe/",
+    "http://167772161/",
+    "http://10.1/",
+    "http://0x7f.1:8080/",
+    "http://[::1]/",
+    "http://[::ffff:127.0.0.1]/",
+    "http://[fe80::1]/",
+    "https://134744072/",
+    "https://[2606:4700:4700::1111]/",
+]
+# Hosts the C library reads as a name (a DNS query), which netguard reads as the address a
+# browser would: refused without asking DNS.
+NAME_TO_LIBC_ADDRESS_TO_NETGUARD = [
+    ("http://127.0.0.1./", "loopback 127.0.0.1"),
+    ("http://%31%32%37.0.0.1/", "loopback 127.0.0.1"),
+    ("http://0x7f.0.0.1./", "loopback 127.0.0.1"),
+    ("http://localhost./", "loopback (localhost, RFC 6761)"),
+    ("http://admin.localhost/", "loopback (localhost, RFC 6761)"),
+]
+
+
+class _HostRecorder(httpcore.AsyncNetworkBackend):
+    """The socket layer of a plain client: records the host it is asked to connect to."""
+
+    def __init__(self) -> None:
+        self.hosts: list[tuple[str, int]] = []
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self.hosts.append((host, port))
+        raise httpcore.ConnectError("recorded, not connected")
+
+    async def sleep(self, seconds: float) -> None:
+        pass
+
+
+async def _host_the_plain_client_connects_to(url: str) -> tuple[str, int]:
+    """What an unguarded httpx client hands its socket layer (AnyIOBackend, which passes it to
+    getaddrinfo) for ``url``."""
+    recorder = _HostRecorder()
+    transport = httpx.AsyncHTTPTransport()
+    transport._pool = httpcore.AsyncConnectionPool(network_backend=recorder)
+    async with httpx.AsyncClient(transport=transport, trust_env=False) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.post(url, content=b"{}")
+    [host] = recorder.hosts
+    return host
+
+
+def _libc_numeric(host: str, port: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    # getaddrinfo as anyio calls it, minus DNS: AI_NUMERICHOST only reads the host as a number.
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    return {IP(info[4][0]) for info in infos}
+
+
+@pytest.mark.parametrize("url", NUMERIC_CORPUS)
+async def test_netguard_reads_the_host_as_the_client_will_connect_to_it(url: str) -> None:
+    host, port = await _host_the_plain_client_connects_to(url)
+    client_would_reach = _libc_numeric(host, port)
+    # Registration: what vet_url says the destination is...
+    vetted = {IP(a) for a in await vet_url(url, allow_private=True)}
+    assert vetted == client_would_reach
+    # ...and delivery: the guarded client connects exactly there.
+    inner = _RecordingBackend(_response("200 OK"))
+    transport = _GuardedTransport(
+        allow_private=True, backend=GuardedNetworkBackend(inner, allow_private=True)
+    )
+    async with httpx.AsyncClient(transport=transport, trust_env=False) as client:
+        await client.post(url, content=b"{}")
+    assert {IP(address) for address, _ in inner.connects} == client_would_reach
+    # And the verdict follows the address.
+    [address] = client_would_reach
+    reason = non_public_reason(address)
+    if reason is None:
+        assert await vet_url(url) == [str(address)]
+    else:
+        with pytest.raises(BlockedDestination) as info:
+            await vet_url(url)
+        assert info.value.reason == f"resolves to {reason}"
+
+
+@pytest.mark.parametrize(("url", "reason"), NAME_TO_LIBC_ADDRESS_TO_NETGUARD)
+async def test_hosts_the_client_would_look_up_are_refused_as_the_address_they_spell(
+    url: str, reason: str
+) -> None:
+    host, port = await _host_the_plain_client_connects_to(url)
+    with pytest.raises(socket.gaierror):
+        _libc_numeric(host, port)  # a name to the client: it would ask DNS
+    looked_up: list[str] = []
+
+    async def dns(name: str, port: int) -> list[str]:
+        looked_up.append(name)
+        return ["93.184.216.34"]
+
+    with pytest.raises(BlockedDestination) as info:
+        await vet_url(url, lookup=dns)  # even though this DNS would answer a public address
+    assert info.value.reason == f"resolves to {reason}"
+    assert looked_up == []
+
+
+async def test_names_are_looked_up_as_the_client_spells_them() -> None:
+    url = "https://Hooks.Shop.Example./x"
+    host, _port = await _host_the_plain_client_connects_to(url)
+    looked_up: list[str] = []
+
+    async def dns(name: str, port: int) -> list[str]:
+        looked_up.append(name)
+        return ["93.184.216.34"]
+
+    assert await vet_url(url, lookup=dns) == ["93.184.216.34"]
+    assert looked_up == [host]
+
+
+async def test_a_host_the_client_refuses_is_refused_naming_the_address_it_spells() -> None:
+    with pytest.raises(httpx.InvalidURL):
+        httpx.URL("http://0177.0.0.1/")
+    with pytest.raises(BlockedDestination, match=r"loopback 127\.0\.0\.1"):
+        await vet_url("http://0177.0.0.1/")
+    with pytest.raises(BlockedDestination, match="not a valid host for the HTTP client"):
+        await vet_url("http://0010.0.0.010/", allow_private=True)
+
+
+async def test_a_lookup_that_hangs_is_refused_after_the_timeout() -> None:
+    async def hanging_dns(name: str, port: int) -> list[str]:
+        await asyncio.sleep(60)
+        return ["93.184.216.34"]
+
+    with pytest.raises(UnresolvableHost, match=r"did not resolve within 0\.1 s") as info:
+        await vet_url("https://slow.example/", lookup=hanging_dns, timeout=0.1)
+    assert info.value.transient is True

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keel.core.errors import Unauthorized
-from keel.core.netguard import guarded_client
+from keel.core.netguard import UnresolvableHost, guarded_client
 from keel.core.webhooks import (
     MAX_ATTEMPTS,
     RETRY_SCHEDULE,
@@ -377,6 +377,7 @@ async def test_deliver_500_is_not_ok(client: Any, base: str) -> None:
     assert result.ok is False
     assert result.status_code == 500
     assert result.error == "HTTP 500"
+    assert result.refused is False
     assert "received" in result.response_excerpt
 
 
@@ -406,6 +407,7 @@ async def test_deliver_connection_refused(client: Any) -> None:
     assert result.status_code is None
     assert result.error is not None
     assert "ConnectError" in result.error
+    assert result.refused is False
 
 
 async def test_deliver_blocked_destination_is_reported(base: str, server: _Server) -> None:
@@ -415,8 +417,34 @@ async def test_deliver_blocked_destination_is_reported(base: str, server: _Serve
     assert result.status_code is None
     assert result.error is not None
     assert result.error.startswith("blocked:")
+    assert "loopback 127.0.0.1" in result.error
+    assert result.refused is True
     assert "s3cr3t" not in result.error
     assert server.received == []  # type: ignore[attr-defined]
+
+
+async def test_deliver_name_that_does_not_exist_is_refused_not_failed() -> None:
+    async def no_such_name(host: str, port: int) -> list[str]:
+        raise UnresolvableHost(host, "does not resolve (NXDOMAIN)")
+
+    async with guarded_client(lookup=no_such_name) as guarded:
+        result = await deliver(guarded, "https://gone.example/hook", BODY, {})
+    assert result.ok is False
+    assert result.refused is True
+    assert result.error is not None
+    assert "gone.example" in result.error
+
+
+async def test_deliver_failing_resolver_is_a_failure_not_a_refusal() -> None:
+    async def resolver_down(host: str, port: int) -> list[str]:
+        raise UnresolvableHost(host, "resolver timed out", transient=True)
+
+    async with guarded_client(lookup=resolver_down) as guarded:
+        result = await deliver(guarded, "https://shop.example/hook", BODY, {})
+    assert result.ok is False
+    assert result.refused is False
+    assert result.error is not None
+    assert "ConnectError" in result.error
 
 
 async def test_deliver_bad_url_is_reported(client: Any) -> None:

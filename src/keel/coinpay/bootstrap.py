@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -31,6 +32,20 @@ log = get_logger("keel.coinpay")
 MIGRATIONS = "keel.coinpay:migrations"
 VERSION_TABLE = "coinpay_alembic_version"
 EXPIRY_SWEEP = timedelta(seconds=10)
+# A delivery is one request bounded by ``webhook_timeout_seconds`` (deliver() enforces it as a
+# whole-attempt deadline) plus two short writes that open and close the attempt in the log.
+# Its lease must outlast all of that, or a live worker's attempt is claimed and sent a second
+# time; every second beyond is time a crashed worker's deliveries wait to come back. The
+# margin covers those writes queueing briefly for the database's write lock; a pathological
+# wait (SQLite's busy timeout is 30 s) costs at worst a duplicate send, which at-least-once
+# delivery allows (receivers dedupe on the event id) and the job's fencing token keeps from
+# being recorded twice as done.
+DELIVERY_LEASE_MARGIN = timedelta(seconds=5)
+
+
+def delivery_lease(settings: CoinpaySettings) -> timedelta:
+    """How long a claimed webhook delivery stays invisible to other workers."""
+    return timedelta(seconds=math.ceil(settings.webhook_timeout_seconds)) + DELIVERY_LEASE_MARGIN
 
 
 def database_url(settings: CoinpaySettings, data_dir: str = "var") -> str:
@@ -128,6 +143,7 @@ def build_worker(gw: Gateway) -> Worker:
             Periodic("queue-depth", timedelta(seconds=15), sample_queue),
         ],
         lease=timedelta(seconds=gw.settings.job_lease_seconds),
+        leases={notify.DELIVER_JOB: delivery_lease(gw.settings)},
         poll_interval=gw.settings.worker_poll_seconds,
     )
 

@@ -8,7 +8,6 @@ stored once and re-sent byte for byte; each attempt is signed afresh with the cu
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import time
 import uuid
@@ -59,9 +58,16 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_hex(32)
 
 
-def validate_url(url: str, *, allow_private: bool) -> str:
-    """Reject what can never be a merchant's endpoint; hostnames are re-checked at delivery,
-    after DNS resolution."""
+async def validate_url(
+    url: str, *, allow_private: bool, lookup: netguard.Lookup = netguard.system_lookup
+) -> str:
+    """The URL to store, or BadRequest naming why it can never be a merchant's endpoint.
+
+    Shape (absolute http(s), no whitespace, sane length and port) is checked here; where it
+    points is judged by keel.core.netguard, the same policy delivery runs when it connects,
+    on the host exactly as the HTTP client reads it. ``lookup`` resolves names (tests pass a
+    fake DNS); in ``allow_private`` mode names are not looked up.
+    """
     if any(c.isspace() or ord(c) < 32 for c in url.strip()):
         raise BadRequest("Webhook URL must not contain whitespace or control characters")
     try:
@@ -73,16 +79,12 @@ def validate_url(url: str, *, allow_private: bool) -> str:
         raise BadRequest("Webhook URL must be an absolute http(s) URL")
     if len(url) > 2000:
         raise BadRequest("Webhook URL is too long")
-    if not allow_private:
-        try:
-            literal = ipaddress.ip_address(parts.hostname)
-        except ValueError:
-            literal = None
-        if (literal is not None and not netguard.is_public_ip(literal)) or parts.hostname in (
-            "localhost",
-            "localhost.localdomain",
-        ):
-            raise BadRequest("Webhook URL points at a private or loopback address")
+    try:
+        await netguard.vet_url(url.strip(), allow_private=allow_private, lookup=lookup)
+    except netguard.BlockedDestination as exc:
+        raise BadRequest(
+            f"Webhook URL refused: host {exc.host!r} {exc.reason}", reason=exc.reason
+        ) from exc
     return url.strip()
 
 
@@ -110,7 +112,7 @@ async def create_endpoint(
     shown once)."""
     endpoint_id = str(uuid.uuid4())
     secret = new_secret()
-    stored_url = validate_url(url, allow_private=allow_private)
+    stored_url = await validate_url(url, allow_private=allow_private)
     chosen = validate_events(events)
     await session.execute(
         models.webhook_endpoints.insert().values(
@@ -281,8 +283,22 @@ def _secrets_for(row: Any, box: SecretBox, now: datetime) -> list[str]:
     return [current]
 
 
+# Delivery log outcomes besides success / retry / dead: an attempt is logged as ``sending``
+# before its request leaves, and one a dead worker left open reads ``interrupted``.
+SENDING = "sending"
+INTERRUPTED = "interrupted"
+_INTERRUPTED_ERROR = "the worker stopped before this attempt finished; it may have been received"
+
+
 class Deliverer:
-    """The ``webhook.deliver`` job handler."""
+    """The ``webhook.deliver`` job handler.
+
+    Every attempt is logged before it is sent (``sending``, committed on its own) and closed
+    with its result after, so the log lists every request a receiver may have seen, including
+    one cut short by a crash: the next claim of the job closes such a leftover as
+    ``interrupted``. A destination the SSRF guard refuses (private address, name that does not
+    exist) is dead at once: retrying the same URL cannot succeed.
+    """
 
     def __init__(
         self,
@@ -300,20 +316,46 @@ class Deliverer:
         self._timeout = timeout
 
     async def __call__(self, job: Job) -> None:
-        ev, ep = models.webhook_events, models.webhook_endpoints
-        async with self._sessions() as session:
-            event = (
-                await session.execute(select(ev).where(ev.c.id == job.payload["event_id"]))
-            ).one_or_none()
-            endpoint = (
-                await session.execute(select(ep).where(ep.c.id == job.payload["endpoint_id"]))
-            ).one_or_none()
-        if event is None or endpoint is None or not endpoint.active:
-            return  # deleted meanwhile: nothing to deliver
+        ev, ep, dl = models.webhook_events, models.webhook_endpoints, models.webhook_deliveries
+        event_id, endpoint_id = job.payload["event_id"], job.payload["endpoint_id"]
         now = self._clock.now()
-        body = event.body.encode()
-        # Signed with the wall clock, not the injected one: receivers check it against theirs.
-        header = webhooks.sign(body, _secrets_for(endpoint, self._box, now), int(time.time()))
+        async with self._sessions() as session, session.begin():
+            # This job was claimed again, so an earlier claim's open attempt is over for good.
+            # (A concurrent redelivery's live attempt caught here gets its result written over
+            # this when it finishes: the update below is by row id.)
+            closed = await session.execute(
+                dl.update()
+                .where(
+                    dl.c.event_id == event_id,
+                    dl.c.endpoint_id == endpoint_id,
+                    dl.c.outcome == SENDING,
+                    dl.c.attempt < job.attempts,
+                )
+                .values(outcome=INTERRUPTED, error=_INTERRUPTED_ERROR)
+            )
+            if interrupted := getattr(closed, "rowcount", 0):
+                DELIVERIES.labels(INTERRUPTED).inc(interrupted)
+            event = (await session.execute(select(ev).where(ev.c.id == event_id))).one_or_none()
+            endpoint = (
+                await session.execute(select(ep).where(ep.c.id == endpoint_id))
+            ).one_or_none()
+            if event is None or endpoint is None or not endpoint.active:
+                return  # deleted meanwhile: nothing to deliver
+            body = event.body.encode()
+            # Signed with the wall clock, not the injected one: receivers check it against theirs.
+            header = webhooks.sign(body, _secrets_for(endpoint, self._box, now), int(time.time()))
+            attempt_id = await session.scalar(
+                dl.insert()
+                .values(
+                    event_id=event.id,
+                    endpoint_id=endpoint.id,
+                    attempt=job.attempts,
+                    outcome=SENDING,
+                    latency_ms=0,
+                    created_at=now,
+                )
+                .returning(dl.c.id)
+            )
         headers = {
             SIGNATURE_HEADER: header,
             "User-Agent": "CoinPay-Webhook/1.0 (Keel)",
@@ -325,21 +367,20 @@ class Deliverer:
             self._client, endpoint.url, body, headers, timeout=self._timeout
         )
         DELIVERY_SECONDS.observe(result.latency_seconds)
-        delay = None if result.ok else webhooks.next_retry_delay(job.attempts)
+        final = result.ok or result.refused
+        delay = None if final else webhooks.next_retry_delay(job.attempts)
         outcome = "success" if result.ok else ("retry" if delay is not None else "dead")
         DELIVERIES.labels(outcome).inc()
         async with self._sessions() as session, session.begin():
             await session.execute(
-                models.webhook_deliveries.insert().values(
-                    event_id=event.id,
-                    endpoint_id=endpoint.id,
-                    attempt=job.attempts,
+                dl.update()
+                .where(dl.c.id == attempt_id)
+                .values(
                     outcome=outcome,
                     status_code=result.status_code,
                     latency_ms=int(result.latency_seconds * 1000),
                     error=result.error,
                     response_excerpt=result.response_excerpt[:1024],
-                    created_at=now,
                 )
             )
         if result.ok:

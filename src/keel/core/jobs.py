@@ -33,7 +33,9 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     func,
+    literal,
     or_,
     select,
     update,
@@ -144,10 +146,21 @@ class JobQueue:
         lease: timedelta,
         limit: int = 10,
         kinds: Sequence[str] | None = None,
+        leases: Mapping[str, timedelta] | None = None,
     ) -> list[Job]:
-        """Lease up to ``limit`` ready jobs (including ones whose lease lapsed)."""
+        """Lease up to ``limit`` ready jobs (including ones whose lease lapsed), oldest first
+        whatever their kind; ``leases`` overrides ``lease`` per kind."""
         t = self.table
         now = self.clock.now()
+        locked_until: Any = literal(now + lease, UTCDateTime())
+        if leases:
+            locked_until = case(
+                *(
+                    (t.c.kind == kind, literal(now + own, UTCDateTime()))
+                    for kind, own in leases.items()
+                ),
+                else_=locked_until,
+            )
         ready = or_(
             and_(t.c.status == QUEUED, t.c.run_after <= now),
             and_(t.c.status == RUNNING, t.c.locked_until < now),
@@ -171,7 +184,7 @@ class JobQueue:
                 .values(
                     status=RUNNING,
                     attempts=t.c.attempts + 1,
-                    locked_until=now + lease,
+                    locked_until=locked_until,
                     locked_by=worker_id,
                 )
                 .returning(t.c.id, t.c.kind, t.c.payload, t.c.attempts, t.c.max_attempts)
@@ -244,7 +257,13 @@ class Periodic:
 
 
 class Worker:
-    """Runs handlers for claimed jobs and periodic tasks until ``stop`` is set."""
+    """Runs handlers for claimed jobs and periodic tasks until ``stop`` is set.
+
+    ``lease`` is how long a claimed job stays invisible to other workers; ``leases`` overrides
+    it per kind. A crashed worker's jobs come back once their lease lapses, so a kind whose
+    handler is short and bounded (an HTTP call with a timeout) should get a short lease; it
+    must still outlast the handler, or a live worker's job is claimed twice.
+    """
 
     def __init__(
         self,
@@ -253,6 +272,7 @@ class Worker:
         *,
         periodic: Sequence[Periodic] = (),
         lease: timedelta = timedelta(seconds=60),
+        leases: Mapping[str, timedelta] | None = None,
         poll_interval: float = 0.5,
         concurrency: int = 4,
         worker_id: str | None = None,
@@ -261,6 +281,7 @@ class Worker:
         self.handlers = dict(handlers)
         self.periodic = list(periodic)
         self.lease = lease
+        self.leases = {kind: (leases or {}).get(kind, lease) for kind in self.handlers}
         self.poll_interval = poll_interval
         self.concurrency = concurrency
         self.worker_id = worker_id or new_worker_id()
@@ -299,7 +320,11 @@ class Worker:
     async def run_once(self) -> int:
         """Claim one batch and run it; returns how many jobs ran."""
         jobs = await self.queue.claim(
-            self.worker_id, lease=self.lease, limit=self.concurrency, kinds=list(self.handlers)
+            self.worker_id,
+            lease=self.lease,
+            leases=self.leases,
+            limit=self.concurrency,
+            kinds=list(self.handlers),
         )
         await asyncio.gather(*(self._run_job(job) for job in jobs))
         return len(jobs)

@@ -255,13 +255,18 @@ EXCERPT_BYTES = 1024
 
 @dataclass(frozen=True)
 class DeliveryResult:
-    """Outcome of one delivery attempt; ``latency_seconds`` is wall time of the attempt."""
+    """Outcome of one delivery attempt; ``latency_seconds`` is wall time of the attempt.
+
+    ``refused`` is True when the guard refused the destination (blocked address, or a name
+    that does not exist): nothing was sent, and retrying the same URL cannot succeed.
+    """
 
     ok: bool
     status_code: int | None
     latency_seconds: float
     error: str | None
     response_excerpt: str
+    refused: bool = False
 
 
 async def deliver(
@@ -276,8 +281,8 @@ async def deliver(
 
     ``timeout`` (seconds) bounds the whole attempt, including a slowly dripped
     response. Network errors, timeouts and :class:`BlockedDestination` are
-    reported in ``error``, never raised. Only the first KiB of the response is
-    read.
+    reported in ``error``, never raised; a refused destination also sets
+    ``refused``. Only the first KiB of the response is read.
     """
     request_headers = httpx.Headers(headers)
     request_headers.setdefault("Content-Type", "application/json")
@@ -287,6 +292,7 @@ async def deliver(
     status: int | None = None
     excerpt = bytearray()
     error: str | None = None
+    refused = False
     try:
         # httpx timeouts are per phase; the outer one stops a trickling server.
         async with (
@@ -304,6 +310,7 @@ async def deliver(
         error = f"timeout after {timeout:g} s"
     except BlockedDestination as exc:
         error = f"blocked: {exc.detail}"
+        refused = True
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     latency = time.perf_counter() - started
@@ -317,4 +324,5 @@ async def deliver(
         latency_seconds=latency,
         error=error,
         response_excerpt=excerpt.decode("utf-8", errors="replace"),
+        refused=refused,
     )

@@ -74,7 +74,13 @@ async def create_webhook(
     business_id: str, body: WebhookBody, request: Request, caller: Caller
 ) -> Response:
     """Add an endpoint for the key's mode; the reply carries its signing secret, shown this
-    once. Audited; announced as ``business.updated``."""
+    once. Audited; announced as ``business.updated``.
+
+    The URL must reach a public address: a host that is, or resolves to, a loopback, private,
+    link-local or other internal address (in any spelling, e.g. ``2130706433``) is refused
+    with a 400 naming why. Delivery is at least once: receivers dedupe on the event ``id``,
+    also sent as ``X-CoinPay-Event-Id``.
+    """
     _own(caller, business_id, "webhooks:manage")
     gw = gateway(request)
     async with gw.sessions() as session, session.begin():
@@ -143,7 +149,12 @@ async def delivery_log(
     payment_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response:
-    """Recent events of the key's mode and each delivery attempt."""
+    """Recent events of the key's mode and each delivery attempt.
+
+    An attempt is logged before its request is sent: ``sending`` while in flight, then
+    ``success``, ``retry``, ``dead``, or ``interrupted`` if its worker stopped before hearing
+    back (the receiver may have got it: delivery is at least once, dedupe on the event id).
+    """
     caller.require("webhooks:manage")
     gw = gateway(request)
     async with gw.sessions() as session:
