@@ -1,0 +1,217 @@
+"""Classification at ingest: guessit's reading (the classifier before ADR 0010) against ours.
+
+Both run in this process through the same decision code (``classify.classify_parsed``), so the
+only difference is who reads the name. Two corpora:
+
+* generated: the first N names of ``bittorrented_names.py`` with their TRUE classification;
+* real: guessit's own test corpus of release names (``guessit/test/movies.yml`` and
+  ``episodes.yml``, read from the installed package, never copied; skipped when absent). It is
+  guessit's test suite, so guessit is expected to score near 100% on it.
+
+Prints names/s for each reader, the ratio, and per-field accuracy (content type, title, year,
+season and episode together, resolution) as Markdown. Titles compare case- and space-folded.
+
+    PYTHONPATH=src .venv/bin/python bench/bittorrented_classify.py --names 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bittorrented_names import Corpus, releases
+
+from keel.bittorrented import classify, release_name
+from keel.bittorrented.classify import Classification, ContentType
+from keel.bittorrented.release_name import ReleaseName
+
+Classifier = Callable[[str], Classification]
+FIELDS = ("content type", "title", "year", "season/episode", "resolution")
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    """What a corpus says about a name; a field is ``...`` where the corpus does not say."""
+
+    content_type: ContentType
+    title: object = ...
+    year: object = ...
+    season_episode: object = ...
+    resolution: object = ...
+
+
+def guessit_reading(name: str) -> ReleaseName:
+    """guessit's reading of ``name``, as the classifier before ADR 0010 took it."""
+    from guessit import guessit  # noqa: PLC0415 - a benchmark-only dependency
+    from guessit.api import GuessitException  # noqa: PLC0415
+
+    try:
+        guess = dict(guessit(name[:256], {"no_user_config": True}))
+    except GuessitException:
+        return ReleaseName()
+    return ReleaseName(
+        title=_str(guess.get("title")),
+        alternative_title=_str(guess.get("alternative_title")),
+        year=_int(guess.get("year")),
+        season=_int(guess.get("season")),
+        episode=_int(guess.get("episode")),
+        dated=guess.get("type") == "episode" and guess.get("date") is not None,
+        resolution=_str(guess.get("screen_size")),
+        video_codec=_str(guess.get("video_codec")),
+        audio_codec=_str(guess.get("audio_codec")),
+        release_group=_str(guess.get("release_group")),
+    )
+
+
+def by_guessit(name: str) -> Classification:
+    return classify.classify_parsed(name, guessit_reading(name))
+
+
+def _first(value: object) -> object:
+    return value[0] if isinstance(value, list) and value else value
+
+
+def _int(value: object) -> int | None:
+    first = _first(value)
+    return first if isinstance(first, int) and not isinstance(first, bool) else None
+
+
+def _str(value: object) -> str | None:
+    first = _first(value)
+    return str(first) if first is not None and str(first) else None
+
+
+def _fold(title: object) -> object:
+    return " ".join(title.casefold().split()) if isinstance(title, str) else title
+
+
+def generated(count: int) -> list[tuple[str, Truth]]:
+    corpus = Corpus(rows=max(count, 1000))
+    out = []
+    for release in releases(corpus, count):
+        c = release.classification
+        out.append(
+            (
+                release.name,
+                Truth(c.content_type, c.title, c.year, (c.season, c.episode), c.resolution),
+            )
+        )
+    return out
+
+
+def real() -> list[tuple[str, Truth]] | None:
+    try:
+        import guessit  # noqa: PLC0415
+        import yaml  # noqa: PLC0415
+    except ImportError:
+        return None
+    folder = Path(guessit.__file__).parent / "test"
+    out: list[tuple[str, Truth]] = []
+    for file in ("movies.yml", "episodes.yml"):
+        path = folder / file
+        if not path.exists():
+            return None
+        cases: dict[Any, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+        default_type = (cases.get("__default__") or {}).get("type")
+        for name, expected in cases.items():
+            # Cases with options ran guessit under other settings; "-" cases expect failure.
+            if name == "__default__" or not isinstance(name, str) or name.startswith("-"):
+                continue
+            if not isinstance(expected, dict) or "options" in expected:
+                continue
+            kind = expected.get("type", default_type)
+            truth_type = {"movie": ContentType.MOVIE, "episode": ContentType.TV_SHOW}.get(kind)
+            if truth_type is None:
+                continue
+            has_number = "season" in expected or "episode" in expected
+            out.append(
+                (
+                    name,
+                    Truth(
+                        truth_type,
+                        _str(expected["title"]) if "title" in expected else ...,
+                        _int(expected["year"]) if "year" in expected else ...,
+                        (_int(expected.get("season")), _int(expected.get("episode")))
+                        if has_number
+                        else ...,
+                        _str(expected["screen_size"]) if "screen_size" in expected else ...,
+                    ),
+                )
+            )
+    return out
+
+
+def _values(result: Classification, truth: Truth) -> Iterator[tuple[object, object]]:
+    yield result.content_type, truth.content_type
+    yield _fold(result.title), _fold(truth.title) if truth.title is not ... else ...
+    yield result.year, truth.year
+    yield (result.season, result.episode), truth.season_episode
+    yield result.resolution, truth.resolution
+
+
+def measure(
+    classifier: Classifier, cases: list[tuple[str, Truth]]
+) -> tuple[float, dict[str, tuple[int, int]]]:
+    """Names per second and, per field, (right, asked) over ``cases``."""
+    started = time.perf_counter()
+    results = [classifier(name) for name, _ in cases]
+    elapsed = time.perf_counter() - started
+    score = {field: (0, 0) for field in FIELDS}
+    for result, (_, truth) in zip(results, cases, strict=True):
+        for field, (got, want) in zip(FIELDS, _values(result, truth), strict=True):
+            if want is ...:
+                continue
+            right, asked = score[field]
+            score[field] = (right + (got == want), asked + 1)
+    return len(cases) / elapsed, score
+
+
+def table(title: str, rows: Iterable[tuple[str, float, dict[str, tuple[int, int]]]]) -> str:
+    rows = list(rows)
+    asked = {field: rows[0][2][field][1] for field in FIELDS}
+    lines = [
+        f"**{title}**",
+        "",
+        "| reader | names/s | µs/name | "
+        + " | ".join(f"{f} (n={asked[f]})" for f in FIELDS)
+        + " |",
+        "|:--|--:|--:|" + "--:|" * len(FIELDS),
+    ]
+    for reader, rate, score in rows:
+        cells = [
+            f"{100 * right / n:.1f}%" if n else "–" for right, n in (score[f] for f in FIELDS)
+        ]
+        lines.append(f"| {reader} | {rate:,.0f} | {1e6 / rate:,.1f} | " + " | ".join(cells) + " |")
+    ratio = rows[1][1] / rows[0][1]
+    lines += ["", f"ratio (ours / guessit, names/s): **{ratio:,.0f}x**", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--names", type=int, default=5000, help="generated names (default 5000)")
+    args = parser.parse_args(argv)
+
+    by_guessit("warm.up.2020.1080p")  # guessit builds its rules on the first call (~120 ms)
+    release_name.parse("warm.up.2020.1080p")
+    corpora = [(f"generated, {args.names:,} names", generated(args.names))]
+    real_cases = real()
+    if real_cases is None:
+        print("guessit's test corpus not found: real-name figures skipped", file=sys.stderr)
+    else:
+        corpora.append((f"guessit's test corpus, {len(real_cases):,} real names", real_cases))
+    for title, cases in corpora:
+        print(f"measuring {title} …", file=sys.stderr)
+        old = measure(by_guessit, cases)
+        new = measure(classify.classify, cases)
+        print(table(title, [("guessit (before)", *old), ("release_name (now)", *new)]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
