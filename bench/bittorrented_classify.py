@@ -1,7 +1,7 @@
 """Classification at ingest: guessit's reading (the classifier before ADR 0010) against ours.
 
-Both run in this process through the same decision code (``classify.classify_parsed``), so the
-only difference is who reads the name. Two corpora:
+Both run in this process: the classifier as it was (kept here verbatim: guessit's reading, then
+that day's rules) and ``classify.classify`` as it is. Two corpora:
 
 * generated: the first N names of ``bittorrented_names.py`` with their TRUE classification;
 * real: guessit's own test corpus of release names (``guessit/test/movies.yml`` and
@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from bittorrented_names import Corpus, releases
 
 from keel.bittorrented import classify, release_name
 from keel.bittorrented.classify import Classification, ContentType
-from keel.bittorrented.release_name import ReleaseName
+from keel.bittorrented.torrents import TorrentFile
 
 Classifier = Callable[[str], Classification]
 FIELDS = ("content type", "title", "year", "season/episode", "resolution")
@@ -45,31 +45,59 @@ class Truth:
     resolution: object = ...
 
 
-def guessit_reading(name: str) -> ReleaseName:
-    """guessit's reading of ``name``, as the classifier before ADR 0010 took it."""
+def guess(name: str) -> dict[str, Any]:
+    """guessit's reading of ``name``, as the classifier before ADR 0010 made it."""
     from guessit import guessit  # noqa: PLC0415 - a benchmark-only dependency
     from guessit.api import GuessitException  # noqa: PLC0415
 
     try:
-        guess = dict(guessit(name[:256], {"no_user_config": True}))
+        return dict(guessit(name[:256], {"no_user_config": True}))
     except GuessitException:
-        return ReleaseName()
-    return ReleaseName(
-        title=_str(guess.get("title")),
-        alternative_title=_str(guess.get("alternative_title")),
-        year=_int(guess.get("year")),
-        season=_int(guess.get("season")),
-        episode=_int(guess.get("episode")),
-        dated=guess.get("type") == "episode" and guess.get("date") is not None,
-        resolution=_str(guess.get("screen_size")),
-        video_codec=_str(guess.get("video_codec")),
-        audio_codec=_str(guess.get("audio_codec")),
-        release_group=_str(guess.get("release_group")),
+        return {}
+
+
+def classify_before(name: str, files: Sequence[TorrentFile] = ()) -> Classification:
+    """The classifier before ADR 0010, kept verbatim as the baseline (its helpers are
+    unchanged in ``classify``): guessit's reading, then the rules of that day."""
+    words = frozenset(classify._words(name))
+    guessed = guess(name)
+    dominant = (
+        classify._dominant(files) if files else classify._EXTENSIONS.get(classify._extension(name))
+    )
+    video_in_name = any(
+        guessed.get(key) is not None for key in ("season", "screen_size", "video_codec")
+    )
+    if words & classify._XXX:
+        content_type = ContentType.XXX
+    elif dominant is classify._VIDEO or (dominant is None and video_in_name):
+        content_type = ContentType.TV_SHOW if _is_episode(guessed) else ContentType.MOVIE
+    elif dominant is not None:
+        content_type = classify._refine(dominant, words)
+    else:
+        content_type = next(
+            (kind for kind, keys in classify._KEYWORDS if words & keys), None
+        ) or (ContentType.MUSIC if guessed.get("audio_codec") else ContentType.UNKNOWN)
+
+    if content_type not in classify._VIDEO_TYPES:
+        title, alternative = _str(guessed.get("title")), _str(guessed.get("alternative_title"))
+        full = f"{title} - {alternative}" if title and alternative else title
+        return Classification(content_type, title=full, year=_int(guessed.get("year")))
+    return Classification(
+        content_type,
+        title=_str(guessed.get("title")),
+        year=_int(guessed.get("year")),
+        season=_int(guessed.get("season")),
+        episode=_int(guessed.get("episode")),
+        resolution=_str(guessed.get("screen_size")),
+        video_codec=_str(guessed.get("video_codec")),
+        release_group=_str(guessed.get("release_group")),
     )
 
 
-def by_guessit(name: str) -> Classification:
-    return classify.classify_parsed(name, guessit_reading(name))
+def _is_episode(guessed: dict[str, Any]) -> bool:
+    return any(guessed.get(key) is not None for key in ("season", "episode")) or (
+        guessed.get("type") == "episode" and guessed.get("date") is not None
+    )
 
 
 def _first(value: object) -> object:
@@ -197,7 +225,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--names", type=int, default=5000, help="generated names (default 5000)")
     args = parser.parse_args(argv)
 
-    by_guessit("warm.up.2020.1080p")  # guessit builds its rules on the first call (~120 ms)
+    classify_before("warm.up.2020.1080p")  # guessit builds its rules on the first call (~120 ms)
     release_name.parse("warm.up.2020.1080p")
     corpora = [(f"generated, {args.names:,} names", generated(args.names))]
     real_cases = real()
@@ -207,7 +235,7 @@ def main(argv: list[str]) -> int:
         corpora.append((f"guessit's test corpus, {len(real_cases):,} real names", real_cases))
     for title, cases in corpora:
         print(f"measuring {title} …", file=sys.stderr)
-        old = measure(by_guessit, cases)
+        old = measure(classify_before, cases)
         new = measure(classify.classify, cases)
         print(table(title, [("guessit (before)", *old), ("release_name (now)", *new)]))
     return 0

@@ -4,8 +4,10 @@ The name is read by :mod:`keel.bittorrented.release_name` (one regex pass, ~35 Â
 which this module used first, took ~10 ms and capped ingest near 100 rows/s: ADR 0010). A
 release-name parser calls nearly everything a movie, so the name decides only between movie
 and tv_show, and only given video evidence: video files, or a season, resolution or video codec
-in the name (an episode number alone is not enough: ``Cyberpunk.2077`` is "episode 2077").
-Other types come from the files' extensions, weighted by size, then from keywords in the name.
+in the name, or a source only video comes from (an episode number alone is not enough:
+``Cyberpunk.2077`` is "episode 2077"). Other types come from the files' extensions, weighted by
+size, then from keywords in the name, then from its shape: an audio codec or the music scene's
+``Artist-Album-WEB-2019-GROUP`` is music, a version number (``v2.1``, ``24.04.1``) software.
 """
 
 from __future__ import annotations
@@ -104,6 +106,12 @@ _KEYWORDS: tuple[tuple[ContentType, frozenset[str]], ...] = (
         ),
     ),
 )
+# The music scene names releases Artist-Album-(TAGS)-SOURCE-YEAR-GROUP, with no spaces or dots.
+_SCENE_MUSIC = re.compile(
+    r"[^\s.]+-(?:\([^\s.]*\)-)*(?:WEB|CD|CDS|CDM|CDR|VINYL|VLS|LP|EP|FLAC|SAT|DAB|FM|LINE|DVB)"
+    r"-(?:19|20)\d\d-[^\s.]+$",
+    re.IGNORECASE,
+)
 _XXX = _vocabulary("xxx porn porno")
 _VIDEO_TYPES = (ContentType.MOVIE, ContentType.TV_SHOW, ContentType.XXX)
 
@@ -114,18 +122,12 @@ def classify(name: str, files: Sequence[TorrentFile] = ()) -> Classification:
     Never raises for any text; a name with no recognisable parts is classified from files and
     keywords alone. Costs tens of microseconds (one :func:`release_name.parse`).
     """
-    return classify_parsed(name, release_name.parse(name), files)
-
-
-def classify_parsed(
-    name: str, parsed: ReleaseName, files: Sequence[TorrentFile] = ()
-) -> Classification:
-    """:func:`classify` given a reading of ``name`` already made, by our parser or another
-    (the benchmark feeds guessit's through here to compare the two on equal terms)."""
+    parsed = release_name.parse(name)
     words = frozenset(_words(name))
     dominant = _dominant(files) if files else _EXTENSIONS.get(_extension(name))
     video_in_name = any(
-        value is not None for value in (parsed.season, parsed.resolution, parsed.video_codec)
+        value is not None
+        for value in (parsed.season, parsed.resolution, parsed.video_codec, parsed.video_source)
     )
 
     if words & _XXX:
@@ -135,8 +137,8 @@ def classify_parsed(
     elif dominant is not None:
         content_type = _refine(dominant, words)
     else:
-        content_type = next((kind for kind, keys in _KEYWORDS if words & keys), None) or (
-            ContentType.MUSIC if parsed.audio_codec else ContentType.UNKNOWN
+        content_type = next((kind for kind, keys in _KEYWORDS if words & keys), None) or _shape(
+            name, parsed
         )
 
     if content_type not in _VIDEO_TYPES:
@@ -187,6 +189,13 @@ def _refine(kind: ContentType, words: frozenset[str]) -> ContentType:
     if kind is ContentType.EBOOK and words & _keywords(ContentType.COMIC):
         return ContentType.COMIC
     return kind
+
+
+def _shape(name: str, parsed: ReleaseName) -> ContentType:
+    """The last resort: an audio codec or the scene's music naming, then a version number."""
+    if parsed.audio_codec or _SCENE_MUSIC.match(name):
+        return ContentType.MUSIC
+    return ContentType.SOFTWARE if parsed.version else ContentType.UNKNOWN
 
 
 def _keywords(kind: ContentType) -> frozenset[str]:

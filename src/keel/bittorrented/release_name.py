@@ -35,35 +35,55 @@ _VIDEO_CODECS = {
     "mpeg2": "MPEG-2", "mpeg-2": "MPEG-2", "vc1": "VC-1", "vc-1": "VC-1",
 }  # fmt: skip
 _RESOLUTION_WORDS = {"4k": "2160p", "uhd": "2160p", "2160": "2160p", "8k": "4320p"}
+# guessit's names for the sources that only video comes from (``WEB`` alone tags music too).
+_VIDEO_SOURCES = (
+    ("bluray", "Blu-ray"), ("bd", "Blu-ray"), ("brrip", "Blu-ray"), ("remux", "Blu-ray"),
+    ("web", "Web"), ("hdtv", "HDTV"), ("pdtv", "PDTV"), ("sdtv", "SDTV"), ("hdrip", "HD Rip"),
+    ("hddvd", "HD-DVD"), ("dvd", "DVD"), ("hdcam", "HD Camera"), ("cam", "Camera"),
+    ("telesync", "Telesync"), ("hdts", "HD Telesync"),
+)  # fmt: skip
+# Season and episode in the languages release names are written in.
+_SEASON_WORDS = (
+    "seasons?|saison|series|temporada|temp|tem|stagione|seizoen|staffel|sezon|säsong|évad|сезон"
+)
+_EPISODE_WORDS = (
+    "episode|episodio|episodul|ep|folge|odcinek|avsnitt|aflevering|bolum|capitulo|cap|серия"
+)
 _COUNTRIES = frozenset({"us", "uk"})
-_PART_NUMBERS = "one|two|three|four|five|i|ii|iii|iv|v|[1-9]"
+_PART_NUMBERS = "one|two|three|four|five|i|ii|iii|iv|v|vi|vii|viii|ix|x|[1-9]"
 
 _B, _E = r"(?<![A-Za-z0-9])", r"(?![A-Za-z0-9])"  # whole-word edges, punctuation allowed
 _MARKERS = re.compile(
     _B
     + r"(?:"
-    + r"(?P<sxe>s\d{1,3}[ ._-]?e\d{1,4}(?:[ ._-]?(?:e|-e?)\d{1,4})*)"
-    + r"|(?P<nxn>\d{1,2}x\d{2,3})"
-    + r"|(?P<seasons>s\d{1,3}(?:[ ._-]?-[ ._-]?s?\d{1,3})?)"
-    + r"|(?P<season_word>(?:season|saison|series)[ ._-]?\d{1,3})"
-    + r"|(?P<episode_word>(?:episode|ep)[ ._-]?\d{1,4})"
+    + r"(?P<sxe>[st]\d{1,4}[ ._-]?x?e\d{1,4}(?:[ ._-]?(?:e|-e?)\d{1,4})*)"
+    + r"|(?P<nxn>\d{1,2}[x×]\d{1,3}(?:x\d{1,3})*)"
+    + r"|(?P<seasons>s\d{1,4}(?:d\d{1,2})?(?:[ ._-]?-[ ._-]?s?\d{1,3})?)"
+    + r"|(?P<season_word>(?:" + _SEASON_WORDS + r")[ ._-]?\d{1,3}(?:[ ._]?of[ ._]?\d{1,3})?"
+    + r"|\d{1,2}(?:-?[a-zа-я]{1,2})?\.?[ ._-]?(?:" + _SEASON_WORDS + r"))"
+    + r"|(?P<episode_word>(?:" + _EPISODE_WORDS + r")[ ._-]?\d{1,4}(?:v\d)?|e\d{1,4}"
+    + r"|\d{1,2}[ ._]?of[ ._]?\d{1,2})"
     + r"|(?P<date>(?:19|20)\d\d[._-]\d\d[._-]\d\d)"
     + r"|(?P<resolution>\d{3,4}[pi]|\d{3,4}x\d{3,4}|4k|8k|uhd)"
     + r"|(?P<video_codec>[xh][ .]?26[45]|hevc|avc1?|xvid|divx|av1|vp[89]|mpeg-?2|vc-?1)"
     + r"|(?P<audio_codec>dd[p+]?[ .]?[257][ .][01]|e?ac-?3|aac(?:[ .]?[257][ .][01])?|dts(?:-?hd)?"
-    + r"|truehd|atmos|flac|mp3|opus|lpcm|\d{3}[ ]?kbps|[257]\.[01]ch)"
-    + r"|(?P<source>blu-?ray|b[dr]rip|bd(?:25|50|remux)?|remux|web[ .-]?dl|web[ .-]?rip|web"
-    + r"|hdtv|pdtv|sdtv|hdrip|dvd(?:rip|scr|r|5|9)?|hd-?dvd|hdcam|cam(?:rip)?|telesync|hd-?ts"
-    + r"|amzn|dsnp|hmax|atvp)"
+    + r"|truehd|atmos|flac|mp3|lpcm|\d{3}[ ]?kbps|[257]\.[01]ch)"
+    + r"|(?P<video_source>blu-?ray|b[dr]-?rip|bd(?:25|50|remux)?|remux|web[ .-]?dl|web[ .-]?rip"
+    + r"|hdtv|pdtv|sdtv|hdrip|dvd(?:rip|scr|r|5|9)?|hd-?dvd|hdcam|cam(?:rip)?|telesync|hd-?ts)"
+    + r"|(?P<source>web|amzn|dsnp|hmax|atvp)"
+    + r"|(?P<weak_audio>opus)"
     + r"|(?P<other>complete|extended|unrated|uncut|remastered|repack|proper|internal|limited"
-    + r"|dubbed|subbed|multi|10-?bit|8-?bit|hdr(?:10)?|dv|imax|directors[ ._]cut|criterion)"
+    + r"|dubbed|subbed|multi|10-?bit|8-?bit|hdr(?:10)?|dv|imax|directors?[ ._]cut|criterion"
+    + r"|hybrid|convert|stv|readnfo|nfofix|doku|3d|theatrical|hdlight|[bd]r(?:rip)?mux|pal|ntsc)"
+    + r"|(?P<language>(?:true)?french|german|spanish|italian|russian|vostfr|vost|castellano"
+    + r"|latino|hindi|dual|dl|dublado|legendado|nordic|swedish|rus|eng|ita|ger|spa|fre)"
     + r"|(?P<format>m4b|epub|mobi|azw3|pdf|djvu|fb2|cbr|cbz|iso)"
     + r"|(?P<part>part[ ._](?:"
     + _PART_NUMBERS
     + r"))"
-    + r"|(?P<version>v\d+(?:\.\d+)*|\d+(?:\.\d+){1,3})"
+    + r"|(?P<version>v\d+(?:\.\d+)*|\d{1,4}(?:\.\d{1,3}){1,3})"
     + r"|(?P<year>(?:19|20)\d\d)"
-    + r"|(?<!#)(?P<number>\d{1,4})"  # ``Batman #1`` is a title
+    + r"|(?<!#)(?P<number>\d{1,4}(?:v\d)?)"  # ``Batman #1`` is a title
     + r")"
     + _E,
     re.IGNORECASE,
@@ -83,7 +103,9 @@ class ReleaseName:
 
     ``title`` ends at the first marker or at `` - `` (what follows a dash, e.g. an album after
     its artist, is ``alternative_title``). Numbers are the first of a range (``S01-S03`` is 1).
-    ``dated`` is true for a daily show's air date (``2024.03.14``).
+    ``dated`` is true for a daily show's air date (``2024.03.14``). ``video_source`` is set
+    only for sources no audio comes from (Blu-ray, HDTV, WEB-DL; not a bare ``WEB``);
+    ``version`` is a software version as written (``v2.1``, ``24.04.1``).
     """
 
     title: str | None = None
@@ -94,36 +116,48 @@ class ReleaseName:
     dated: bool = False
     resolution: str | None = None
     video_codec: str | None = None
+    video_source: str | None = None
     audio_codec: str | None = None
     release_group: str | None = None
+    version: str | None = None
 
 
 def parse(name: str) -> ReleaseName:
     """Read ``name``'s title, year, season/episode, resolution, codecs and group.
 
-    Never raises for any text. A path is read from its last part, with the title, year and
-    season taken from the folders above when the last part lacks them.
+    Never raises for any text. A path is read from its last part; the nearest folder that
+    carries markers gives the title when the last part has none (scene file names such as
+    ``dmd-aw.avi`` say nothing), and fills a year, season or air date the last part lacks.
     """
     parts = [part for part in re.split(r"[/\\]", name[:_MAX_CHARS]) if part.strip()]
     if not parts:
         return ReleaseName()
-    found = _parse_part(_strip_container(parts[-1]))
+    found, marked = _parse_part(_strip_container(parts[-1]))
     for folder in reversed(parts[:-1]):
-        if found.title and found.year is not None and found.season is not None:
+        if found.title and marked and found.year is not None and found.season is not None:
             break
-        above = _parse_part(folder)
+        above, above_marked = _parse_part(folder)
+        if not above_marked:
+            continue
+        prefer_above = not marked and above.title is not None
         found = ReleaseName(
-            title=found.title or above.title,
-            alternative_title=found.alternative_title if found.title else above.alternative_title,
+            title=above.title if prefer_above or not found.title else found.title,
+            alternative_title=(
+                above.alternative_title if prefer_above or not found.title
+                else found.alternative_title
+            ),
             year=found.year if found.year is not None else above.year,
             season=found.season if found.season is not None else above.season,
             episode=found.episode,
-            dated=found.dated,
+            dated=found.dated or above.dated,
             resolution=found.resolution,
             video_codec=found.video_codec,
+            video_source=found.video_source,
             audio_codec=found.audio_codec,
             release_group=found.release_group,
+            version=found.version,
         )
+        marked = True
     return found
 
 
@@ -132,72 +166,156 @@ def _strip_container(part: str) -> str:
     return stem if dot and extension.lower() in _CONTAINERS and stem.strip() else part
 
 
-def _parse_part(text: str) -> ReleaseName:  # noqa: C901 - one pass over the markers
+# Markers that are also title words (``The.Girl.in.the.Spiders.Web.2019``, ``The Italian
+# Job``): they end the title only when another marker, not a year, follows at once.
+_WEAK = frozenset({"source", "language", "weak_audio"})
+_EPISODIC = frozenset({"sxe", "nxn", "seasons", "season_word", "episode_word"})
+_GAP = re.compile(r"[\s._\-\[\]()]*")
+
+
+class _Scan:
+    """The fields one pass over a name's markers has found so far."""
+
+    def __init__(self, text: str, start: int, leading_group: str | None) -> None:
+        self.text, self.leading_group = text, leading_group
+        self.title_start, self.title_end, self.first_kind = start, -1, ""
+        self.weak: re.Match[str] | None = None
+        self.marker_end = 0
+        self.year: int | None = None
+        self.season: int | None = None
+        self.episode: int | None = None
+        self.dated = False
+        self.resolution: str | None = None
+        self.video_codec: str | None = None
+        self.video_source: str | None = None
+        self.audio_codec: str | None = None
+        self.version: str | None = None
+
+    def see(self, match: re.Match[str]) -> None:
+        """Take one marker; a marker that is a title word after all is ignored."""
+        kind = self.read(match)
+        if kind is None:
+            return
+        self.marker_end = match.end()
+        if self.title_end >= 0:
+            return
+        if self.weak is not None:
+            adjacent = _GAP.fullmatch(self.text, self.weak.end(), match.start()) is not None
+            if adjacent and kind != "year":
+                self.end_title(self.weak)
+                return
+            self.weak = None
+        if kind in _WEAK and "-" not in self.text[match.start() - 1 : match.start()]:
+            self.weak = match
+        else:
+            self.end_title(match)
+
+    def end_title(self, match: re.Match[str]) -> None:
+        self.title_end, self.first_kind = match.start(), match.lastgroup or ""
+
+    def read(self, match: re.Match[str]) -> str | None:  # noqa: C901, PLR0912 - one per kind
+        kind, value = match.lastgroup or "", match.group()
+        first = match.start() == self.title_start
+        titled = self.title_end >= 0
+        if kind == "year":
+            if first or self.year is not None or int(value) > _LATEST_YEAR:
+                # A year opening the name is its title (``1917.2019.1080p``, ``2012``).
+                if first or titled:
+                    return None
+                kind = "number"
+            else:
+                self.year = int(value)
+        if kind == "number":
+            return self.number(match, first=first, titled=titled)
+        if first and kind in _WEAK | {"version"}:
+            return None
+        if kind in ("sxe", "nxn"):
+            numbers = _DIGITS.findall(value)
+            if self.season is None:
+                self.season, self.episode = int(numbers[0]), int(numbers[1])
+        elif kind in ("seasons", "season_word"):
+            if self.season is None:
+                self.season = int(_DIGITS.findall(value)[0])
+        elif kind == "episode_word":
+            if self.episode is None:
+                self.episode = int(_DIGITS.findall(value)[0])
+        elif kind == "date":
+            self.dated = True
+        elif kind == "resolution":
+            self.resolution = self.resolution or _resolution(value)
+        elif kind == "video_codec":
+            codec = _VIDEO_CODECS.get(value.lower().replace(" ", ""))
+            self.video_codec = self.video_codec or codec
+        elif kind == "audio_codec":
+            self.audio_codec = self.audio_codec or value
+        elif kind == "video_source":
+            self.video_source = self.video_source or _video_source(value)
+        elif kind == "version":
+            self.version = self.version or value
+        return kind
+
+    def number(self, match: re.Match[str], *, first: bool, titled: bool) -> str | None:
+        value = match.group()
+        if first and self.leading_group is not None and self.episode is None:
+            # ``[Group] 01 - Title``: fansubs put the episode before the title.
+            self.episode = int(_DIGITS.findall(value)[0])
+            self.title_start = match.end()
+            return None
+        # A bare number right after the title is an episode (``Show - 24``, guessit's
+        # ``Cyberpunk.2077``), but one digit is a sequel (``Bad Santa 2 2016``) unless a dash
+        # sets it apart; later, or first, a number is noise.
+        if titled or first or self.weak is not None:
+            return None
+        if len(value) == 1 and not self.text[: match.start()].rstrip(" ._").endswith("-"):
+            return None
+        self.episode = int(_DIGITS.findall(value)[0])
+        return "number"
+
+
+def _parse_part(text: str) -> tuple[ReleaseName, bool]:
+    """One path part read, and whether it had any marker at all."""
     leading_group: str | None = None
     start = 0
     tag = _LEADING_TAG.match(text)
     if tag:
         leading_group = tag.group(1)
         start = tag.end()
-
-    title_end: int | None = None
-    marker_end = 0
-    year = season = episode = None
-    resolution = video_codec = audio_codec = None
-    dated = False
+    scan = _Scan(text, start, leading_group)
     for match in _MARKERS.finditer(text, start):
-        kind, value = match.lastgroup, match.group()
-        if kind == "year":
-            # A year opening the name is its title (``1917.2019.1080p``, ``2012``).
-            if match.start() == start or year is not None or int(value) > _LATEST_YEAR:
-                if match.start() == start or title_end is not None:
-                    continue
-                kind = "number"
-            else:
-                year = int(value)
-        if kind == "number":
-            # A bare number right after the title is an episode (anime ``Show - 24``,
-            # guessit's reading of ``Cyberpunk.2077``); later, or first, it is noise.
-            if title_end is not None or match.start() == start:
-                continue
-            episode = int(value)
-        elif kind in ("sxe", "nxn"):
-            numbers = _DIGITS.findall(value)
-            if season is None:
-                season, episode = int(numbers[0]), int(numbers[1])
-        elif kind in ("seasons", "season_word"):
-            if season is None:
-                season = int(_DIGITS.findall(value)[0])
-        elif kind == "episode_word":
-            if episode is None:
-                episode = int(_DIGITS.findall(value)[0])
-        elif kind == "date":
-            dated = True
-        elif kind == "resolution":
-            resolution = resolution or _resolution(value)
-        elif kind == "video_codec":
-            video_codec = video_codec or _VIDEO_CODECS.get(value.lower().replace(" ", ""))
-        elif kind == "audio_codec":
-            audio_codec = audio_codec or value
-        elif kind == "version" and match.start() == start:
-            continue
-        marker_end = match.end()
-        if title_end is None:
-            title_end = match.start()
-
-    title, alternative = _title(text[start:title_end] if title_end is not None else text[start:])
-    return ReleaseName(
+        scan.see(match)
+    if scan.title_end < 0 and scan.weak is not None and scan.marker_end > scan.weak.end():
+        scan.end_title(scan.weak)
+    marked = scan.title_end >= 0
+    title_end = scan.title_end if marked else len(text)
+    title, alternative = _title(
+        text[scan.title_start : title_end], episodic=scan.first_kind in _EPISODIC
+    )
+    group = _clean(leading_group or "") or (
+        _group(text, title_end, scan.marker_end) if marked else None
+    )
+    found = ReleaseName(
         title=title,
         alternative_title=alternative,
-        year=year,
-        season=season,
-        episode=episode,
-        dated=dated,
-        resolution=resolution,
-        video_codec=video_codec,
-        audio_codec=audio_codec,
-        release_group=_clean(leading_group or "") or _group(text, title_end, marker_end),
+        year=scan.year,
+        season=scan.season,
+        episode=scan.episode,
+        dated=scan.dated,
+        resolution=scan.resolution,
+        video_codec=scan.video_codec,
+        video_source=scan.video_source,
+        audio_codec=scan.audio_codec,
+        release_group=group,
+        version=scan.version,
     )
+    return found, marked or scan.episode is not None
+
+
+def _video_source(value: str) -> str:
+    lowered = value.lower().replace("-", "").replace(" ", "").replace(".", "")
+    for prefix, source in _VIDEO_SOURCES:
+        if lowered.startswith(prefix):
+            return source
+    return value
 
 
 def _resolution(value: str) -> str | None:
@@ -209,14 +327,17 @@ def _resolution(value: str) -> str | None:
     return lowered
 
 
-def _title(head: str) -> tuple[str | None, str | None]:
+def _title(head: str, *, episodic: bool) -> tuple[str | None, str | None]:
     # Brackets inside the title are tags or original titles (``Le Prestige (The Prestige)``).
     head = _BRACKETED.sub(" ", head)
     title, dash, rest = head.partition(" - ")
     cleaned = _clean(title)
     words = cleaned.split(" ")
-    if len(words) > 1 and words[-1].lower() in _COUNTRIES:
+    # ``The.Office.US.S05E14`` is The Office; ``It.Ends.With.Us.2024`` keeps its last word.
+    if episodic and len(words) > 1 and words[-1].lower() in _COUNTRIES:
         cleaned = " ".join(words[:-1])
+    elif cleaned.lower().endswith(", the"):  # ``Simpsons, The``
+        cleaned = f"{cleaned[-3:]} {cleaned[:-5]}"
     alternative = _clean(rest) if dash else ""
     if not cleaned:
         return (alternative or None), None
@@ -227,10 +348,8 @@ def _clean(text: str) -> str:
     return _SEPARATORS.sub(" ", text).strip(_EDGE_JUNK)
 
 
-def _group(text: str, title_end: int | None, marker_end: int) -> str | None:
+def _group(text: str, title_end: int, marker_end: int) -> str | None:
     """The scene group after the last dash, or in the last brackets, once a marker was seen."""
-    if title_end is None:
-        return None
     trailing = _TRAILING_GROUP.search(text, title_end)
     # ``WEB-DL`` ends in a dash and a word too: a marker reaching the end has no group.
     if trailing and marker_end < trailing.end(1) and not _MARKERS.fullmatch(trailing.group(1)):
