@@ -34,6 +34,7 @@ _VIDEO_CODECS = {
     "xvid": "Xvid", "divx": "DivX", "av1": "AV1", "vp9": "VP9", "vp8": "VP8",
     "mpeg2": "MPEG-2", "mpeg-2": "MPEG-2", "vc1": "VC-1", "vc-1": "VC-1",
 }  # fmt: skip
+_BARE_RESOLUTIONS = frozenset({"480", "576", "720", "1080", "1440", "2160"})  # after a marker
 _RESOLUTION_WORDS = {"4k": "2160p", "uhd": "2160p", "2160": "2160p", "8k": "4320p"}
 # guessit's names for the sources that only video comes from (``WEB`` alone tags music too).
 _VIDEO_SOURCES = (
@@ -64,7 +65,7 @@ _MARKERS = re.compile(
     + r"|(?P<episode_word>(?:" + _EPISODE_WORDS + r")[ ._-]?\d{1,4}(?:v\d)?|e\d{1,4}"
     + r"|\d{1,2}[ ._]?of[ ._]?\d{1,2})"
     + r"|(?P<date>(?:19|20)\d\d[._-]\d\d[._-]\d\d)"
-    + r"|(?P<resolution>\d{3,4}[pi]|\d{3,4}x\d{3,4}|4k|8k|uhd)"
+    + r"|(?P<resolution>\d{3,4}[pi](?:24|25|30|50|60)?|\d{3,4}[x*]\d{3,4}|4k|8k|uhd)"
     + r"|(?P<video_codec>[xh][ .]?26[45]|hevc|avc1?|xvid|divx|av1|vp[89]|mpeg-?2|vc-?1)"
     + r"|(?P<audio_codec>dd[p+]?[ .]?[257][ .][01]|e?ac-?3|aac(?:[ .]?[257][ .][01])?|dts(?:-?hd)?"
     + r"|truehd|atmos|flac|mp3|lpcm|\d{3}[ ]?kbps|[257]\.[01]ch)"
@@ -139,26 +140,27 @@ def parse(name: str) -> ReleaseName:
         above, above_marked = _parse_part(folder)
         if not above_marked:
             continue
-        prefer_above = not marked and above.title is not None
-        found = ReleaseName(
-            title=above.title if prefer_above or not found.title else found.title,
-            alternative_title=(
-                above.alternative_title if prefer_above or not found.title
-                else found.alternative_title
-            ),
-            year=found.year if found.year is not None else above.year,
-            season=found.season if found.season is not None else above.season,
-            episode=found.episode,
-            dated=found.dated or above.dated,
-            resolution=found.resolution,
-            video_codec=found.video_codec,
-            video_source=found.video_source,
-            audio_codec=found.audio_codec,
-            release_group=found.release_group,
-            version=found.version,
-        )
+        found = above if not marked else _fill(found, above)
         marked = True
     return found
+
+
+def _fill(found: ReleaseName, above: ReleaseName) -> ReleaseName:
+    """``found`` with the title, year, season and air date it lacks taken from a folder."""
+    return ReleaseName(
+        title=found.title or above.title,
+        alternative_title=found.alternative_title if found.title else above.alternative_title,
+        year=found.year if found.year is not None else above.year,
+        season=found.season if found.season is not None else above.season,
+        episode=found.episode,
+        dated=found.dated or above.dated,
+        resolution=found.resolution,
+        video_codec=found.video_codec,
+        video_source=found.video_source,
+        audio_codec=found.audio_codec,
+        release_group=found.release_group,
+        version=found.version,
+    )
 
 
 def _strip_container(part: str) -> str:
@@ -237,8 +239,13 @@ class _Scan:
             if self.season is None:
                 self.season = int(_DIGITS.findall(value)[0])
         elif kind == "episode_word":
-            if self.episode is None:
-                self.episode = int(_DIGITS.findall(value)[0])
+            number = _DIGITS.findall(value)[0]
+            if value[:3].lower() == "cap" and len(number) >= 3:
+                # Spanish packs number chapters by season: ``Cap.102`` is 1x02.
+                self.season = self.season or int(number[:-2])
+                self.episode = self.episode or int(number[-2:])
+            elif self.episode is None:
+                self.episode = int(number)
         elif kind == "date":
             self.dated = True
         elif kind == "resolution":
@@ -264,6 +271,9 @@ class _Scan:
         # A bare number right after the title is an episode (``Show - 24``, guessit's
         # ``Cyberpunk.2077``), but one digit is a sequel (``Bad Santa 2 2016``) unless a dash
         # sets it apart; later, or first, a number is noise.
+        if titled and value in _BARE_RESOLUTIONS:
+            self.resolution = self.resolution or f"{value}p"
+            return "resolution"
         if titled or first or self.weak is not None:
             return None
         if len(value) == 1 and not self.text[: match.start()].rstrip(" ._").endswith("-"):
@@ -307,7 +317,8 @@ def _parse_part(text: str) -> tuple[ReleaseName, bool]:
         release_group=group,
         version=scan.version,
     )
-    return found, marked or scan.episode is not None
+    # A bare number alone (``160725_02.mkv``) does not make an obfuscated file name a reading.
+    return found, marked and scan.first_kind != "number"
 
 
 def _video_source(value: str) -> str:
@@ -322,8 +333,9 @@ def _resolution(value: str) -> str | None:
     lowered = value.lower()
     if lowered in _RESOLUTION_WORDS:
         return _RESOLUTION_WORDS[lowered]
-    if "x" in lowered:
-        return f"{lowered.split('x', 1)[1]}p"
+    for sign in "x*":
+        if sign in lowered:
+            return f"{lowered.split(sign, 1)[1]}p"
     return lowered
 
 
