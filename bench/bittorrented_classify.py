@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from bittorrented_names import Corpus, releases
-
 from keel.bittorrented import classify, release_name
 from keel.bittorrented.classify import Classification, ContentType
 from keel.bittorrented.torrents import TorrentFile
@@ -47,8 +46,8 @@ class Truth:
 
 def guess(name: str) -> dict[str, Any]:
     """guessit's reading of ``name``, as the classifier before ADR 0010 made it."""
-    from guessit import guessit  # noqa: PLC0415 - a benchmark-only dependency
-    from guessit.api import GuessitException  # noqa: PLC0415
+    from guessit import guessit
+    from guessit.api import GuessitException
 
     try:
         return dict(guessit(name[:256], {"no_user_config": True}))
@@ -74,9 +73,9 @@ def classify_before(name: str, files: Sequence[TorrentFile] = ()) -> Classificat
     elif dominant is not None:
         content_type = classify._refine(dominant, words)
     else:
-        content_type = next(
-            (kind for kind, keys in classify._KEYWORDS if words & keys), None
-        ) or (ContentType.MUSIC if guessed.get("audio_codec") else ContentType.UNKNOWN)
+        content_type = next((kind for kind, keys in classify._KEYWORDS if words & keys), None) or (
+            ContentType.MUSIC if guessed.get("audio_codec") else ContentType.UNKNOWN
+        )
 
     if content_type not in classify._VIDEO_TYPES:
         title, alternative = _str(guessed.get("title")), _str(guessed.get("alternative_title"))
@@ -134,8 +133,8 @@ def generated(count: int) -> list[tuple[str, Truth]]:
 
 def real() -> list[tuple[str, Truth]] | None:
     try:
-        import guessit  # noqa: PLC0415
-        import yaml  # noqa: PLC0415
+        import guessit
+        import yaml
     except ImportError:
         return None
     folder = Path(guessit.__file__).parent / "test"
@@ -152,7 +151,7 @@ def real() -> list[tuple[str, Truth]] | None:
                 continue
             if not isinstance(expected, dict) or "options" in expected:
                 continue
-            kind = expected.get("type", default_type)
+            kind = str(expected.get("type", default_type))
             truth_type = {"movie": ContentType.MOVIE, "episode": ContentType.TV_SHOW}.get(kind)
             if truth_type is None:
                 continue
@@ -211,9 +210,7 @@ def table(title: str, rows: Iterable[tuple[str, float, dict[str, tuple[int, int]
         "|:--|--:|--:|" + "--:|" * len(FIELDS),
     ]
     for reader, rate, score in rows:
-        cells = [
-            f"{100 * right / n:.1f}%" if n else "–" for right, n in (score[f] for f in FIELDS)
-        ]
+        cells = [f"{100 * right / n:.1f}%" if n else "–" for right, n in (score[f] for f in FIELDS)]
         lines.append(f"| {reader} | {rate:,.0f} | {1e6 / rate:,.1f} | " + " | ".join(cells) + " |")
     ratio = rows[1][1] / rows[0][1]
     lines += ["", f"ratio (ours / guessit, names/s): **{ratio:,.0f}x**", ""]
@@ -223,12 +220,15 @@ def table(title: str, rows: Iterable[tuple[str, float, dict[str, tuple[int, int]
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--names", type=int, default=5000, help="generated names (default 5000)")
+    parser.add_argument("--real", type=int, default=None, help="at most this many real names")
     args = parser.parse_args(argv)
 
     classify_before("warm.up.2020.1080p")  # guessit builds its rules on the first call (~120 ms)
     release_name.parse("warm.up.2020.1080p")
     corpora = [(f"generated, {args.names:,} names", generated(args.names))]
     real_cases = real()
+    if real_cases is not None and args.real is not None:
+        real_cases = real_cases[: args.real]
     if real_cases is None:
         print("guessit's test corpus not found: real-name figures skipped", file=sys.stderr)
     else:

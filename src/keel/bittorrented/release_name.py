@@ -22,10 +22,15 @@ _LATEST_YEAR = datetime.now(UTC).year + 1
 # Names are short; a pathological one is cut rather than scanned in full.
 _MAX_CHARS = 512
 
-_CONTAINERS = frozenset(
+
+def _vocabulary(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_CONTAINERS = _vocabulary(
     "mkv mp4 avi m4v mov wmv flv webm ts m2ts mpg mpeg vob ogv 3gp divx rmvb iso img "
     "mp3 flac m4a m4b aac ogg opus wav ape wv wma epub mobi azw3 pdf djvu fb2 "
-    "cbr cbz cb7 cbt exe msi dmg pkg deb rpm apk zip rar 7z nfo srt sub idx torrent".split()
+    "cbr cbz cb7 cbt exe msi dmg pkg deb rpm apk zip rar 7z nfo srt sub idx torrent"
 )
 
 _VIDEO_CODECS = {
@@ -53,40 +58,58 @@ _EPISODE_WORDS = (
 _COUNTRIES = frozenset({"us", "uk"})
 _PART_NUMBERS = "one|two|three|four|five|i|ii|iii|iv|v|vi|vii|viii|ix|x|[1-9]"
 
-_B, _E = r"(?<![A-Za-z0-9])", r"(?![A-Za-z0-9])"  # whole-word edges, punctuation allowed
+# Marker kinds, tried in this order at each place in the name (so ``S01E02`` wins over ``S01``
+# and a codec over a bare number); each must stand as whole words.
+_MARKER_KINDS = (
+    ("sxe", r"[st]\d{1,4}[ ._-]?x?e\d{1,4}(?:[ ._-]?(?:e|-e?)\d{1,4})*"),
+    ("nxn", r"\d{1,2}[x×]\d{1,3}(?:x\d{1,3})*"),
+    ("seasons", r"s\d{1,4}(?:d\d{1,2})?(?:[ ._-]?-[ ._-]?s?\d{1,3})?"),
+    (
+        "season_word",
+        rf"(?:{_SEASON_WORDS})[ ._-]?\d{{1,3}}(?:[ ._]?of[ ._]?\d{{1,3}})?"
+        rf"|\d{{1,2}}(?:-?[a-zа-я]{{1,2}})?\.?[ ._-]?(?:{_SEASON_WORDS})",
+    ),
+    (
+        "episode_word",
+        rf"(?:{_EPISODE_WORDS})[ ._-]?\d{{1,4}}(?:v\d)?|e\d{{1,4}}"
+        r"|\d{1,2}[ ._]?of[ ._]?\d{1,2}",
+    ),
+    ("date", r"(?:19|20)\d\d[._-]\d\d[._-]\d\d"),
+    ("resolution", r"\d{3,4}[pi](?:24|25|30|50|60)?|\d{3,4}[x*]\d{3,4}|4k|8k|uhd"),
+    ("video_codec", r"[xh][ .]?26[45]|hevc|avc1?|xvid|divx|av1|vp[89]|mpeg-?2|vc-?1"),
+    (
+        "audio_codec",
+        r"dd[p+]?[ .]?[257][ .][01]|e?ac-?3|aac(?:[ .]?[257][ .][01])?|dts(?:-?hd)?|truehd"
+        r"|atmos|flac|mp3|lpcm|\d{3}[ ]?kbps|[257]\.[01]ch",
+    ),
+    (
+        "video_source",
+        r"blu-?ray|b[dr]-?rip|bd(?:25|50|remux)?|remux|web[ .-]?dl|web[ .-]?rip|hdtv|pdtv|sdtv"
+        r"|hdrip|dvd(?:rip|scr|r|5|9)?|hd-?dvd|hdcam|cam(?:rip)?|telesync|hd-?ts",
+    ),
+    ("source", r"web|amzn|dsnp|hmax|atvp"),
+    ("weak_audio", r"opus"),
+    (
+        "other",
+        r"complete|extended|unrated|uncut|remastered|repack|proper|internal|limited|dubbed"
+        r"|subbed|multi|10-?bit|8-?bit|hdr(?:10)?|dv|imax|directors?[ ._]cut|criterion|hybrid"
+        r"|convert|stv|readnfo|nfofix|doku|3d|theatrical|hdlight|[bd]r(?:rip)?mux|pal|ntsc",
+    ),
+    (
+        "language",
+        r"(?:true)?french|german|spanish|italian|russian|vostfr|vost|castellano|latino|hindi"
+        r"|dual|dl|dublado|legendado|nordic|swedish|rus|eng|ita|ger|spa|fre",
+    ),
+    ("format", r"m4b|epub|mobi|azw3|pdf|djvu|fb2|cbr|cbz|iso"),
+    ("part", rf"part[ ._](?:{_PART_NUMBERS})"),
+    ("version", r"v\d+(?:\.\d+)*|\d{1,4}(?:\.\d{1,3}){1,3}"),
+    ("year", r"(?:19|20)\d\d"),
+    ("number", r"(?<!#)\d{1,4}(?:v\d)?"),  # ``Batman #1`` is a title
+)
 _MARKERS = re.compile(
-    _B
-    + r"(?:"
-    + r"(?P<sxe>[st]\d{1,4}[ ._-]?x?e\d{1,4}(?:[ ._-]?(?:e|-e?)\d{1,4})*)"
-    + r"|(?P<nxn>\d{1,2}[x×]\d{1,3}(?:x\d{1,3})*)"
-    + r"|(?P<seasons>s\d{1,4}(?:d\d{1,2})?(?:[ ._-]?-[ ._-]?s?\d{1,3})?)"
-    + r"|(?P<season_word>(?:" + _SEASON_WORDS + r")[ ._-]?\d{1,3}(?:[ ._]?of[ ._]?\d{1,3})?"
-    + r"|\d{1,2}(?:-?[a-zа-я]{1,2})?\.?[ ._-]?(?:" + _SEASON_WORDS + r"))"
-    + r"|(?P<episode_word>(?:" + _EPISODE_WORDS + r")[ ._-]?\d{1,4}(?:v\d)?|e\d{1,4}"
-    + r"|\d{1,2}[ ._]?of[ ._]?\d{1,2})"
-    + r"|(?P<date>(?:19|20)\d\d[._-]\d\d[._-]\d\d)"
-    + r"|(?P<resolution>\d{3,4}[pi](?:24|25|30|50|60)?|\d{3,4}[x*]\d{3,4}|4k|8k|uhd)"
-    + r"|(?P<video_codec>[xh][ .]?26[45]|hevc|avc1?|xvid|divx|av1|vp[89]|mpeg-?2|vc-?1)"
-    + r"|(?P<audio_codec>dd[p+]?[ .]?[257][ .][01]|e?ac-?3|aac(?:[ .]?[257][ .][01])?|dts(?:-?hd)?"
-    + r"|truehd|atmos|flac|mp3|lpcm|\d{3}[ ]?kbps|[257]\.[01]ch)"
-    + r"|(?P<video_source>blu-?ray|b[dr]-?rip|bd(?:25|50|remux)?|remux|web[ .-]?dl|web[ .-]?rip"
-    + r"|hdtv|pdtv|sdtv|hdrip|dvd(?:rip|scr|r|5|9)?|hd-?dvd|hdcam|cam(?:rip)?|telesync|hd-?ts)"
-    + r"|(?P<source>web|amzn|dsnp|hmax|atvp)"
-    + r"|(?P<weak_audio>opus)"
-    + r"|(?P<other>complete|extended|unrated|uncut|remastered|repack|proper|internal|limited"
-    + r"|dubbed|subbed|multi|10-?bit|8-?bit|hdr(?:10)?|dv|imax|directors?[ ._]cut|criterion"
-    + r"|hybrid|convert|stv|readnfo|nfofix|doku|3d|theatrical|hdlight|[bd]r(?:rip)?mux|pal|ntsc)"
-    + r"|(?P<language>(?:true)?french|german|spanish|italian|russian|vostfr|vost|castellano"
-    + r"|latino|hindi|dual|dl|dublado|legendado|nordic|swedish|rus|eng|ita|ger|spa|fre)"
-    + r"|(?P<format>m4b|epub|mobi|azw3|pdf|djvu|fb2|cbr|cbz|iso)"
-    + r"|(?P<part>part[ ._](?:"
-    + _PART_NUMBERS
-    + r"))"
-    + r"|(?P<version>v\d+(?:\.\d+)*|\d{1,4}(?:\.\d{1,3}){1,3})"
-    + r"|(?P<year>(?:19|20)\d\d)"
-    + r"|(?<!#)(?P<number>\d{1,4}(?:v\d)?)"  # ``Batman #1`` is a title
-    + r")"
-    + _E,
+    r"(?<![A-Za-z0-9])(?:"
+    + "|".join(f"(?P<{kind}>{pattern})" for kind, pattern in _MARKER_KINDS)
+    + r")(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
 _CRC = re.compile(r"[0-9A-Fa-f]{8}$")  # anime names end in a checksum, not a group
@@ -215,7 +238,7 @@ class _Scan:
     def end_title(self, match: re.Match[str]) -> None:
         self.title_end, self.first_kind = match.start(), match.lastgroup or ""
 
-    def read(self, match: re.Match[str]) -> str | None:  # noqa: C901, PLR0912 - one per kind
+    def read(self, match: re.Match[str]) -> str | None:
         kind, value = match.lastgroup or "", match.group()
         first = match.start() == self.title_start
         titled = self.title_end >= 0
