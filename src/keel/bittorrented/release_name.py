@@ -55,14 +55,14 @@ _SEASON_WORDS = (
 _EPISODE_WORDS = (
     "episode|episodio|episodul|ep|folge|odcinek|avsnitt|aflevering|bolum|capitulo|cap|серия"
 )
-_COUNTRIES = frozenset({"us", "uk"})
+_COUNTRIES = frozenset({"US", "UK"})  # as written: ``This.is.Us`` is a title
 _PART_NUMBERS = "one|two|three|four|five|i|ii|iii|iv|v|vi|vii|viii|ix|x|[1-9]"
 
 # Marker kinds, tried in this order at each place in the name (so ``S01E02`` wins over ``S01``
 # and a codec over a bare number); each must stand as whole words.
 _MARKER_KINDS = (
     ("sxe", r"[st]\d{1,4}[ ._-]?x?e\d{1,4}(?:[ ._-]?(?:e|-e?)\d{1,4})*"),
-    ("nxn", r"\d{1,2}[x×]\d{1,3}(?:x\d{1,3})*"),
+    ("nxn", r"\d{1,2} ?[x×] ?\d{1,3}(?:x\d{1,3})*"),
     ("seasons", r"s\d{1,4}(?:d\d{1,2})?(?:[ ._-]?-[ ._-]?s?\d{1,3})?"),
     (
         "season_word",
@@ -79,7 +79,7 @@ _MARKER_KINDS = (
     ("video_codec", r"[xh][ .]?26[45]|hevc|avc1?|xvid|divx|av1|vp[89]|mpeg-?2|vc-?1"),
     (
         "audio_codec",
-        r"dd[p+]?[ .]?[257][ .][01]|e?ac-?3|aac(?:[ .]?[257][ .][01])?|dts(?:-?hd)?|truehd"
+        r"dd[p+]?[ .]?[257][ .][01]|e?ac-?3d?|aac(?:[ .]?[257][ .][01])?|dts(?:-?hd)?|truehd"
         r"|atmos|flac|mp3|lpcm|\d{3}[ ]?kbps|[257]\.[01]ch",
     ),
     (
@@ -93,18 +93,18 @@ _MARKER_KINDS = (
         "other",
         r"complete|extended|unrated|uncut|remastered|repack|proper|internal|limited|dubbed"
         r"|subbed|multi|10-?bit|8-?bit|hdr(?:10)?|dv|imax|directors?[ ._]cut|criterion|hybrid"
-        r"|convert|stv|readnfo|nfofix|doku|3d|theatrical|hdlight|[bd]r(?:rip)?mux|pal|ntsc",
+        r"|integrale|intégrale|coffret|convert|stv|readnfo|nfofix|doku|3d|theatrical|hdlight|[bd]r(?:rip)?mux|pal|ntsc",
     ),
     (
         "language",
         r"(?:true)?french|german|spanish|italian|russian|vostfr|vost|castellano|latino|hindi"
-        r"|dual|dl|dublado|legendado|nordic|swedish|rus|eng|ita|ger|spa|fre",
+        r"|swissgerman|vff|vfq|vfi|dual|dl|dublado|legendado|nordic|swedish|rus|eng|ita|ger|spa|fre",
     ),
     ("format", r"m4b|epub|mobi|azw3|pdf|djvu|fb2|cbr|cbz|iso"),
     ("part", rf"part[ ._](?:{_PART_NUMBERS})"),
     ("version", r"v\d+(?:\.\d+)*|\d{1,4}(?:\.\d{1,3}){1,3}"),
     ("year", r"(?:19|20)\d\d"),
-    ("number", r"(?<!#)\d{1,4}(?:v\d)?"),  # ``Batman #1`` is a title
+    ("number", r"(?<!#)(?<![A-Za-z]-)\d{1,4}(?:v\d)?"),  # ``Batman #1``, ``Adam-12`` are titles
 )
 _MARKERS = re.compile(
     r"(?<![A-Za-z0-9])(?:"
@@ -117,6 +117,8 @@ _DIGITS = re.compile(r"\d+")
 _TRAILING_GROUP = re.compile(r"-([A-Za-z0-9][A-Za-z0-9_]*)\s*(?:\[[^\]]*\])?\s*$")
 _BRACKETED = re.compile(r"[\[(]([^\[\]()]*)[\])]")
 _LEADING_TAG = re.compile(r"^\s*(?:\[([^\]]*)\]|www\.[^\s]+\s+-\s+)\s*")
+_ACRONYM = re.compile(r"(?<![A-Za-z0-9])((?:[A-Za-z]\.){2,}[A-Za-z]?\.?)")
+_LEADING_NUMBER_END = re.compile(r"\s*-\s*|\.\s+|-(?=[A-Za-z])")  # ``003. Title``, ``03-Title``
 _SEPARATORS = re.compile(r"[._#\s]+")
 _EDGE_JUNK = " -–([{+,;:"
 
@@ -150,8 +152,9 @@ def parse(name: str) -> ReleaseName:
     """Read ``name``'s title, year, season/episode, resolution, codecs and group.
 
     Never raises for any text. A path is read from its last part; the nearest folder that
-    carries markers gives the title when the last part has none (scene file names such as
-    ``dmd-aw.avi`` say nothing), and fills a year, season or air date the last part lacks.
+    carries markers gives the reading when the last part has none (scene file names such as
+    ``dmd-aw.avi`` say nothing), and the folders fill a title, year, season or air date the
+    last part lacks (``Doctor Who/Season 06/E13 - The Wedding.mkv``).
     """
     parts = [part for part in re.split(r"[/\\]", name[:_MAX_CHARS]) if part.strip()]
     if not parts:
@@ -161,10 +164,10 @@ def parse(name: str) -> ReleaseName:
         if found.title and marked and found.year is not None and found.season is not None:
             break
         above, above_marked = _parse_part(folder)
-        if not above_marked:
-            continue
-        found = above if not marked else _fill(found, above)
-        marked = True
+        if not marked and above_marked:
+            found, marked = above, True
+        elif marked and (above_marked or not found.title):
+            found = _fill(found, above)
     return found
 
 
@@ -205,6 +208,7 @@ class _Scan:
         self.text, self.leading_group = text, leading_group
         self.title_start, self.title_end, self.first_kind = start, -1, ""
         self.weak: re.Match[str] | None = None
+        self.pending: re.Match[str] | None = None  # a bare number that may yet be title
         self.marker_end = 0
         self.year: int | None = None
         self.season: int | None = None
@@ -224,6 +228,16 @@ class _Scan:
         self.marker_end = match.end()
         if self.title_end >= 0:
             return
+        if self.pending is not None:
+            # ``The.100.S01E13``: a number right before the episode is the title's.
+            adjacent = _GAP.fullmatch(self.text, self.pending.end(), match.start()) is not None
+            if not (adjacent and kind in _EPISODIC):
+                self.settle()
+                return
+            self.pending = None
+        if kind == "number":
+            self.pending = match
+            return
         if self.weak is not None:
             adjacent = _GAP.fullmatch(self.text, self.weak.end(), match.start()) is not None
             if adjacent and kind != "year":
@@ -234,6 +248,14 @@ class _Scan:
             self.weak = match
         else:
             self.end_title(match)
+
+    def settle(self) -> None:
+        """The pending bare number ends the title as an episode."""
+        if self.pending is not None:
+            if self.episode is None:
+                self.episode = int(_DIGITS.findall(self.pending.group())[0])
+            self.end_title(self.pending)
+            self.pending = None
 
     def end_title(self, match: re.Match[str]) -> None:
         self.title_end, self.first_kind = match.start(), match.lastgroup or ""
@@ -286,8 +308,9 @@ class _Scan:
 
     def number(self, match: re.Match[str], *, first: bool, titled: bool) -> str | None:
         value = match.group()
-        if first and self.leading_group is not None and self.episode is None:
-            # ``[Group] 01 - Title``: fansubs put the episode before the title.
+        leads = self.leading_group is not None or _LEADING_NUMBER_END.match(self.text, match.end())
+        if first and leads and self.episode is None:
+            # ``[Group] 01 - Title``, ``003. Title``: the episode before the title.
             self.episode = int(_DIGITS.findall(value)[0])
             self.title_start = match.end()
             return None
@@ -301,7 +324,6 @@ class _Scan:
             return None
         if len(value) == 1 and not self.text[: match.start()].rstrip(" ._").endswith("-"):
             return None
-        self.episode = int(_DIGITS.findall(value)[0])
         return "number"
 
 
@@ -316,6 +338,7 @@ def _parse_part(text: str) -> tuple[ReleaseName, bool]:
     scan = _Scan(text, start, leading_group)
     for match in _MARKERS.finditer(text, start):
         scan.see(match)
+    scan.settle()
     if scan.title_end < 0 and scan.weak is not None and scan.marker_end > scan.weak.end():
         scan.end_title(scan.weak)
     marked = scan.title_end >= 0
@@ -369,7 +392,7 @@ def _title(head: str, *, episodic: bool) -> tuple[str | None, str | None]:
     cleaned = _clean(title)
     words = cleaned.split(" ")
     # ``The.Office.US.S05E14`` is The Office; ``It.Ends.With.Us.2024`` keeps its last word.
-    if episodic and len(words) > 1 and words[-1].lower() in _COUNTRIES:
+    if episodic and len(words) > 1 and words[-1] in _COUNTRIES:
         cleaned = " ".join(words[:-1])
     elif cleaned.lower().endswith(", the"):  # ``Simpsons, The``
         cleaned = f"{cleaned[-3:]} {cleaned[:-5]}"
@@ -380,7 +403,11 @@ def _title(head: str, *, episodic: bool) -> tuple[str | None, str | None]:
 
 
 def _clean(text: str) -> str:
-    return _SEPARATORS.sub(" ", text).strip(_EDGE_JUNK)
+    # Dotted acronyms keep their dots (``S.H.I.E.L.D.``, ``S.W.A.T.``); other dots separate.
+    pieces = _ACRONYM.split(text)
+    for i in range(0, len(pieces), 2):
+        pieces[i] = _SEPARATORS.sub(" ", pieces[i])
+    return "".join(pieces).strip(_EDGE_JUNK)
 
 
 def _group(text: str, title_end: int, marker_end: int) -> str | None:
