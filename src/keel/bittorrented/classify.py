@@ -1,13 +1,14 @@
 """Classify a torrent by its name and files (bitmagnet's content types) and screen banned names.
 
-The name is read by :mod:`keel.bittorrented.release_name` (one regex pass, ~35 µs; guessit,
+The name is read by :mod:`keel.bittorrented.release_name` (one regex pass, ~40 µs; guessit,
 which this module used first, took ~10 ms and capped ingest near 100 rows/s: ADR 0010). A
-release-name parser calls nearly everything a movie, so the name decides only between movie
-and tv_show, and only given video evidence: video files, or a season, resolution or video codec
-in the name, or a source only video comes from (an episode number alone is not enough:
-``Cyberpunk.2077`` is "episode 2077"). Other types come from the files' extensions, weighted by
-size, then from keywords in the name, then from its shape: an audio codec or the music scene's
-``Artist-Album-WEB-2019-GROUP`` is music, a version number (``v2.1``, ``24.04.1``) software.
+name reader, guessit as much as ours, calls nearly everything a movie, so the name decides
+only between movie and tv_show, and only given video evidence: video files, or a season,
+resolution, video codec or a source only video comes from in the name (an episode number alone
+is not enough: ``Cyberpunk.2077`` is "episode 2077"). Other types come from the files'
+extensions, weighted by size, then from keywords in the name, then from its shape: an audio
+codec or the music scene's ``Artist-Album-WEB-2019-GROUP`` is music, a version number
+(``v2.1``, ``24.04.1``) software.
 """
 
 from __future__ import annotations

@@ -197,6 +197,7 @@ def _strip_container(part: str) -> str:
 # Markers that are also title words (``The.Girl.in.the.Spiders.Web.2019``, ``The Italian
 # Job``): they end the title only when another marker, not a year, follows at once.
 _WEAK = frozenset({"source", "language", "weak_audio"})
+_TITLE_WHEN_FIRST = _WEAK | {"version"}  # ``Web.Therapy.S01``, ``1.0.Launch``
 _EPISODIC = frozenset({"sxe", "nxn", "seasons", "season_word", "episode_word"})
 _GAP = re.compile(r"[\s._\-\[\]()]*")
 
@@ -221,7 +222,8 @@ class _Scan:
         self.version: str | None = None
 
     def see(self, match: re.Match[str]) -> None:
-        """Take one marker; a marker that is a title word after all is ignored."""
+        """Take one marker: read its field, and end the title here unless it may be a title
+        word (a weak marker or a bare number waits for the next marker to decide)."""
         kind = self.read(match)
         if kind is None:
             return
@@ -274,7 +276,7 @@ class _Scan:
                 self.year = int(value)
         if kind == "number":
             return self.number(match, first=first, titled=titled)
-        if first and kind in _WEAK | {"version"}:
+        if first and kind in _TITLE_WHEN_FIRST:
             return None
         if kind in ("sxe", "nxn"):
             numbers = _DIGITS.findall(value)
@@ -314,12 +316,12 @@ class _Scan:
             self.episode = int(_DIGITS.findall(value)[0])
             self.title_start = match.end()
             return None
+        if titled and value in _BARE_RESOLUTIONS:  # ``Movie 2013 1080 x265``
+            self.resolution = self.resolution or f"{value}p"
+            return "resolution"
         # A bare number right after the title is an episode (``Show - 24``, guessit's
         # ``Cyberpunk.2077``), but one digit is a sequel (``Bad Santa 2 2016``) unless a dash
         # sets it apart; later, or first, a number is noise.
-        if titled and value in _BARE_RESOLUTIONS:
-            self.resolution = self.resolution or f"{value}p"
-            return "resolution"
         if titled or first or self.weak is not None:
             return None
         if len(value) == 1 and not self.text[: match.start()].rstrip(" ._").endswith("-"):
@@ -328,7 +330,7 @@ class _Scan:
 
 
 def _parse_part(text: str) -> tuple[ReleaseName, bool]:
-    """One path part read, and whether it had any marker at all."""
+    """One path part read, and whether a marker (not a bare number) ended its title."""
     leading_group: str | None = None
     start = 0
     tag = _LEADING_TAG.match(text)
