@@ -4,8 +4,10 @@ matches whole words through case, accents and punctuation, and ships no list of 
 from __future__ import annotations
 
 import inspect
+import re
 
 import pytest
+from anyascii import anyascii
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -296,3 +298,35 @@ def test_is_banned_is_total_and_finds_a_word_taken_from_the_name(
     words = "".join(c if c.isalnum() else " " for c in name).split()
     if words:
         assert is_banned(name, [*keywords, words[0]])
+
+
+def _banned_by_substring(name: str, keywords: list[str]) -> bool:
+    # The first implementation, kept as the reference: each keyword folded and searched for.
+    def fold(text: str) -> list[str]:
+        return re.findall(r"[a-z0-9]+", anyascii(text).lower())
+
+    words = fold(name)
+    joined: list[str] = []
+    for word in words:
+        if len(word) == 1 and joined and joined[-1].startswith("\0"):
+            joined[-1] += word
+        else:
+            joined.append(("\0" + word) if len(word) == 1 else word)
+    letters = [w.lstrip("\0") for w in joined]
+    forms = (f" {' '.join(words)} ", f" {' '.join(letters)} ")
+    needles = (" ".join(fold(k)) for k in keywords)
+    return any(n and f" {n} " in form for n in needles for form in forms)
+
+
+PIECES = ["a", "b", "x", "q", "two", "words", "Ké", "y", ".", "-"]
+
+
+@given(
+    st.lists(st.sampled_from(PIECES), max_size=12),
+    st.lists(st.lists(st.sampled_from(PIECES), max_size=4).map(" ".join), max_size=6),
+)
+def test_is_banned_matches_the_keyword_by_keyword_reference(
+    pieces: list[str], keywords: list[str]
+) -> None:
+    name = " ".join(pieces)
+    assert is_banned(name, keywords) == _banned_by_substring(name, keywords)
