@@ -12,7 +12,8 @@ Prints names/s for each reader (the two take turns on slices of 200 names, so th
 machine's load falls on both alike), the ratio, and per-field accuracy (content type, title,
 year, season and episode together, resolution) as Markdown; titles compare case- and
 space-folded. Then the new classifier alone over ``--solo`` generated names (best of three
-passes), the figure that says whether ingest can afford it.
+passes), the figure that says whether ingest can afford it, and the banned-name screen (also
+run on every ingested row) before and after, with 300 keywords.
 
     PYTHONPATH=src .venv/bin/python bench/bittorrented_classify.py --names 10000
 """
@@ -258,7 +259,36 @@ def main(argv: list[str]) -> int:
         old, new = measure([classify_before, classify.classify], cases)
         print(table(title, [("guessit (before)", *old), ("release_name (now)", *new)]))
     print(solo(args.solo))
+    print(screen(args.solo))
     return 0
+
+
+def is_banned_before(name: str, banned_keywords: Iterable[str]) -> bool:
+    """``classify.is_banned`` before ADR 0010's change: every keyword folded for every name."""
+    words = classify._words(name)
+    forms = (f" {' '.join(words)} ", f" {' '.join(classify._join_letters(words))} ")
+    for keyword in banned_keywords:
+        needle = " ".join(classify._words(keyword))
+        if needle and any(f" {needle} " in form for form in forms):
+            return True
+    return False
+
+
+def screen(count: int, keywords: int = 300) -> str:
+    """The banned-name screen, also on every ingested row, old and new, on made-up keywords."""
+    names = [name for name, _ in generated(count)]
+    banned = [f"nosuchword{i}" if i % 3 else f"no such{i} phrase" for i in range(keywords)]
+    rates = []
+    for check in (is_banned_before, classify.is_banned):
+        started = time.perf_counter()
+        for name in names:
+            check(name, banned)
+        rates.append(count / (time.perf_counter() - started))
+    return (
+        f"is_banned with {keywords} keywords, {count:,} names: before "
+        f"{1e6 / rates[0]:.1f} µs/name, now **{1e6 / rates[1]:.1f} µs/name** "
+        f"(ratio {rates[1] / rates[0]:,.0f}x)\n"
+    )
 
 
 def solo(count: int) -> str:

@@ -112,6 +112,14 @@ def test_marker_soup_is_read_without_error(pieces: list[str]) -> None:
         ("Die.Simpsons.Staffel.2.Folge.5.German.1080p", {"season": 2, "episode": 5}),
         ("Show Name - Temporada 4 [HDTV][Cap.408][Castellano]", {"season": 4, "episode": 8}),
         ("The.Daily.Show.2024.03.14.1080p.WEB.h264-JEBAITED", {"dated": True, "year": None}),
+        ("Kaamelott Saison 2 Épisode 5 FRENCH 1080p", {"season": 2, "episode": 5}),
+        ("The.White.Lotus.2.Sezon.7.Bolum.2021.1080p.WEB-DL",
+         {"season": 2, "episode": 7, "year": 2021}),
+        # A packed number holds a season, except a fansub's; a codec is no episode.
+        ("Show.Name.102.HDTV.XViD.Etc-Group", {"title": "Show Name", "season": 1, "episode": 2}),
+        ("[Group] Show - 102 [720p].mkv", {"season": None, "episode": 102}),
+        ("Anime - 03 x264 GRP.mkv", {"season": None, "episode": 3, "video_codec": "H.264"}),
+        ("Friends S03/Friends - 07 - The One.mkv", {"title": "Friends", "season": 3, "episode": 7}),
         # Other shapes of title.
         ("Series/Simpsons/Simpsons,.The.12x08.A.Bas.Le.Sergent.Skinner.FR.avi",
          {"title": "The Simpsons"}),

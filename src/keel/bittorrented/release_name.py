@@ -12,6 +12,7 @@ What it does not try: episode titles, languages, editions, anything guessit call
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,8 +54,10 @@ _SEASON_WORDS = (
     "seasons?|saison|series|temporada|temp|tem|stagione|seizoen|staffel|sezon|säsong|évad|сезон"
 )
 _EPISODE_WORDS = (
-    "episode|episodio|episodul|ep|folge|odcinek|avsnitt|aflevering|bolum|capitulo|cap|серия"
+    "episode|épisode|episodio|episodul|ep|folge|odcinek|avsnitt|aflevering|bolum|capitulo|cap"
+    "|серия|эпизод"
 )
+_EPISODE_AFTER_WORDS = "bolum|bölüm|rész|серия"  # written after the number: ``7. Bölüm``
 _COUNTRIES = frozenset({"US", "UK"})  # as written: ``This.is.Us`` is a title
 _PART_NUMBERS = "one|two|three|four|five|i|ii|iii|iv|v|vi|vii|viii|ix|x|[1-9]"
 
@@ -62,16 +65,17 @@ _PART_NUMBERS = "one|two|three|four|five|i|ii|iii|iv|v|vi|vii|viii|ix|x|[1-9]"
 # and a codec over a bare number); each must stand as whole words.
 _MARKER_KINDS = (
     ("sxe", r"[st]\d{1,4}[ ._-]?x?e\d{1,4}(?:[ ._-]?(?:e|-e?)\d{1,4})*"),
-    ("nxn", r"\d{1,2} ?[x×] ?\d{1,3}(?:x\d{1,3})*"),
+    ("nxn", r"\d{1,2}(?:[x×]| [x×] )\d{1,3}(?:x\d{1,3})*"),
     ("seasons", r"s\d{1,4}(?:d\d{1,2})?(?:[ ._-]?-[ ._-]?s?\d{1,3})?"),
     (
         "season_word",
         rf"(?:{_SEASON_WORDS})[ ._-]?\d{{1,3}}(?:[ ._]?of[ ._]?\d{{1,3}})?"
-        rf"|\d{{1,2}}(?:-?[a-zа-я]{{1,2}})?\.?[ ._-]?(?:{_SEASON_WORDS})",
+        rf"|\d{{1,2}}(?:-?[a-zа-яª]{{1,2}})?\.?[ ._-]?(?:{_SEASON_WORDS})",
     ),
     (
         "episode_word",
-        rf"(?:{_EPISODE_WORDS})[ ._-]?\d{{1,4}}(?:v\d)?|e\d{{1,4}}"
+        rf"(?:{_EPISODE_WORDS})[ ._-]{{0,2}}\d{{1,4}}(?:v\d)?|e\d{{1,4}}"
+        rf"|\d{{1,3}}(?:-?[a-zа-я]{{1,2}})?\.?[ ._-]?(?:{_EPISODE_AFTER_WORDS})"
         r"|\d{1,2}[ ._]?of[ ._]?\d{1,2}",
     ),
     ("date", r"(?:19|20)\d\d[._-]\d\d[._-]\d\d"),
@@ -165,7 +169,9 @@ def parse(name: str) -> ReleaseName:
             break
         above, above_marked = _parse_part(folder)
         if not marked and above_marked:
-            found, marked = above, True
+            # ``Friends S03/Friends - 07 - The One.mkv``: the file's number is the episode.
+            episode = above.episode if above.episode is not None else found.episode
+            found, marked = dataclasses.replace(above, episode=episode), True
         elif marked and (above_marked or not found.title):
             found = _fill(found, above)
     return found
@@ -251,14 +257,6 @@ class _Scan:
         else:
             self.end_title(match)
 
-    def settle(self) -> None:
-        """The pending bare number ends the title as an episode."""
-        if self.pending is not None:
-            if self.episode is None:
-                self.episode = int(_DIGITS.findall(self.pending.group())[0])
-            self.end_title(self.pending)
-            self.pending = None
-
     def end_title(self, match: re.Match[str]) -> None:
         self.title_end, self.first_kind = match.start(), match.lastgroup or ""
 
@@ -327,6 +325,22 @@ class _Scan:
         if len(value) == 1 and not self.text[: match.start()].rstrip(" ._").endswith("-"):
             return None
         return "number"
+
+    def settle(self) -> None:
+        """The pending bare number ends the title as an episode: ``Show.Name.102`` and
+        ``FooBar.0307`` pack a season before it (guessit's reading), but a fansub's number
+        (``[Group] Show - 102``) or one with a version (``312v1``) is the episode alone."""
+        if self.pending is None:
+            return
+        value = self.pending.group()
+        packed = value.isdigit() and (len(value) == 3 or (len(value) == 4 and value[0] == "0"))
+        if self.episode is None:
+            if packed and self.leading_group is None and self.season is None:
+                self.season, self.episode = int(value[:-2]), int(value[-2:])
+            else:
+                self.episode = int(_DIGITS.findall(value)[0])
+        self.end_title(self.pending)
+        self.pending = None
 
 
 def _parse_part(text: str) -> tuple[ReleaseName, bool]:
