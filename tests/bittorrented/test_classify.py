@@ -4,8 +4,10 @@ matches whole words through case, accents and punctuation, and ships no list of 
 from __future__ import annotations
 
 import inspect
+import re
 
 import pytest
+from anyascii import anyascii
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -186,8 +188,37 @@ def test_adult_keywords_win_over_everything() -> None:
     assert result.resolution == "1080p"
 
 
+def test_a_source_only_video_comes_from_is_video_evidence() -> None:
+    assert classify("Some Film (2021) [HDTV] [Grp]").content_type is MOV
+    assert classify("Lion A Bevelsol (2024) [BluRay][DD5.1] [SENSI]").content_type is MOV
+    # WEB alone tags music releases too, so it is no evidence.
+    assert classify("Artist - Album (2019) [WEB FLAC]").content_type is ContentType.MUSIC
+
+
+def test_the_music_scenes_naming_is_music() -> None:
+    result = classify("Neostgro-Pelloan-Time-WEB-2019-DUNETH")
+    assert (result.content_type, result.year) == (ContentType.MUSIC, 2019)
+    assert classify("Artist-Album-(CAT001)-VINYL-1998-GRP").content_type is ContentType.MUSIC
+    # Scene video is dotted, so the shape does not catch it.
+    assert classify("Some.Show.S01E01.WEB-2019-GRP").content_type is TV
+
+
+def test_a_version_number_is_software_when_nothing_else_speaks() -> None:
+    assert classify("The.Quimalan.v21.3.29-ITHJORKA") == Classification(
+        ContentType.SOFTWARE, "The Quimalan"
+    )
+    assert classify("Night Jorash Black 11.8.26").content_type is ContentType.SOFTWARE
+    # Keywords speak first: a versioned GOG release is a game.
+    assert classify("Cyberpunk.2077.v2.1-GOG").content_type is ContentType.GAME
+
+
+def test_an_obfuscated_file_is_classified_by_its_folder() -> None:
+    result = classify("Blue.Bloods.S08E09.1080p.HEVC.x265-MeGusta/afaae96ae7a140e0981ced2a79.mkv")
+    assert result == Classification(TV, "Blue Bloods", None, 8, 9, "1080p", "H.265", "MeGusta")
+
+
 def test_non_video_types_carry_no_video_fields() -> None:
-    # guessit reads "EPUB" as a release group; outside video that field means nothing.
+    # A trailing word may read as a release group; outside video that field means nothing.
     result = classify("Brandon Sanderson - Mistborn Trilogy (EPUB)")
     assert result.release_group is None
     assert (result.season, result.episode, result.resolution, result.video_codec) == (None,) * 4
@@ -267,3 +298,35 @@ def test_is_banned_is_total_and_finds_a_word_taken_from_the_name(
     words = "".join(c if c.isalnum() else " " for c in name).split()
     if words:
         assert is_banned(name, [*keywords, words[0]])
+
+
+def _banned_by_substring(name: str, keywords: list[str]) -> bool:
+    # The first implementation, kept as the reference: each keyword folded and searched for.
+    def fold(text: str) -> list[str]:
+        return re.findall(r"[a-z0-9]+", anyascii(text).lower())
+
+    words = fold(name)
+    joined: list[str] = []
+    for word in words:
+        if len(word) == 1 and joined and joined[-1].startswith("\0"):
+            joined[-1] += word
+        else:
+            joined.append(("\0" + word) if len(word) == 1 else word)
+    letters = [w.lstrip("\0") for w in joined]
+    forms = (f" {' '.join(words)} ", f" {' '.join(letters)} ")
+    needles = (" ".join(fold(k)) for k in keywords)
+    return any(n and f" {n} " in form for n in needles for form in forms)
+
+
+PIECES = ["a", "b", "x", "q", "two", "words", "Ké", "y", ".", "-"]
+
+
+@given(
+    st.lists(st.sampled_from(PIECES), max_size=12),
+    st.lists(st.lists(st.sampled_from(PIECES), max_size=4).map(" ".join), max_size=6),
+)
+def test_is_banned_matches_the_keyword_by_keyword_reference(
+    pieces: list[str], keywords: list[str]
+) -> None:
+    name = " ".join(pieces)
+    assert is_banned(name, keywords) == _banned_by_substring(name, keywords)
