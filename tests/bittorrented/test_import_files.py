@@ -53,7 +53,10 @@ def _dump(path: Path) -> int:
 
 def _stored(data_dir: Path) -> int:
     with sqlite3.connect(data_dir / "bittorrented.db") as db:
-        return int(db.execute("SELECT count(*) FROM torrent_search").fetchone()[0])
+        try:
+            return int(db.execute("SELECT count(*) FROM torrent_search").fetchone()[0])
+        except sqlite3.OperationalError:  # not migrated yet
+            return 0
 
 
 @pytest.fixture(scope="module")
