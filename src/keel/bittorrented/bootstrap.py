@@ -9,14 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from keel.bittorrented import classify
 from keel.bittorrented.indexer import Indexer, MetadataSource
 from keel.bittorrented.search.base import SearchEngine
+from keel.bittorrented.search.cursors import Cursors
 from keel.bittorrented.search.fts5 import Fts5Search
 from keel.bittorrented.search.tsvector import TsvectorSearch
 from keel.bittorrented.settings import BittorrentedSettings
-from keel.core import db, migrations
+from keel.core import crypto, db, migrations
 from keel.core.clock import Clock, SystemClock
 
 MIGRATIONS = "keel.bittorrented:migrations"
 VERSION_TABLE = "bittorrented_alembic_version"
+CURSOR_KEY_FILE = "bittorrented-cursor.key"
 
 
 def database_url(configured: str, data_dir: str = "var") -> str:
@@ -47,6 +49,19 @@ def load_banned_keywords(path: Path | None) -> tuple[str, ...]:
     return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
 
+def cursor_key(settings: BittorrentedSettings, data_dir: str) -> bytes:
+    """The key that signs page cursors: the configured secret, else the key file under
+    ``data_dir`` (created on first start, then shared by every process using that dir)."""
+    if settings.cursor_secret is not None:
+        return crypto.parse_key(settings.cursor_secret.get_secret_value())
+    path = Path(data_dir) / CURSOR_KEY_FILE
+    try:
+        encoded, _created = crypto.load_or_create_key_file(path)
+    except FileExistsError:  # another process created it between our look and our create
+        encoded, _created = crypto.load_or_create_key_file(path)
+    return crypto.parse_key(encoded)
+
+
 async def open_indexer(
     settings: BittorrentedSettings,
     *,
@@ -66,5 +81,6 @@ async def open_indexer(
         ),
         clock=clock or SystemClock(),
         is_banned=lambda name: classify.is_banned(name, keywords),
+        cursors=Cursors(cursor_key(settings, data_dir)),
         metadata=metadata,
     )

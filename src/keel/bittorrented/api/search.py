@@ -10,7 +10,6 @@ from keel.bittorrented import presentation
 from keel.bittorrented.api.deps import csv_param, indexer
 from keel.bittorrented.classify import ContentType
 from keel.bittorrented.search.base import MAX_LIMIT, Filters, Order, Sort
-from keel.bittorrented.search.ranking import encode_cursor
 
 router = APIRouter(tags=["search"])
 
@@ -45,7 +44,8 @@ async def search(
         size_min=size_min,
         size_max=size_max,
     )
-    page = await indexer(request).search(
+    index = indexer(request)
+    page = await index.search(
         q, sort=sort, order=order, filters=filters, limit=limit, cursor=cursor
     )
     return {
@@ -54,7 +54,7 @@ async def search(
         # When the query matched nothing, the hits of its respelling; page on with this query.
         "corrected_query": page.corrected_query,
         "results": [presentation.hit(h) for h in page.hits],
-        "next_cursor": encode_cursor(sort, order, page.next_after) if page.next_after else None,
+        "next_cursor": index.next_cursor(sort, order, page),
     }
 
 
@@ -63,13 +63,12 @@ async def search_files(
     request: Request,
     q: Annotated[str, Query(max_length=500, description="Same language as /search.")] = "",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    cursor: Annotated[str | None, Query(max_length=20, pattern=r"^[0-9]+$")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """Search file paths inside torrents (newest first). Each hit names its torrent's
     ``info_hash`` and the file's ``index`` in it."""
-    page = await indexer(request).search_files(
-        q, limit=limit, after=int(cursor) if cursor else None
-    )
+    index = indexer(request)
+    page = await index.search_files(q, limit=limit, cursor=cursor)
     return {
         "total": page.total,
         "total_is_estimate": page.total_is_estimate,
@@ -83,5 +82,5 @@ async def search_files(
             }
             for h in page.hits
         ],
-        "next_cursor": str(page.next_after) if page.next_after else None,
+        "next_cursor": index.next_files_cursor(page),
     }
