@@ -12,8 +12,10 @@ from keel.coinpay import payments, presentation, qr
 from keel.coinpay.api.deps import WireJSONResponse, errors, gateway, ok, principal
 from keel.coinpay.api.schemas import CreatePaymentBody, SimulateBody
 from keel.coinpay.apikeys import Principal
+from keel.core.app import ExactJSONRoute
 
-router = APIRouter(tags=["payments"])
+# Bodies carry amounts: read JSON numbers from their digits, never through a float.
+router = APIRouter(tags=["payments"], route_class=ExactJSONRoute)
 
 Caller = Annotated[Principal, Depends(principal)]
 

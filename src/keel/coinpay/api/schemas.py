@@ -3,28 +3,64 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from keel.coinpay import money
+from keel.coinpay.errors import InvalidAmount
 from keel.coinpay.wire import dumps
+from keel.core.app import JsonNumber
 from keel.core.openapi import Problem
 
 _MAX_METADATA_BYTES = 8192
 
 
+def _exact_decimal(value: object) -> Decimal:
+    # A JSON number arrives as a JsonNumber (routes with ExactJSONRoute) or an int: read from
+    # its digits. A bare float can only come from Python, and has already lost them.
+    try:
+        return money.parse_decimal(value.text if isinstance(value, JsonNumber) else value)
+    except InvalidAmount as exc:
+        raise ValueError(exc.detail) from exc
+
+
+_DECIMAL_TEXT = money.DECIMAL_GRAMMAR.pattern
+ExactDecimal = Annotated[
+    Decimal,
+    BeforeValidator(_exact_decimal),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number"},
+                {"type": "string", "pattern": f"^{_DECIMAL_TEXT}$", "maxLength": 64},
+            ]
+        }
+    ),
+]
+"""A decimal sent as a JSON number (``19.99``, ``1e-7``) or a string in JSON's number grammar
+(``"19.99"``), read exactly: never ``2_5``, ``" 25"``, ``+1``, ``NaN``, ``0x10`` or ``1e999``."""
+
+
 class CreatePaymentBody(BaseModel):
-    # Unknown fields are ignored so CoinPayPortal's SDKs and plugins work unchanged.
-    model_config = ConfigDict(extra="ignore")
+    # Unknown fields are refused (a typo must not create a payment), except the ones
+    # CoinPayPortal's SDK, CLI and plugins send that we do not use, listed below.
+    model_config = ConfigDict(extra="forbid")
 
     business_id: str = Field(min_length=1, max_length=64)
-    amount: Decimal = Field(allow_inf_nan=False, description="Fiat amount, e.g. 19.99")
+    amount: ExactDecimal = Field(description='Fiat amount, e.g. 19.99 or "19.99"')
     currency: str = Field(default="USD", min_length=3, max_length=8)
     blockchain: str = Field(min_length=1, max_length=16, description="e.g. BTC, ETH, USDC_SOL")
     description: str | None = Field(default=None, max_length=500)
     metadata: dict[str, Any] = Field(default_factory=dict)
     expires_in_minutes: int | None = Field(default=None, ge=1, le=129600)
+    merchant_wallet_address: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Sent by CoinPayPortal clients; ignored: funds go to the business's "
+        "configured wallet for the coin.",
+    )
 
     @field_validator("metadata")
     @classmethod
@@ -37,22 +73,14 @@ class CreatePaymentBody(BaseModel):
 class SimulateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount_crypto: Decimal | None = Field(
-        default=None, allow_inf_nan=False, description="Amount sent, in whole coins"
+    amount_crypto: ExactDecimal | None = Field(
+        default=None, description="Amount sent, in whole coins"
     )
     confirmations: int | None = Field(default=None, ge=0, le=1_000_000)
     tx_hash: str | None = Field(
         default=None, max_length=128, description="Update an earlier simulated transfer"
     )
     reverted: bool = Field(default=False, description="Drop the transfer (a reorg)")
-
-    @field_validator("amount_crypto")
-    @classmethod
-    def _sane_magnitude(cls, value: Decimal | None) -> Decimal | None:
-        # Checked before anything writes the number out: "1e10000000" would cost seconds.
-        if value is not None and not -30 <= value.adjusted() <= 30:
-            raise ValueError("amount_crypto is out of range")
-        return value
 
 
 class WalletBody(BaseModel):
