@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from keel.bittorrented import presentation
 from keel.bittorrented.api.deps import indexer, info_hash_param, require_api_key
+from keel.core.app import allow_body_bytes
 from keel.core.errors import BadRequest
 
 router = APIRouter(tags=["torrents"])
@@ -42,6 +43,7 @@ async def get_torrent(info_hash: str, request: Request) -> dict[str, Any]:
 async def upload_torrent(request: Request, _: Guarded) -> dict[str, Any]:
     """Index a .torrent file sent as the raw request body (``application/x-bittorrent``)."""
     limit = indexer(request).settings.max_torrent_bytes
+    allow_body_bytes(request, limit)  # may exceed the process-wide body limit
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
