@@ -7,6 +7,7 @@ import base64
 import json
 import re
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -164,3 +165,11 @@ async def test_a_configured_cursor_secret_replaces_the_key_file(
 def test_a_malformed_cursor_secret_fails_at_boot() -> None:
     with pytest.raises(ValidationError, match="cursor_secret"):
         BittorrentedSettings(cursor_secret="c2hvcnQ=")
+
+
+def test_processes_starting_together_agree_on_one_cursor_key(tmp_path: Path) -> None:
+    settings = BittorrentedSettings()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        keys = list(pool.map(lambda _: bootstrap.cursor_key(settings, str(tmp_path)), range(64)))
+    assert len(set(keys)) == 1
+    assert keys[0] == crypto.parse_key((tmp_path / bootstrap.CURSOR_KEY_FILE).read_text())

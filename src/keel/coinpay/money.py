@@ -23,41 +23,39 @@ MAX_FIAT = Decimal("1000000000")  # one billion: anything larger is a typo or an
 _CTX = Context(prec=120)  # enough digits for 10**78 base units divided by any sane rate
 
 # An amount as JSON writes a number: an optional minus, no leading zeros, an optional fraction
-# and exponent. Decimal(str) also takes underscores, whitespace, "+", "NaN", "Infinity" and
-# ".5"; none of them is an amount a client meant.
+# and an exponent of at most two digits. Decimal(str) also takes underscores, whitespace, "+",
+# "NaN", "Infinity", ".5" and exponents of any size; none of them is an amount a client meant.
 DECIMAL_GRAMMAR: Final = re.compile(
-    r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?", re.ASCII
+    r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]{1,2})?", re.ASCII
 )
 MAX_DECIMAL_CHARS: Final = 64
-# |adjusted exponent| of any amount we read: 10**30 coins or 10**-30 of one is already absurd,
-# and the bound keeps every later quantize and multiply small.
-MAX_MAGNITUDE: Final = 30
+# A JSON number is read whatever its spelling, if 0 or of magnitude within these bounds (about
+# those of a decimal string): every later quantize and multiply stays small.
+MIN_MAGNITUDE: Final = Decimal("1e-90")
+MAX_MAGNITUDE: Final = Decimal("1e60")
 
 
 def parse_decimal(value: object) -> Decimal:
-    """The exact value of an amount as a client sent it: a decimal string in JSON's number
-    grammar, or a JSON number already read exactly (int or Decimal, never float).
-
-    Raises InvalidAmount for anything else: floats, other spellings, more than
-    :data:`MAX_DECIMAL_CHARS` characters, a magnitude beyond 10**±:data:`MAX_MAGNITUDE`.
+    """The exact value of an amount as a client sent it: a decimal string (at most
+    :data:`MAX_DECIMAL_CHARS` characters of :data:`DECIMAL_GRAMMAR`), or a JSON number already
+    read exactly from its digits (int or Decimal, never float), 0 or of magnitude within
+    [:data:`MIN_MAGNITUDE`, :data:`MAX_MAGNITUDE`]. Raises InvalidAmount for anything else.
     """
-    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        if len(value) > MAX_DECIMAL_CHARS:
+            raise InvalidAmount(f"{shown!r} is too long for an amount")
+        if DECIMAL_GRAMMAR.fullmatch(value) is None:
+            raise InvalidAmount(f"{shown!r} is not a decimal number (e.g. 19.99)")
+        return Decimal(value)
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise InvalidAmount("amount must be a JSON number or a decimal string")
-    if isinstance(value, int) and value.bit_length() > 4 * MAX_DECIMAL_CHARS:
+    number = Decimal(value)
+    if not number.is_finite():
+        raise InvalidAmount("amount must be a finite number")
+    if number and not MIN_MAGNITUDE <= abs(number) <= MAX_MAGNITUDE:
         raise InvalidAmount("amount is out of range")
-    text = value if isinstance(value, str) else str(value)
-    shown = text if len(text) <= 40 else text[:40] + "…"
-    if len(text) > MAX_DECIMAL_CHARS:
-        raise InvalidAmount(f"{shown!r} is too long for an amount")
-    if DECIMAL_GRAMMAR.fullmatch(text) is None:
-        raise InvalidAmount(f"{shown!r} is not a decimal number (e.g. 19.99)")
-    try:
-        parsed = Decimal(text)
-    except InvalidOperation as exc:  # an exponent beyond Decimal's own range
-        raise InvalidAmount(f"{shown!r} is out of range") from exc
-    if not -MAX_MAGNITUDE <= parsed.adjusted() <= MAX_MAGNITUDE:
-        raise InvalidAmount(f"{shown!r} is out of range")
-    return parsed
+    return number
 
 
 def parse_fiat(amount: Decimal, currency: str) -> tuple[Decimal, str]:

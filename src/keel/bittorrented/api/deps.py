@@ -3,11 +3,33 @@
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from fastapi import Request
 
 from keel.bittorrented.indexer import Indexer
 from keel.core.errors import BadRequest, Unauthorized
+from keel.core.openapi import problem_responses
+
+# Any route can answer bad input and a 500; the others are added per route.
+_ANY_ROUTE = (400, 500)
+_DESCRIPTIONS = {
+    401: "This server has an API key and the request did not carry it",
+    403: "The torrent's name is on the banned list",
+    404: "No torrent or saved search with that id",
+    503: "The search ran past its time limit, or the peer network is unreachable",
+    504: "No peer sent the magnet's metadata in time",
+}
+# Size bounds a client may send (8 PiB): 2**53, so that the bound a JSON number can state and
+# the one we check are the same integer (2**63 - 1 is not a double).
+MAX_SIZE_BYTES = 2**53
+# An info hash in a path: 40 hex digits (the v1 SHA-1).
+INFO_HASH_PATTERN = "^[0-9a-fA-F]{40}$"
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The problem+json responses a route documents: the common ones plus ``statuses``."""
+    return problem_responses(*sorted({*_ANY_ROUTE, *statuses}), descriptions=_DESCRIPTIONS)
 
 
 class MissingApiKey(Unauthorized):

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from keel.bittorrented import presentation
-from keel.bittorrented.api.deps import csv_param, indexer
+from keel.bittorrented.api.deps import MAX_SIZE_BYTES, csv_param, errors, indexer
 from keel.bittorrented.classify import ContentType
 from keel.bittorrented.search.base import MAX_LIMIT, Filters, Order, Sort
 
@@ -17,20 +17,44 @@ CONTENT_TYPES = frozenset(t.value for t in ContentType)
 RESOLUTIONS = frozenset({"480p", "576p", "720p", "1080p", "1440p", "2160p", "4320p"})
 
 
-@router.get("/search")
+def _csv_pattern(allowed: frozenset[str]) -> str:
+    choice = "|".join(sorted(allowed))
+    return f"^(?:{choice})(?:,(?:{choice}))*$"
+
+
+QUERY_HELP = (
+    "Query language: words (each must match a whole token; `word*` a token it starts), "
+    '`"a b"` a phrase, `-word` excludes, `a | b` either. At most 16 parts, 16 words a '
+    "phrase, 16 choices a group, and `-` only before a whole group (else 400 bad_query)."
+)
+CURSOR_HELP = (
+    "A previous page's `next_cursor`, as given: signed by this server, valid only for the "
+    "same sort and order (anything else is 400 bad_cursor)."
+)
+
+
+@router.get("/search", responses=errors(503))
 async def search(
     request: Request,
-    q: Annotated[str, Query(max_length=500, description="Query language: see the docs.")] = "",
+    q: Annotated[str, Query(max_length=500, description=QUERY_HELP)] = "",
     sort: Sort = "relevance",
     order: Order = "desc",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    type: Annotated[str | None, Query(max_length=200, description="e.g. movie,tv_show")] = None,
-    resolution: Annotated[str | None, Query(max_length=100, description="e.g. 1080p")] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description=CURSOR_HELP)] = None,
+    type: Annotated[
+        str | None,
+        Query(
+            max_length=200, pattern=_csv_pattern(CONTENT_TYPES), description="e.g. movie,tv_show"
+        ),
+    ] = None,
+    resolution: Annotated[
+        str | None,
+        Query(max_length=100, pattern=_csv_pattern(RESOLUTIONS), description="e.g. 1080p,2160p"),
+    ] = None,
     year_min: Annotated[int | None, Query(ge=1800, le=2200)] = None,
     year_max: Annotated[int | None, Query(ge=1800, le=2200)] = None,
-    size_min: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
-    size_max: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    size_min: Annotated[int | None, Query(ge=0, le=MAX_SIZE_BYTES)] = None,
+    size_max: Annotated[int | None, Query(ge=0, le=MAX_SIZE_BYTES)] = None,
 ) -> dict[str, Any]:
     """Search torrent names. Every word must match a whole token of the name (``word*``: a
     token it starts); ``"a b"`` is a phrase, ``-word`` excludes, ``a | b`` is either. Sorted by
@@ -58,12 +82,12 @@ async def search(
     }
 
 
-@router.get("/files")
+@router.get("/files", responses=errors(503))
 async def search_files(
     request: Request,
-    q: Annotated[str, Query(max_length=500, description="Same language as /search.")] = "",
+    q: Annotated[str, Query(max_length=500, description=QUERY_HELP)] = "",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description=CURSOR_HELP)] = None,
 ) -> dict[str, Any]:
     """Search file paths inside torrents (newest first). Each hit names its torrent's
     ``info_hash`` and the file's ``index`` in it."""
