@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from keel.bittorrented import presentation
-from keel.bittorrented.api.deps import MAX_SIZE_BYTES, csv_param, errors, indexer
+from keel.bittorrented.api.deps import MAX_SIZE_BYTES, csv_param, csv_pattern, errors, indexer
 from keel.bittorrented.classify import ContentType
 from keel.bittorrented.search.base import MAX_LIMIT, Filters, Order, Sort
 
@@ -15,11 +15,6 @@ router = APIRouter(tags=["search"])
 
 CONTENT_TYPES = frozenset(t.value for t in ContentType)
 RESOLUTIONS = frozenset({"480p", "576p", "720p", "1080p", "1440p", "2160p", "4320p"})
-
-
-def _csv_pattern(allowed: frozenset[str]) -> str:
-    choice = "|".join(sorted(allowed))
-    return f"^(?:{choice})(?:,(?:{choice}))*$"
 
 
 QUERY_HELP = (
@@ -44,12 +39,18 @@ async def search(
     type: Annotated[
         str | None,
         Query(
-            max_length=200, pattern=_csv_pattern(CONTENT_TYPES), description="e.g. movie,tv_show"
+            max_length=200,
+            json_schema_extra={"pattern": csv_pattern(CONTENT_TYPES)},
+            description="e.g. movie,tv_show",
         ),
     ] = None,
     resolution: Annotated[
         str | None,
-        Query(max_length=100, pattern=_csv_pattern(RESOLUTIONS), description="e.g. 1080p,2160p"),
+        Query(
+            max_length=100,
+            json_schema_extra={"pattern": csv_pattern(RESOLUTIONS)},
+            description="e.g. 1080p,2160p",
+        ),
     ] = None,
     year_min: Annotated[int | None, Query(ge=1800, le=2200)] = None,
     year_max: Annotated[int | None, Query(ge=1800, le=2200)] = None,

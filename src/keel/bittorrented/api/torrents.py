@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from keel.bittorrented import presentation
 from keel.bittorrented.api.deps import (
-    INFO_HASH_PATTERN,
+    INFO_HASH,
     errors,
     indexer,
     info_hash_param,
@@ -22,7 +22,9 @@ from keel.core.errors import BadRequest
 router = APIRouter(tags=["torrents"])
 
 Guarded = Annotated[None, Depends(require_api_key)]
-InfoHash = Annotated[str, Path(pattern=INFO_HASH_PATTERN, description="40 hex digits")]
+InfoHash = Annotated[
+    str, Path(json_schema_extra={"pattern": f"^{INFO_HASH.pattern}$"}, description="40 hex digits")
+]
 # A magnet link naming a v1 info hash (hex or base32); the parser's other limits are rarely
 # met (more than one different btih, more than 100 parameters) and answered with a 400.
 _MAGNET = (
