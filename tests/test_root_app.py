@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
 
+from keel.bittorrented.app import create_app as create_bittorrented
+from keel.bittorrented.settings import BittorrentedSettings
 from keel.coinpay.app import create_app
 from keel.coinpay.settings import CoinpaySettings
 from keel.core.app import create_root_app
@@ -74,3 +77,24 @@ async def test_every_product_gets_the_limits_and_problem_404s(tmp_path: Path) ->
         inside = await client.get("/coinpay/api/payments/x%0Ay")
         assert inside.status_code == 401
         assert inside.json()["success"] is False
+
+
+async def test_a_405_under_the_root_allows_exactly_the_documented_methods(
+    tmp_path: Path,
+) -> None:
+    products = [
+        create_app(
+            CoinpaySettings(master_key=new_key(), run_workers=False), data_dir=str(tmp_path)
+        ),
+        create_bittorrented(BittorrentedSettings(run_workers=False), data_dir=str(tmp_path)),
+    ]
+    transport = httpx.ASGITransport(app=create_root_app(products))
+    async with httpx.AsyncClient(transport=transport, base_url="http://keel.test") as client:
+        for product in products:
+            for path, operations in product.app.openapi()["paths"].items():
+                documented = {m.upper() for m in operations}
+                concrete = re.sub(r"\{[^}]+\}", "x", path)
+                reply = await client.request("TRACE", f"/{product.name}{concrete}")
+                assert reply.status_code == 405, path
+                assert reply.headers["content-type"] == "application/problem+json"
+                assert set(reply.headers["allow"].split(", ")) == documented, path

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,7 +20,7 @@ from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute, Match, Mount
+from starlette.routing import BaseRoute, Match, Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keel.core.errors import KeelError
@@ -145,7 +146,8 @@ def problem_body(
         "detail": detail,
         "code": code,
         "instance": instance,
-        "request_id": request_id_var.get(),
+        # Outside a product (the root's own 404, its request limits) no id was bound yet.
+        "request_id": request_id_var.get() or uuid.uuid4().hex,
         **fields,
     }
     if extras:
@@ -205,9 +207,8 @@ def install_problem_handlers(app: FastAPI, *, extras: ProblemExtras | None = Non
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_ERROR_CODES.get(exc.status_code, "http_error")
-        response = problem_response(
-            exc.status_code, code, str(exc.detail), str(exc.detail), request, extras
-        )
+        title = HTTPStatus(exc.status_code).phrase  # e.g. "Not Found"; detail says more
+        response = problem_response(exc.status_code, code, title, str(exc.detail), request, extras)
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:
             # Starlette names the methods of the first route matching the path only; a path
@@ -232,14 +233,35 @@ def install_problem_handlers(app: FastAPI, *, extras: ProblemExtras | None = Non
         raise exc  # ours to log and render as a 500, in RequestContextMiddleware
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def allowed_methods(app: ASGIApp, scope: Scope) -> list[str]:
-    """Every method some route of ``app`` serves at the scope's path (HEAD with GET), sorted."""
-    methods: set[str] = set()
-    for route in getattr(app, "routes", ()):
-        # A route whose path matches reports FULL or PARTIAL (path right, method not).
-        if isinstance(route, BaseRoute) and route.matches(scope)[0] != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    """The methods ``app`` serves at the scope's path, sorted. Each is asked of the routes in
+    turn (they may be nested: FastAPI keeps included routers whole). Where documented templates
+    overlap (``/payments/create`` and ``/payments/{id}``), the path is the most literal one's,
+    and so are its methods, as the OpenAPI document says."""
+    routes = [r for r in getattr(app, "routes", ()) if isinstance(r, BaseRoute)]
+    served = [
+        method
+        for method in _METHODS
+        if any(r.matches({**scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
+    openapi = getattr(app, "openapi", None)
+    if not isinstance(app, FastAPI) or openapi is None or app.openapi_url is None:
+        return served
+    root_path, path = scope.get("root_path", ""), scope["path"]
+    path = path.removeprefix(root_path) if root_path else path  # as mounted, like the routes
+    templates = [
+        (template.count("{"), {m.upper() for m in operations})
+        for template, operations in openapi().get("paths", {}).items()
+        if compile_path(template)[0].match(path)
+    ]
+    if not templates:
+        return served
+    fewest = min(params for params, _ in templates)
+    documented = set().union(*(methods for params, methods in templates if params == fewest))
+    return [method for method in served if method in documented]
 
 
 class BodyLimit:
