@@ -110,7 +110,10 @@ class CreatePaymentBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     business_id: str = Field(min_length=1, max_length=64)
-    amount: ExactDecimal = Field(description='Fiat amount, e.g. 19.99 or "19.99"')
+    amount: ExactDecimal = Field(
+        description='Fiat amount, e.g. 19.99 or "19.99": above 0, at most 1000000000, with no '
+        "more decimals than the currency has (0 for JPY, else 2); else 400 invalid_amount"
+    )
     currency: FiatCode = Field(default="USD")
     blockchain: CoinSymbol = Field(description="e.g. BTC, ETH, USDC_SOL")
     description: str | None = Field(default=None, max_length=500)
