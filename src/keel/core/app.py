@@ -305,10 +305,8 @@ class RequestLimitsMiddleware:
             return
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         sizes = [len(name) + len(value) + 4 for name, value in headers]  # ": " and CRLF
-        if len(headers) > MAX_HEADERS or max(sizes, default=0) > MAX_HEADER_BYTES:
-            await self._refuse_head(scope, receive, send)
-            return
-        if sum(sizes) > MAX_HEAD_BYTES:
+        too_many = len(headers) > MAX_HEADERS
+        if too_many or max(sizes, default=0) > MAX_HEADER_BYTES or sum(sizes) > MAX_HEAD_BYTES:
             await self._refuse_head(scope, receive, send)
             return
         limit = BodyLimit(self.max_body_bytes)
