@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from keel.coinpay.api.schemas import CreatePaymentBody, SimulateBody
 from keel.coinpay.errors import InvalidAmount
 from keel.coinpay.money import MAX_DECIMAL_CHARS, MAX_MAGNITUDE, MIN_MAGNITUDE, parse_decimal
-from keel.core.app import JsonNumber, loads_request_json
+from keel.core.jsonbody import JsonNumber, loads_request_json
 from tests.coinpay.conftest import Harness
 
 # --- The grammar -----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from keel.coinpay.api.deps import WireJSONResponse, errors, gateway, ok, princip
 from keel.coinpay.api.schemas import CreatePaymentBody, SimulateBody
 from keel.coinpay.apikeys import Principal
 from keel.coinpay.lifecycle import Status
-from keel.core.app import ExactJSONRoute
+from keel.core.jsonbody import ExactJSONRoute
 
 # Bodies carry amounts: read JSON numbers from their digits, never through a float.
 router = APIRouter(tags=["payments"], route_class=ExactJSONRoute)

@@ -22,7 +22,7 @@ from keel.coinpay.assets import COINS
 from keel.coinpay.errors import InvalidAmount, UnsupportedCoin, UnsupportedCurrency
 from keel.coinpay.lifecycle import EVENT_TYPES
 from keel.coinpay.wire import dumps
-from keel.core.app import JsonNumber
+from keel.core.jsonbody import JsonNumber
 from keel.core.openapi import NOT_A_BOOL, Problem
 
 _MAX_METADATA_BYTES = 8192
