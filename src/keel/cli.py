@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -23,6 +23,10 @@ app.add_typer(coinpay_cli, name="coinpay")
 app.add_typer(bittorrented_cli, name="bittorrented")
 
 PRODUCTS = ("coinpay", "bittorrented")
+# h11, not httptools: httptools buffers a request head of any size (a 1 MB header, 10,000
+# headers), h11 refuses one past h11_max_incomplete_event_size with a 400 and closes. Below
+# that, keel.core.app.RequestLimitsMiddleware answers 431 for too many or too long headers.
+SERVER_LIMITS: dict[str, Any] = {"http": "h11", "h11_max_incomplete_event_size": 64 * 1024}
 
 
 def _build(name: str, core: KeelSettings) -> Product:
@@ -55,7 +59,12 @@ def serve(
         f"Keel serving {', '.join(p.name for p in chosen)} on http://{host}:{port}/", err=True
     )
     uvicorn.run(
-        create_root_app(chosen), host=host, port=port, log_level="warning", access_log=False
+        create_root_app(chosen, max_body_bytes=core.max_body_bytes),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        **SERVER_LIMITS,
     )
 
 

@@ -12,11 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from keel.bittorrented import bootstrap, catalog
 from keel.bittorrented.classify import Classification, ContentType
 from keel.bittorrented.indexer import Indexer
+from keel.bittorrented.search.cursors import Cursors
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.bittorrented.torrents import Metainfo, TorrentFile
 from keel.core.clock import FrozenClock
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
+CURSOR_KEY = bytes(range(32))
 
 
 @pytest.fixture
@@ -64,4 +66,5 @@ def make_indexer(engine: AsyncEngine) -> Indexer:
         search_engine=bootstrap.search_engine(engine),
         clock=FrozenClock(NOW),
         is_banned=lambda _name: False,
+        cursors=Cursors(CURSOR_KEY),
     )

@@ -240,7 +240,7 @@ async def test_unparseable_webhook_urls_are_400(harness: Harness, url: str) -> N
     is_problem(response, 400)
 
 
-@pytest.mark.parametrize("amount", ["1e999999", "1e-100000", "1e31"])
+@pytest.mark.parametrize("amount", ["1e999999", "1e-100000", "1e100", "1" + "0" * 64])
 async def test_absurd_simulated_amounts_are_400_quickly(harness: Harness, amount: str) -> None:
     payment = await harness.create_payment()
     response = await harness.client.post(

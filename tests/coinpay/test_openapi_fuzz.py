@@ -11,6 +11,12 @@ media type, schema and headers documented for it (errors: the shared ``Problem``
 A last test makes sure the run was not vacuous (each operation answered 2xx at least once,
 nothing was ever 401/429).
 
+A second run, ``test_the_spec_says_exactly_what_is_accepted``, goes over the same spec without
+those hooks and with schemathesis's whole default set of checks: besides the above, schema-valid
+requests are accepted, schema-invalid ones refused, undocumented methods a 405 with the right
+``Allow``. That is what keeps the spec honest (enums for coins, currencies and statuses, the
+amount grammar, the webhook URL's shape).
+
 Event loops: schemathesis runs an ASGI app's lifespan itself, on the one event-loop thread
 where it also serves the requests, so the database is opened on the loop that uses it. The
 data is seeded beforehand through the Product's own lifespan on a throwaway loop, into the
@@ -382,3 +388,24 @@ def test_known_server_errors(path: str, body: dict[str, Any], seeded: Seeded) ->
     case.validate_response(response, checks=AS_DOCUMENTED, headers=seeded.auth())
     assert_problem_json(response, operation.label)
     assert response.status_code == 400
+
+
+# The same spec again, without the hooks above: they swap generated values for real ones, which
+# would turn schemathesis's deliberately invalid requests valid (and its checks' verdicts
+# wrong). Here every default check runs, including that schema-valid requests are accepted and
+# schema-invalid ones refused, and that undocumented methods get a 405 with the right Allow.
+PLAIN = schemathesis.openapi.from_asgi("/openapi.json", UNDER_TEST)
+
+
+@PLAIN.parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
+def test_the_spec_says_exactly_what_is_accepted(case: Any, seeded: Seeded) -> None:
+    response = case.call(headers=seeded.auth())
+    case.validate_response(response, headers=seeded.auth())
+    if 400 <= response.status_code < 500:
+        assert_problem_json(response, case.operation.label)

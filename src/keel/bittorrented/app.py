@@ -19,6 +19,7 @@ from keel.bittorrented.web import search as search_page
 from keel.core import db
 from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
 from keel.core.clock import Clock
+from keel.core.openapi import document_problems
 
 
 def create_app(
@@ -61,6 +62,7 @@ def create_app(
     app.include_router(torznab_routes.router)
     app.include_router(feed_routes.router)
     app.include_router(search_page.router)
+    document_problems(app)
 
     async def ready() -> bool:
         index: Indexer | None = getattr(app.state, "indexer", None)

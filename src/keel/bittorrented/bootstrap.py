@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -9,14 +10,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from keel.bittorrented import classify
 from keel.bittorrented.indexer import Indexer, MetadataSource
 from keel.bittorrented.search.base import SearchEngine
+from keel.bittorrented.search.cursors import Cursors
 from keel.bittorrented.search.fts5 import Fts5Search
 from keel.bittorrented.search.tsvector import TsvectorSearch
 from keel.bittorrented.settings import BittorrentedSettings
-from keel.core import db, migrations
+from keel.core import crypto, db, migrations
 from keel.core.clock import Clock, SystemClock
 
 MIGRATIONS = "keel.bittorrented:migrations"
 VERSION_TABLE = "bittorrented_alembic_version"
+CURSOR_KEY_FILE = "bittorrented-cursor.key"
+_KEY_FILE_ATTEMPTS = 20
 
 
 def database_url(configured: str, data_dir: str = "var") -> str:
@@ -47,6 +51,25 @@ def load_banned_keywords(path: Path | None) -> tuple[str, ...]:
     return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
 
+def cursor_key(settings: BittorrentedSettings, data_dir: str) -> bytes:
+    """The key that signs page cursors: the configured secret, else the key file under
+    ``data_dir`` (created on first start, then shared by every process using that dir)."""
+    if settings.cursor_secret is not None:
+        return crypto.parse_key(settings.cursor_secret.get_secret_value())
+    path = Path(data_dir) / CURSOR_KEY_FILE
+    for attempt in range(_KEY_FILE_ATTEMPTS):
+        try:
+            encoded, _created = crypto.load_or_create_key_file(path)
+            return crypto.parse_key(encoded)
+        except (FileExistsError, crypto.InvalidKey):
+            # Another process is creating it (between our look and our create, or before its
+            # write): read it again shortly. A file still unreadable then is really broken.
+            if attempt == _KEY_FILE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")
+
+
 async def open_indexer(
     settings: BittorrentedSettings,
     *,
@@ -66,5 +89,6 @@ async def open_indexer(
         ),
         clock=clock or SystemClock(),
         is_banned=lambda name: classify.is_banned(name, keywords),
+        cursors=Cursors(cursor_key(settings, data_dir)),
         metadata=metadata,
     )

@@ -24,7 +24,7 @@ from keel.bittorrented.search.base import (
     SearchRequest,
     Sort,
 )
-from keel.bittorrented.search.ranking import decode_cursor
+from keel.bittorrented.search.cursors import Cursors
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.bittorrented.swarm import trackers
 from keel.bittorrented.torrents import Magnet, Metainfo
@@ -45,6 +45,7 @@ class Indexer:
     search_engine: SearchEngine
     clock: Clock
     is_banned: Callable[[str], bool]
+    cursors: Cursors
     metadata: MetadataSource | None = None
 
     async def search(
@@ -57,9 +58,10 @@ class Indexer:
         limit: int = 50,
         cursor: str | None = None,
     ) -> SearchPage:
-        """One page of hits; BadQuery / BadCursor on bad input, SearchTimeout past the limit."""
+        """One page of hits; BadQuery / BadCursor on bad input, SearchTimeout past the limit.
+        ``cursor`` is a previous page's :meth:`next_cursor`."""
         parsed = query.parse(text)
-        after = decode_cursor(cursor, sort, order) if cursor else None
+        after = self.cursors.search_after(cursor, sort, order) if cursor else None
         request = SearchRequest(parsed, sort, order, filters or Filters(), limit, after)
         page = await self.search_engine.search(request)
         if page.total or after is not None or not parsed.positive:
@@ -71,18 +73,30 @@ class Indexer:
         retry = await self.search_engine.search(replace(request, query=respelled))
         return replace(retry, corrected_query=query.render(respelled)) if retry.total else page
 
+    def next_cursor(self, sort: Sort, order: Order, page: SearchPage) -> str | None:
+        """The cursor of the page after ``page`` (a signed token), or None on the last page."""
+        return (
+            None if page.next_after is None else self.cursors.search(sort, order, page.next_after)
+        )
+
     async def search_files(
-        self, text: str, *, limit: int = 50, after: int | None = None
+        self, text: str, *, limit: int = 50, cursor: str | None = None
     ) -> files.FilePage:
-        """File paths matching ``text``; BadQuery on a bad query."""
+        """File paths matching ``text``; BadQuery / BadCursor on bad input. ``cursor`` is a
+        previous page's :meth:`next_files_cursor`."""
+        parsed = query.parse(text)
         return await files.search_files(
             self.engine,
-            query.parse(text),
+            parsed,
             limit=limit,
-            after=after,
+            after=self.cursors.files_after(cursor) if cursor else None,
             count_cap=self.settings.count_cap,
             timeout_seconds=self.settings.search_timeout_seconds,
         )
+
+    def next_files_cursor(self, page: files.FilePage) -> str | None:
+        """The cursor of the file page after ``page``, or None on the last page."""
+        return None if page.next_after is None else self.cursors.files(page.next_after)
 
     async def get(self, info_hash: bytes) -> catalog.StoredTorrent:
         async with db.reading(self.engine) as conn:

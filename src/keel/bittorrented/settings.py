@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from keel.core import crypto
+
 _ENDPOINT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
 _TRACKER = re.compile(r"^(udp|http|https)://[^\s/]+", re.IGNORECASE)
 
@@ -24,6 +26,11 @@ class BittorrentedSettings(BaseSettings):
         "?apikey=); searching the JSON API and the page stay open.",
     )
     public_url: str = Field(default="", description="Base URL clients reach, for feed links.")
+    cursor_secret: SecretStr | None = Field(
+        default=None,
+        description="Base64 of 32 bytes that signs page cursors; every process serving one "
+        "index needs the same. Unset: <data_dir>/bittorrented-cursor.key, created once.",
+    )
     search_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     count_cap: int = Field(
         default=10_000, ge=100, description="Count exactly up to this many matches."
@@ -81,6 +88,16 @@ class BittorrentedSettings(BaseSettings):
         default=False,
         description="Run the DHT crawler inside `keel serve` (else: `keel bittorrented crawl`).",
     )
+
+    @field_validator("cursor_secret")
+    @classmethod
+    def _cursor_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                crypto.parse_key(value.get_secret_value())
+            except crypto.InvalidKey as exc:
+                raise ValueError("cursor_secret must be base64 of exactly 32 bytes") from exc
+        return value
 
     @field_validator("dht_nodes", "swarm_dht_nodes")
     @classmethod

@@ -47,7 +47,6 @@ from keel.bittorrented.errors import BadQuery, SearchTimeout
 from keel.bittorrented.indexer import Indexer
 from keel.bittorrented.query import MAX_QUERY_CHARS
 from keel.bittorrented.search.base import MAX_LIMIT, Filters, Kind, SearchHit, Sort
-from keel.bittorrented.search.ranking import encode_cursor
 
 TORZNAB_NS = "http://torznab.com/schemas/2015/feed"
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -300,9 +299,9 @@ async def run(indexer: Indexer, query: Query) -> Results:
             if cursor is None:
                 total = page.total
             hits.extend(page.hits)
-            if len(hits) >= wanted or page.next_after is None:
+            cursor = indexer.next_cursor(query.sort, "desc", page)
+            if len(hits) >= wanted or cursor is None:
                 break
-            cursor = encode_cursor(query.sort, "desc", page.next_after)
     except BadQuery as exc:
         raise TorznabError(INCORRECT_PARAMETER, f"Incorrect parameter: q: {exc.detail}") from exc
     except SearchTimeout as exc:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_CEILING, Context, Decimal, InvalidOperation
+from typing import Final
 
 from keel.coinpay.errors import InvalidAmount, UnsupportedCurrency
 
@@ -19,6 +21,41 @@ FIAT_EXPONENTS: dict[str, int] = {
 MAX_FIAT = Decimal("1000000000")  # one billion: anything larger is a typo or an attack.
 
 _CTX = Context(prec=120)  # enough digits for 10**78 base units divided by any sane rate
+
+# An amount as JSON writes a number: an optional minus, no leading zeros, an optional fraction
+# and an exponent of at most two digits. Decimal(str) also takes underscores, whitespace, "+",
+# "NaN", "Infinity", ".5" and exponents of any size; none of them is an amount a client meant.
+DECIMAL_GRAMMAR: Final = re.compile(
+    r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]{1,2})?", re.ASCII
+)
+MAX_DECIMAL_CHARS: Final = 64
+# A JSON number is read whatever its spelling, if 0 or of magnitude within these bounds (about
+# those of a decimal string): every later quantize and multiply stays small.
+MIN_MAGNITUDE: Final = Decimal("1e-90")
+MAX_MAGNITUDE: Final = Decimal("1e60")
+
+
+def parse_decimal(value: object) -> Decimal:
+    """The exact value of an amount as a client sent it: a decimal string (at most
+    :data:`MAX_DECIMAL_CHARS` characters of :data:`DECIMAL_GRAMMAR`), or a JSON number already
+    read exactly from its digits (int or Decimal, never float), 0 or of magnitude within
+    [:data:`MIN_MAGNITUDE`, :data:`MAX_MAGNITUDE`]. Raises InvalidAmount for anything else.
+    """
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        if len(value) > MAX_DECIMAL_CHARS:
+            raise InvalidAmount(f"{shown!r} is too long for an amount")
+        if DECIMAL_GRAMMAR.fullmatch(value) is None:
+            raise InvalidAmount(f"{shown!r} is not a decimal number (e.g. 19.99)")
+        return Decimal(value)
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise InvalidAmount("amount must be a JSON number or a decimal string")
+    number = Decimal(value)
+    if not number.is_finite():
+        raise InvalidAmount("amount must be a finite number")
+    if number and not MIN_MAGNITUDE <= abs(number) <= MAX_MAGNITUDE:
+        raise InvalidAmount("amount is out of range")
+    return number
 
 
 def parse_fiat(amount: Decimal, currency: str) -> tuple[Decimal, str]:

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +18,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keel.core.errors import KeelError
@@ -33,6 +35,20 @@ HTTP_REQUESTS = Counter(
 HTTP_LATENCY = Histogram(
     "keel_http_request_duration_seconds", "HTTP request latency", ["app", "method", "route"]
 )
+
+HTTP_ERROR_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    431: "headers_too_large",
+}
+
+DEFAULT_MAX_BODY_BYTES = 2**20
+# Past these a request is refused with 431 before any app sees it. `keel serve` also caps the
+# whole head (request line and headers) in the HTTP server itself; see keel.cli.
+MAX_HEADERS = 100
+MAX_HEADER_BYTES = 8 * 1024  # one header line, name and value
+MAX_HEAD_BYTES = 32 * 1024  # every header line together
 
 ProblemExtras = Callable[[int, str, str], dict[str, Any]]
 """(status, code, detail) -> extra fields a product adds to every error body."""
@@ -128,7 +144,8 @@ def problem_body(
         "detail": detail,
         "code": code,
         "instance": instance,
-        "request_id": request_id_var.get(),
+        # Outside a product (the root's own 404, its request limits) no id was bound yet.
+        "request_id": request_id_var.get() or uuid.uuid4().hex,
         **fields,
     }
     if extras:
@@ -176,6 +193,9 @@ def install_problem_handlers(app: FastAPI, *, extras: ProblemExtras | None = Non
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(p for p in first["loc"] if p not in ("body", "query", "path"))
         detail = f"{where}: {first['msg']}" if where else str(first["msg"])
+        unknown = [e["loc"][-1] for e in errors if e["type"] == "extra_forbidden" and e["loc"]]
+        if unknown:
+            detail = f"Unknown fields: {', '.join(unknown)}"
         if any(e["type"] == "json_invalid" for e in errors):
             detail = "Malformed JSON body"
         return problem_response(
@@ -184,11 +204,14 @@ def install_problem_handlers(app: FastAPI, *, extras: ProblemExtras | None = Non
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        response = problem_response(
-            exc.status_code, code, str(exc.detail), str(exc.detail), request, extras
-        )
-        response.headers.update(exc.headers or {})  # e.g. Allow on a 405
+        code = HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+        title = HTTPStatus(exc.status_code).phrase  # e.g. "Not Found"; detail says more
+        response = problem_response(exc.status_code, code, title, str(exc.detail), request, extras)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route matching the path only; a path
+            # served by several routes (GET and POST apart) allows all of theirs.
+            response.headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
         return response
 
     @app.exception_handler(DBAPIError)
@@ -208,6 +231,132 @@ def install_problem_handlers(app: FastAPI, *, extras: ProblemExtras | None = Non
         raise exc  # ours to log and render as a 500, in RequestContextMiddleware
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(app: ASGIApp, scope: Scope) -> list[str]:
+    """The methods ``app`` serves at the scope's path, sorted. Each is asked of the routes in
+    turn (they may be nested: FastAPI keeps included routers whole). Where documented templates
+    overlap (``/payments/create`` and ``/payments/{id}``), the path is the most literal one's,
+    and so are its methods, as the OpenAPI document says."""
+    routes = [r for r in getattr(app, "routes", ()) if isinstance(r, BaseRoute)]
+    served = [
+        method
+        for method in _METHODS
+        if any(r.matches({**scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
+    openapi = getattr(app, "openapi", None)
+    if not isinstance(app, FastAPI) or openapi is None or app.openapi_url is None:
+        return served
+    root_path, path = scope.get("root_path", ""), scope["path"]
+    path = path.removeprefix(root_path) if root_path else path  # as mounted, like the routes
+    templates = [
+        (template.count("{"), {m.upper() for m in operations})
+        for template, operations in openapi().get("paths", {}).items()
+        if compile_path(template)[0].match(path)
+    ]
+    if not templates:
+        return served
+    fewest = min(params for params, _ in templates)
+    documented = set().union(*(methods for params, methods in templates if params == fewest))
+    return [method for method in served if method in documented]
+
+
+class BodyLimit:
+    """The body size a request may have; a route that takes bigger bodies (an upload) raises
+    it with :func:`allow_body_bytes` before reading."""
+
+    __slots__ = ("max_bytes",)
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+
+
+_BODY_LIMIT_KEY = "keel.body_limit"
+
+
+def allow_body_bytes(request: Request, max_bytes: int) -> None:
+    """Let this request's body be up to ``max_bytes`` (when the app enforces a limit)."""
+    limit = request.scope.get(_BODY_LIMIT_KEY)
+    if isinstance(limit, BodyLimit):
+        limit.max_bytes = max(limit.max_bytes, max_bytes)
+
+
+def _too_large(limit: int) -> StarletteHTTPException:
+    return StarletteHTTPException(413, f"Request body is larger than {limit} bytes")
+
+
+class RequestLimitsMiddleware:
+    """Refuses a request whose head is too big (431: too many headers, a header line or all of
+    them too long) and one whose body grows past the limit (413). The body is counted as it
+    streams in, chunked or not; a Content-Length already above the limit is refused at the
+    first read. A 413 is raised as an HTTP error inside the product, which renders it as
+    problem+json like any other."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        sizes = [len(name) + len(value) + 4 for name, value in headers]  # ": " and CRLF
+        too_many = len(headers) > MAX_HEADERS
+        if too_many or max(sizes, default=0) > MAX_HEADER_BYTES or sum(sizes) > MAX_HEAD_BYTES:
+            await self._refuse_head(scope, receive, send)
+            return
+        limit = BodyLimit(self.max_body_bytes)
+        scope[_BODY_LIMIT_KEY] = limit
+        declared = dict(headers).get(b"content-length", b"")
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            if declared.isdigit() and int(declared) > limit.max_bytes:
+                raise _too_large(limit.max_bytes)
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit.max_bytes:
+                    raise _too_large(limit.max_bytes)
+            return message
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, watch)
+        except StarletteHTTPException as exc:
+            # Read outside any product's handlers (none of ours does): answer it here.
+            if exc.status_code != 413 or started:
+                raise
+            await self._problem(scope, receive, send, 413, str(exc.detail))
+
+    async def _refuse_head(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = (
+            f"Request headers exceed the limits: at most {MAX_HEADERS} headers, "
+            f"{MAX_HEADER_BYTES} bytes a line, {MAX_HEAD_BYTES} bytes in all"
+        )
+        await self._problem(scope, receive, send, 431, detail)
+
+    async def _problem(
+        self, scope: Scope, receive: Receive, send: Send, status: int, detail: str
+    ) -> None:
+        title = "Request header fields too large" if status == 431 else "Content too large"
+        body = problem_body(
+            status, HTTP_ERROR_CODES[status], title, detail, Request(scope).url.path, None
+        )
+        response = JSONResponse(
+            body, status_code=status, media_type=PROBLEM_JSON, headers={"Connection": "close"}
+        )
+        await response(scope, receive, send)
+
+
 @dataclass(frozen=True)
 class Product:
     """A mounted product: its ASGI app, the lifespan that starts its workers, a readiness probe."""
@@ -218,8 +367,12 @@ class Product:
     ready: Callable[[], Awaitable[bool]]
 
 
-def create_root_app(products: Sequence[Product]) -> FastAPI:
-    """Mount each product at ``/<name>`` and serve the shared probes and metrics."""
+def create_root_app(
+    products: Sequence[Product], *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> FastAPI:
+    """Mount each product at ``/<name>`` and serve the shared probes and metrics. Every request
+    is held to :class:`RequestLimitsMiddleware`'s limits; a path no product serves is a
+    problem+json 404."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -230,6 +383,8 @@ def create_root_app(products: Sequence[Product]) -> FastAPI:
             yield
 
     root = FastAPI(title="Keel", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_problem_handlers(root)
+    root.add_middleware(RequestLimitsMiddleware, max_body_bytes=max_body_bytes)
 
     @root.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -255,4 +410,9 @@ def create_root_app(products: Sequence[Product]) -> FastAPI:
 
     for product in products:
         root.mount(f"/{product.name}", product.app)
+        mount = root.routes[-1]
+        assert isinstance(mount, Mount)
+        # Starlette's "{path:path}" is ".*", which stops at a newline: "/coinpay/x%0Ay" would
+        # miss the product and get the root's 404. Every path under the prefix is the product's.
+        mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
     return root

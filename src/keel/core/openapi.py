@@ -15,10 +15,22 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Final
 
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from keel.core.app import PROBLEM_JSON
+
+
+def _not_a_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("Input should be a valid integer")  # pydantic's lax int takes true
+    return value
+
+
+NOT_A_BOOL: Final = BeforeValidator(_not_a_bool)
+"""Makes an ``int`` one as JSON Schema's ``integer`` means it: ``3`` or ``3.0``, never ``true``
+(pydantic's lax int takes it). Put it after the bounds, so the schema still shows them:
+``Annotated[int, Field(ge=1, le=9), NOT_A_BOOL]``."""
 
 SCHEMA_NAME: Final = "Problem"
 _REF_PREFIX: Final = "#/components/schemas/"
@@ -31,11 +43,15 @@ DESCRIPTIONS: Final = {
     401: "Missing, malformed or unknown credentials",
     403: "The credentials do not allow this action",
     404: "No such resource for this caller",
+    405: "The path does not take this method; `Allow` lists those it takes",
     409: "The request conflicts with the resource's current state",
+    413: "The request body is larger than the server accepts",
     422: "Well-formed, but not possible for this resource",
     429: "Rate limit exceeded; retry after `retry_after` seconds",
+    431: "Too many request headers, or too long",
     500: "Unexpected failure; quote `request_id`",
     503: "A dependency is unavailable; retry later",
+    504: "An upstream (e.g. the peer network) did not answer in time",
 }
 
 

@@ -16,6 +16,13 @@ class KeelSettings(BaseSettings):
     data_dir: Path = Field(default=Path("var"), description="Where embedded databases live.")
     log_level: str = "INFO"
     log_json: bool = True
+    max_body_bytes: int = Field(
+        default=2**20,
+        ge=1024,
+        le=2**30,
+        description="Largest request body any product accepts (413 past it); a route may "
+        "allow more for itself (bittorrented's .torrent uploads).",
+    )
 
     def sqlite_url(self, product: str) -> str:
         return f"sqlite+aiosqlite:///{self.data_dir / f'{product}.db'}"

@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import hmac
+import re
+from typing import Any
 
 from fastapi import Request
 
 from keel.bittorrented.indexer import Indexer
 from keel.core.errors import BadRequest, Unauthorized
+from keel.core.openapi import problem_responses
+
+# Any route can answer bad input and a 500; the others are added per route.
+_ANY_ROUTE = (400, 500)
+_DESCRIPTIONS = {
+    401: "This server has an API key and the request did not carry it",
+    403: "The torrent's name is on the banned list",
+    404: "No torrent or saved search with that id",
+    503: "The search ran past its time limit, or the peer network is unreachable",
+    504: "No peer sent the magnet's metadata in time",
+}
+# Size bounds a client may send (8 PiB): 2**53, so that the bound a JSON number can state and
+# the one we check are the same integer (2**63 - 1 is not a double).
+MAX_SIZE_BYTES = 2**53
+# An info hash in a path: 40 hex digits (the v1 SHA-1).
+INFO_HASH = re.compile("[0-9a-fA-F]{40}")
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The problem+json responses a route documents: the common ones plus ``statuses``."""
+    return problem_responses(*sorted({*_ANY_ROUTE, *statuses}), descriptions=_DESCRIPTIONS)
 
 
 class MissingApiKey(Unauthorized):
@@ -32,20 +55,25 @@ def require_api_key(request: Request) -> None:
 
 
 def info_hash_param(value: str) -> bytes:
-    """A 40-hex-digit info hash from a path or query parameter."""
-    if len(value) != 40:
+    """A 40-hex-digit info hash (:data:`INFO_HASH`) from a path or query parameter."""
+    if INFO_HASH.fullmatch(value) is None:
         raise BadRequest("info_hash must be 40 hexadecimal digits")
-    try:
-        return bytes.fromhex(value)
-    except ValueError as exc:
-        raise BadRequest("info_hash must be 40 hexadecimal digits") from exc
+    return bytes.fromhex(value)
+
+
+def csv_pattern(allowed: frozenset[str]) -> str:
+    """The JSON Schema pattern of what :func:`csv_param` accepts."""
+    choice = "|".join(sorted(allowed))
+    return f"^(?:(?:{choice})(?:,(?:{choice}))*)?$"
 
 
 def csv_param(value: str | None, *, allowed: frozenset[str], name: str) -> tuple[str, ...]:
+    """Comma-separated values, each one of ``allowed`` (e.g. ``movie,tv_show``; empty: none),
+    deduplicated; BadRequest naming the first that is not."""
     if not value:
         return ()
-    items = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
+    items = value.split(",")
     unknown = [v for v in items if v not in allowed]
     if unknown:
-        raise BadRequest(f"unknown {name} {unknown[0]!r}; expected one of {sorted(allowed)}")
-    return items
+        raise BadRequest(f"unknown {name} {unknown[0][:40]!r}; expected one of {sorted(allowed)}")
+    return tuple(dict.fromkeys(items))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlencode
 
@@ -9,36 +10,53 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from keel.bittorrented import presentation, saved_searches, torznab
-from keel.bittorrented.api.deps import indexer, require_api_key
+from keel.bittorrented.api.deps import MAX_SIZE_BYTES, errors, indexer, require_api_key
 from keel.bittorrented.classify import ContentType
 from keel.bittorrented.search.base import Filters
+from keel.core.openapi import NOT_A_BOOL
 
 router = APIRouter(tags=["feeds"])
 
 Guarded = Annotated[None, Depends(require_api_key)]
 SearchId = Annotated[str, Path(max_length=64)]
+Year = Annotated[int, Field(ge=1800, le=2200), NOT_A_BOOL]
+Size = Annotated[int, Field(ge=0, le=MAX_SIZE_BYTES), NOT_A_BOOL]
 Resolution = Literal["480p", "576p", "720p", "1080p", "1440p", "2160p", "4320p"]
+
+
+# A feed title: no control characters (C0, C1), and not only spaces. (Lone surrogates, which
+# JSON can carry and no database stores, are refused too; JSON Schema patterns cannot say so.)
+_NOT_TEXT = r"\x00-\x1f\x7f-\x9f"
+_NAME = re.compile(rf"[^{_NOT_TEXT}]*[^\s{_NOT_TEXT}][^{_NOT_TEXT}]*")
+
+
+def _has_surrogate(value: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in value)
 
 
 class SavedSearchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, description="Shown as the feed's title.")
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        json_schema_extra={"pattern": f"^{_NAME.pattern}$"},
+        description="Shown as the feed's title.",
+    )
     q: str = Field(default="", max_length=500, description="Query language, as in /api/search.")
     type: list[ContentType] = Field(default_factory=list, max_length=10)
     resolution: list[Resolution] = Field(default_factory=list, max_length=10)
-    year_min: int | None = Field(default=None, ge=1800, le=2200)
-    year_max: int | None = Field(default=None, ge=1800, le=2200)
-    size_min: int | None = Field(default=None, ge=0, le=2**63 - 1)
-    size_max: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    year_min: Year | None = None
+    year_max: Year | None = None
+    size_min: Size | None = None
+    size_max: Size | None = None
 
     @field_validator("name")
     @classmethod
-    def _printable(cls, value: str) -> str:
-        value = value.strip()
-        if not value or not value.isprintable():
-            raise ValueError("name must be printable text")
-        return value
+    def _text(cls, value: str) -> str:
+        if _NAME.fullmatch(value) is None or (not value.isascii() and _has_surrogate(value)):
+            raise ValueError("name must be text: no control characters, not blank")
+        return value.strip()
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -82,7 +100,7 @@ def _view(request: Request, saved: saved_searches.SavedSearch) -> dict[str, Any]
     }
 
 
-@router.post("/api/saved-searches", status_code=201)
+@router.post("/api/saved-searches", status_code=201, responses=errors(401))
 async def create_saved_search(
     body: SavedSearchBody, request: Request, response: Response, _: Guarded
 ) -> dict[str, Any]:
@@ -96,14 +114,14 @@ async def create_saved_search(
     return {"saved_search": view}
 
 
-@router.get("/api/saved-searches/{search_id}")
+@router.get("/api/saved-searches/{search_id}", responses=errors(404))
 async def get_saved_search(search_id: SearchId, request: Request) -> dict[str, Any]:
     """One saved search: its query, filters and feed URL."""
     saved = await saved_searches.get(indexer(request), search_id)
     return {"saved_search": _view(request, saved)}
 
 
-@router.delete("/api/saved-searches/{search_id}", status_code=204)
+@router.delete("/api/saved-searches/{search_id}", status_code=204, responses=errors(401, 404))
 async def delete_saved_search(search_id: SearchId, request: Request, _: Guarded) -> Response:
     """Delete a saved search (API key needed); its feed answers 404 from then on."""
     await saved_searches.remove(indexer(request), search_id)
@@ -114,7 +132,7 @@ async def delete_saved_search(search_id: SearchId, request: Request, _: Guarded)
     "/feeds/{search_id}.rss",
     name="saved_search_feed",
     response_class=Response,
-    responses={200: {"content": {"application/rss+xml": {}}}},
+    responses={200: {"content": {"application/rss+xml": {}}}, **errors(404, 503)},
 )
 async def saved_search_feed(search_id: SearchId, request: Request) -> Response:
     """RSS 2.0 feed of a saved search: its 50 newest matches by publication date, newest

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from keel.bittorrented import torznab
-from keel.bittorrented.api.deps import MissingApiKey, indexer, require_api_key
+from keel.bittorrented.api.deps import MissingApiKey, errors, indexer, require_api_key
 from keel.bittorrented.search.base import MAX_LIMIT
 
 router = APIRouter(tags=["torznab"])
@@ -43,7 +43,9 @@ def _xml(body: bytes, media_type: str) -> Response:
         200: {
             "description": "Capabilities, an RSS 2.0 result feed, or a Torznab error",
             "content": {"application/rss+xml": {}, "application/xml": {}},
-        }
+        },
+        # Torznab errors are 200s; these are a value no database stores (a NUL) and a 500.
+        **errors(),
     },
     openapi_extra={
         "parameters": [

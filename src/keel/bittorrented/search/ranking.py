@@ -1,4 +1,4 @@
-"""Sort orders and their keyset cursors.
+"""Sort orders, their keys and tiers (the cursors that page through them: ``cursors.py``).
 
 Every order is one integer column plus ``id`` as the tie-breaker, in the same direction, so the
 next page is a plain index range on both engines. Relevance is ``relevance_key`` ascending: since
@@ -10,13 +10,9 @@ on SQLite, PostgreSQL and the test reference (ADR 0005).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from keel.bittorrented.errors import BadCursor
 from keel.bittorrented.search.base import Order, Sort
 
 MAX_SEEDERS = 2**31 - 1
@@ -91,23 +87,3 @@ def tiers(sort: Sort, order: Order, after: int | None = None) -> list[Tier]:
 def descending(sort: Sort, order: Order) -> bool:
     """Relevance always runs best-first; the others follow ``order``."""
     return sort != "relevance" and order == "desc"
-
-
-def encode_cursor(sort: Sort, order: Order, after: tuple[int, int]) -> str:
-    raw = json.dumps([sort, order, after[0], after[1]], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, sort: Sort, order: Order) -> tuple[int, int]:
-    """The (sort value, id) a cursor points after; BadCursor if it is garbage or was made
-    for another sort."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        c_sort, c_order, value, row_id = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise BadCursor("cursor is not one this server issued") from exc
-    if (c_sort, c_order) != (sort, order):
-        raise BadCursor("cursor was issued for another sort order")
-    if not all(type(v) is int for v in (value, row_id)):
-        raise BadCursor("cursor is not one this server issued")
-    return value, row_id

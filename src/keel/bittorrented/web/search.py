@@ -21,7 +21,6 @@ from keel.bittorrented import magnet
 from keel.bittorrented.api.deps import indexer
 from keel.bittorrented.classify import ContentType
 from keel.bittorrented.search.base import Filters, SearchHit, SearchPage, Sort
-from keel.bittorrented.search.ranking import encode_cursor
 from keel.core.errors import KeelError, NotFound
 
 router = APIRouter(include_in_schema=False)
@@ -114,6 +113,7 @@ async def search_page(
     # With no words there is nothing to match best: browse newest first, but keep "best
     # match" selected so that typing a query and submitting ranks by relevance.
     effective: Sort = "date" if chosen == "relevance" and not q.strip() else chosen
+    index = indexer(request)
     problem = None
     page: SearchPage | None = None
     status = 200
@@ -123,7 +123,7 @@ async def search_page(
         problem, status = f"Unknown type {type!r}.", 400
     else:
         try:
-            page = await indexer(request).search(
+            page = await index.search(
                 q,
                 sort=effective,
                 order="desc",
@@ -135,8 +135,8 @@ async def search_page(
             problem, status = exc.detail, exc.status
     state = {"q": q, "sort": chosen, "type": type}
     next_url = None
-    if page is not None and page.next_after is not None:
-        next_cursor = encode_cursor(effective, "desc", page.next_after)
+    next_cursor = index.next_cursor(effective, "desc", page) if page is not None else None
+    if next_cursor is not None:
         next_url = "?" + urlencode({**state, "cursor": next_cursor})
     return templates.TemplateResponse(
         request,

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from keel.coinpay import businesses, presentation
 from keel.coinpay.api.deps import errors, gateway, ok, principal
+from keel.coinpay.api.schemas import CoinSymbol, FiatCode
 from keel.coinpay.apikeys import Principal
 from keel.coinpay.assets import get_coin
 from keel.coinpay.money import parse_currency
@@ -39,8 +40,8 @@ async def supported_coins(
 @router.get("/rates", responses=errors(503, keyed=False))
 async def exchange_rate(
     request: Request,
-    crypto: Annotated[str, Query(min_length=1, max_length=16)],
-    fiat: Annotated[str, Query(min_length=3, max_length=8)] = "USD",
+    crypto: Annotated[CoinSymbol, Query()],
+    fiat: Annotated[FiatCode, Query()] = "USD",
 ) -> Response:
     """The current rate (fiat per whole coin) the gateway would freeze on a new payment."""
     coin = get_coin(crypto)

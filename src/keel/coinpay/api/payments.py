@@ -12,8 +12,11 @@ from keel.coinpay import payments, presentation, qr
 from keel.coinpay.api.deps import WireJSONResponse, errors, gateway, ok, principal
 from keel.coinpay.api.schemas import CreatePaymentBody, SimulateBody
 from keel.coinpay.apikeys import Principal
+from keel.coinpay.lifecycle import Status
+from keel.core.jsonbody import ExactJSONRoute
 
-router = APIRouter(tags=["payments"])
+# Bodies carry amounts: read JSON numbers from their digits, never through a float.
+router = APIRouter(tags=["payments"], route_class=ExactJSONRoute)
 
 Caller = Annotated[Principal, Depends(principal)]
 
@@ -62,7 +65,7 @@ async def list_payments(
     request: Request,
     caller: Caller,
     business_id: Annotated[str | None, Query(alias="businessId", max_length=64)] = None,
-    status: Annotated[str | None, Query(max_length=16)] = None,
+    status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:

@@ -2,29 +2,129 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
+from keel.coinpay import money
+from keel.coinpay.assets import COINS
+from keel.coinpay.errors import InvalidAmount, UnsupportedCoin, UnsupportedCurrency
+from keel.coinpay.lifecycle import EVENT_TYPES
 from keel.coinpay.wire import dumps
-from keel.core.openapi import Problem
+from keel.core.jsonbody import JsonNumber
+from keel.core.openapi import NOT_A_BOOL, Problem
 
 _MAX_METADATA_BYTES = 8192
 
 
+def _exact_decimal(value: object) -> Decimal:
+    # A JSON number arrives as a JsonNumber (routes with ExactJSONRoute) or an int: read from
+    # the digits sent. A bare float can only come from Python, and has already lost them.
+    if isinstance(value, JsonNumber):
+        value = Decimal(value.text)  # the JSON parser has checked its grammar
+    try:
+        return money.parse_decimal(value)
+    except InvalidAmount as exc:
+        raise ValueError(exc.detail) from exc
+
+
+_MIN, _MAX = float(money.MIN_MAGNITUDE), float(money.MAX_MAGNITUDE)
+ExactDecimal = Annotated[
+    Decimal,
+    BeforeValidator(_exact_decimal),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": _MIN, "maximum": _MAX},
+                {"type": "number", "minimum": -_MAX, "maximum": -_MIN},
+                {"type": "number", "enum": [0]},
+                {
+                    "type": "string",
+                    "pattern": f"^{money.DECIMAL_GRAMMAR.pattern}$",
+                    "maxLength": money.MAX_DECIMAL_CHARS,
+                },
+            ]
+        }
+    ),
+]
+"""A decimal sent as a JSON number (``19.99``, ``1e-7``) or a string in JSON's number grammar
+(``"19.99"``), read exactly: never ``2_5``, ``" 25"``, ``+1``, ``NaN``, ``0x10`` or ``1e999``."""
+
+
+def _one_of(
+    values: Iterable[str], *, lower_too: bool, refuse: Callable[[str], Exception]
+) -> tuple[AfterValidator, WithJsonSchema]:
+    """What makes a string one of ``values`` (or, with ``lower_too``, their lower case): its
+    check, raising ``refuse(value)`` (our error, with its stable code, passes through pydantic
+    to the problem handler), and its schema, an enum."""
+    allowed = tuple(
+        dict.fromkeys(v for value in values for v in (value, value.lower())[: 1 + lower_too])
+    )
+
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise refuse(value)
+        return value
+
+    return AfterValidator(check), WithJsonSchema({"type": "string", "enum": list(allowed)})
+
+
+def _unsupported_coin(value: str) -> Exception:
+    return UnsupportedCoin(f"Unsupported blockchain {value[:40]!r}; supported: {', '.join(COINS)}")
+
+
+def _unsupported_currency(value: str) -> Exception:
+    supported = ", ".join(money.FIAT_EXPONENTS)
+    return UnsupportedCurrency(f"Unsupported currency {value[:40]!r}; supported: {supported}")
+
+
+_COINS = _one_of(COINS, lower_too=True, refuse=_unsupported_coin)
+CoinSymbol = Annotated[str, _COINS[0], _COINS[1]]
+"""A supported coin's symbol (``BTC``, ``USDC_SOL``), upper or lower case."""
+_FIATS = _one_of(money.FIAT_EXPONENTS, lower_too=True, refuse=_unsupported_currency)
+FiatCode = Annotated[str, _FIATS[0], _FIATS[1]]
+"""A supported fiat currency (``USD``), upper or lower case."""
+_EVENTS = _one_of(
+    EVENT_TYPES, lower_too=False, refuse=lambda v: ValueError(f"unknown event type {v[:40]!r}")
+)
+EventType = Annotated[str, _EVENTS[0], _EVENTS[1]]
+# What the webhook sender can reach: an absolute http(s) URL without spaces. The sender's own
+# checks (DNS, private addresses) come after, in keel.coinpay.notify.
+_WEBHOOK_URL = r"^\s*https?://[^\s/?#@]+(?:[/?#]\S*)?\s*$"
+
+
 class CreatePaymentBody(BaseModel):
-    # Unknown fields are ignored so CoinPayPortal's SDKs and plugins work unchanged.
-    model_config = ConfigDict(extra="ignore")
+    # Unknown fields are refused (a typo must not create a payment), except the ones
+    # CoinPayPortal's SDK, CLI and plugins send that we do not use, listed below.
+    model_config = ConfigDict(extra="forbid")
 
     business_id: str = Field(min_length=1, max_length=64)
-    amount: Decimal = Field(allow_inf_nan=False, description="Fiat amount, e.g. 19.99")
-    currency: str = Field(default="USD", min_length=3, max_length=8)
-    blockchain: str = Field(min_length=1, max_length=16, description="e.g. BTC, ETH, USDC_SOL")
+    amount: ExactDecimal = Field(
+        description='Fiat amount, e.g. 19.99 or "19.99": above 0, at most 1000000000, with no '
+        "more decimals than the currency has (0 for JPY, else 2); else 400 invalid_amount"
+    )
+    currency: FiatCode = Field(default="USD")
+    blockchain: CoinSymbol = Field(description="e.g. BTC, ETH, USDC_SOL")
     description: str | None = Field(default=None, max_length=500)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    expires_in_minutes: int | None = Field(default=None, ge=1, le=129600)
+    expires_in_minutes: Annotated[int, Field(ge=1, le=129600), NOT_A_BOOL] | None = None
+    merchant_wallet_address: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Sent by CoinPayPortal clients; ignored: funds go to the business's "
+        "configured wallet for the coin.",
+    )
 
     @field_validator("metadata")
     @classmethod
@@ -37,36 +137,33 @@ class CreatePaymentBody(BaseModel):
 class SimulateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount_crypto: Decimal | None = Field(
-        default=None, allow_inf_nan=False, description="Amount sent, in whole coins"
+    amount_crypto: ExactDecimal | None = Field(
+        default=None, description="Amount sent, in whole coins"
     )
-    confirmations: int | None = Field(default=None, ge=0, le=1_000_000)
+    confirmations: Annotated[int, Field(ge=0, le=1_000_000), NOT_A_BOOL] | None = None
     tx_hash: str | None = Field(
         default=None, max_length=128, description="Update an earlier simulated transfer"
     )
-    reverted: bool = Field(default=False, description="Drop the transfer (a reorg)")
-
-    @field_validator("amount_crypto")
-    @classmethod
-    def _sane_magnitude(cls, value: Decimal | None) -> Decimal | None:
-        # Checked before anything writes the number out: "1e10000000" would cost seconds.
-        if value is not None and not -30 <= value.adjusted() <= 30:
-            raise ValueError("amount_crypto is out of range")
-        return value
+    reverted: bool = Field(default=False, strict=True, description="Drop the transfer (a reorg)")
 
 
 class WalletBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    cryptocurrency: str = Field(min_length=1, max_length=16)
+    cryptocurrency: CoinSymbol
     wallet_address: str = Field(min_length=1, max_length=200)
 
 
 class WebhookBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(min_length=1, max_length=2000)
-    events: list[str] | None = Field(default=None, max_length=20)
+    url: str = Field(
+        max_length=2000,
+        pattern=_WEBHOOK_URL,
+        json_schema_extra={"format": "uri"},
+        description="Absolute http(s) URL; must resolve to a public address",
+    )
+    events: list[EventType] | None = Field(default=None, max_length=20)
 
 
 class CoinpayProblem(Problem):
