@@ -16,7 +16,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from keel.bittorrented import bootstrap, catalog
+from keel.bittorrented import bootstrap, bulk
 from keel.bittorrented.app import create_app
 from keel.bittorrented.indexer import Indexer
 from keel.bittorrented.search.cursors import Cursors
@@ -33,7 +33,7 @@ PROBLEM_JSON = "application/problem+json"
 async def _seed(index: Indexer, count: int) -> None:
     entries = [entry(f"Matrix.Part.{i}", seeders=i, files=()) for i in range(count)]
     async with index.engine.begin() as conn:
-        await catalog.add(conn, entries, now=NOW)
+        await bulk.write(conn, entries, now=NOW)
 
 
 async def _client(product: Any) -> httpx.AsyncClient:

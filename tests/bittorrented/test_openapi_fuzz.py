@@ -29,7 +29,7 @@ from schemathesis.python import asgi as schemathesis_asgi
 from schemathesis.transport.serialization import Binary
 from starlette.types import Receive, Scope, Send
 
-from keel.bittorrented import bencode, catalog, query
+from keel.bittorrented import bencode, bulk, query
 from keel.bittorrented.app import create_app
 from keel.bittorrented.errors import BadQuery
 from keel.bittorrented.search.base import Order, Sort
@@ -80,7 +80,7 @@ async def _seed(product: Product) -> Seeded:
             for i in range(30)
         ]
         async with index.engine.begin() as conn:
-            await catalog.add(conn, entries, now=NOW)
+            await bulk.write(conn, entries, now=NOW)
         pages: dict[tuple[str, str], str] = {}
         for sort in SORTS:
             for order in ORDERS:
