@@ -1,13 +1,20 @@
-"""Shared pieces of the routers: the indexer, the API-key guard, parsing helpers."""
+"""Shared pieces of the routers: the indexer, the API-key guard, rate limits, parsing helpers."""
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
+from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from fastapi import Request
 
 from keel.bittorrented.indexer import Indexer
+from keel.core import ratelimit_http
 from keel.core.errors import BadRequest, Unauthorized
+from keel.core.ratelimit import RateLimiter
+
+Limited = Literal["search", "torznab", "uploads"]
 
 
 class MissingApiKey(Unauthorized):
@@ -21,14 +28,51 @@ def indexer(request: Request) -> Indexer:
     return found
 
 
-def require_api_key(request: Request) -> None:
-    """Refuse the request unless the configured key (if any) came with it."""
+def _sent_key_is_valid(request: Request) -> bool:
     configured = indexer(request).settings.api_key
     if configured is None:
-        return
+        return False
     sent = request.headers.get("x-api-key") or request.query_params.get("apikey") or ""
-    if not hmac.compare_digest(sent.encode(), configured.get_secret_value().encode()):
+    return hmac.compare_digest(sent.encode(), configured.get_secret_value().encode())
+
+
+def require_api_key(request: Request) -> None:
+    """Refuse the request unless the configured key (if any) came with it."""
+    if indexer(request).settings.api_key is not None and not _sent_key_is_valid(request):
         raise MissingApiKey()
+
+
+def client_id(request: Request) -> str:
+    """Whom a rate limit counts: the API key when a valid one came, else the client's address
+    (an IPv6 client owns a whole /64, so that is one client). A wrong key counts as its
+    address, so guessing keys cannot open fresh buckets."""
+    if _sent_key_is_valid(request):
+        return "key"
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"ip:{host}"
+    if address.version == 6:
+        return f"ip:{ipaddress.ip_network((address, 64), strict=False)}"
+    return f"ip:{address}"
+
+
+def rate_limited(kind: Limited) -> Callable[[Request], Awaitable[None]]:
+    """A dependency that counts the request against the client's ``kind`` limit (429 past it)."""
+
+    async def count(request: Request) -> None:
+        settings = indexer(request).settings
+        limit = {
+            "search": settings.rate_limit_search,
+            "torznab": settings.rate_limit_torznab,
+            "uploads": settings.rate_limit_uploads,
+        }[kind]
+        limiter: RateLimiter = request.app.state.limiter
+        bucket = f"{kind}:{client_id(request)}"
+        await ratelimit_http.enforce(request, limiter, {bucket: limit}, app="bittorrented")
+
+    return count
 
 
 def info_hash_param(value: str) -> bytes:

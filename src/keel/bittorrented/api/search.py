@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from keel.bittorrented import presentation
-from keel.bittorrented.api.deps import csv_param, indexer
+from keel.bittorrented.api.deps import csv_param, indexer, rate_limited
 from keel.bittorrented.classify import ContentType
 from keel.bittorrented.search.base import MAX_LIMIT, Filters, Order, Sort
 from keel.bittorrented.search.ranking import encode_cursor
 
-router = APIRouter(tags=["search"])
+router = APIRouter(tags=["search"], dependencies=[Depends(rate_limited("search"))])
 
 CONTENT_TYPES = frozenset(t.value for t in ContentType)
 RESOLUTIONS = frozenset({"480p", "576p", "720p", "1080p", "1440p", "2160p", "4320p"})

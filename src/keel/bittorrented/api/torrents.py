@@ -8,12 +8,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from keel.bittorrented import presentation
-from keel.bittorrented.api.deps import indexer, info_hash_param, require_api_key
+from keel.bittorrented.api.deps import indexer, info_hash_param, rate_limited, require_api_key
 from keel.core.errors import BadRequest
 
 router = APIRouter(tags=["torrents"])
 
 Guarded = Annotated[None, Depends(require_api_key)]
+# Counted before the key is checked, so that guessing keys is limited too.
+Upload = Depends(rate_limited("uploads"))
 
 
 class MagnetBody(BaseModel):
@@ -30,6 +32,7 @@ async def get_torrent(info_hash: str, request: Request) -> dict[str, Any]:
 @router.post(
     "/torrents",
     status_code=201,
+    dependencies=[Upload],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -53,7 +56,7 @@ async def upload_torrent(request: Request, _: Guarded) -> dict[str, Any]:
     return {"torrent": presentation.torrent(stored)}
 
 
-@router.post("/magnets", status_code=201)
+@router.post("/magnets", status_code=201, dependencies=[Upload])
 async def submit_magnet(
     body: MagnetBody, request: Request, response: Response, _: Guarded
 ) -> dict[str, Any]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from keel.bittorrented import torznab
-from keel.bittorrented.api.deps import MissingApiKey, indexer, require_api_key
+from keel.bittorrented.api.deps import MissingApiKey, indexer, rate_limited, require_api_key
 from keel.bittorrented.search.base import MAX_LIMIT
 
-router = APIRouter(tags=["torznab"])
+router = APIRouter(tags=["torznab"], dependencies=[Depends(rate_limited("torznab"))])
 
 XML = "application/xml; charset=utf-8"
 RSS = "application/rss+xml; charset=utf-8"
