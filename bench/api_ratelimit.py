@@ -13,7 +13,9 @@ Stores (``KEEL_RATE_LIMIT_STORE``), each in its own server process on the same d
 * ``database``: today's limiter, a write transaction with an upsert per bucket on every
   request, in the product's own database;
 * ``memory``: the new default, ``limits``' moving window in the server's memory;
-* ``redis``: the same moving window in Redis (``--redis-url``), shared by processes.
+* ``redis``: the same moving window in Redis (``--redis-url``), shared by processes;
+* ``today`` (with ``--today-src``): the server run from another checkout's ``src`` (e.g. the
+  main branch before this change: its database limiter, and whatever else it did per request).
 
 For each engine (SQLite files, fresh PostgreSQL databases) and each store, every endpoint runs
 at 1, 16 and 64 concurrent keep-alive connections for ``--seconds`` after a warm-up; the
@@ -26,7 +28,7 @@ each round. Compare ratios within one run only.
     .venv/bin/python bench/api_ratelimit.py [--engines sqlite,postgresql]
         [--stores database,memory,redis] [--clients 1,16,64] [--seconds 5] [--rounds 1]
         [--pg-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
-        [--redis-url redis://127.0.0.1:6379/14]
+        [--redis-url redis://127.0.0.1:6379/14] [--today-src ../main]
 """
 
 from __future__ import annotations
@@ -68,9 +70,14 @@ from keel.core.crypto import new_key
 
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
-STORES = ("database", "memory", "redis")
+STORES = ("today", "database", "memory", "redis")
 OLD = "database"
-LABELS = {"database": "database (today)", "memory": "memory (new)", "redis": "redis (new)"}
+LABELS = {
+    "today": "before (branch point)",
+    "database": "database (today's)",
+    "memory": "memory (new)",
+    "redis": "redis (new)",
+}
 ENDPOINTS = ("payment", "search")
 # The well-known BIP39 test vector: a bench seed, never a real one.
 SEED_MNEMONIC = " ".join(["abandon"] * 11 + ["about"])
@@ -259,6 +266,19 @@ async def seed_bittorrented(url: str, rows: int) -> None:
         await engine.dispose()
 
 
+async def step_back_for_today(url: str) -> None:
+    """Undo bittorrented's migration 0007 (this change's rate-limit table), which the other
+    checkout does not know and would refuse to start on; the next server of this checkout
+    migrates it forward again."""
+    engine = db.create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TABLE IF EXISTS bittorrented_rate_limits"))
+            await conn.execute(text("UPDATE bittorrented_alembic_version SET version_num = '0006'"))
+    finally:
+        await engine.dispose()
+
+
 async def engine_version(engine: db.AsyncEngine) -> str:
     if db.is_sqlite(engine):
         return f"SQLite {sqlite3.sqlite_version}"
@@ -311,7 +331,7 @@ def keel_serve(env: dict[str, str]) -> Iterator[int]:
 
 
 def server_env(
-    store: str, urls: dict[str, str], master_key: str, data_dir: str, redis_url: str, prefix: str
+    store: str, urls: dict[str, str], master_key: str, data_dir: str, args: argparse.Namespace
 ) -> dict[str, str]:
     env = {
         **os.environ,
@@ -329,8 +349,12 @@ def server_env(
         "KEEL_BITTORRENTED_RATE_LIMIT_SEARCH": UNLIMITED,
     }
     if store == "redis":
-        env["KEEL_REDIS_URL"] = redis_url
-        env["KEEL_REDIS_KEY_PREFIX"] = prefix
+        env["KEEL_REDIS_URL"] = args.redis_url
+        env["KEEL_REDIS_KEY_PREFIX"] = args.redis_prefix
+    if store == "today":
+        # That checkout ignores the settings it does not know: its limiter is its own.
+        env["PYTHONPATH"] = os.path.join(args.today_src, "src")
+        env["KEEL_RATE_LIMIT_STORE"] = "auto"
     return env
 
 
@@ -361,12 +385,13 @@ async def bench_engine(engine: str, args: argparse.Namespace) -> EngineResult:
             cells = {
                 (e, c, s): Cell() for e in ENDPOINTS for c in args.clients for s in args.stores
             }
-            prefix = f"keel-bench-{uuid.uuid4().hex[:8]}"
             try:
                 for rnd in range(args.rounds):
                     k = rnd % len(args.stores)
                     for store in args.stores[k:] + args.stores[:k]:
-                        env = server_env(store, urls, master_key, tmp, args.redis_url, prefix)
+                        env = server_env(store, urls, master_key, tmp, args)
+                        if store == "today":
+                            await step_back_for_today(urls["bittorrented"])
                         with keel_serve(env) as port:
                             for endpoint in ENDPOINTS:
                                 for clients in args.clients:
@@ -381,7 +406,7 @@ async def bench_engine(engine: str, args: argparse.Namespace) -> EngineResult:
                                     )
             finally:
                 if "redis" in args.stores:
-                    await drop_redis_keys(args.redis_url, prefix)
+                    await drop_redis_keys(args.redis_url, args.redis_prefix)
     return EngineResult(engine, version, cells)
 
 
@@ -414,17 +439,21 @@ def report(results: Sequence[EngineResult], args: argparse.Namespace) -> None:
                         f"{c.percentile(0.5) * 1000:.1f} | {c.percentile(0.95) * 1000:.1f} | "
                         f"{c.percentile(0.99) * 1000:.1f} | {c.not_ok} |"
                     )
-        if OLD in args.stores:
+        bases = [b for b in ("today", OLD) if b in args.stores]
+        new = [s for s in args.stores if s in ("memory", "redis")]
+        pairs = [(n, b) for b in bases for n in new]
+        if pairs:
             print("\nRatio new/old (req/s, same run):\n")
-            new = [s for s in args.stores if s != OLD]
-            print("| endpoint | clients | " + " | ".join(f"{s}/{OLD}" for s in new) + " |")
-            print("|:--|--:|" + "--:|" * len(new))
+            print("| endpoint | clients | " + " | ".join(f"{n}/{b}" for n, b in pairs) + " |")
+            print("|:--|--:|" + "--:|" * len(pairs))
             for endpoint in ENDPOINTS:
                 for clients in args.clients:
-                    old = result.cells[(endpoint, clients, OLD)].throughput
+                    c = result.cells
                     ratios = [
-                        result.cells[(endpoint, clients, s)].throughput / old if old else 0.0
-                        for s in new
+                        c[(endpoint, clients, n)].throughput / c[(endpoint, clients, b)].throughput
+                        if c[(endpoint, clients, b)].throughput
+                        else 0.0
+                        for n, b in pairs
                     ]
                     print(
                         f"| {endpoint} | {clients} | "
@@ -437,7 +466,7 @@ def report(results: Sequence[EngineResult], args: argparse.Namespace) -> None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", default="sqlite,postgresql")
-    parser.add_argument("--stores", default=",".join(STORES))
+    parser.add_argument("--stores", default="database,memory,redis")
     parser.add_argument("--clients", default="1,16,64")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
@@ -445,13 +474,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=20_000, help="bittorrented corpus size")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
+    parser.add_argument("--today-src", default="", help="checkout whose src/ is 'today'")
     args = parser.parse_args(argv)
+    args.redis_prefix = f"keel-bench-{uuid.uuid4().hex[:8]}"
     args.engines = [e for e in args.engines.split(",") if e]
     args.stores = [s for s in args.stores.split(",") if s]
     args.clients = [int(c) for c in args.clients.split(",") if c]
     unknown = set(args.stores) - set(STORES)
     if unknown:
         parser.error(f"unknown stores {sorted(unknown)}; known: {', '.join(STORES)}")
+    if "today" in args.stores and not args.today_src:
+        parser.error("the 'today' store needs --today-src")
+    if args.today_src and "today" not in args.stores:
+        args.stores.insert(0, "today")
     return args
 
 
