@@ -444,7 +444,12 @@ def report(results: Sequence[EngineResult], args: argparse.Namespace) -> None:
         pairs = [(n, b) for b in bases for n in new]
         if pairs:
             print("\nRatio new/old (req/s, same run):\n")
-            print("| endpoint | clients | " + " | ".join(f"{n}/{b}" for n, b in pairs) + " |")
+            short = {"today": "before"}
+            print(
+                "| endpoint | clients | "
+                + " | ".join(f"{n}/{short.get(b, b)}" for n, b in pairs)
+                + " |"
+            )
             print("|:--|--:|" + "--:|" * len(pairs))
             for endpoint in ENDPOINTS:
                 for clients in args.clients:
