@@ -47,7 +47,7 @@ from sqlalchemy import BigInteger, Column, MetaData, String, Table, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from keel.coinpay import addresses, apikeys, bootstrap, businesses, models, payments, wallets
+from keel.coinpay import addresses, apikeys, audit, bootstrap, businesses, models, payments, wallets
 from keel.coinpay.addresses import IndexAllocator
 from keel.coinpay.apikeys import Principal
 from keel.coinpay.assets import get_coin
@@ -196,11 +196,12 @@ async def open_subject(name: str, url: str, data_dir: str, master_key: str) -> S
     payout = wallets.HDRoot.from_mnemonic(PAYOUT_MNEMONIC).address(get_coin(COIN).family, 7)
     async with gw.sessions() as session, session.begin():
         business_id = await businesses.create_business(session, clock, name="Bench shop")
+        operator = audit.Actor.cli(gw.queue, clock)
         await businesses.set_wallet(
-            session, clock, business_id=business_id, coin=COIN, address=payout
+            session, operator, business_id=business_id, mode="test", coin=COIN, address=payout
         )
         _, token = await apikeys.create_key(
-            session, gw.box, clock, business_id=business_id, mode="test"
+            session, gw.box, operator, business_id=business_id, mode="test"
         )
     async with gw.sessions() as session:
         principal = await apikeys.authenticate(session, gw.box, token)

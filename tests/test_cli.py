@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from keel.cli import app
+from keel.coinpay import audit, businesses
 from keel.coinpay.app import create_app
 from keel.coinpay.settings import CoinpaySettings
 from keel.core.crypto import new_key
@@ -167,3 +168,66 @@ def test_bad_wallet_address_exits_2(env: dict[str, str]) -> None:
     )
     assert code == 2
     assert "Unsupported blockchain" in err
+
+
+def test_operator_lists_and_revokes_keys_and_sets_wallets_per_mode(env: dict[str, str]) -> None:
+    _, out, _ = run(
+        env,
+        "coinpay",
+        "business",
+        "create",
+        "--name",
+        "S",
+        "--webhook-url",
+        "https://shop.example/hook",
+        "--json",
+    )
+    created = json.loads(out)
+    business_id = created["business_id"]
+    hooks = created["webhooks"]
+    assert sorted(hooks) == ["live", "test"]
+    assert hooks["live"]["secret"] != hooks["test"]["secret"]
+
+    live_btc = "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g"
+    wallet = ["coinpay", "wallet", "set", "--business", business_id, "--coin", "BTC"]
+    assert run(env, *wallet, "--address", live_btc, "--mode", "live")[0] == 0
+    code, _, err = run(env, *wallet, "--address", live_btc, "--mode", "staging")
+    assert code == 2
+    assert err.strip() == "error: --mode must be 'test', 'live' or 'both'"
+
+    keys = []
+    for mode in ("test", "live"):
+        _, out, _ = run(
+            env, "coinpay", "apikey", "create", "--business", business_id, "--mode", mode, "--json"
+        )
+        keys.append(json.loads(out)["key_id"])
+    code, out, _ = run(env, "coinpay", "apikey", "list", "--business", business_id, "--json")
+    assert code == 0
+    listed = json.loads(out)
+    assert [k["id"] for k in listed] == keys
+    assert [k["livemode"] for k in listed] == [False, True]
+    assert all(k["revoked_at"] is None for k in listed)
+
+    code, out, _ = run(
+        env, "coinpay", "apikey", "revoke", "--business", business_id, keys[1], "--json"
+    )
+    assert code == 0
+    assert json.loads(out)["revoked_at"]
+    code, _, err = run(env, "coinpay", "apikey", "revoke", "--business", business_id, "nope")
+    assert code == 2
+    assert err.strip() == "error: API key not found"
+
+    async def live_world() -> tuple[list[str], list[str]]:
+        settings = CoinpaySettings(master_key=env["KEEL_COINPAY_MASTER_KEY"], run_workers=False)
+        product = create_app(settings, data_dir=env["KEEL_DATA_DIR"])
+        async with product.lifespan():
+            gw = product.app.state.gateway
+            async with gw.sessions() as session:
+                wallets = await businesses.list_wallets(session, business_id, "live")
+                test_wallets = await businesses.list_wallets(session, business_id, "test")
+                log = await audit.entries(session, business_id=business_id, mode="live", limit=10)
+        return [w["wallet_address"] for w in wallets + test_wallets], [e["action"] for e in log]
+
+    addresses, actions = asyncio.run(live_world())
+    assert addresses == [live_btc]  # set for live only
+    assert actions == ["api_key.revoked", "api_key.created", "wallet.set", "webhook.created"]

@@ -11,7 +11,7 @@ import httpx
 import libtorrent as lt
 import pytest
 
-from keel.bittorrented import catalog
+from keel.bittorrented import bulk
 from keel.bittorrented.app import create_app
 from keel.bittorrented.indexer import Indexer
 from keel.bittorrented.settings import BittorrentedSettings
@@ -122,7 +122,7 @@ async def test_magnet_nobody_seeds_is_a_timeout_and_indexes_nothing(api: Api) ->
 
 async def test_search_pages_cover_the_match_set_once(api: Api) -> None:
     async with api.indexer.engine.begin() as conn:
-        await catalog.add(
+        await bulk.write(
             conn, [entry(f"Common.Word.{i}", seeders=i % 4) for i in range(23)], now=NOW
         )
     seen: list[str] = []

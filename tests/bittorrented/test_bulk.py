@@ -1,7 +1,9 @@
-"""bulk.load leaves the database exactly as catalog.add does, batch for batch, on both engines."""
+"""The one write path: a streamed load leaves the database exactly as writing the same batches
+one transaction each does, on both engines; known torrents only refresh their counts."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -105,10 +107,10 @@ async def wipe(engine: AsyncEngine) -> None:
                 )
 
 
-async def test_bulk_load_writes_exactly_the_rows_catalog_add_writes(bt_engine: AsyncEngine) -> None:
+async def test_a_streamed_load_writes_exactly_what_batch_writes_do(bt_engine: AsyncEngine) -> None:
     for chunk in batches(FIRST, BATCH) + batches(SECOND, BATCH):
         async with bt_engine.begin() as conn:
-            await catalog.add(conn, chunk, now=NOW)
+            await bulk.write(conn, chunk, now=NOW)
     expected = await snapshot(bt_engine)
     await wipe(bt_engine)
 
@@ -139,3 +141,26 @@ async def test_an_empty_load_does_nothing(bt_engine: AsyncEngine) -> None:
     result = await bulk.load(bt_engine, [], now=NOW)
     assert (result.entries, result.new) == (0, 0)
     assert all(not rows for rows in (await snapshot(bt_engine)).values())
+
+
+async def test_several_writes_may_share_one_transaction(bt_engine: AsyncEngine) -> None:
+    async with bt_engine.begin() as conn:
+        assert await bulk.write(conn, FIRST[:3], now=NOW) == 3
+        assert await bulk.write(conn, FIRST[3:], now=NOW) == 2
+        assert await bulk.write(conn, [], now=NOW) == 0
+    async with bt_engine.connect() as conn:
+        assert len((await conn.execute(select(models.torrents.c.info_hash))).all()) == 5
+
+
+async def test_a_stop_ends_the_load_after_the_batch_in_flight(bt_engine: AsyncEngine) -> None:
+    stop = asyncio.Event()
+    result = await bulk.load(
+        bt_engine, FIRST + SECOND, now=NOW, batch_size=2, progress=lambda _: stop.set(), stop=stop
+    )
+    assert result.stopped
+    assert result.entries == 2
+    again = await bulk.load(bt_engine, FIRST + SECOND, now=NOW, batch_size=2)
+    assert not again.stopped
+    async with bt_engine.connect() as conn:
+        stored = (await conn.execute(select(models.torrents.c.info_hash))).all()
+    assert len(stored) == len({e.metainfo.info_hash for e in FIRST + SECOND})

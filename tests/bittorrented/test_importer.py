@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,10 +58,26 @@ def test_bad_fields_say_which(change: dict[str, object], reason: str) -> None:
         importer.parse_line(json.dumps(GOOD | change), default_source="import", max_files=10)
 
 
-@given(st.text(max_size=300))
-def test_any_line_parses_or_is_a_bad_line(line: str) -> None:
-    for item in importer.read([line]):
-        assert isinstance(item, importer.BadLine | importer.Metainfo)
+@given(st.lists(st.binary(max_size=300), max_size=5))
+def test_any_bytes_parse_or_are_bad_lines(lines: list[bytes]) -> None:
+    bad: list[importer.BadLine] = []
+    data = b"\n".join(lines)
+    reader = importer.Reader(io.BytesIO(data), on_bad=bad.append, max_line_bytes=200)
+    good = list(reader)
+    assert all(isinstance(m, importer.Metainfo) for m in good)
+    assert reader.position == len(data)
+    assert reader.bad == len(bad)
+    assert [b.line_number for b in bad] == sorted({b.line_number for b in bad})
+
+
+def test_a_line_past_the_limit_is_skipped_and_the_next_one_read() -> None:
+    good = json.dumps(GOOD).encode()
+    data = good + b"\n" + b"x" * 5000 + b"\n" + good.replace(b"aa", b"bb") + b"\n"
+    bad: list[importer.BadLine] = []
+    reader = importer.Reader(io.BytesIO(data), on_bad=bad.append, max_line_bytes=1000)
+    assert [m.info_hash.hex()[:2] for m in reader] == ["aa", "bb"]
+    assert bad == [importer.BadLine(2, "longer than 1000 bytes")]
+    assert reader.position == len(data)
 
 
 def test_cli_import_keeps_good_lines_and_reports_bad_ones(tmp_path: Path) -> None:
@@ -75,8 +92,13 @@ def test_cli_import_keeps_good_lines_and_reports_bad_ones(tmp_path: Path) -> Non
     path.write_text("\n".join(lines) + "\n")
     env = {"KEEL_DATA_DIR": str(tmp_path / "var"), "KEEL_BITTORRENTED_DATABASE_URL": ""}
     result = CliRunner().invoke(app, ["bittorrented", "import", str(path), "--json"], env=env)
-    assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == {"read": 2, "added": 2, "bad_lines": 2}
+    assert result.exit_code == 1, result.stderr  # some lines were bad
+    assert json.loads(result.stdout) == {
+        "read": 2,
+        "added": 2,
+        "bad_lines": 2,
+        "interrupted": False,
+    }
     assert "line 2: not JSON" in result.stderr
     assert "line 5: infoHash" in result.stderr
     again = CliRunner().invoke(app, ["bittorrented", "import", str(path), "--json"], env=env)

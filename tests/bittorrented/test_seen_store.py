@@ -6,7 +6,7 @@ import asyncio
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import catalog, seen_store
+from keel.bittorrented import bulk, seen_store
 from keel.bittorrented.dht.bloom import ScalableBloomFilter, load_filter
 from keel.core.clock import FrozenClock
 from tests.bittorrented.conftest import NOW, entry, info_hash, make_indexer
@@ -30,7 +30,7 @@ async def test_removed_torrents_are_banned_even_when_removed_at_once(
 ) -> None:
     names = [f"Torrent.{i}" for i in range(8)]
     async with bt_engine.begin() as conn:
-        await catalog.add(conn, [entry(n) for n in names], now=NOW)
+        await bulk.write(conn, [entry(n) for n in names], now=NOW)
     index = make_indexer(bt_engine)
     await asyncio.gather(*(index.remove(info_hash(n)) for n in names))
     banned = await load_filter(seen_store.DatabaseSeenStore(bt_engine, seen_store.BANNED))

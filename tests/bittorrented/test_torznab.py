@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import bootstrap, catalog, torznab
+from keel.bittorrented import bootstrap, bulk, catalog, torznab
 from keel.bittorrented.app import create_app
 from keel.bittorrented.classify import Classification, ContentType
 from keel.bittorrented.indexer import Indexer
@@ -70,7 +70,7 @@ def release(
 
 async def seed(index: Indexer, entries: Sequence[catalog.Entry]) -> None:
     async with index.engine.begin() as conn:
-        await catalog.add(conn, entries, now=NOW)
+        await bulk.write(conn, entries, now=NOW)
 
 
 @dataclass
@@ -413,7 +413,7 @@ async def test_each_category_finds_exactly_the_torrents_filed_in_it(bt_engine: A
         for i, (t, r) in enumerate(itertools.product(ContentType, resolutions))
     ]
     async with bt_engine.begin() as conn:
-        await catalog.add(conn, rows, now=NOW)
+        await bulk.write(conn, rows, now=NOW)
     search = bootstrap.search_engine(bt_engine)
     for category in torznab.CATEGORIES:
         request = SearchRequest(Query(), "date", "desc", Filters(kinds=category.kinds), 100)

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from keel.coinpay import apikeys, bootstrap, businesses, notify
+from keel.coinpay import apikeys, audit, bootstrap, businesses, lifecycle, notify
 from keel.coinpay.app import create_app
 from keel.coinpay.assets import COINS
 from keel.coinpay.gateway import Gateway
@@ -91,6 +91,11 @@ class Harness:
     live_key: str
     webhook_secret: str | None
 
+    @property
+    def operator(self) -> audit.Actor:
+        """The server's CLI as the author of a configuration change."""
+        return audit.Actor.cli(self.gw.queue, self.clock)
+
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.test_key}"}
 
@@ -121,21 +126,24 @@ class Harness:
 
 
 async def seed_merchant(gw: Gateway, clock: Clock) -> tuple[str, str]:
-    """The abandon seed, a business receiving every coin (payout wallets from another seed)
-    and a test key; returns (business id, test key)."""
+    """The abandon seed, a business receiving every coin in both modes (payout wallets from
+    another seed) and a test key; returns (business id, test key)."""
     await gw.custody.init_seed(clock, ABANDON)
+    operator = audit.Actor.cli(gw.queue, clock)
     async with gw.sessions() as session, session.begin():
         business_id = await businesses.create_business(session, clock, name="Shop")
-        for symbol in COINS:
-            await businesses.set_wallet(
-                session,
-                clock,
-                business_id=business_id,
-                coin=symbol,
-                address=payout_address(symbol),
-            )
+        for mode in apikeys.MODES:
+            for symbol in COINS:
+                await businesses.set_wallet(
+                    session,
+                    operator,
+                    business_id=business_id,
+                    mode=mode,
+                    coin=symbol,
+                    address=payout_address(symbol),
+                )
         _, test_key = await apikeys.create_key(
-            session, gw.box, clock, business_id=business_id, mode="test"
+            session, gw.box, operator, business_id=business_id, mode="test"
         )
     return business_id, test_key
 
@@ -161,18 +169,20 @@ async def make_harness(
         gw: Gateway = product.app.state.gateway
         business_id, test_key = await seed_merchant(gw, clock)
         secret = None
+        operator = audit.Actor.cli(gw.queue, clock)
         async with gw.sessions() as session, session.begin():
             _, live_key = await apikeys.create_key(
-                session, gw.box, clock, business_id=business_id, mode="live"
+                session, gw.box, operator, business_id=business_id, mode="live"
             )
-            if sink_url:
+            if sink_url:  # receives the test world's events, where the harness's payments are
                 _, secret = await notify.create_endpoint(
                     session,
                     gw.box,
-                    clock,
+                    operator,
                     business_id=business_id,
+                    mode="test",
                     url=sink_url,
-                    events=None,
+                    events=list(lifecycle.EVENT_TYPES),  # payments only: no business.updated
                     allow_private=True,
                 )
         transport = httpx.ASGITransport(app=product.app)

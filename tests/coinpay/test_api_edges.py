@@ -24,7 +24,7 @@ async def other_business_key(h: Harness) -> tuple[str, str]:
     async with h.gw.sessions() as session, session.begin():
         other = await businesses.create_business(session, h.clock, name="Other")
         _, key = await apikeys.create_key(
-            session, h.gw.box, h.clock, business_id=other, mode="test"
+            session, h.gw.box, h.operator, business_id=other, mode="test"
         )
     return other, key
 

@@ -186,7 +186,7 @@ async def test_wrong_scope_is_403(harness: Harness) -> None:
         _, reader = await apikeys.create_key(
             session,
             harness.gw.box,
-            harness.clock,
+            harness.operator,
             business_id=harness.business_id,
             mode="test",
             scopes=["payments:read"],

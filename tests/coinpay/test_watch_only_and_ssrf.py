@@ -22,8 +22,9 @@ async def test_watch_only_business_receives_into_its_own_wallet(
     async with harness.gw.sessions() as session, session.begin():
         await businesses.set_watch_only(
             session,
-            harness.clock,
+            harness.operator,
             business_id=harness.business_id,
+            mode="test",
             family="BTC",
             extended_key=zpub(),
         )
@@ -49,8 +50,9 @@ async def test_private_xpub_is_refused_over_the_cli_path(harness: Harness) -> No
         async with harness.gw.sessions() as session, session.begin():
             await businesses.set_watch_only(
                 session,
-                harness.clock,
+                harness.operator,
                 business_id=harness.business_id,
+                mode="test",
                 family="BTC",
                 extended_key="zprvAWgYBBk7JR8Gjrh4UJQ2uJdG1r3WNRRfURiABBE3RvMXYSrRJL62XuezvGdPvG6GFBZduosCc1YP5wixPox7zhZLfiUm8aunE96BBa4Kei5",
             )

@@ -1,7 +1,7 @@
-"""Index many torrents fast: an import, a dump from another index, a benchmark corpus.
-
-Each batch ends up exactly as one ``catalog.add(conn, batch, now=now)`` would leave it (the rows
-come from catalog's own row builders), only cheaper:
+"""The one way torrents are written into the index: uploads, magnets, the crawler's batches,
+the JSON-lines and bitmagnet imports, and the benchmark corpus all end up in :func:`write`
+(inside the caller's transaction) or :func:`load` (a stream, a transaction per batch). The rows
+come from catalog's row builders:
 
 * PostgreSQL: the batch is COPYed (binary) into a temporary staging table, then moved with one
   ``INSERT … SELECT … ON CONFLICT DO NOTHING`` per table, so known torrents are skipped by the
@@ -11,15 +11,15 @@ come from catalog's own row builders), only cheaper:
 
 Batches are committed one by one, so a crash loses at most the batch in flight and re-running
 the same load is harmless (known torrents only refresh their source's counts). While one batch
-is being written, the next is prepared in a worker thread: with the generator or parser feeding
-``entries`` that is most of the Python work, and it overlaps the database's.
+is being written, the next is prepared in a worker thread: with the parser and the classifier
+feeding ``entries`` that is most of the Python work, and it overlaps the database's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,6 +42,7 @@ Progress = Callable[[int], object]
 class LoadResult:
     entries: int  # entries read (duplicates within a batch count once each)
     new: int  # torrents that were not indexed before
+    stopped: bool = False  # ``stop`` was set: the entries after the last batch were not read
 
 
 @dataclass(slots=True)
@@ -58,9 +59,11 @@ class _Batch:
 
 def _prepare(entries: Iterator[Entry], size: int, now: datetime) -> _Batch | None:
     chunk = list(itertools.islice(entries, size))
-    if not chunk:
-        return None
-    # As catalog.add: one entry per hash, the last one's values in the first one's place.
+    return _batch(chunk, now) if chunk else None
+
+
+def _batch(chunk: Sequence[Entry], now: datetime) -> _Batch:
+    # One entry per hash, the last one's values in the first one's place.
     unique = list({e.metainfo.info_hash: e for e in chunk}.values())
     return _Batch(
         read=len(chunk),
@@ -72,6 +75,13 @@ def _prepare(entries: Iterator[Entry], size: int, now: datetime) -> _Batch | Non
     )
 
 
+async def write(conn: AsyncConnection, entries: Sequence[Entry], *, now: datetime) -> int:
+    """Index a batch inside the caller's transaction; returns how many torrents were new."""
+    if not entries:
+        return 0
+    return await _write(conn, _batch(entries, now), now)
+
+
 async def load(
     engine: AsyncEngine,
     entries: Iterable[Entry],
@@ -79,22 +89,25 @@ async def load(
     now: datetime,
     batch_size: int = DEFAULT_BATCH,
     progress: Progress | None = None,
+    stop: asyncio.Event | None = None,
 ) -> LoadResult:
     """Index ``entries`` in batches of ``batch_size``, each in its own transaction, calling
-    ``progress(n)`` after each commit with the number of entries it held. A failing batch
-    raises; the batches before it stay committed."""
+    ``progress(n)`` after each commit with the number of entries it held. Reading ``entries``
+    (and whatever work their iterator does) runs in a worker thread. When ``stop`` is set the
+    load ends after the batch being written. A failing batch raises; the batches before it stay
+    committed."""
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
-    write = _write_postgresql if engine.dialect.name == "postgresql" else _write_sqlite
     source = iter(entries)
     read = new = 0
     pending = asyncio.ensure_future(asyncio.to_thread(_prepare, source, batch_size, now))
     try:
         while (batch := await pending) is not None:
+            if stop is not None and stop.is_set():
+                return LoadResult(entries=read, new=new, stopped=True)
             pending = asyncio.ensure_future(asyncio.to_thread(_prepare, source, batch_size, now))
             async with db.writing(engine) as conn:
-                await _add_sources(conn, batch, now)
-                new += await write(conn, batch, now)
+                new += await _write(conn, batch, now)
             read += batch.read
             if progress is not None:
                 progress(batch.read)
@@ -102,7 +115,14 @@ async def load(
         if not pending.done():
             # Let the thread finish with the iterator before the caller may touch it again.
             await asyncio.wait([pending])
-    return LoadResult(entries=read, new=new)
+    return LoadResult(entries=read, new=new, stopped=stop is not None and stop.is_set())
+
+
+async def _write(conn: AsyncConnection, batch: _Batch, now: datetime) -> int:
+    await _add_sources(conn, batch, now)
+    if conn.dialect.name == "postgresql":
+        return await _write_postgresql(conn, batch, now)
+    return await _write_sqlite(conn, batch, now)
 
 
 async def _add_sources(conn: AsyncConnection, batch: _Batch, now: datetime) -> None:
@@ -185,7 +205,7 @@ SELECT (SELECT count(*) FROM fresh) AS new,
              ORDER BY st.ord) AS known_reported
 """  # noqa: S608 - fixed column lists, values are bound
 
-# catalog._record_sources' upsert, as SQL over the staging table.
+# The source links: a known link keeps counts its source did not report again.
 _LINKS = """
 INSERT INTO torrents_torrent_sources
     (source, info_hash, seeders, leechers, published_at, created_at, updated_at)
@@ -225,6 +245,8 @@ async def _write_postgresql(conn: AsyncConnection, batch: _Batch, now: datetime)
         )
     row = (await conn.execute(text(_MOVE), {"now": now})).one()
     await conn.execute(text(_LINKS), {"now": now})
+    # Several writes may share a transaction (ON COMMIT DROP only drops at the end).
+    await conn.execute(text("DROP TABLE bulk_stage, bulk_stage_files"))
     if row.known_reported:
         await catalog.refresh_swarm(conn, [bytes(h) for h in row.known_reported])
     await _write_vocabulary(conn, batch, {bytes(h) for h in row.fresh})
@@ -232,7 +254,7 @@ async def _write_postgresql(conn: AsyncConnection, batch: _Batch, now: datetime)
 
 
 async def _write_vocabulary(conn: AsyncConnection, batch: _Batch, fresh: set[bytes]) -> None:
-    """File-name search rows and name terms of the new torrents, as catalog.add writes them."""
+    """File-name search rows and name terms of the new torrents."""
     new = [e for e in batch.unique if e.metainfo.info_hash in fresh]
     file_search = [row for e in new for row in catalog.file_search_rows(e)]
     if file_search:

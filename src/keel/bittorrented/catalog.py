@@ -1,8 +1,8 @@
-"""The torrents we index: add them in batches, read one back, remove one.
+"""The torrents we index: what a torrent becomes in each table, read one back, remove one.
 
 A torrent's info dict never changes (its hash is its identity), so re-adding a known torrent
 keeps the stored metadata and only refreshes what a source says about it: seeders, leechers,
-publication date. Every batch is one transaction; the search row is written with it.
+publication date. ``keel.bittorrented.bulk`` writes the rows built here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.bittorrented import models
@@ -21,7 +21,6 @@ from keel.bittorrented.errors import TorrentNotFound
 from keel.bittorrented.search.ranking import MAX_SEEDERS, relevance_key, relevance_key_sql
 from keel.bittorrented.tokens import tokenize
 from keel.bittorrented.torrents import Metainfo, TorrentFile
-from keel.core import db
 
 # bitmagnet's threshold: at or past it the file list is not kept in full.
 FILES_THRESHOLD = 100
@@ -56,29 +55,6 @@ def files_status(metainfo: Metainfo) -> str:
     return "multi" if metainfo.files_count > 1 else "single"
 
 
-async def add(conn: AsyncConnection, entries: Sequence[Entry], *, now: datetime) -> int:
-    """Index a batch (call inside a transaction); returns how many torrents were new."""
-    if not entries:
-        return 0
-    unique = list({e.metainfo.info_hash: e for e in entries}.values())
-    hashes = [e.metainfo.info_hash for e in unique]
-    known = set(
-        (
-            await conn.execute(
-                select(models.torrents.c.info_hash).where(models.torrents.c.info_hash.in_(hashes))
-            )
-        ).scalars()
-    )
-    fresh = [e for e in unique if e.metainfo.info_hash not in known]
-    if fresh:
-        await _insert_new(conn, fresh, now=now)
-    await _record_sources(conn, unique, now=now)
-    reported = [e.metainfo.info_hash for e in unique if e.metainfo.seeders is not None]
-    if reported:
-        await refresh_swarm(conn, reported)
-    return len(fresh)
-
-
 async def refresh_swarm(conn: AsyncConnection, info_hashes: Sequence[bytes]) -> None:
     """Copy the best seeders/leechers any source reports onto the search rows (and re-rank)."""
     best = (
@@ -95,30 +71,8 @@ async def refresh_swarm(conn: AsyncConnection, info_hashes: Sequence[bytes]) -> 
     await conn.execute(statement, [{"h": h} for h in info_hashes])
 
 
-async def _insert_new(conn: AsyncConnection, entries: list[Entry], *, now: datetime) -> None:
-    await conn.execute(
-        db.insert(conn, models.torrents).on_conflict_do_nothing(),
-        [torrent_row(e, now) for e in entries],
-    )
-    files = [row for e in entries for row in file_rows(e, now)]
-    if files:
-        await conn.execute(db.insert(conn, models.torrent_files).on_conflict_do_nothing(), files)
-    await conn.execute(
-        db.insert(conn, models.torrent_search).on_conflict_do_nothing(),
-        [search_row(e, now) for e in entries],
-    )
-    file_search = [row for e in entries for row in file_search_rows(e)]
-    if file_search:
-        await conn.execute(
-            db.insert(conn, models.torrent_file_search).on_conflict_do_nothing(), file_search
-        )
-    terms = term_rows(entries)
-    if terms:
-        await conn.execute(db.insert(conn, models.search_terms).on_conflict_do_nothing(), terms)
-
-
 # The row builders below are the one definition of what a torrent becomes in each table;
-# keel.bittorrented.bulk writes the very same rows with COPY.
+# keel.bittorrented.bulk writes them (COPY on PostgreSQL, executemany on SQLite).
 
 
 def torrent_row(entry: Entry, now: datetime) -> dict[str, Any]:
@@ -203,26 +157,6 @@ def source_row(entry: Entry, now: datetime) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
     }
-
-
-async def _record_sources(conn: AsyncConnection, entries: list[Entry], *, now: datetime) -> None:
-    sources = sorted({e.metainfo.source for e in entries})
-    await conn.execute(
-        db.insert(conn, models.torrent_sources).on_conflict_do_nothing(),
-        [{"key": s, "name": s, "created_at": now, "updated_at": now} for s in sources],
-    )
-    statement = db.insert(conn, models.torrents_torrent_sources)
-    await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["source", "info_hash"],
-            set_={
-                "seeders": func.coalesce(statement.excluded.seeders, statement.table.c.seeders),
-                "leechers": func.coalesce(statement.excluded.leechers, statement.table.c.leechers),
-                "updated_at": statement.excluded.updated_at,
-            },
-        ),
-        [source_row(e, now) for e in entries],
-    )
 
 
 async def get(conn: AsyncConnection, info_hash: bytes) -> StoredTorrent:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,50 +11,33 @@ from typing import Annotated, TypeVar
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from keel.bittorrented import bootstrap, crawling, importer, peers, presentation, workers
+from keel.bittorrented import bootstrap, bulk, crawling, importer, peers, presentation, workers
 from keel.bittorrented.adapters import bitmagnet
 from keel.bittorrented.indexer import Indexer
 from keel.bittorrented.settings import BittorrentedSettings
-from keel.bittorrented.torrents import Metainfo
-from keel.core import logging as keel_logging
-from keel.core.errors import KeelError
+from keel.core import cli
+from keel.core.cli import JsonOpt, fail
 from keel.core.settings import KeelSettings
 
 app = typer.Typer(help="bittorrented: torrent metadata index.", no_args_is_help=True)
 
 T = TypeVar("T")
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-IMPORT_BATCH = 1000
-
-
-def fail(message: str) -> None:
-    """One line on stderr, exit code 2: what the CLI does with bad input."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+IMPORT_BATCH = 5000
 
 
 def _run(
     work: Callable[[Indexer], Awaitable[T]], settings: BittorrentedSettings | None = None
 ) -> T:
-    keel_logging.configure("WARNING", json=False)
-    core = KeelSettings()
+    data_dir = str(KeelSettings().data_dir)
 
-    async def main() -> T:
-        index = await bootstrap.open_indexer(
-            settings or BittorrentedSettings(), data_dir=str(core.data_dir)
-        )
-        try:
-            return await work(index)
-        finally:
-            await index.engine.dispose()
+    async def close(index: Indexer) -> None:
+        await index.engine.dispose()
 
-    try:
-        return asyncio.run(main())
-    except KeelError as exc:
-        if exc.status >= 500:
-            raise
-        fail(exc.detail)
-        raise  # unreachable: fail() exits
+    return cli.run(
+        lambda: bootstrap.open_indexer(settings or BittorrentedSettings(), data_dir=data_dir),
+        close,
+        work,
+    )
 
 
 @app.command("import")
@@ -66,15 +47,19 @@ def import_lines(
     as_json: JsonOpt = False,
 ) -> None:
     """Import torrents from bitmagnet's JSON-lines format, with a progress bar. A bad line is
-    reported with its line number and skipped; the good ones are kept."""
+    reported with its line number and skipped; the good ones are kept. Ctrl-C stops after the
+    batch being written; running the same import again stores only what is missing. Exit code
+    0 when every line was good, 1 when some were skipped."""
     if str(file) != "-" and not file.is_file():
         fail(f"no such file: {file}")
 
-    async def work(index: Indexer) -> tuple[int, int, int]:
-        stream = sys.stdin if str(file) == "-" else file.open(encoding="utf-8", errors="replace")
+    def report(bad: importer.BadLine) -> None:
+        typer.echo(f"line {bad.line_number}: {bad.reason} (skipped)", err=True)
+
+    async def work(index: Indexer) -> tuple[bulk.LoadResult, int]:
+        stream = sys.stdin.buffer if str(file) == "-" else file.open("rb")
         total_bytes = None if str(file) == "-" else file.stat().st_size
-        added = seen = bad = 0
-        batch: list[Metainfo] = []
+        reader = importer.Reader(stream, on_bad=report, default_source=source)
         with (
             stream,
             Progress(
@@ -88,38 +73,38 @@ def import_lines(
             ) as progress,
         ):
             task = progress.add_task("import", total=total_bytes, rows=0, bad=0)
-            for item in importer.read(stream, default_source=source):
-                if isinstance(item, importer.BadLine):
-                    bad += 1
-                    typer.echo(f"line {item.line_number}: {item.reason} (skipped)", err=True)
-                    continue
-                batch.append(item)
-                if len(batch) >= IMPORT_BATCH:
-                    added += await index.add(batch)
-                    seen += len(batch)
-                    batch = []
-                    position = stream.tell() if total_bytes is not None else None
-                    progress.update(task, completed=position, rows=seen, bad=bad)
-            if batch:
-                added += await index.add(batch)
-                seen += len(batch)
-            progress.update(task, completed=total_bytes, rows=seen, bad=bad)
-        return seen, added, bad
+            rows = 0
 
-    seen, added, bad = _run(work)
+            def advance(n: int) -> None:
+                nonlocal rows
+                rows += n
+                progress.update(task, completed=reader.position, rows=rows, bad=reader.bad)
+
+            result = await index.ingest(
+                reader, batch_size=IMPORT_BATCH, progress=advance, stop=cli.stop_on_signals()
+            )
+            progress.update(task, completed=reader.position, rows=rows, bad=reader.bad)
+        return result, reader.bad
+
+    result, bad = _run(work)
     if as_json:
-        typer.echo(json.dumps({"read": seen, "added": added, "bad_lines": bad}))
+        typer.echo(
+            json.dumps(
+                {
+                    "read": result.entries,
+                    "added": result.new,
+                    "bad_lines": bad,
+                    "interrupted": result.stopped,
+                }
+            )
+        )
     else:
-        typer.echo(f"read {seen} torrents, {added} new, {bad} bad lines skipped")
-
-
-def _stop_on_signals() -> asyncio.Event:
-    """An event that Ctrl-C or SIGTERM sets, so long-running commands stop cleanly."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    return stop
+        typer.echo(f"read {result.entries} torrents, {result.new} new, {bad} bad lines skipped")
+    if result.stopped:
+        typer.echo("interrupted: run the same import again to finish it", err=True)
+        raise typer.Exit(130)
+    if bad:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -134,7 +119,7 @@ def crawl(
 
     async def work(index: Indexer) -> None:
         swarm = peers.swarm_for(settings)
-        stop = _stop_on_signals()
+        stop = cli.stop_on_signals()
         typer.echo(f"crawling the DHT on port {swarm.settings.listen_port}; Ctrl-C stops", err=True)
         try:
             await crawling.crawl_until(index, swarm, stop)
@@ -152,7 +137,7 @@ def worker() -> None:
 
     async def work(index: Indexer) -> None:
         swarm = peers.swarm_for(settings)
-        stop = _stop_on_signals()
+        stop = cli.stop_on_signals()
         try:
             async with workers.running(index, swarm):
                 await stop.wait()
@@ -184,9 +169,12 @@ def import_bitmagnet(
             disable=as_json,
         ) as progress:
             task = progress.add_task("bitmagnet", total=None)
-            async for batch in bitmagnet.read(url, max_files=index.settings.max_files):
-                added += await index.add(batch)
-                seen += len(batch)
+            async for batch in bitmagnet.read(
+                url, batch=IMPORT_BATCH, max_files=index.settings.max_files
+            ):
+                result = await index.ingest(batch, batch_size=IMPORT_BATCH)
+                added += result.new
+                seen += result.entries
                 progress.update(task, completed=seen)
         return seen, added
 

@@ -3,24 +3,29 @@
     {"infoHash": "<40 hex>", "name": "...", "size": 123, "publishedAt": "2024-01-02T03:04:05Z",
      "source": "mysource", "files": [{"path": "a/b.mkv", "size": 100}, ...]}
 
-``files`` is optional (its order gives the file indexes). A bad line is reported with its line
-number and skipped; the good ones are kept.
+``files`` is optional (its order gives the file indexes). A bad line (not UTF-8, not JSON, a
+wrong field, longer than ``MAX_LINE_BYTES``, a truncated last line) is reported with its line
+number and skipped; the good ones are kept. The file is read as bytes, so the reader knows how
+far it got (for a progress bar) and a huge line is skipped without being held in memory.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from keel.bittorrented.torrents import MAX_PEERS, Metainfo, TorrentFile
 
 _HEX40 = re.compile(r"[0-9a-fA-F]{40}")
 _SOURCE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_SIZE = 2**63 - 1
+# A torrent with 1,000 files is about 100 KB of JSON; anything far past that is not a torrent.
+MAX_LINE_BYTES = 1 << 20
+_SKIP_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +106,56 @@ def _published(value: Any) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def read(
-    lines: Iterable[str], *, default_source: str = "import", max_files: int = 1000
-) -> Iterator[Metainfo | BadLine]:
-    """Each non-blank line parsed, or a BadLine saying why it was skipped."""
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            yield parse_line(line, default_source=default_source, max_files=max_files)
-        except ValueError as exc:
-            yield BadLine(number, str(exc))
+class Reader:
+    """The good lines of a JSON-lines stream as Metainfo, in order. Each bad line goes to
+    ``on_bad``; ``position`` is how many bytes have been consumed, ``bad`` how many lines
+    were skipped."""
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        *,
+        on_bad: Callable[[BadLine], object],
+        default_source: str = "import",
+        max_files: int = 1000,
+        max_line_bytes: int = MAX_LINE_BYTES,
+    ) -> None:
+        self._stream = stream
+        self._on_bad = on_bad
+        self._source = default_source
+        self._max_files = max_files
+        self._limit = max_line_bytes
+        self.position = 0
+        self.bad = 0
+
+    def __iter__(self) -> Iterator[Metainfo]:
+        for number, raw in self._lines():
+            try:
+                if raw is None:
+                    raise ValueError(f"longer than {self._limit} bytes")
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                if not text.strip():
+                    continue
+                yield parse_line(text, default_source=self._source, max_files=self._max_files)
+            except UnicodeDecodeError:
+                self._skip(BadLine(number, "not UTF-8"))
+            except ValueError as exc:
+                self._skip(BadLine(number, str(exc)))
+
+    def _skip(self, bad: BadLine) -> None:
+        self.bad += 1
+        self._on_bad(bad)
+
+    def _lines(self) -> Iterator[tuple[int, bytes | None]]:
+        """(line number, its bytes), or None for a line past the limit (skipped unread)."""
+        number = 0
+        while chunk := self._stream.readline(self._limit + 1):
+            number += 1
+            self.position += len(chunk)
+            if len(chunk) <= self._limit or chunk.endswith(b"\n"):
+                yield number, chunk
+                continue
+            while chunk and not chunk.endswith(b"\n"):
+                chunk = self._stream.readline(_SKIP_CHUNK)
+                self.position += len(chunk)
+            yield number, None

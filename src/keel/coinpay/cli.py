@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,11 +11,12 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from keel.coinpay import apikeys, bootstrap, businesses, notify, payments, presentation
+from keel.coinpay import apikeys, audit, bootstrap, businesses, notify, payments, presentation
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
+from keel.core import cli
 from keel.core import logging as keel_logging
-from keel.core.errors import KeelError
+from keel.core.cli import JsonOpt, fail
 from keel.core.settings import KeelSettings
 
 app = typer.Typer(help="coinpay: multi-chain crypto payment gateway.", no_args_is_help=True)
@@ -30,33 +30,29 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(payments_app, name="payments")
 
 T = TypeVar("T")
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+# Configuration set from the server's CLI applies to both worlds unless told otherwise.
+WorldsOpt = Annotated[
+    str, typer.Option("--mode", help="test, live, or both (the default): which world to set.")
+]
 
 
-def fail(message: str) -> None:
-    """One line on stderr, exit code 2: what the CLI does with bad input."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+def _worlds(mode: str) -> tuple[str, ...]:
+    if mode == "both":
+        return apikeys.MODES
+    if mode not in apikeys.MODES:
+        fail("--mode must be 'test', 'live' or 'both'")
+    return (mode,)
 
 
 def _run(work: Callable[[Gateway], Awaitable[T]]) -> T:
-    keel_logging.configure("WARNING", json=False)
-    core = KeelSettings()
-
-    async def main() -> T:
-        gw = await bootstrap.open_gateway(CoinpaySettings(), data_dir=str(core.data_dir))
-        try:
-            return await work(gw)
-        finally:
-            await bootstrap.close_gateway(gw)
-
-    try:
-        return asyncio.run(main())
-    except KeelError as exc:
-        if exc.status >= 500 and exc.code not in ("seed_missing",):
-            raise
-        fail(exc.detail)
-        raise  # unreachable: fail() exits
+    data_dir = str(KeelSettings().data_dir)
+    return cli.run(
+        lambda: bootstrap.open_gateway(CoinpaySettings(), data_dir=data_dir),
+        bootstrap.close_gateway,
+        work,
+        # A missing seed is the operator's next step, not a crash.
+        reported=lambda exc: exc.status < 500 or exc.code == "seed_missing",
+    )
 
 
 def _emit(as_json: bool, data: dict[str, Any], lines: list[str]) -> None:
@@ -105,29 +101,34 @@ def business_create(
     webhook_url: Annotated[str | None, typer.Option(help="Webhook endpoint URL.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a business; prints its id (and the webhook secret, shown once)."""
+    """Create a business; prints its id (and, with a webhook URL, one endpoint per mode with
+    its secret, shown once)."""
 
     async def work(gw: Gateway) -> dict[str, Any]:
         async with gw.sessions() as session, session.begin():
             business_id = await businesses.create_business(session, gw.clock, name=name)
             out: dict[str, Any] = {"business_id": business_id}
             if webhook_url:
-                endpoint_id, secret = await notify.create_endpoint(
-                    session,
-                    gw.box,
-                    gw.clock,
-                    business_id=business_id,
-                    url=webhook_url,
-                    events=None,
-                    allow_private=gw.settings.webhook_allow_private,
-                )
-                out.update(webhook_id=endpoint_id, webhook_secret=secret)
+                webhooks: dict[str, dict[str, str]] = {}
+                for mode in apikeys.MODES:
+                    endpoint_id, secret = await notify.create_endpoint(
+                        session,
+                        gw.box,
+                        audit.Actor.cli(gw.queue, gw.clock),
+                        business_id=business_id,
+                        mode=mode,
+                        url=webhook_url,
+                        events=None,
+                        allow_private=gw.settings.webhook_allow_private,
+                    )
+                    webhooks[mode] = {"id": endpoint_id, "secret": secret}
+                out["webhooks"] = webhooks
         return out
 
     out = _run(work)
     lines = [f"business_id: {out['business_id']}"]
-    if "webhook_secret" in out:
-        lines += [f"webhook_id: {out['webhook_id']}", f"webhook_secret: {out['webhook_secret']}"]
+    for mode, hook in out.get("webhooks", {}).items():
+        lines += [f"{mode} webhook_id: {hook['id']}", f"{mode} webhook_secret: {hook['secret']}"]
     _emit(as_json, out, lines)
 
 
@@ -136,19 +137,30 @@ def wallet_set(
     business: Annotated[str, typer.Option(help="Business id.")],
     coin: Annotated[str, typer.Option(help="Coin symbol, e.g. BTC or USDC_SOL.")],
     address: Annotated[str, typer.Option(help="Payout address.")],
+    mode: WorldsOpt = "both",
     as_json: JsonOpt = False,
 ) -> None:
-    """Set the payout wallet for a coin."""
+    """Set the payout wallet for a coin (audited)."""
+    worlds = _worlds(mode)
 
     async def work(gw: Gateway) -> str:
         async with gw.sessions() as session, session.begin():
-            return await businesses.set_wallet(
-                session, gw.clock, business_id=business, coin=coin, address=address
-            )
+            for world in worlds:
+                normalised = await businesses.set_wallet(
+                    session,
+                    audit.Actor.cli(gw.queue, gw.clock),
+                    business_id=business,
+                    mode=world,
+                    coin=coin,
+                    address=address,
+                )
+            return normalised
 
     normalised = _run(work)
     _emit(
-        as_json, {"coin": coin.upper(), "address": normalised}, [f"{coin.upper()} -> {normalised}"]
+        as_json,
+        {"coin": coin.upper(), "address": normalised, "modes": list(worlds)},
+        [f"{coin.upper()} -> {normalised} ({', '.join(worlds)})"],
     )
 
 
@@ -157,15 +169,23 @@ def wallet_watch(
     business: Annotated[str, typer.Option(help="Business id.")],
     family: Annotated[str, typer.Option(help="UTXO family: BTC, LTC, BCH or DOGE.")],
     xpub: Annotated[str, typer.Option(help="Account extended public key (xpub/zpub/…).")],
+    mode: WorldsOpt = "both",
     as_json: JsonOpt = False,
 ) -> None:
     """Receive a UTXO family straight into your own wallet (watch-only, no keys held)."""
+    worlds = _worlds(mode)
 
     async def work(gw: Gateway) -> None:
         async with gw.sessions() as session, session.begin():
-            await businesses.set_watch_only(
-                session, gw.clock, business_id=business, family=family, extended_key=xpub
-            )
+            for world in worlds:
+                await businesses.set_watch_only(
+                    session,
+                    audit.Actor.cli(gw.queue, gw.clock),
+                    business_id=business,
+                    mode=world,
+                    family=family,
+                    extended_key=xpub,
+                )
 
     _run(work)
     _emit(
@@ -188,11 +208,63 @@ def apikey_create(
         async with gw.sessions() as session, session.begin():
             await businesses.require_business(session, business)
             return await apikeys.create_key(
-                session, gw.box, gw.clock, business_id=business, mode=mode, scopes=scope or ["*"]
+                session,
+                gw.box,
+                audit.Actor.cli(gw.queue, gw.clock),
+                business_id=business,
+                mode=mode,
+                scopes=scope or ["*"],
             )
 
     key_id, token = _run(work)
     _emit(as_json, {"key_id": key_id, "api_key": token, "mode": mode}, [f"api_key: {token}"])
+
+
+@apikey_app.command("list")
+def apikey_list(
+    business: Annotated[str, typer.Option(help="Business id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """The business's keys in both modes, with last use (to the minute); never the key."""
+
+    async def work(gw: Gateway) -> list[dict[str, Any]]:
+        async with gw.sessions() as session:
+            await businesses.require_business(session, business)
+            return await apikeys.list_keys(session, business_id=business, mode=None)
+
+    keys = _run(work)
+    if as_json:
+        typer.echo(json.dumps(keys))
+        return
+    for k in keys:
+        state = f"revoked {k['revoked_at']}" if k["revoked_at"] else "active"
+        mode = "live" if k["livemode"] else "test"
+        typer.echo(
+            f"{k['id']}  {k['prefix']}…  {mode}  {','.join(k['scopes'])}  "
+            f"last used {k['last_used_at'] or 'never'}  {state}"
+        )
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    business: Annotated[str, typer.Option(help="Business id.")],
+    key_id: Annotated[str, typer.Argument(help="The key's id (from `apikey list`).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a key at once (audited)."""
+
+    async def work(gw: Gateway) -> dict[str, Any]:
+        async with gw.sessions() as session, session.begin():
+            return await apikeys.revoke_key(
+                session,
+                audit.Actor.cli(gw.queue, gw.clock),
+                business_id=business,
+                mode=None,
+                key_id=key_id,
+            )
+
+    revoked = _run(work)
+    _emit(as_json, revoked, [f"revoked {revoked['id']} at {revoked['revoked_at']}"])
 
 
 @payments_app.command("list")
@@ -227,10 +299,7 @@ def worker() -> None:
 
     async def main() -> None:
         gw = await bootstrap.open_gateway(CoinpaySettings(), data_dir=str(core.data_dir))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = cli.stop_on_signals()
         try:
             await bootstrap.build_worker(gw).run(stop)
         finally:

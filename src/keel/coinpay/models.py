@@ -51,15 +51,17 @@ businesses = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# Test and live are separate worlds (ADR 0009): every configuration row belongs to one mode.
 wallets = Table(
     "coinpay_wallets",
     metadata,
     Column("id", String(36), primary_key=True),
     Column("business_id", ForeignKey("coinpay_businesses.id"), nullable=False),
+    Column("mode", String(4), nullable=False),
     Column("coin", String(16), nullable=False),
     Column("address", String(200), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-    UniqueConstraint("business_id", "coin", name="uq_coinpay_wallets_business_coin"),
+    UniqueConstraint("business_id", "mode", "coin", name="uq_coinpay_wallets_business_mode_coin"),
 )
 
 watch_only_keys = Table(
@@ -67,10 +69,13 @@ watch_only_keys = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("business_id", ForeignKey("coinpay_businesses.id"), nullable=False),
+    Column("mode", String(4), nullable=False),
     Column("family", String(8), nullable=False),
     Column("extended_key", String(200), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-    UniqueConstraint("business_id", "family", name="uq_coinpay_watch_only_keys_business_family"),
+    UniqueConstraint(
+        "business_id", "mode", "family", name="uq_coinpay_watch_only_keys_business_mode_family"
+    ),
 )
 
 api_keys = Table(
@@ -83,7 +88,9 @@ api_keys = Table(
     Column("mode", String(4), nullable=False),
     Column("scopes", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
     Column("revoked_at", UTCDateTime, nullable=True),
+    Column("revoked_by", String(64), nullable=True),
 )
 
 hd_families = Table(
@@ -178,7 +185,8 @@ webhook_endpoints = Table(
     "coinpay_webhook_endpoints",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("business_id", ForeignKey("coinpay_businesses.id"), nullable=False, index=True),
+    Column("business_id", ForeignKey("coinpay_businesses.id"), nullable=False),
+    Column("mode", String(4), nullable=False),
     Column("url", String(2000), nullable=False),
     Column("events", JSON, nullable=True),
     Column("secret_enc", LargeBinary, nullable=False),
@@ -186,6 +194,7 @@ webhook_endpoints = Table(
     Column("previous_valid_until", UTCDateTime, nullable=True),
     Column("active", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_coinpay_webhook_endpoints_business_mode", "business_id", "mode"),
 )
 
 webhook_events = Table(
@@ -215,14 +224,33 @@ webhook_deliveries = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# Keyed by (business, mode, key): a test key never replays a live request. ``request_hash``
+# is the fingerprint of the first request; the same key with another body is refused.
 idempotency_keys = Table(
     "coinpay_idempotency_keys",
     metadata,
     Column("business_id", String(36), primary_key=True),
+    Column("mode", String(4), primary_key=True),
     Column("key", String(255), primary_key=True),
     Column("request_hash", String(64), nullable=False),
     Column("payment_id", String(36), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Who changed which configuration, append-only: triggers refuse UPDATE and DELETE (migration
+# 0002). ``actor`` is an API key id or "cli"; ``detail`` never holds a secret.
+audit_log = Table(
+    "coinpay_audit_log",
+    metadata,
+    Column("id", _id, primary_key=True),
+    Column("business_id", ForeignKey("coinpay_businesses.id"), nullable=False),
+    Column("mode", String(4), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("target", String(64), nullable=True),
+    Column("detail", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_coinpay_audit_log_business_mode", "business_id", "mode", "id"),
 )
 
 rate_limits = rate_limit_table(metadata, "coinpay_rate_limits")

@@ -22,8 +22,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from keel.coinpay import models, presentation
-from keel.coinpay.lifecycle import EVENT_TYPES
+from keel.coinpay import audit, lifecycle, models, presentation
 from keel.coinpay.wire import dumps
 from keel.core import netguard, webhooks
 from keel.core.clock import Clock
@@ -45,6 +44,11 @@ DELIVERY_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 DELIVERIES = Counter("coinpay_webhook_deliveries_total", "Webhook attempts", ["outcome"])
+
+
+# What an endpoint can subscribe to: the payment lifecycle and configuration changes.
+BUSINESS_UPDATED = "business.updated"
+EVENT_TYPES: tuple[str, ...] = (*lifecycle.EVENT_TYPES, BUSINESS_UPDATED)
 
 
 def _context(endpoint_id: str, which: str) -> str:
@@ -94,55 +98,108 @@ def validate_events(events: list[str] | None) -> list[str] | None:
 async def create_endpoint(
     session: AsyncSession,
     box: SecretBox,
-    clock: Clock,
+    actor: audit.Actor,
     *,
     business_id: str,
+    mode: str,
     url: str,
     events: list[str] | None,
     allow_private: bool,
 ) -> tuple[str, str]:
-    """Register an endpoint; returns (endpoint id, its signing secret — shown once)."""
+    """Register an endpoint for one mode's events; returns (endpoint id, its signing secret —
+    shown once)."""
     endpoint_id = str(uuid.uuid4())
     secret = new_secret()
+    stored_url = validate_url(url, allow_private=allow_private)
+    chosen = validate_events(events)
     await session.execute(
         models.webhook_endpoints.insert().values(
             id=endpoint_id,
             business_id=business_id,
-            url=validate_url(url, allow_private=allow_private),
-            events=validate_events(events),
+            mode=mode,
+            url=stored_url,
+            events=chosen,
             secret_enc=box.encrypt(secret.encode(), context=_context(endpoint_id, "current")),
             active=True,
-            created_at=clock.now(),
+            created_at=actor.clock.now(),
         )
+    )
+    await record_change(
+        session,
+        actor,
+        audit.Change(
+            business_id, mode, "webhook.created", endpoint_id, {"url": stored_url, "events": chosen}
+        ),
     )
     return endpoint_id, secret
 
 
-async def rotate_secret(
-    session: AsyncSession, box: SecretBox, clock: Clock, *, business_id: str, endpoint_id: str
-) -> str:
-    """New secret; the old one keeps signing (first, before the new one) for 24 h so the
-    merchant can switch without dropping events."""
+async def _endpoint_row(
+    session: AsyncSession, *, business_id: str, mode: str, endpoint_id: str
+) -> Any:
+    """The endpoint if it is in this business's world (business and mode); else NotFound."""
     t = models.webhook_endpoints
     row = (
         await session.execute(
-            select(t).where(t.c.id == endpoint_id, t.c.business_id == business_id)
+            select(t).where(t.c.id == endpoint_id, t.c.business_id == business_id, t.c.mode == mode)
         )
     ).one_or_none()
     if row is None:
         raise NotFound("Webhook endpoint not found")
+    return row
+
+
+async def rotate_secret(
+    session: AsyncSession,
+    box: SecretBox,
+    actor: audit.Actor,
+    *,
+    business_id: str,
+    mode: str,
+    endpoint_id: str,
+) -> str:
+    """New secret; the old one keeps signing (first, before the new one) for 24 h so the
+    merchant can switch without dropping events."""
+    row = await _endpoint_row(session, business_id=business_id, mode=mode, endpoint_id=endpoint_id)
     old = box.decrypt(row.secret_enc, context=_context(endpoint_id, "current"))
     secret = new_secret()
+    t = models.webhook_endpoints
     await session.execute(
         t.update()
         .where(t.c.id == endpoint_id)
         .values(
             secret_enc=box.encrypt(secret.encode(), context=_context(endpoint_id, "current")),
             previous_secret_enc=box.encrypt(old, context=_context(endpoint_id, "previous")),
-            previous_valid_until=clock.now() + ROTATION_OVERLAP,
+            previous_valid_until=actor.clock.now() + ROTATION_OVERLAP,
         )
     )
+    await record_change(
+        session,
+        actor,
+        audit.Change(business_id, mode, "webhook.secret_rotated", endpoint_id, {}),
+    )
     return secret
+
+
+async def record_change(session: AsyncSession, actor: audit.Actor, change: audit.Change) -> None:
+    """Append a configuration change to the audit log and announce it as ``business.updated``
+    to the endpoints of its mode, inside the caller's transaction."""
+    await audit.append(session, actor, change)
+    await record_event(
+        session,
+        actor.queue,
+        actor.clock,
+        business_id=change.business_id,
+        mode=change.mode,
+        event_type=BUSINESS_UPDATED,
+        payment_id=None,
+        data={
+            "action": change.action,
+            "target": change.target,
+            "actor": actor.id,
+            "detail": dict(change.detail),
+        },
+    )
 
 
 async def record_event(
@@ -180,16 +237,24 @@ async def record_event(
             created_at=now,
         )
     )
-    await _queue_deliveries(session, queue, business_id, event_id, event_type)
+    await _queue_deliveries(session, queue, business_id, mode, event_id, event_type)
     return event_id
 
 
 async def _queue_deliveries(
-    session: AsyncSession, queue: JobQueue, business_id: str, event_id: str, event_type: str
+    session: AsyncSession,
+    queue: JobQueue,
+    business_id: str,
+    mode: str,
+    event_id: str,
+    event_type: str,
 ) -> int:
+    """One delivery job per active endpoint of the event's world (business and mode)."""
     t = models.webhook_endpoints
     endpoints = await session.execute(
-        select(t.c.id, t.c.events).where(t.c.business_id == business_id, t.c.active.is_(True))
+        select(t.c.id, t.c.events).where(
+            t.c.business_id == business_id, t.c.mode == mode, t.c.active.is_(True)
+        )
     )
     queued = 0
     for endpoint_id, events in endpoints.all():
@@ -285,65 +350,66 @@ class Deliverer:
 
 
 async def redeliver(
-    session: AsyncSession, queue: JobQueue, *, business_id: str, event_id: str
+    session: AsyncSession, queue: JobQueue, *, business_id: str, mode: str, event_id: str
 ) -> int:
-    """Queue the event again for each of the business's active matching endpoints."""
+    """Queue an event of this business and mode again for each active matching endpoint."""
     ev = models.webhook_events
     row = (
         await session.execute(
-            select(ev).where(ev.c.id == event_id, ev.c.business_id == business_id)
+            select(ev).where(
+                ev.c.id == event_id, ev.c.business_id == business_id, ev.c.mode == mode
+            )
         )
     ).one_or_none()
     if row is None:
         raise NotFound("Webhook event not found")
-    return await _queue_deliveries(session, queue, business_id, event_id, row.type)
-
-
-_ENDPOINT_FIELDS = (
-    models.webhook_endpoints.c.id,
-    models.webhook_endpoints.c.url,
-    models.webhook_endpoints.c.events,
-    models.webhook_endpoints.c.active,
-)
+    return await _queue_deliveries(session, queue, business_id, mode, event_id, row.type)
 
 
 def _endpoint(row: Any) -> dict[str, Any]:
-    return {"id": row.id, "url": row.url, "events": row.events, "active": row.active}
+    return {
+        "id": row.id,
+        "url": row.url,
+        "events": row.events,
+        "active": row.active,
+        "livemode": row.mode == "live",
+    }
 
 
-async def list_endpoints(session: AsyncSession, business_id: str) -> list[dict[str, Any]]:
-    """Endpoints of a business (secrets are never shown again after creation)."""
+async def list_endpoints(
+    session: AsyncSession, *, business_id: str, mode: str
+) -> list[dict[str, Any]]:
+    """Endpoints of a business in one mode (secrets are never shown again after creation)."""
     t = models.webhook_endpoints
     rows = await session.execute(
-        select(*_ENDPOINT_FIELDS).where(t.c.business_id == business_id).order_by(t.c.created_at)
+        select(t)
+        .where(t.c.business_id == business_id, t.c.mode == mode)
+        .order_by(t.c.created_at, t.c.id)
     )
     return [_endpoint(r) for r in rows]
 
 
 async def get_endpoint(
-    session: AsyncSession, *, business_id: str, endpoint_id: str
+    session: AsyncSession, *, business_id: str, mode: str, endpoint_id: str
 ) -> dict[str, Any]:
     """One endpoint as stored (URL trimmed, events de-duplicated and sorted); no secret."""
-    t = models.webhook_endpoints
-    row = (
-        await session.execute(
-            select(*_ENDPOINT_FIELDS).where(t.c.id == endpoint_id, t.c.business_id == business_id)
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFound("Webhook endpoint not found")
-    return _endpoint(row)
-
-
-async def deactivate_endpoint(session: AsyncSession, *, business_id: str, endpoint_id: str) -> None:
-    """Stop delivering to an endpoint; its history stays. Raises NotFound."""
-    t = models.webhook_endpoints
-    found = await session.scalar(
-        select(t.c.id).where(t.c.id == endpoint_id, t.c.business_id == business_id)
+    return _endpoint(
+        await _endpoint_row(session, business_id=business_id, mode=mode, endpoint_id=endpoint_id)
     )
-    if found is None:
-        raise NotFound("Webhook endpoint not found")
+
+
+async def deactivate_endpoint(
+    session: AsyncSession, actor: audit.Actor, *, business_id: str, mode: str, endpoint_id: str
+) -> None:
+    """Stop delivering to an endpoint; its history stays. Raises NotFound."""
+    row = await _endpoint_row(session, business_id=business_id, mode=mode, endpoint_id=endpoint_id)
+    if not row.active:
+        return
+    t = models.webhook_endpoints
     await session.execute(t.update().where(t.c.id == endpoint_id).values(active=False))
+    await record_change(
+        session, actor, audit.Change(business_id, mode, "webhook.deleted", endpoint_id, {})
+    )
 
 
 async def delivery_log(

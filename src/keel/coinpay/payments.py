@@ -121,7 +121,7 @@ async def create(
     try:
         async with gw.sessions() as session, session.begin():
             await businesses.require_business(session, req.business_id)
-            how = await businesses.receiving(session, req.business_id, coin)
+            how = await businesses.receiving(session, req.business_id, principal.mode, coin)
             if how.watch_key is not None:
                 family_key = addresses.watch_only_family_key(req.business_id, coin.family)
                 index = await gw.allocator.allocate(session, family_key)
@@ -169,6 +169,7 @@ async def create(
                 await session.execute(
                     models.idempotency_keys.insert().values(
                         business_id=req.business_id,
+                        mode=principal.mode,
                         key=idempotency_key,
                         request_hash=request_hash,
                         payment_id=payment_id,
@@ -192,17 +193,26 @@ async def create(
 async def _idempotent_replay(
     gw: Gateway, principal: Principal, key: str, request_hash: str
 ) -> Row[Any] | None:
+    """The payment an earlier request with this key created in the caller's world (business
+    and mode), or None; the same key with another body raises IdempotencyMismatch."""
     t = models.idempotency_keys
     async with gw.sessions() as session:
         found = (
             await session.execute(
-                select(t).where(t.c.business_id == principal.business_id, t.c.key == key)
+                select(t).where(
+                    t.c.business_id == principal.business_id,
+                    t.c.mode == principal.mode,
+                    t.c.key == key,
+                )
             )
         ).one_or_none()
         if found is None:
             return None
         if found.request_hash != request_hash:
-            raise IdempotencyMismatch()
+            raise IdempotencyMismatch(
+                "This Idempotency-Key was already used with a different request body; "
+                "send the same body to get the first result, or use a new key"
+            )
         return await _load(session, found.payment_id)
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import bootstrap, catalog, models
+from keel.bittorrented import bootstrap, bulk, models
 from keel.bittorrented.classify import ContentType
 from keel.bittorrented.query import Query, matches
 from keel.bittorrented.search.base import (
@@ -88,7 +88,7 @@ async def _check(url: str, rows: list[Row], cases: list[Case], limit: int) -> No
         async with engine.begin() as conn:
             await conn.execute(delete(models.torrents))
             await conn.execute(delete(models.torrent_sources))
-            await catalog.add(
+            await bulk.write(
                 conn,
                 [
                     entry(

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import catalog, models, query
+from keel.bittorrented import bulk, models, query
 from keel.bittorrented.query import Query, matches
 from keel.bittorrented.search import files, fuzzy
 from keel.bittorrented.tokens import tokenize
@@ -27,7 +27,7 @@ async def _check_files(url: str, paths: list[list[str]], cases: list[Query], lim
         async with engine.begin() as conn:
             await conn.execute(delete(models.torrents))
             await conn.execute(delete(models.torrent_sources))
-            await catalog.add(
+            await bulk.write(
                 conn,
                 [
                     entry(
@@ -75,7 +75,7 @@ def test_file_search_equals_brute_force(bt_engine: AsyncEngine, db_url: str) -> 
 
 async def test_a_misspelt_word_is_respelled_and_found(bt_engine: AsyncEngine) -> None:
     async with bt_engine.begin() as conn:
-        await catalog.add(
+        await bulk.write(
             conn,
             [entry("The.Matrix.1999.1080p"), entry("Matrimony.Show.S01"), entry("Other")],
             now=NOW,
@@ -91,7 +91,7 @@ async def test_a_misspelt_word_is_respelled_and_found(bt_engine: AsyncEngine) ->
 
 async def test_no_respelling_when_nothing_is_close(bt_engine: AsyncEngine) -> None:
     async with bt_engine.begin() as conn:
-        await catalog.add(conn, [entry("The.Matrix.1999")], now=NOW)
+        await bulk.write(conn, [entry("The.Matrix.1999")], now=NOW)
     index = make_indexer(bt_engine)
     page = await index.search("zzzzqqq")
     assert page.total == 0

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import bootstrap, catalog, models, query
+from keel.bittorrented import bootstrap, bulk, catalog, models, query
 from keel.bittorrented.classify import Classification, ContentType
 from keel.bittorrented.search.base import SearchRequest, Sort
 from keel.bittorrented.settings import BittorrentedSettings
@@ -77,7 +77,7 @@ async def test_a_round_against_opentracker_reorders_the_search_by_seeders(
     )
     alpha = entry("swarmtest alpha", seeders=3)
     async with bt_engine.begin() as conn:
-        await catalog.add(
+        await bulk.write(
             conn, [catalog.Entry(seeded, Classification(ContentType.UNKNOWN)), alpha], now=NOW
         )
         if transport == "http":
@@ -113,7 +113,7 @@ async def test_scrapes_never_scraped_torrents_first_then_the_oldest(
 ) -> None:
     items = [entry(f"swarmtest {n}") for n in range(3)]
     async with bt_engine.begin() as conn:
-        await catalog.add(conn, items, now=NOW)
+        await bulk.write(conn, items, now=NOW)
     clock = FrozenClock(NOW)
     dht = FakeDht({i.metainfo.info_hash: SwarmCounts(1, 1) for i in items})
     refresher = SwarmRefresher(
@@ -147,7 +147,7 @@ async def test_asks_the_dht_only_about_torrents_no_tracker_knew(
     dht = FakeDht({untracked.metainfo.info_hash: SwarmCounts(4, 1)})
     async with udp_server(fake.handle) as server:
         async with bt_engine.begin() as conn:
-            await catalog.add(conn, [tracked, untracked], now=NOW)
+            await bulk.write(conn, [tracked, untracked], now=NOW)
             await trackers.remember(
                 conn, tracked.metainfo.info_hash, [f"udp://127.0.0.1:{server.port}"], now=NOW
             )
@@ -177,7 +177,7 @@ async def test_the_best_tracker_wins_and_unknown_keeps_old_counts(
     high = FakeUdpTracker(counts={item.metainfo.info_hash: (5, 0, 1)})
     async with udp_server(low.handle) as a, udp_server(high.handle) as b:
         async with bt_engine.begin() as conn:
-            await catalog.add(conn, [item, quiet], now=NOW)
+            await bulk.write(conn, [item, quiet], now=NOW)
             urls = [f"udp://127.0.0.1:{a.port}", f"udp://127.0.0.1:{b.port}"]
             await trackers.remember(conn, item.metainfo.info_hash, urls, now=NOW)
         report = await SwarmRefresher(
@@ -197,7 +197,7 @@ async def test_a_torrent_deleted_during_the_scrape_is_not_written(
 ) -> None:
     gone, kept = entry("swarmtest gone"), entry("swarmtest kept")
     async with bt_engine.begin() as conn:
-        await catalog.add(conn, [gone, kept], now=NOW)
+        await bulk.write(conn, [gone, kept], now=NOW)
 
     class DeletingDht(FakeDht):
         async def scrape(self, info_hashes: Sequence[bytes]) -> dict[bytes, SwarmCounts]:

@@ -5,7 +5,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import bootstrap, catalog, models
+from keel.bittorrented import bootstrap, bulk, catalog, models
 from tests.bittorrented.conftest import NOW, entry
 
 SWARM_TABLES = {"torrent_trackers", "torrent_scrapes"}
@@ -31,7 +31,7 @@ async def test_trackers_and_schedule_go_with_their_torrent(bt_engine: AsyncEngin
     item = entry("Some Torrent 2020")
     info_hash = item.metainfo.info_hash
     async with bt_engine.begin() as conn:
-        await catalog.add(conn, [item], now=NOW)
+        await bulk.write(conn, [item], now=NOW)
         await conn.execute(
             models.torrent_trackers.insert(),
             [{"info_hash": info_hash, "url": "udp://t.example:1", "created_at": NOW}],

@@ -5,7 +5,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import catalog
+from keel.bittorrented import bulk
 from keel.bittorrented.swarm import trackers
 from keel.bittorrented.swarm.http_tracker import HttpTracker
 from keel.bittorrented.swarm.trackers import TrackerPool
@@ -39,7 +39,7 @@ async def test_remembers_a_torrents_scrapable_trackers_in_order(bt_engine: Async
         *(f"udp://t{n}.example:1" for n in range(30)),
     ]
     async with bt_engine.begin() as conn:
-        await catalog.add(conn, [item, other], now=NOW)
+        await bulk.write(conn, [item, other], now=NOW)
         kept = await trackers.remember(conn, item.metainfo.info_hash, urls, now=NOW)
         assert await trackers.remember(conn, item.metainfo.info_hash, urls[:1], now=NOW) == 1
     assert kept == trackers.MAX_TRACKERS_PER_TORRENT

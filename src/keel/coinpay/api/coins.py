@@ -30,7 +30,9 @@ async def supported_coins(
         raise Forbidden("This API key belongs to another business")
     gw = gateway(request)
     async with gw.sessions() as session:
-        coins = await businesses.supported_coins(session, chosen, active_only=active_only)
+        coins = await businesses.supported_coins(
+            session, chosen, caller.mode, active_only=active_only
+        )
     return ok(coins=coins, business_id=chosen, total=len(coins))
 
 

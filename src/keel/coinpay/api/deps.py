@@ -68,6 +68,7 @@ async def principal(request: Request) -> apikeys.Principal:
     gw = gateway(request)
     async with gw.sessions() as session:
         who = await apikeys.authenticate(session, gw.box, _bearer(request))
+    await apikeys.note_use(gw.sessions, gw.clock, who)
     limits = {
         f"key:{who.key_id}": gw.settings.rate_limit_per_key,
         f"business:{who.business_id}:{who.mode}": gw.settings.rate_limit_per_business,

@@ -82,3 +82,13 @@ class CoinpayProblem(Problem):
     failures: list[str] | SkipJsonSchema[None] = Field(
         default=None, description="rate_unavailable: why each provider's quote was dropped"
     )
+
+
+class ApiKeyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scopes: list[str] = Field(
+        min_length=1,
+        max_length=10,
+        description="Scopes of the new key, in the caller's mode; only scopes the caller has",
+    )
