@@ -60,7 +60,7 @@ from sqlalchemy.engine import make_url
 import bittorrented_names as names
 from keel.bittorrented import bootstrap as bt_bootstrap
 from keel.bittorrented import bulk
-from keel.coinpay import apikeys, businesses, payments, wallets
+from keel.coinpay import apikeys, audit, businesses, payments, wallets
 from keel.coinpay import bootstrap as cp_bootstrap
 from keel.coinpay.assets import get_coin
 from keel.coinpay.settings import CoinpaySettings
@@ -226,13 +226,14 @@ async def seed_coinpay(url: str, master_key: str, data_dir: str) -> tuple[str, s
     try:
         await gw.custody.init_seed(clock, SEED_MNEMONIC)
         payout = wallets.HDRoot.from_mnemonic(PAYOUT_MNEMONIC).address(get_coin("ETH").family, 7)
+        operator = audit.Actor.cli(gw.queue, clock)
         async with gw.sessions() as session, session.begin():
             business_id = await businesses.create_business(session, clock, name="Bench shop")
             await businesses.set_wallet(
-                session, clock, business_id=business_id, coin="ETH", address=payout
+                session, operator, business_id=business_id, mode="test", coin="ETH", address=payout
             )
             _, token = await apikeys.create_key(
-                session, gw.box, clock, business_id=business_id, mode="test"
+                session, gw.box, operator, business_id=business_id, mode="test"
             )
         async with gw.sessions() as session:
             principal = await apikeys.authenticate(session, gw.box, token)

@@ -38,7 +38,7 @@ async def per_business(db_url: str) -> AsyncIterator[Harness]:
 async def _second_key(h: Harness, mode: str) -> str:
     async with h.gw.sessions() as session, session.begin():
         _, key = await apikeys.create_key(
-            session, h.gw.box, h.clock, business_id=h.business_id, mode=mode
+            session, h.gw.box, h.operator, business_id=h.business_id, mode=mode
         )
     return key
 
