@@ -31,9 +31,13 @@ SERVER_LIMITS: dict[str, Any] = {"http": "h11", "h11_max_incomplete_event_size":
 
 def _build(name: str, core: KeelSettings) -> Product:
     if name == "coinpay":
-        return create_coinpay(CoinpaySettings(), data_dir=str(core.data_dir))
+        return create_coinpay(
+            CoinpaySettings(), data_dir=str(core.data_dir), rate_limits=core.rate_limits()
+        )
     if name == "bittorrented":
-        return create_bittorrented(BittorrentedSettings(), data_dir=str(core.data_dir))
+        return create_bittorrented(
+            BittorrentedSettings(), data_dir=str(core.data_dir), rate_limits=core.rate_limits()
+        )
     raise typer.BadParameter(f"unknown product {name!r}; known: {', '.join(PRODUCTS)}")
 
 

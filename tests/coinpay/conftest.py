@@ -21,6 +21,7 @@ from keel.coinpay.settings import CoinpaySettings
 from keel.coinpay.wallets import Family, HDRoot
 from keel.core.clock import Clock, FrozenClock
 from keel.core.crypto import new_key
+from keel.core.ratelimit import RateLimitStore
 
 ABANDON = " ".join(["abandon"] * 11 + ["about"])
 # Payout addresses come from a different seed so they never collide with payment addresses.
@@ -148,7 +149,7 @@ async def seed_merchant(gw: Gateway, clock: Clock) -> tuple[str, str]:
 
 
 async def make_harness(
-    db_url: str, sink_url: str | None, **settings: Any
+    db_url: str, sink_url: str | None, *, rate_limits: RateLimitStore | None = None, **settings: Any
 ) -> AsyncIterator[Harness]:
     clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
     options: dict[str, Any] = {
@@ -162,6 +163,7 @@ async def make_harness(
         CoinpaySettings(**options),
         clock=clock,
         run_workers=False,
+        rate_limits=rate_limits,
     )
     async with product.lifespan():
         gw: Gateway = product.app.state.gateway

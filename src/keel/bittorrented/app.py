@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from keel.bittorrented import bootstrap, peers, workers
+from keel.bittorrented import bootstrap, models, peers, workers
 from keel.bittorrented.api import feeds as feed_routes
 from keel.bittorrented.api import search as search_routes
 from keel.bittorrented.api import torrents as torrent_routes
@@ -20,6 +20,8 @@ from keel.core import db
 from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
 from keel.core.clock import Clock
 from keel.core.openapi import document_problems
+from keel.core.ratelimit import RateLimitStore, open_limiter
+from keel.core.ratelimit_http import RateLimitHeaders
 
 
 def create_app(
@@ -28,6 +30,7 @@ def create_app(
     data_dir: str = "var",
     clock: Clock | None = None,
     metadata: MetadataSource | None = None,
+    rate_limits: RateLimitStore | None = None,
 ) -> Product:
     """Build bittorrented. Nothing touches the database until the lifespan is entered."""
 
@@ -39,6 +42,14 @@ def create_app(
             settings, data_dir=data_dir, clock=clock, metadata=metadata or swarm
         )
         app.state.indexer = index
+        app.state.limiter = limiter = open_limiter(
+            rate_limits or RateLimitStore(),
+            namespace="bittorrented",
+            window_seconds=settings.rate_limit_window_seconds,
+            table=models.rate_limits,
+            sessions=db.session_factory(index.engine),
+            clock=index.clock,
+        )
         try:
             if settings.run_workers:
                 async with workers.running(index, swarm):
@@ -47,6 +58,7 @@ def create_app(
                 yield
         finally:
             await swarm.aclose()
+            await limiter.aclose()
             await index.engine.dispose()
 
     app = FastAPI(
@@ -56,6 +68,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestContextMiddleware, app_name="bittorrented")
     for router in (search_routes.router, torrent_routes.router):
         app.include_router(router, prefix="/api")

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
 )
 
+from keel.core.ratelimit import rate_limit_table
 from keel.core.types import UTCDateTime
 
 metadata = MetaData(
@@ -210,3 +211,7 @@ saved_searches = Table(
     Column("filters", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# Request counters, used only when KEEL_RATE_LIMIT_STORE=database (several processes on one
+# database without Redis); the default keeps them in memory or Redis.
+rate_limits = rate_limit_table(metadata, "bittorrented_rate_limits")

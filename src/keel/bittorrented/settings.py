@@ -31,6 +31,17 @@ class BittorrentedSettings(BaseSettings):
         description="Base64 of 32 bytes that signs page cursors; every process serving one "
         "index needs the same. Unset: <data_dir>/bittorrented-cursor.key, created once.",
     )
+    rate_limit_search: int = Field(
+        default=120,
+        ge=1,
+        description="Searches a window per client (JSON search, file search, the page); a "
+        "client is the API key when a valid one is sent, else its IP (IPv6: its /64).",
+    )
+    rate_limit_torznab: int = Field(default=60, ge=1, description="Torznab calls a window.")
+    rate_limit_uploads: int = Field(
+        default=30, ge=1, description=".torrent uploads and magnets a window per client."
+    )
+    rate_limit_window_seconds: int = Field(default=60, ge=1, le=86_400)
     search_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     count_cap: int = Field(
         default=10_000, ge=100, description="Count exactly up to this many matches."

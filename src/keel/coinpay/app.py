@@ -14,7 +14,6 @@ from keel.coinpay.addresses import IndexAllocator
 from keel.coinpay.api import businesses as business_routes
 from keel.coinpay.api import coins as coin_routes
 from keel.coinpay.api import payments as payment_routes
-from keel.coinpay.api.deps import RateLimitHeaders
 from keel.coinpay.api.schemas import CoinpayProblem
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
@@ -22,6 +21,8 @@ from keel.coinpay.web import checkout
 from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
 from keel.core.clock import Clock
 from keel.core.openapi import document_problems
+from keel.core.ratelimit import RateLimitStore
+from keel.core.ratelimit_http import RateLimitHeaders
 
 
 def _coinpay_error_fields(_status: int, _code: str, detail: str) -> dict[str, Any]:
@@ -37,6 +38,7 @@ def create_app(
     rate_provider: rates.RateProvider | None = None,
     allocator: IndexAllocator | None = None,
     run_workers: bool | None = None,
+    rate_limits: RateLimitStore | None = None,
 ) -> Product:
     """Build coinpay. Nothing touches the database until the lifespan is entered."""
     workers = settings.run_workers if run_workers is None else run_workers
@@ -49,6 +51,7 @@ def create_app(
             clock=clock,
             rate_provider=rate_provider,
             allocator=allocator,
+            rate_limits=rate_limits,
         )
         app.state.gateway = gw
         try:

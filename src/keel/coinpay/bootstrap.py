@@ -25,7 +25,7 @@ from keel.core.clock import Clock, SystemClock
 from keel.core.crypto import SecretBox, load_or_create_key_file, parse_key
 from keel.core.jobs import Job, JobQueue, Periodic, Worker
 from keel.core.logging import get_logger
-from keel.core.ratelimit import SqlRateLimiter
+from keel.core.ratelimit import RateLimitStore, SqlRateLimiter, open_limiter
 
 log = get_logger("keel.coinpay")
 
@@ -74,6 +74,7 @@ async def open_gateway(
     clock: Clock | None = None,
     rate_provider: rates.RateProvider | None = None,
     allocator: IndexAllocator | None = None,
+    rate_limits: RateLimitStore | None = None,
     migrate: bool = True,
 ) -> Gateway:
     clock = clock or SystemClock()
@@ -94,6 +95,14 @@ async def open_gateway(
         await allocator.prepare(system_family_key(f) for f in Family)
     simulated = SimulatedChain(sessions, clock)
     test_watchers: dict[str, ChainWatcher] = dict.fromkeys(DEFAULT_CONFIRMATIONS, simulated)
+    limiter = open_limiter(
+        rate_limits or RateLimitStore(),
+        namespace="coinpay",
+        window_seconds=settings.rate_limit_window_seconds,
+        table=models.rate_limits,
+        sessions=sessions,
+        clock=clock,
+    )
     return Gateway(
         settings=settings,
         engine=engine,
@@ -104,12 +113,13 @@ async def open_gateway(
         rates=provider,
         allocator=allocator,
         queue=JobQueue(models.jobs, sessions, clock),
-        limiter=SqlRateLimiter(models.rate_limits, sessions, clock),
+        limiter=limiter,
+        security_limiter=SqlRateLimiter(models.rate_limits, sessions, clock),
         http=http,
         simulated_chain=simulated,
         watchers={"test": test_watchers, "live": {}},
         settlements={"test": SimulatedSettlement(), "live": UnconfiguredSettlement()},
-        closers=[http.aclose, rate_http.aclose, engine.dispose],
+        closers=[http.aclose, rate_http.aclose, limiter.aclose, engine.dispose],
     )
 
 

@@ -18,7 +18,7 @@ from keel.coinpay.settlement import Settlement
 from keel.core.clock import Clock
 from keel.core.crypto import SecretBox
 from keel.core.jobs import JobQueue
-from keel.core.ratelimit import SqlRateLimiter
+from keel.core.ratelimit import RateLimiter, SqlRateLimiter
 
 
 @dataclass
@@ -32,7 +32,10 @@ class Gateway:
     rates: RateProvider
     allocator: IndexAllocator
     queue: JobQueue
-    limiter: SqlRateLimiter
+    # Every API request: in memory or Redis, never a database write.
+    limiter: RateLimiter
+    # Few, security-relevant limits (key creation, wallet changes, logins), in the database.
+    security_limiter: SqlRateLimiter
     http: httpx.AsyncClient
     simulated_chain: SimulatedChain
     # Per mode ("test", "live"): who watches chains and who sweeps funds.

@@ -36,8 +36,11 @@ class CoinpaySettings(BaseSettings):
     monitoring_minutes: int = Field(default=1440, ge=0, le=60 * 24 * 30)
     rates: Literal["fixture", "live"] = "fixture"
     rate_max_age_seconds: int = Field(default=300, ge=1)
-    rate_limit_per_key: int = Field(default=600, ge=1, description="Requests/minute per key.")
-    rate_limit_per_business: int = Field(default=1200, ge=1)
+    rate_limit_per_key: int = Field(default=600, ge=1, description="Requests a window per key.")
+    rate_limit_per_business: int = Field(
+        default=1200, ge=1, description="Requests a window per business and mode (test, live)."
+    )
+    rate_limit_window_seconds: int = Field(default=60, ge=1, le=86_400)
     run_workers: bool = True
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     watch_interval_seconds: float = Field(default=5.0, gt=0)

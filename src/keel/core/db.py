@@ -41,6 +41,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from keel.core import sqlite_dbapi
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Execution option the "begin" listener reads: how a SQLite transaction starts.
 _BEGIN: Final = "keel_sqlite_begin"
@@ -71,6 +73,9 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             echo=echo,
             poolclass=NullPool if database in ("", ":memory:") else None,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            # _tune_sqlite rolls back only a connection still in a transaction.
+            pool_reset_on_return=None,
+            module=sqlite_dbapi.dbapi(),  # one trip to aiosqlite's thread per statement
         )
         _tune_sqlite(engine)
         return engine
@@ -98,6 +103,13 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         # migrations) may write, and must not fail midway.
         deferred = connection.get_execution_options().get(_BEGIN) == _DEFERRED
         connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+
+    @event.listens_for(sync_engine, "reset")
+    def _on_reset(dbapi_connection: Any, _record: Any, _state: Any) -> None:
+        # A session's close has already rolled back; the pool's own reset would be a second
+        # trip to aiosqlite's thread on every checkin. Roll back only what is still open.
+        if dbapi_connection.driver_connection.in_transaction:
+            dbapi_connection.rollback()
 
 
 class WriteLock:

@@ -1,16 +1,20 @@
-"""Shared pieces of the routers: the indexer, the API-key guard, parsing helpers."""
+"""Shared pieces of the routers: the indexer, the API-key guard, rate limits, parsing helpers."""
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 from fastapi import Request
 
 from keel.bittorrented.indexer import Indexer
+from keel.core import ratelimit_http
 from keel.core.errors import BadRequest, Unauthorized
 from keel.core.openapi import problem_responses
+from keel.core.ratelimit import RateLimiter
 
 # Any route can answer bad input and a 500; the others are added per route.
 _ANY_ROUTE = (400, 500)
@@ -18,6 +22,7 @@ _DESCRIPTIONS = {
     401: "This server has an API key and the request did not carry it",
     403: "The torrent's name is on the banned list",
     404: "No torrent or saved search with that id",
+    429: "Too many requests from this client (its API key, else its address) in the window",
     503: "The search ran past its time limit, or the peer network is unreachable",
     504: "No peer sent the magnet's metadata in time",
 }
@@ -33,6 +38,9 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return problem_responses(*sorted({*_ANY_ROUTE, *statuses}), descriptions=_DESCRIPTIONS)
 
 
+Limited = Literal["search", "torznab", "uploads"]
+
+
 class MissingApiKey(Unauthorized):
     """This server needs an API key: send X-Api-Key or ?apikey=."""
 
@@ -44,14 +52,51 @@ def indexer(request: Request) -> Indexer:
     return found
 
 
-def require_api_key(request: Request) -> None:
-    """Refuse the request unless the configured key (if any) came with it."""
+def _sent_key_is_valid(request: Request) -> bool:
     configured = indexer(request).settings.api_key
     if configured is None:
-        return
+        return False
     sent = request.headers.get("x-api-key") or request.query_params.get("apikey") or ""
-    if not hmac.compare_digest(sent.encode(), configured.get_secret_value().encode()):
+    return hmac.compare_digest(sent.encode(), configured.get_secret_value().encode())
+
+
+def require_api_key(request: Request) -> None:
+    """Refuse the request unless the configured key (if any) came with it."""
+    if indexer(request).settings.api_key is not None and not _sent_key_is_valid(request):
         raise MissingApiKey()
+
+
+def client_id(request: Request) -> str:
+    """Whom a rate limit counts: the API key when a valid one came, else the client's address
+    (an IPv6 client owns a whole /64, so that is one client). A wrong key counts as its
+    address, so guessing keys cannot open fresh buckets."""
+    if _sent_key_is_valid(request):
+        return "key"
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"ip:{host}"
+    if address.version == 6:
+        return f"ip:{ipaddress.ip_network((address, 64), strict=False)}"
+    return f"ip:{address}"
+
+
+def rate_limited(kind: Limited) -> Callable[[Request], Awaitable[None]]:
+    """A dependency that counts the request against the client's ``kind`` limit (429 past it)."""
+
+    async def count(request: Request) -> None:
+        settings = indexer(request).settings
+        limit = {
+            "search": settings.rate_limit_search,
+            "torznab": settings.rate_limit_torznab,
+            "uploads": settings.rate_limit_uploads,
+        }[kind]
+        limiter: RateLimiter = request.app.state.limiter
+        bucket = f"{kind}:{client_id(request)}"
+        await ratelimit_http.enforce(request, limiter, {bucket: limit}, app="bittorrented")
+
+    return count
 
 
 def info_hash_param(value: str) -> bytes:

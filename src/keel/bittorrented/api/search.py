@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from keel.bittorrented import presentation
-from keel.bittorrented.api.deps import MAX_SIZE_BYTES, csv_param, csv_pattern, errors, indexer
+from keel.bittorrented.api.deps import (
+    MAX_SIZE_BYTES,
+    csv_param,
+    csv_pattern,
+    errors,
+    indexer,
+    rate_limited,
+)
 from keel.bittorrented.classify import ContentType
 from keel.bittorrented.search.base import MAX_LIMIT, Filters, Order, Sort
 
-router = APIRouter(tags=["search"])
+router = APIRouter(tags=["search"], dependencies=[Depends(rate_limited("search"))])
 
 CONTENT_TYPES = frozenset(t.value for t in ContentType)
 RESOLUTIONS = frozenset({"480p", "576p", "720p", "1080p", "1440p", "2160p", "4320p"})
@@ -28,7 +35,7 @@ CURSOR_HELP = (
 )
 
 
-@router.get("/search", responses=errors(503))
+@router.get("/search", responses=errors(429, 503))
 async def search(
     request: Request,
     q: Annotated[str, Query(max_length=500, description=QUERY_HELP)] = "",
@@ -83,7 +90,7 @@ async def search(
     }
 
 
-@router.get("/files", responses=errors(503))
+@router.get("/files", responses=errors(429, 503))
 async def search_files(
     request: Request,
     q: Annotated[str, Query(max_length=500, description=QUERY_HELP)] = "",

@@ -13,6 +13,7 @@ from keel.bittorrented.api.deps import (
     errors,
     indexer,
     info_hash_param,
+    rate_limited,
     require_api_key,
 )
 from keel.bittorrented.magnet import MAX_MAGNET_CHARS
@@ -31,6 +32,8 @@ _MAGNET = (
     r"^\s*[mM][aA][gG][nN][eE][tT]:\?(?:[^#]*&)?[xX][tT]=urn:btih:"
     r"(?:[0-9a-fA-F]{40}|[A-Za-z2-7]{32})(?:&[^#]*)?\s*$"
 )
+# Counted before the key is checked, so that guessing keys is limited too.
+Upload = Depends(rate_limited("uploads"))
 
 
 class MagnetBody(BaseModel):
@@ -51,7 +54,8 @@ async def get_torrent(info_hash: InfoHash, request: Request) -> dict[str, Any]:
 @router.post(
     "/torrents",
     status_code=201,
-    responses=errors(401, 403, 413),
+    responses=errors(401, 403, 413, 429),
+    dependencies=[Upload],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -79,7 +83,8 @@ async def upload_torrent(request: Request, _: Guarded) -> dict[str, Any]:
 @router.post(
     "/magnets",
     status_code=201,
-    responses={200: {"description": "Already indexed"}, **errors(401, 403, 503, 504)},
+    responses={200: {"description": "Already indexed"}, **errors(401, 403, 429, 503, 504)},
+    dependencies=[Upload],
 )
 async def submit_magnet(
     body: MagnetBody, request: Request, response: Response, _: Guarded

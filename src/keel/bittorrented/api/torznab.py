@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from keel.bittorrented import torznab
-from keel.bittorrented.api.deps import MissingApiKey, errors, indexer, require_api_key
+from keel.bittorrented.api.deps import (
+    MissingApiKey,
+    errors,
+    indexer,
+    rate_limited,
+    require_api_key,
+)
 from keel.bittorrented.search.base import MAX_LIMIT
 
-router = APIRouter(tags=["torznab"])
+router = APIRouter(tags=["torznab"], dependencies=[Depends(rate_limited("torznab"))])
 
 XML = "application/xml; charset=utf-8"
 RSS = "application/rss+xml; charset=utf-8"
@@ -44,8 +50,9 @@ def _xml(body: bytes, media_type: str) -> Response:
             "description": "Capabilities, an RSS 2.0 result feed, or a Torznab error",
             "content": {"application/rss+xml": {}, "application/xml": {}},
         },
-        # Torznab errors are 200s; these are a value no database stores (a NUL) and a 500.
-        **errors(),
+        # Torznab errors are 200s; these are a value no database stores (a NUL), the per-client
+        # limit and a 500.
+        **errors(429),
     },
     openapi_extra={
         "parameters": [

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Annotated, get_args
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from keel.bittorrented import magnet
-from keel.bittorrented.api.deps import indexer
+from keel.bittorrented.api.deps import indexer, rate_limited
 from keel.bittorrented.classify import ContentType
 from keel.bittorrented.search.base import Filters, SearchHit, SearchPage, Sort
 from keel.core.errors import KeelError, NotFound
@@ -100,7 +100,12 @@ def row(hit: SearchHit) -> Row:
 Text = Annotated[str, Query(max_length=500)]
 
 
-@router.get("/", name="search_page", response_class=HTMLResponse)
+@router.get(
+    "/",
+    name="search_page",
+    response_class=HTMLResponse,
+    dependencies=[Depends(rate_limited("search"))],
+)
 async def search_page(
     request: Request,
     q: Text = "",

@@ -6,12 +6,11 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keel.coinpay import apikeys
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.wire import dumps
-from keel.core.errors import RateLimited
+from keel.core import ratelimit_http
 from keel.core.openapi import problem_responses
 
 # Errors any route can answer: bad input (including values the database refuses) and a 500.
@@ -64,45 +63,15 @@ def _bearer(request: Request) -> str:
 
 
 async def principal(request: Request) -> apikeys.Principal:
-    """Authenticate the key, then count the request against its rate limits."""
+    """Authenticate the key, then count the request against its rate limits: the key's own,
+    and its business's in the key's mode (a flood of test calls leaves live keys alone)."""
     gw = gateway(request)
     async with gw.sessions() as session:
         who = await apikeys.authenticate(session, gw.box, _bearer(request))
     await apikeys.note_use(gw.sessions, gw.clock, who)
-    verdict = await gw.limiter.hit(
-        {
-            f"key:{who.key_id}": gw.settings.rate_limit_per_key,
-            f"business:{who.business_id}": gw.settings.rate_limit_per_business,
-        }
-    )
-    request.scope.setdefault("state", {})["ratelimit_headers"] = verdict.headers()
-    if not verdict.allowed:
-        retry_after = max(1, verdict.reset_at - int(gw.clock.now().timestamp()))
-        raise RateLimited(
-            f"Rate limit of {verdict.limit} requests per minute exceeded",
-            retry_after=retry_after,
-        )
+    limits = {
+        f"key:{who.key_id}": gw.settings.rate_limit_per_key,
+        f"business:{who.business_id}:{who.mode}": gw.settings.rate_limit_per_business,
+    }
+    await ratelimit_http.enforce(request, gw.limiter, limits, app="coinpay")
     return who
-
-
-class RateLimitHeaders:
-    """Copies the caller's rate-limit state onto every response, errors included."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_limits(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                extra = scope.get("state", {}).get("ratelimit_headers")
-                if extra:
-                    headers = list(message.get("headers", []))
-                    headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
-                    message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_limits)
