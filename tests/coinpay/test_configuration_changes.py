@@ -289,3 +289,19 @@ async def test_redelivery_reaches_only_endpoints_of_the_event_mode(
             f"/api/webhooks/events/{event_id}/redeliver", headers=h.auth(live_hooks)
         )
         assert refused.status_code == 404
+
+
+async def test_configuration_changes_have_an_hourly_budget_per_world(
+    db_url: str, webhook_sink: WebhookSink
+) -> None:
+    async for h in make_harness(db_url, None, config_changes_per_hour=2):
+        _, live = await _key(h, "live", "wallets:manage")
+        assert (await _set_eth_wallet(h, live)).status_code == 200
+        assert (await _set_eth_wallet(h, live)).status_code == 200
+        third = await _set_eth_wallet(h, live)
+        assert third.status_code == 429
+        assert int(third.headers["Retry-After"]) > 0
+        # The test world's budget is its own.
+        assert (await _set_eth_wallet(h, h.test_key)).status_code == 200
+        h.clock.advance(timedelta(hours=2))
+        assert (await _set_eth_wallet(h, live)).status_code == 200

@@ -32,6 +32,7 @@ log = get_logger("keel.coinpay")
 MIGRATIONS = "keel.coinpay:migrations"
 VERSION_TABLE = "coinpay_alembic_version"
 EXPIRY_SWEEP = timedelta(seconds=10)
+CONFIG_CHANGE_WINDOW_SECONDS = 3600
 # A delivery is one request bounded by ``webhook_timeout_seconds`` (deliver() enforces it as a
 # whole-attempt deadline) plus two short writes that open and close the attempt in the log.
 # Its lease must outlast all of that, or a live worker's attempt is claimed and sent a second
@@ -114,7 +115,9 @@ async def open_gateway(
         allocator=allocator,
         queue=JobQueue(models.jobs, sessions, clock),
         limiter=limiter,
-        security_limiter=SqlRateLimiter(models.rate_limits, sessions, clock),
+        security_limiter=SqlRateLimiter(
+            models.rate_limits, sessions, clock, window_seconds=CONFIG_CHANGE_WINDOW_SECONDS
+        ),
         http=http,
         simulated_chain=simulated,
         watchers={"test": test_watchers, "live": {}},

@@ -41,6 +41,12 @@ class CoinpaySettings(BaseSettings):
         default=1200, ge=1, description="Requests a window per business and mode (test, live)."
     )
     rate_limit_window_seconds: int = Field(default=60, ge=1, le=86_400)
+    config_changes_per_hour: int = Field(
+        default=30,
+        ge=1,
+        description="Configuration changes (payout wallets, webhooks, API keys) an hour per "
+        "business and mode over the API, counted in the database.",
+    )
     run_workers: bool = True
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     watch_interval_seconds: float = Field(default=5.0, gt=0)

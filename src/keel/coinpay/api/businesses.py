@@ -16,6 +16,7 @@ from keel.coinpay import apikeys, audit, businesses, notify
 from keel.coinpay.api.deps import errors, gateway, ok, principal
 from keel.coinpay.api.schemas import ApiKeyBody, WalletBody, WebhookBody
 from keel.coinpay.apikeys import Principal
+from keel.core import ratelimit_http
 from keel.core.errors import Forbidden
 
 router = APIRouter(tags=["businesses"])
@@ -27,6 +28,18 @@ def _own(caller: Principal, business_id: str, scope: str) -> None:
     caller.require(scope)
     if business_id != caller.business_id:
         raise Forbidden("This API key belongs to another business")
+
+
+async def _may_change(request: Request, caller: Principal, business_id: str, scope: str) -> None:
+    """A configuration change: the caller's own business, the scope, and the per-hour budget of
+    changes in its world (counted in the database, so it holds across processes and restarts,
+    and before the change's own transaction opens)."""
+    _own(caller, business_id, scope)
+    gw = gateway(request)
+    bucket = f"config:{business_id}:{caller.mode}"
+    await ratelimit_http.enforce(
+        request, gw.security_limiter, {bucket: gw.settings.config_changes_per_hour}, app="coinpay"
+    )
 
 
 @router.get("/businesses/{business_id}/wallets", responses=errors())
@@ -45,7 +58,7 @@ async def set_wallet(
 ) -> Response:
     """Set the payout address for a coin in the key's mode (needs ``wallets:manage``, which a
     live key must carry by name). Audited; announced as ``business.updated``."""
-    _own(caller, business_id, "wallets:manage")
+    await _may_change(request, caller, business_id, "wallets:manage")
     gw = gateway(request)
     async with gw.sessions() as session, session.begin():
         address = await businesses.set_wallet(
@@ -81,7 +94,7 @@ async def create_webhook(
     with a 400 naming why. Delivery is at least once: receivers dedupe on the event ``id``,
     also sent as ``X-CoinPay-Event-Id``.
     """
-    _own(caller, business_id, "webhooks:manage")
+    await _may_change(request, caller, business_id, "webhooks:manage")
     gw = gateway(request)
     async with gw.sessions() as session, session.begin():
         endpoint_id, secret = await notify.create_endpoint(
@@ -108,7 +121,7 @@ async def delete_webhook(
     business_id: str, endpoint_id: str, request: Request, caller: Caller
 ) -> Response:
     """Stop delivering to an endpoint of the key's mode (its history stays). Audited."""
-    _own(caller, business_id, "webhooks:manage")
+    await _may_change(request, caller, business_id, "webhooks:manage")
     gw = gateway(request)
     async with gw.sessions() as session, session.begin():
         await notify.deactivate_endpoint(
@@ -128,7 +141,7 @@ async def rotate_webhook_secret(
     business_id: str, endpoint_id: str, request: Request, caller: Caller
 ) -> Response:
     """A new secret; the old one keeps signing beside it for 24 hours. Audited."""
-    _own(caller, business_id, "webhooks:manage")
+    await _may_change(request, caller, business_id, "webhooks:manage")
     gw = gateway(request)
     async with gw.sessions() as session, session.begin():
         secret = await notify.rotate_secret(
@@ -201,7 +214,7 @@ async def create_api_key(
 ) -> Response:
     """A new key in the caller's mode with at most the caller's scopes; the reply carries the
     key, shown this once. Audited."""
-    _own(caller, business_id, "keys:manage")
+    await _may_change(request, caller, business_id, "keys:manage")
     scopes = apikeys.grantable(caller, body.scopes)
     gw = gateway(request)
     async with gw.sessions() as session, session.begin():
@@ -225,7 +238,7 @@ async def revoke_api_key(
     business_id: str, key_id: str, request: Request, caller: Caller
 ) -> Response:
     """Revoke a key of the caller's mode at once (a key may revoke itself). Audited."""
-    _own(caller, business_id, "keys:manage")
+    await _may_change(request, caller, business_id, "keys:manage")
     gw = gateway(request)
     async with gw.sessions() as session, session.begin():
         revoked = await apikeys.revoke_key(
