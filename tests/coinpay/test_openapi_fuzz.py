@@ -290,6 +290,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
             # The fuzzer sends far more than a merchant would; a 429 would hide the handlers.
             rate_limit_per_key=1_000_000,
             rate_limit_per_business=1_000_000,
+            config_changes_per_hour=1_000_000,
         ),
         run_workers=False,
     )
