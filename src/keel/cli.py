@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 import uvicorn
@@ -16,6 +16,7 @@ from keel.coinpay.cli import app as coinpay_cli
 from keel.coinpay.settings import CoinpaySettings
 from keel.core import logging as keel_logging
 from keel.core.app import Product, create_root_app
+from keel.core.server import SERVER_LIMITS
 from keel.core.settings import KeelSettings
 
 app = typer.Typer(help="Keel: self-hostable products on one hardened core.", no_args_is_help=True)
@@ -23,10 +24,6 @@ app.add_typer(coinpay_cli, name="coinpay")
 app.add_typer(bittorrented_cli, name="bittorrented")
 
 PRODUCTS = ("coinpay", "bittorrented")
-# h11, not httptools: httptools buffers a request head of any size (a 1 MB header, 10,000
-# headers), h11 refuses one past h11_max_incomplete_event_size with a 400 and closes. Below
-# that, keel.core.app.RequestLimitsMiddleware answers 431 for too many or too long headers.
-SERVER_LIMITS: dict[str, Any] = {"http": "h11", "h11_max_incomplete_event_size": 64 * 1024}
 
 
 def _build(name: str, core: KeelSettings) -> Product:

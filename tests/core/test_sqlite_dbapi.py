@@ -1,14 +1,28 @@
 """The one-trip aiosqlite adapter behind every SQLite engine answers as the stock one does:
 rows, RETURNING, rowcount, lastrowid, executemany, streaming, errors, and a connection handed
-back mid-transaction is rolled back before anyone else gets it."""
+back mid-transaction is rolled back before anyone else gets it; with inline reads too, where a
+short read runs on the event loop's thread and a long one or a write on the connection's."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,9 +37,9 @@ items = Table(
 )
 
 
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/t.db")
+@pytest.fixture(params=[False, True], ids=["thread", "inline-reads"])
+async def engine(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[AsyncEngine]:
+    engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/t.db", inline_reads=request.param)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     yield engine
@@ -81,3 +95,47 @@ async def test_a_connection_returned_mid_transaction_is_rolled_back(engine: Asyn
         assert (await conn.get_raw_connection()).driver_connection is driver  # the same one
         assert not driver.in_transaction
         assert (await conn.execute(text("SELECT count(*) FROM items"))).scalar_one() == 0
+
+
+@pytest.fixture
+async def inline(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An inline-reads engine whose SQL can ask which thread runs it: ``tid()``."""
+    engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/i.db", inline_reads=True)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _tid(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection._conn.create_function(
+            "tid", 0, threading.get_ident, deterministic=False
+        )
+
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield engine
+    await engine.dispose()
+
+
+async def test_a_short_read_runs_on_the_loop_and_a_write_on_the_thread(
+    inline: AsyncEngine,
+) -> None:
+    loop_thread = threading.get_ident()
+    async with inline.begin() as conn:
+        await conn.execute(text("INSERT INTO items (name) VALUES (CAST(tid() AS TEXT))"))
+    async with db.reading(inline) as conn:
+        read_by = (await conn.execute(text("SELECT tid()"))).scalar_one()
+        written_by = (await conn.execute(select(items.c.name))).scalar_one()
+    assert read_by == loop_thread
+    assert int(written_by) != loop_thread
+
+
+async def test_a_long_read_leaves_the_loop_and_still_answers_exactly(inline: AsyncEngine) -> None:
+    loop_thread = threading.get_ident()
+    long_read = text(
+        "SELECT count(*), sum(x), tid() FROM (WITH RECURSIVE c(x) AS "
+        "(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000) SELECT x FROM c)"
+    )
+    async with db.reading(inline) as conn:
+        count, total, ran_on = (await conn.execute(long_read)).one()
+        short = (await conn.execute(text("SELECT tid()"))).scalar_one()
+    assert (count, total) == (200_000, 200_000 * 200_001 // 2)
+    assert ran_on != loop_thread  # interrupted inline past the step budget, rerun on the thread
+    assert short == loop_thread  # and the connection's next read is inline again

@@ -79,7 +79,8 @@ async def open_gateway(
     migrate: bool = True,
 ) -> Gateway:
     clock = clock or SystemClock()
-    engine = db.create_engine(database_url(settings, data_dir))
+    # Its reads are lookups by key and short indexed lists: inline on the loop (core.db).
+    engine = db.create_engine(database_url(settings, data_dir), inline_reads=True)
     if migrate:
         await migrations.upgrade(engine, MIGRATIONS, VERSION_TABLE)
     sessions = db.session_factory(engine)

@@ -57,11 +57,15 @@ def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, echo: bool = False, inline_reads: bool = False
+) -> AsyncEngine:
     """An async engine for ``url``.
 
     SQLite gets WAL, a busy timeout, foreign keys, and ``BEGIN IMMEDIATE`` for every
     transaction except the read sessions of :func:`session_factory` (``BEGIN`` there).
+    ``inline_reads`` runs SQLite reads on the event loop (``keel.core.sqlite_dbapi``): for an
+    engine whose reads are short lookups by index, not for long searches.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -75,7 +79,8 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             # _tune_sqlite rolls back only a connection still in a transaction.
             pool_reset_on_return=None,
-            module=sqlite_dbapi.dbapi(),  # one trip to aiosqlite's thread per statement
+            # One trip to aiosqlite's thread per statement, or none for an inline read.
+            module=sqlite_dbapi.dbapi(inline_reads=inline_reads),
         )
         _tune_sqlite(engine)
         return engine
