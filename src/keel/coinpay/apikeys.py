@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from keel.coinpay import audit, models, notify, presentation
 from keel.core.clock import Clock
@@ -133,7 +133,9 @@ def grantable(principal: Principal, scopes: Iterable[str]) -> list[str]:
     return chosen
 
 
-async def authenticate(session: AsyncSession, box: SecretBox, token: str) -> Principal:
+async def authenticate(
+    session: AsyncSession | AsyncConnection, box: SecretBox, token: str
+) -> Principal:
     """The principal behind a bearer token; raises InvalidApiKey."""
     if not _KEY.match(token):
         raise InvalidApiKey("Malformed API key: expected cp_live_… or cp_test_… followed by 32 hex")

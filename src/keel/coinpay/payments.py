@@ -18,7 +18,7 @@ from typing import Any
 from prometheus_client import Counter
 from sqlalchemy import Row, and_, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from keel.coinpay import addresses, businesses, lifecycle, models, notify, presentation
 from keel.coinpay.apikeys import Principal
@@ -39,6 +39,7 @@ from keel.coinpay.money import (
     parse_units,
 )
 from keel.coinpay.settlement import SweepOrder, SweepStatus
+from keel.core import db
 from keel.core.errors import BadRequest, Forbidden
 from keel.core.jobs import Job, RetryLater
 from keel.core.logging import get_logger
@@ -216,7 +217,9 @@ async def _idempotent_replay(
         return await _load(session, found.payment_id)
 
 
-async def _load(session: AsyncSession, payment_id: str, *, lock: bool = False) -> Row[Any]:
+async def _load(
+    session: AsyncSession | AsyncConnection, payment_id: str, *, lock: bool = False
+) -> Row[Any]:
     query = select(models.payments).where(models.payments.c.id == payment_id)
     if lock:
         query = query.with_for_update()
@@ -229,8 +232,8 @@ async def _load(session: AsyncSession, payment_id: str, *, lock: bool = False) -
 async def get(gw: Gateway, principal: Principal, payment_id: str) -> Row[Any]:
     """A payment of the caller's business and mode; anything else is not found."""
     principal.require("payments:read")
-    async with gw.sessions() as session:
-        row = await _load(session, payment_id)
+    async with db.reading(gw.engine) as conn:
+        row = await _load(conn, payment_id)
     if row.business_id != principal.business_id or row.mode != principal.mode:
         raise PaymentNotFound()
     return row
