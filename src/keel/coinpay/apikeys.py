@@ -174,6 +174,12 @@ def _key(row: Any) -> dict[str, Any]:
     }
 
 
+async def describe_key(session: AsyncSession, key_id: str) -> dict[str, Any]:
+    """One key as :func:`list_keys` shows it; never the key itself."""
+    t = models.api_keys
+    return _key((await session.execute(select(t).where(t.c.id == key_id))).one())
+
+
 async def list_keys(
     session: AsyncSession, *, business_id: str, mode: str | None
 ) -> list[dict[str, Any]]:
@@ -208,5 +214,5 @@ async def revoke_key(
             actor,
             audit.Change(business_id, row.mode, "api_key.revoked", key_id, {"prefix": row.prefix}),
         )
-        row = (await session.execute(select(t).where(t.c.id == key_id))).one()
+        return await describe_key(session, key_id)
     return _key(row)

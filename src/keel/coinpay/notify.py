@@ -423,7 +423,7 @@ async def list_endpoints(
     """Endpoints of a business in one mode (secrets are never shown again after creation)."""
     t = models.webhook_endpoints
     rows = await session.execute(
-        select(t)
+        select(t.c.id, t.c.url, t.c.events, t.c.active, t.c.mode)  # never the sealed secrets
         .where(t.c.business_id == business_id, t.c.mode == mode)
         .order_by(t.c.created_at, t.c.id)
     )

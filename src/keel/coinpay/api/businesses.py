@@ -226,8 +226,7 @@ async def create_api_key(
             mode=caller.mode,
             scopes=scopes,
         )
-        keys = await apikeys.list_keys(session, business_id=business_id, mode=caller.mode)
-    created = next(k for k in keys if k["id"] == key_id)
+        created = await apikeys.describe_key(session, key_id)
     reply = ok(api_key={**created, "key": token})
     reply.status_code = 201
     return reply
