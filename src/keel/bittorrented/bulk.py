@@ -115,7 +115,7 @@ async def load(
         if not pending.done():
             # Let the thread finish with the iterator before the caller may touch it again.
             await asyncio.wait([pending])
-    return LoadResult(entries=read, new=new, stopped=stop is not None and stop.is_set())
+    return LoadResult(entries=read, new=new)  # every entry read: nothing left to resume
 
 
 async def _write(conn: AsyncConnection, batch: _Batch, now: datetime) -> int:
