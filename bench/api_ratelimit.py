@@ -235,8 +235,7 @@ async def seed_coinpay(url: str, master_key: str, data_dir: str) -> tuple[str, s
             _, token = await apikeys.create_key(
                 session, gw.box, operator, business_id=business_id, mode="test"
             )
-        async with gw.sessions() as session:
-            principal = await apikeys.authenticate(session, gw.box, token)
+        principal = await apikeys.authenticate(gw.lookups, gw.box, token)
         row = await payments.create(
             gw,
             principal,

@@ -203,8 +203,7 @@ async def open_subject(name: str, url: str, data_dir: str, master_key: str) -> S
         _, token = await apikeys.create_key(
             session, gw.box, operator, business_id=business_id, mode="test"
         )
-    async with gw.sessions() as session:
-        principal = await apikeys.authenticate(session, gw.box, token)
+    principal = await apikeys.authenticate(gw.lookups, gw.box, token)
     request = payments.NewPayment(
         business_id=business_id,
         amount=Decimal("25.00"),

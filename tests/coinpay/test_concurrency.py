@@ -36,8 +36,7 @@ async def test_a_cold_process_survives_a_burst_of_first_creates(harness: Harness
     allocator = SequenceAllocator(harness.gw.engine)
     await allocator.prepare(system_family_key(f) for f in Family)
     harness.gw.allocator = allocator
-    async with harness.gw.sessions() as session:
-        who = await apikeys.authenticate(session, harness.gw.box, harness.test_key)
+    who = await apikeys.authenticate(harness.gw.lookups, harness.gw.box, harness.test_key)
     request = payments.NewPayment(
         business_id=harness.business_id,
         amount=payments.Decimal("3"),

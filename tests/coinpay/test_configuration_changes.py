@@ -153,8 +153,7 @@ async def test_every_change_is_audited_and_announced_in_its_own_mode_only(
 
 
 async def _key_id(h: Harness, token: str) -> str:
-    async with h.gw.sessions() as session:
-        return (await apikeys.authenticate(session, h.gw.box, token)).key_id
+    return (await apikeys.authenticate(h.gw.lookups, h.gw.box, token)).key_id
 
 
 async def test_the_audit_log_refuses_update_and_delete(harness: Harness) -> None:

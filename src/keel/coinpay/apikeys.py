@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keel.coinpay import audit, models, notify, presentation
 from keel.core.clock import Clock
 from keel.core.crypto import SecretBox
 from keel.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from keel.core.jobs import JobQueue
+from keel.core.lookups import Lookups
 
 MANAGEMENT_SCOPES = frozenset({"wallets:manage", "webhooks:manage", "keys:manage"})
 SCOPES = frozenset({"payments:create", "payments:read", "*"}) | MANAGEMENT_SCOPES
@@ -133,17 +134,14 @@ def grantable(principal: Principal, scopes: Iterable[str]) -> list[str]:
     return chosen
 
 
-async def authenticate(
-    session: AsyncSession | AsyncConnection, box: SecretBox, token: str
-) -> Principal:
+_BY_HASH = select(models.api_keys).where(models.api_keys.c.key_hash == bindparam("key_hash"))
+
+
+async def authenticate(lookups: Lookups, box: SecretBox, token: str) -> Principal:
     """The principal behind a bearer token; raises InvalidApiKey."""
     if not _KEY.match(token):
         raise InvalidApiKey("Malformed API key: expected cp_live_… or cp_test_… followed by 32 hex")
-    row = (
-        await session.execute(
-            select(models.api_keys).where(models.api_keys.c.key_hash == box.keyed_hash(token))
-        )
-    ).one_or_none()
+    row = await lookups.one_or_none(_BY_HASH, key_hash=box.keyed_hash(token))
     if row is None or row.revoked_at is not None:
         raise InvalidApiKey()
     return Principal(row.id, row.business_id, row.mode, frozenset(row.scopes), row.last_used_at)

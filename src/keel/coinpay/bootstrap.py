@@ -25,6 +25,7 @@ from keel.core.clock import Clock, SystemClock
 from keel.core.crypto import SecretBox, load_or_create_key_file, parse_key
 from keel.core.jobs import Job, JobQueue, Periodic, Worker
 from keel.core.logging import get_logger
+from keel.core.lookups import Lookups
 from keel.core.ratelimit import RateLimitStore, SqlRateLimiter, open_limiter
 
 log = get_logger("keel.coinpay")
@@ -105,9 +106,11 @@ async def open_gateway(
         sessions=sessions,
         clock=clock,
     )
+    lookups = Lookups(engine)
     return Gateway(
         settings=settings,
         engine=engine,
+        lookups=lookups,
         sessions=sessions,
         clock=clock,
         box=box,
@@ -123,7 +126,7 @@ async def open_gateway(
         simulated_chain=simulated,
         watchers={"test": test_watchers, "live": {}},
         settlements={"test": SimulatedSettlement(), "live": UnconfiguredSettlement()},
-        closers=[http.aclose, rate_http.aclose, limiter.aclose, engine.dispose],
+        closers=[http.aclose, rate_http.aclose, limiter.aclose, lookups.aclose, engine.dispose],
     )
 
 

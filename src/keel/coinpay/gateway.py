@@ -18,6 +18,7 @@ from keel.coinpay.settlement import Settlement
 from keel.core.clock import Clock
 from keel.core.crypto import SecretBox
 from keel.core.jobs import JobQueue
+from keel.core.lookups import Lookups
 from keel.core.ratelimit import RateLimiter, SqlRateLimiter
 
 
@@ -25,6 +26,8 @@ from keel.core.ratelimit import RateLimiter, SqlRateLimiter
 class Gateway:
     settings: CoinpaySettings
     engine: AsyncEngine
+    # The hottest reads (an API key, a payment by id), prepared; see keel.core.lookups.
+    lookups: Lookups
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock
     box: SecretBox

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import Row, and_, or_, select
+from sqlalchemy import Row, and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -39,7 +39,6 @@ from keel.coinpay.money import (
     parse_units,
 )
 from keel.coinpay.settlement import SweepOrder, SweepStatus
-from keel.core import db
 from keel.core.errors import BadRequest, Forbidden
 from keel.core.jobs import Job, RetryLater
 from keel.core.logging import get_logger
@@ -229,11 +228,21 @@ async def _load(
     return row
 
 
+_BY_ID = select(models.payments).where(models.payments.c.id == bindparam("payment_id"))
+
+
+async def _lookup(gw: Gateway, payment_id: str) -> Row[Any]:
+    """A payment by id, outside any transaction (the API's reads)."""
+    row = await gw.lookups.one_or_none(_BY_ID, payment_id=payment_id)
+    if row is None:
+        raise PaymentNotFound()
+    return row
+
+
 async def get(gw: Gateway, principal: Principal, payment_id: str) -> Row[Any]:
     """A payment of the caller's business and mode; anything else is not found."""
     principal.require("payments:read")
-    async with db.reading(gw.engine) as conn:
-        row = await _load(conn, payment_id)
+    row = await _lookup(gw, payment_id)
     if row.business_id != principal.business_id or row.mode != principal.mode:
         raise PaymentNotFound()
     return row
@@ -260,8 +269,7 @@ async def events(gw: Gateway, principal: Principal, payment_id: str) -> list[dic
 
 async def get_public(gw: Gateway, payment_id: str) -> Row[Any]:
     """A payment for its checkout page (the id is the capability)."""
-    async with gw.sessions() as session:
-        return await _load(session, payment_id)
+    return await _lookup(gw, payment_id)
 
 
 async def list_payments(

@@ -100,6 +100,13 @@ def _execute_bounded(
         conn.set_progress_handler(None, 0)
 
 
+def read_bounded(conn: sqlite3.Connection, operation: str, parameters: Any) -> list[Any] | None:
+    """The rows of a read run on the caller's thread within the step budget, or None when it
+    ran past it (``keel.core.lookups`` then runs it through the engine)."""
+    done = _execute_bounded(conn, operation, parameters)
+    return None if done is None else (done[1] or [])
+
+
 def _executemany(conn: sqlite3.Connection, operation: str, seq: Sequence[Any]) -> _Ran:
     cursor = conn.cursor()
     try:

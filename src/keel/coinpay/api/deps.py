@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from keel.coinpay import apikeys
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.wire import dumps
-from keel.core import db, ratelimit_http
+from keel.core import ratelimit_http
 from keel.core.openapi import problem_responses
 
 # Errors any route can answer: bad input (including values the database refuses) and a 500.
@@ -66,9 +66,7 @@ async def principal(request: Request) -> apikeys.Principal:
     """Authenticate the key, then count the request against its rate limits: the key's own,
     and its business's in the key's mode (a flood of test calls leaves live keys alone)."""
     gw = gateway(request)
-    # A Core connection, not an ORM session: this runs on every request.
-    async with db.reading(gw.engine) as conn:
-        who = await apikeys.authenticate(conn, gw.box, _bearer(request))
+    who = await apikeys.authenticate(gw.lookups, gw.box, _bearer(request))
     await apikeys.note_use(gw.sessions, gw.clock, who)
     limits = {
         f"key:{who.key_id}": gw.settings.rate_limit_per_key,
