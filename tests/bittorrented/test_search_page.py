@@ -135,6 +135,40 @@ async def test_bad_input_is_explained_on_the_page(
     assert says in unescape(problem.group(1))
 
 
+_EMPTY = re.compile(r'<section id="empty".*?</section>', re.DOTALL)
+
+
+@pytest.mark.parametrize("params", [{}, {"q": "ubuntu"}, {"type": "movie", "sort": "seeders"}])
+async def test_an_empty_index_says_how_to_fill_it(api: Api, params: dict[str, str]) -> None:
+    reply = await api.client.get("/", params=params)
+    assert reply.status_code == 200
+    hint = _EMPTY.search(reply.text)
+    assert hint is not None
+    text = unescape(hint.group(0))
+    assert "keel bittorrented import FILE" in text
+    assert "keel bittorrented crawl" in text
+    assert 'id="total"' not in reply.text  # no bare "0 results"
+
+
+async def test_a_query_without_hits_on_a_filled_index_is_just_zero_results(api: Api) -> None:
+    await seed(api.indexer, [release("Debian 12 netinst")])
+    for params in ({"q": "fedora"}, {"type": "movie"}):
+        html = (await api.client.get("/", params=params)).text
+        assert '<p id="total" class="total">0 results</p>' in html
+        assert 'id="empty"' not in html
+    assert names((await api.client.get("/")).text) == ["Debian 12 netinst"]
+
+
+async def test_the_empty_index_hint_says_when_the_crawler_is_filling_it(api: Api) -> None:
+    assert "crawler is running" not in (await api.client.get("/")).text
+    # As if `keel serve` ran the crawler beside the page (KEEL_BITTORRENTED_CRAWL=true).
+    settings = api.indexer.settings
+    api.indexer.settings = settings.model_copy(update={"crawl": True, "run_workers": True})
+    html = (await api.client.get("/")).text
+    assert "crawler is running" in html
+    assert "keel bittorrented import FILE" in html
+
+
 def test_human_sizes_use_binary_units() -> None:
     assert human_size(0) == "0 B"
     assert human_size(1023) == "1023 B"

@@ -20,6 +20,7 @@ from keel.core import db
 from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
 from keel.core.clock import Clock
 from keel.core.openapi import document_problems
+from keel.core.pages import Link
 from keel.core.ratelimit import RateLimitStore, open_limiter
 from keel.core.ratelimit_http import RateLimitHeaders
 
@@ -85,4 +86,10 @@ def create_app(
             await connection.execute(text("SELECT 1"))
         return True
 
-    return Product(name="bittorrented", app=app, lifespan=lambda: lifespan(None), ready=ready)
+    return Product(
+        name="bittorrented",
+        app=app,
+        lifespan=lambda: lifespan(None),
+        ready=ready,
+        links=(Link("Search page", "/", "search the index in the browser"),),
+    )

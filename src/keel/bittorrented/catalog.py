@@ -159,6 +159,12 @@ def source_row(entry: Entry, now: datetime) -> dict[str, Any]:
     }
 
 
+async def is_empty(conn: AsyncConnection) -> bool:
+    """Whether the index holds no torrent at all (one indexed row read, at most)."""
+    t = models.torrent_search
+    return (await conn.execute(select(t.c.info_hash).limit(1))).first() is None
+
+
 async def get(conn: AsyncConnection, info_hash: bytes) -> StoredTorrent:
     """One torrent with its stored files; raises TorrentNotFound."""
     t, s = models.torrents, models.torrent_search

@@ -98,6 +98,11 @@ class Indexer:
         """The cursor of the file page after ``page``, or None on the last page."""
         return None if page.next_after is None else self.cursors.files(page.next_after)
 
+    async def is_empty(self) -> bool:
+        """Whether nothing has been indexed yet (a search can only say "0 results")."""
+        async with db.reading(self.engine) as conn:
+            return await catalog.is_empty(conn)
+
     async def get(self, info_hash: bytes) -> catalog.StoredTorrent:
         async with db.reading(self.engine) as conn:
             return await catalog.get(conn, info_hash)

@@ -21,6 +21,7 @@ from keel.coinpay.web import checkout
 from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
 from keel.core.clock import Clock
 from keel.core.openapi import document_problems
+from keel.core.pages import Link
 from keel.core.ratelimit import RateLimitStore
 from keel.core.ratelimit_http import RateLimitHeaders
 
@@ -86,4 +87,15 @@ def create_app(
             await connection.execute(text("SELECT 1"))
         return True
 
-    return Product(name="coinpay", app=app, lifespan=lambda: lifespan(None), ready=ready)
+    checkout_page = Link(
+        "Checkout page",
+        "/pay/{payment_id}",
+        "one per payment: create a test payment as the README shows, then open its id here",
+    )
+    return Product(
+        name="coinpay",
+        app=app,
+        lifespan=lambda: lifespan(None),
+        ready=ready,
+        links=(checkout_page,),
+    )

@@ -1,5 +1,6 @@
 """App factory pieces every product uses: request ids, problem+json errors, security headers,
-HTTP metrics, and the root app that mounts products with /healthz, /readyz and /metrics."""
+HTTP metrics, and the root app that mounts products with the front door (/), /healthz, /readyz
+and /metrics."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute, Match, Mount, compile_path
+from starlette.routing import BaseRoute, Match, Mount, Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from keel.core import pages
 from keel.core.errors import KeelError
 from keel.core.logging import get_logger, request_id_var
 
@@ -161,9 +163,16 @@ def problem_response(
     request: Request,
     extras: ProblemExtras | None,
     **fields: Any,
-) -> JSONResponse:
+) -> Response:
+    """The error reply: problem+json, except that a 404 asked for by a browser (``Accept``
+    preferring ``text/html``, see :func:`keel.core.pages.prefers_html`) is a readable page."""
+    if status == 404:
+        if pages.prefers_html(request.headers.get("accept", "")):
+            return pages.not_found(request, detail)
+        headers = {"Vary": "Accept"}
+    else:
+        headers = {}
     body = problem_body(status, code, title, detail, request.url.path, extras, **fields)
-    headers = {}
     if status == 429 and "retry_after" in fields:
         headers["Retry-After"] = str(fields["retry_after"])
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
@@ -174,14 +183,14 @@ def install_problem_handlers(app: FastAPI, *, extras: ProblemExtras | None = Non
     else propagates to :class:`RequestContextMiddleware`, which renders the 500."""
 
     @app.exception_handler(KeelError)
-    async def _keel_error(request: Request, exc: KeelError) -> JSONResponse:
+    async def _keel_error(request: Request, exc: KeelError) -> Response:
         safe_extra = {k: v for k, v in exc.extra.items() if isinstance(v, str | int | list)}
         return problem_response(
             exc.status, exc.code, exc.title, exc.detail, request, extras, **safe_extra
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {
                 "loc": [str(part) for part in err.get("loc", ())],
@@ -203,7 +212,7 @@ def install_problem_handlers(app: FastAPI, *, extras: ProblemExtras | None = Non
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = HTTP_ERROR_CODES.get(exc.status_code, "http_error")
         title = HTTPStatus(exc.status_code).phrase  # e.g. "Not Found"; detail says more
         response = problem_response(exc.status_code, code, title, str(exc.detail), request, extras)
@@ -215,7 +224,7 @@ def install_problem_handlers(app: FastAPI, *, extras: ProblemExtras | None = Non
         return response
 
     @app.exception_handler(DBAPIError)
-    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    async def _database_error(request: Request, exc: DBAPIError) -> Response:
         # SQLSTATE class 22 is a data exception: the database refused a value the edge let
         # through (PostgreSQL rejects NUL in text). That is the caller's input, not our fault.
         sqlstate = str(getattr(exc.orig, "sqlstate", "") or getattr(exc.orig, "pgcode", ""))
@@ -359,20 +368,36 @@ class RequestLimitsMiddleware:
 
 @dataclass(frozen=True)
 class Product:
-    """A mounted product: its ASGI app, the lifespan that starts its workers, a readiness probe."""
+    """A mounted product: its ASGI app, the lifespan that starts its workers, a readiness probe,
+    and the pages it offers people (listed on the front door beside its API docs)."""
 
     name: str
     app: FastAPI
     lifespan: Callable[[], AbstractAsyncContextManager[None]]
     ready: Callable[[], Awaitable[bool]]
+    links: tuple[pages.Link, ...] = ()
+
+
+def listing(product: Product) -> pages.Listing:
+    """How the front door shows ``product``: its declared pages, then the API documentation
+    its app actually serves."""
+    app = product.app
+    docs = []
+    if app.openapi_url is not None:
+        if app.docs_url is not None:
+            docs.append(pages.Link("API docs", app.docs_url, "interactive, Swagger UI"))
+        if app.redoc_url is not None:
+            docs.append(pages.Link("API reference", app.redoc_url, "ReDoc"))
+        docs.append(pages.Link("OpenAPI document", app.openapi_url))
+    return pages.Listing(product.name, app.description, (*product.links, *docs))
 
 
 def create_root_app(
     products: Sequence[Product], *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 ) -> FastAPI:
-    """Mount each product at ``/<name>`` and serve the shared probes and metrics. Every request
-    is held to :class:`RequestLimitsMiddleware`'s limits; a path no product serves is a
-    problem+json 404."""
+    """Mount each product at ``/<name>`` and serve the front door (``/``, listing them), the
+    shared probes and metrics. Every request is held to :class:`RequestLimitsMiddleware`'s
+    limits; a path no product serves is a 404, problem+json or a page as ``Accept`` asks."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -415,4 +440,16 @@ def create_root_app(
         # Starlette's "{path:path}" is ".*", which stops at a newline: "/coinpay/x%0Ay" would
         # miss the product and get the root's 404. Every path under the prefix is the product's.
         mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+
+    listings = [listing(product) for product in products]
+
+    # After the mounts, so that a product's request is not matched against it first.
+    @root.get("/", include_in_schema=False)
+    async def front_door(request: Request) -> HTMLResponse:
+        return pages.front_door(request, listings)
+
+    for route in root.routes:
+        if isinstance(route, Route):
+            # "$" also matches before a final newline: "/%0A" is not the front door.
+            route.path_regex = re.compile(route.path_regex.pattern.removesuffix("$") + r"\Z")
     return root

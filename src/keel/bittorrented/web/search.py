@@ -138,6 +138,9 @@ async def search_page(
             )
         except KeelError as exc:  # bad query, bad cursor, timeout: said on the page
             problem, status = exc.detail, exc.status
+    # "0 results" from an index with nothing in it says how to fill it instead (asked only
+    # then: a query without hits on a filled index stays a plain "0 results").
+    empty = page is not None and page.total == 0 and await index.is_empty()
     state = {"q": q, "sort": chosen, "type": type}
     next_url = None
     next_cursor = index.next_cursor(effective, "desc", page) if page is not None else None
@@ -153,6 +156,8 @@ async def search_page(
             "sorts": [(s, SORT_LABELS[s]) for s in SORTS],
             "types": list(TYPE_LABELS.items()),
             "page": page,
+            "empty": empty,
+            "crawling": index.settings.crawl and index.settings.run_workers,
             "rows": [row(h) for h in page.hits] if page else [],
             "problem": problem,
             "next_url": next_url,
