@@ -1,7 +1,16 @@
-"""The seam every chain integration implements."""
+"""The seams every chain integration implements.
+
+Two sides. A payment reads the transfers to its address through :class:`ChainWatcher` (the
+simulator answers from its own table; a real chain from what the scanner stored). A real chain
+is read block by block through a :class:`ChainSource`: the scanner asks for each new block
+once, matches its transfers against the open addresses with one index lookup, and stores the
+matches with the block they are in, so the cost per block does not grow with the number of
+watched addresses, and confirmations and reorgs follow from the stored block hashes and the tip.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from keel.coinpay.lifecycle import Deposit
@@ -14,4 +23,64 @@ class ChainWatcher(Protocol):
         """Every transfer to ``address`` on ``chain`` as the network sees it now (amounts in
         base units, current confirmations, reverted ones flagged), oldest first. A provider
         outage raises ``keel.core.errors.Unavailable``; "not seen yet" is an empty list."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRef:
+    """Where a block sits: its height, its hash and its parent's hash (hex, as the node
+    prints them), so a scanner can tell when the chain it followed was replaced."""
+
+    height: int
+    hash: str
+    parent_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Value moved to an address by one output (UTXO), one call or log (EVM), one instruction
+    (Solana) or one payment (XRP) of a transaction.
+
+    ``coin`` is the coin code of ``keel.coinpay.assets`` (``ETH``, ``USDC_ETH``, ``LTC``);
+    ``position`` tells apart several transfers in one transaction (output index, log index);
+    ``address`` is in the canonical form ``keel.coinpay.wallets.address_validation`` gives
+    (EIP-55 for EVM); ``memo`` is a destination tag where the chain has one (XRP).
+    """
+
+    coin: str
+    tx_hash: str
+    position: int
+    address: str
+    amount: int
+    memo: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    ref: BlockRef
+    transfers: tuple[Transfer, ...]
+
+
+class ChainSource(Protocol):
+    """One network (``chain``: ``ETH``, ``LTC``, ``SOL``) read through its nodes.
+
+    Implementations talk to providers over real clients with timeouts, retry a failing call
+    on the next configured provider, and raise ``keel.core.errors.Unavailable`` when none
+    answers; they never decide what a transfer means for a payment.
+    """
+
+    chain: str
+
+    async def tip(self) -> BlockRef:
+        """The newest block the providers agree exists."""
+        ...
+
+    async def block(self, height: int) -> Block:
+        """The block at ``height`` on the providers' current chain, with every transfer in it
+        of a coin this source watches (all recipients: matching is the scanner's job)."""
+        ...
+
+    async def pending(self) -> tuple[Transfer, ...]:
+        """Transfers in the mempool not yet in a block (0-conf); empty where the chain has no
+        mempool worth watching."""
         ...
