@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 from tests.coinpay.conftest import Harness
 
@@ -39,7 +40,7 @@ async def test_a_cold_process_survives_a_burst_of_first_creates(harness: Harness
     who = await apikeys.authenticate(harness.gw.lookups, harness.gw.box, harness.test_key)
     request = payments.NewPayment(
         business_id=harness.business_id,
-        amount=payments.Decimal("3"),
+        amount=Decimal("3"),
         currency="USD",
         blockchain="BNB",
     )

@@ -9,7 +9,7 @@ from sqlalchemy import MetaData, select
 
 from keel.core import db
 from keel.core.clock import FrozenClock
-from keel.core.jobs import DEAD, DONE, Job, JobQueue, RetryLater, Worker, jobs_table
+from keel.core.jobs import DEAD, DONE, GiveUp, Job, JobQueue, RetryLater, Worker, jobs_table
 
 metadata = MetaData()
 table = jobs_table(metadata, "test_jobs")
@@ -70,7 +70,7 @@ async def test_a_lapsed_lease_is_claimed_again_and_the_old_holder_cannot_finish(
     assert await queue.complete(again)
 
 
-async def test_worker_retries_then_buries(queue: JobQueue) -> None:
+async def test_a_job_that_gives_up_is_buried_at_once(queue: JobQueue) -> None:
     await _enqueue(queue, 1, kind="flaky")
     calls: list[int] = []
 
@@ -78,7 +78,7 @@ async def test_worker_retries_then_buries(queue: JobQueue) -> None:
         calls.append(job.attempts)
         if job.attempts < 2:
             raise RetryLater(timedelta(0), "not yet")
-        raise RetryLater(None, "give up")
+        raise GiveUp("give up")
 
     worker = Worker(queue, {"flaky": flaky})
     await worker.drain()
@@ -86,6 +86,34 @@ async def test_worker_retries_then_buries(queue: JobQueue) -> None:
     async with queue.sessions() as session:
         status, error = (await session.execute(select(table.c.status, table.c.last_error))).one()
     assert (status, error) == (DEAD, "give up")
+
+
+@pytest.mark.parametrize("failure", ["retry-later", "exception"])
+async def test_every_failure_spends_an_attempt_until_max_attempts(
+    queue: JobQueue, failure: str
+) -> None:
+    async with queue.sessions() as session, session.begin():
+        await queue.enqueue(session, "stubborn", {}, max_attempts=3)
+    calls: list[int] = []
+
+    async def stubborn(job: Job) -> None:
+        calls.append(job.attempts)
+        if failure == "retry-later":
+            raise RetryLater(timedelta(0), "not yet")
+        raise RuntimeError("broken")
+
+    await Worker(queue, {"stubborn": stubborn}).drain()
+    # Retries with a zero delay run at once; the exception's backoff needs the clock moved.
+    clock = queue.clock
+    assert isinstance(clock, FrozenClock)
+    for _ in range(3):
+        clock.advance(timedelta(hours=1))
+        await Worker(queue, {"stubborn": stubborn}).drain()
+    assert calls == [1, 2, 3]
+    async with queue.sessions() as session:
+        status, error = (await session.execute(select(table.c.status, table.c.last_error))).one()
+    assert status == DEAD
+    assert error.endswith("(after 3 attempts)")
 
 
 async def test_worker_completes_successful_jobs(queue: JobQueue) -> None:
@@ -157,3 +185,34 @@ async def test_per_kind_leases_keep_oldest_first_across_kinds(queue: JobQueue) -
     assert await worker.drain() == 4
     # A short lease is no priority: the older job of the other kind goes first.
     assert order == ["slow", "fast", "fast", "fast"]
+
+
+async def test_a_committed_enqueue_wakes_a_running_worker_at_once(queue: JobQueue) -> None:
+    ran = asyncio.Event()
+
+    async def work(job: Job) -> None:
+        ran.set()
+
+    # A poll interval of an hour: only the wake-up can make the job run within the test.
+    worker = Worker(queue, {"work": work}, poll_interval=3600)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        await asyncio.sleep(0.2)  # the worker has polled once and is waiting
+        woken = asyncio.Event()
+        queue.listen(woken.set)
+
+        async def rolled_back() -> None:
+            async with db.transaction(queue.sessions) as session:
+                await queue.enqueue(session, "work", {})
+                raise RuntimeError("rolled back: nothing to wake for")
+
+        with pytest.raises(RuntimeError):
+            await rolled_back()
+        assert not woken.is_set()
+        await _enqueue(queue, 1)
+        await asyncio.wait_for(ran.wait(), timeout=5)
+    finally:
+        stop.set()
+        await running
+    assert queue._listeners == {woken.set}  # the stopped worker no longer listens

@@ -181,6 +181,48 @@ simulated_transfers = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# Real chains, read block by block (keel.coinpay.chains.scanner). Per chain: how far the
+# scanner got, the hashes of the recent blocks it scanned (to notice a reorg), and every
+# transfer to one of our payment addresses, with the block it is in now (none: in the mempool,
+# or dropped by a reorg: ``orphaned``).
+chain_cursors = Table(
+    "coinpay_chain_cursors",
+    metadata,
+    Column("chain", String(16), primary_key=True),
+    Column("height", BigInteger, nullable=False),
+    Column("hash", String(128), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+chain_blocks = Table(
+    "coinpay_chain_blocks",
+    metadata,
+    Column("chain", String(16), primary_key=True),
+    Column("height", BigInteger, primary_key=True),
+    Column("hash", String(128), nullable=False),
+    Column("parent_hash", String(128), nullable=False),
+)
+
+chain_transfers = Table(
+    "coinpay_chain_transfers",
+    metadata,
+    Column("id", _id, primary_key=True),
+    Column("chain", String(16), nullable=False),
+    Column("coin", String(16), nullable=False),
+    Column("tx_hash", String(128), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("address", String(200), nullable=False),
+    Column("amount", BigUInt, nullable=False),
+    Column("memo", String(64), nullable=True),
+    Column("block_height", BigInteger, nullable=True),
+    Column("block_hash", String(128), nullable=True),
+    Column("orphaned", Boolean, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    UniqueConstraint("chain", "tx_hash", "position", name="uq_coinpay_chain_transfers_output"),
+    Index("ix_coinpay_chain_transfers_address", "address", "coin"),
+    Index("ix_coinpay_chain_transfers_block", "chain", "block_height"),
+)
+
 webhook_endpoints = Table(
     "coinpay_webhook_endpoints",
     metadata,

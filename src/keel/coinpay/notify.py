@@ -27,7 +27,7 @@ from keel.core import netguard, webhooks
 from keel.core.clock import Clock
 from keel.core.crypto import SecretBox
 from keel.core.errors import BadRequest, NotFound
-from keel.core.jobs import Job, JobQueue, RetryLater
+from keel.core.jobs import GiveUp, Job, JobQueue, RetryLater
 from keel.core.logging import get_logger
 
 log = get_logger("keel.coinpay.notify")
@@ -35,7 +35,6 @@ log = get_logger("keel.coinpay.notify")
 DELIVER_JOB = "webhook.deliver"
 SIGNATURE_HEADER = "X-CoinPay-Signature"
 ROTATION_OVERLAP = timedelta(hours=24)
-MAX_ATTEMPTS = len(webhooks.RETRY_SCHEDULE) + 1
 
 DELIVERY_SECONDS = Histogram(
     "coinpay_webhook_delivery_seconds",
@@ -265,7 +264,7 @@ async def _queue_deliveries(
                 session,
                 DELIVER_JOB,
                 {"event_id": event_id, "endpoint_id": endpoint_id},
-                max_attempts=MAX_ATTEMPTS,
+                max_attempts=webhooks.MAX_ATTEMPTS,
             )
             queued += 1
     return queued
@@ -367,7 +366,8 @@ class Deliverer:
             self._client, endpoint.url, body, headers, timeout=self._timeout
         )
         DELIVERY_SECONDS.observe(result.latency_seconds)
-        final = result.ok or result.refused
+        # The job's own max_attempts says when to stop; the schedule says how long to wait.
+        final = result.ok or result.refused or job.attempts >= job.max_attempts
         delay = None if final else webhooks.next_retry_delay(job.attempts)
         outcome = "success" if result.ok else ("retry" if delay is not None else "dead")
         DELIVERIES.labels(outcome).inc()
@@ -387,7 +387,9 @@ class Deliverer:
             return
         log.info("webhook_failed", event_id=event.id, attempt=job.attempts, error=result.error)
         reason = result.error or f"HTTP {result.status_code}"
-        raise RetryLater(timedelta(seconds=delay) if delay is not None else None, reason)
+        if delay is None:
+            raise GiveUp(reason)
+        raise RetryLater(timedelta(seconds=delay), reason)
 
 
 async def redeliver(

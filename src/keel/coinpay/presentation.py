@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
-
-from sqlalchemy import Row
+from typing import TYPE_CHECKING, Any
 
 from keel.coinpay.assets import Coin, get_coin
 from keel.coinpay.money import FIAT_EXPONENTS, format_units
 
+if TYPE_CHECKING:
+    from keel.coinpay.payments import Payment
 
-def event_data(row: Row[Any]) -> dict[str, Any]:
+
+def event_data(row: Payment) -> dict[str, Any]:
     """The ``data`` of a webhook about this payment."""
     coin = get_coin(row.blockchain)
     return {
@@ -33,7 +34,7 @@ def event_data(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-def payment_uri(row: Row[Any]) -> str:
+def payment_uri(row: Payment) -> str:
     """The wallet URI customers scan: BIP21, EIP-681 or Solana Pay."""
     coin = get_coin(row.blockchain)
     amount = format_units(row.crypto_amount, coin.decimals)
@@ -61,7 +62,7 @@ def _uri(coin: Coin, address: str, units: int, amount: str) -> str:
     return f"web+cardano:{address}?amount={amount}"
 
 
-def to_wire(row: Row[Any]) -> dict[str, Any]:
+def to_wire(row: Payment) -> dict[str, Any]:
     """The payment object of CoinPayPortal's merchant API (plus our extra fields)."""
     coin = get_coin(row.blockchain)
     return {
@@ -94,7 +95,7 @@ def to_wire(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-def fiat_amount(row: Row[Any]) -> Decimal:
+def fiat_amount(row: Payment) -> Decimal:
     amount: Decimal = row.amount
     return amount.quantize(Decimal(1).scaleb(-FIAT_EXPONENTS[row.currency]))
 

@@ -34,6 +34,7 @@ from sqlalchemy import (
     Text,
     and_,
     case,
+    event,
     func,
     literal,
     or_,
@@ -87,12 +88,22 @@ class Job:
 
 
 class RetryLater(Exception):
-    """Raised by a handler to run the job again after ``delay`` (or bury it if ``delay`` is
-    None)."""
+    """Raised by a handler: run the job again after ``delay``. Like any failure it spends an
+    attempt: once the job has had ``max_attempts`` it is buried instead (a job that must never
+    give up says so with a large ``max_attempts`` when it is enqueued)."""
 
-    def __init__(self, delay: timedelta | None, reason: str) -> None:
+    def __init__(self, delay: timedelta, reason: str) -> None:
         super().__init__(reason)
         self.delay = delay
+        self.reason = reason
+
+
+class GiveUp(Exception):
+    """Raised by a handler: the job can never succeed (a refused destination, a vanished
+    object); bury it now, whatever attempts are left."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
         self.reason = reason
 
 
@@ -113,6 +124,17 @@ class JobQueue:
         self.sessions = sessions
         self.clock = clock
         self.name = table.name
+        # Running workers of this process, woken when a transaction that enqueued commits.
+        self._listeners: set[Callable[[], None]] = set()
+
+    def listen(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake`` after each commit that enqueued a job here; returns the undo."""
+        self._listeners.add(wake)
+        return lambda: self._listeners.discard(wake)
+
+    def _wake_listeners(self, _session: object) -> None:
+        for wake in list(self._listeners):
+            wake()
 
     async def enqueue(
         self,
@@ -124,8 +146,12 @@ class JobQueue:
         dedupe_key: str | None = None,
         max_attempts: int = 10,
     ) -> None:
-        """Add a job inside the caller's transaction (commits or rolls back with it)."""
+        """Add a job inside the caller's transaction (commits or rolls back with it); once it
+        commits, this process's running workers look for it at once instead of at their next
+        poll."""
         now = self.clock.now()
+        if self._listeners:
+            event.listen(session.sync_session, "after_commit", self._wake_listeners, once=True)
         await session.execute(
             self.table.insert().values(
                 kind=kind,
@@ -288,11 +314,12 @@ class Worker:
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
-        """Poll now instead of after the interval (called after enqueueing in-process)."""
+        """Poll now instead of after the interval (called when a job was enqueued in-process)."""
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         tasks = [asyncio.create_task(self._periodic(p, stop)) for p in self.periodic]
+        unlisten = self.queue.listen(self.wake)
         try:
             while not stop.is_set():
                 try:
@@ -313,6 +340,7 @@ class Worker:
                 for task in pending:
                     task.cancel()
         finally:
+            unlisten()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -343,21 +371,26 @@ class Worker:
         handler = self.handlers[job.kind]
         try:
             await handler(job)
+        except GiveUp as signal:
+            await self.queue.bury(job, signal.reason)
+            return
         except RetryLater as signal:
-            if signal.delay is None:
-                await self.queue.bury(job, signal.reason)
-            else:
-                await self.queue.retry(job, signal.delay, signal.reason)
+            await self._again(job, signal.delay, signal.reason)
             return
         except Exception as exc:
             log.exception("job_failed", kind=job.kind, job_id=job.id, attempts=job.attempts)
             reason = f"{type(exc).__name__}: {exc}"
-            if job.attempts >= job.max_attempts:
-                await self.queue.bury(job, reason)
-            else:
-                await self.queue.retry(job, default_backoff(job.attempts), reason)
+            await self._again(job, default_backoff(job.attempts), reason)
             return
         await self.queue.complete(job)
+
+    async def _again(self, job: Job, delay: timedelta, reason: str) -> None:
+        """Retry after ``delay``, or bury once the job has spent its attempts."""
+        if job.attempts >= job.max_attempts:
+            log.warning("job_buried", kind=job.kind, job_id=job.id, attempts=job.attempts)
+            await self.queue.bury(job, f"{reason} (after {job.attempts} attempts)")
+        else:
+            await self.queue.retry(job, delay, reason)
 
     async def _periodic(self, task: Periodic, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import Row
 
 from keel.coinpay import payments, presentation, qr
 from keel.coinpay.api.deps import WireJSONResponse, errors, gateway, ok, principal
@@ -21,7 +20,7 @@ router = APIRouter(tags=["payments"], route_class=ExactJSONRoute)
 Caller = Annotated[Principal, Depends(principal)]
 
 
-def _payment_reply(row: Row[Any]) -> WireJSONResponse:
+def _payment_reply(row: payments.Payment) -> WireJSONResponse:
     wire = presentation.to_wire(row)
     wire["qr_code"] = qr.data_uri(wire["payment_uri"])
     return ok(payment=wire)

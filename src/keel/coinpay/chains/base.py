@@ -61,6 +61,15 @@ class Block:
     transfers: tuple[Transfer, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Mempool:
+    """Transfers waiting in the mempool. ``complete`` says the source listed all of them: only
+    then does a transfer missing from it (and from every block) count as dropped."""
+
+    transfers: tuple[Transfer, ...] = ()
+    complete: bool = True
+
+
 class ChainSource(Protocol):
     """One network (``chain``: ``ETH``, ``LTC``, ``SOL``) read through its nodes.
 
@@ -80,7 +89,7 @@ class ChainSource(Protocol):
         of a coin this source watches (all recipients: matching is the scanner's job)."""
         ...
 
-    async def pending(self) -> tuple[Transfer, ...]:
-        """Transfers in the mempool not yet in a block (0-conf); empty where the chain has no
-        mempool worth watching."""
+    async def pending(self) -> Mempool:
+        """Transfers in the mempool not yet in a block (0-conf). A chain with no mempool worth
+        watching answers ``Mempool(complete=False)``: nothing is ever concluded from it."""
         ...

@@ -11,7 +11,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import Row
 
 from keel.coinpay import payments, presentation
 from keel.coinpay.api.deps import gateway
@@ -28,7 +27,7 @@ KEEPALIVE_SECONDS = 15.0
 MAX_STREAM_SECONDS = 3600.0
 
 
-def public_status(row: Row[Any]) -> dict[str, Any]:
+def public_status(row: payments.Payment) -> dict[str, Any]:
     """What the customer may see: no metadata, no merchant details."""
     coin = get_coin(row.blockchain)
     return {

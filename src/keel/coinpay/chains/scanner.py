@@ -1,0 +1,356 @@
+"""Reading a real chain block by block, once, and keeping what concerns our payments.
+
+The original polled every watched address's balance every 15 seconds, so its cost grew with the
+number of open payments and it could not tell a confirmation from a reorg. Here a
+:class:`Scanner` per chain asks its :class:`ChainSource` for each new block once, looks up the
+block's recipients among live payment addresses with one indexed query, and stores the matches
+with the block they are in. The block hashes it scanned are kept for a while, so when a new
+block's parent is not the block it scanned at that height, it walks back to the common ancestor
+and marks the transfers of the dropped blocks ``orphaned`` (a transfer mined again later, or
+seen in the mempool again, loses the mark). Each block is stored in one transaction with the
+cursor, so a restart resumes after the last block stored, never skipping or counting twice.
+
+:class:`ObservedChain` answers a payment's question (what arrived at my address, how deep)
+from those rows: confirmations are counted against the scanner's cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+from sqlalchemy import and_, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from keel.coinpay import models
+from keel.coinpay.assets import get_coin
+from keel.coinpay.chains.base import Block, BlockRef, ChainSource, Transfer
+from keel.coinpay.lifecycle import Deposit
+from keel.core.clock import Clock
+from keel.core.errors import Unavailable
+from keel.core.logging import get_logger
+
+log = get_logger("keel.coinpay.scanner")
+
+SCAN_LAG = Gauge("coinpay_chain_scan_lag_blocks", "Blocks between the tip and the scan", ["chain"])
+SCAN_HEIGHT = Gauge("coinpay_chain_scan_height", "Height of the last block scanned", ["chain"])
+BLOCKS_SCANNED = Counter("coinpay_chain_blocks_scanned_total", "Blocks scanned", ["chain"])
+TRANSFERS_MATCHED = Counter(
+    "coinpay_chain_transfers_matched_total", "Transfers to payment addresses", ["chain", "where"]
+)
+REORGS = Counter("coinpay_chain_reorgs_total", "Blocks dropped by reorgs", ["chain"])
+
+# Block hashes kept per chain to find a reorg's common ancestor; deeper reorgs need an operator.
+KEEP_BLOCKS = 200
+# Addresses per IN (...) lookup: well under SQLite's and PostgreSQL's parameter limits.
+_LOOKUP_CHUNK = 500
+
+
+class ReorgTooDeep(Unavailable):
+    """The chain replaced more blocks than the scanner keeps: scanning stops for an operator."""
+
+    code = "reorg_too_deep"
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    """What one :meth:`Scanner.step` did: the blocks stored, the blocks a reorg dropped, and
+    the payment addresses whose transfers changed (their payments need a fresh look)."""
+
+    chain: str
+    scanned: tuple[int, ...] = ()
+    dropped: tuple[int, ...] = ()
+    touched: frozenset[str] = field(default_factory=frozenset)
+    tip: int | None = None
+    height: int | None = None
+
+
+class Scanner:
+    """Follows one chain through ``source``; :meth:`step` is called by the chain's watcher."""
+
+    def __init__(
+        self,
+        source: ChainSource,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        *,
+        max_blocks_per_step: int = 100,
+    ) -> None:
+        self.source = source
+        self.chain = source.chain
+        self._sessions = sessions
+        self._clock = clock
+        self._max_blocks = max_blocks_per_step
+
+    async def step(self) -> ScanReport:
+        """Scan the blocks that appeared since the last step (up to ``max_blocks_per_step``),
+        following a reorg back first if there was one, then look at the mempool."""
+        # The mempool first: a transfer missing from it was mined at or below the tip read
+        # next, or dropped; either way the blocks up to that tip tell which.
+        mempool = await self.source.pending()
+        tip = await self.source.tip()
+        cursor = await self._cursor()
+        if cursor is None:
+            # A chain configured now starts at its tip: payments created from now on live there.
+            cursor = BlockRef(tip.height - 1, tip.parent_hash, "")
+        scanned: list[int] = []
+        dropped: list[int] = []
+        touched: set[str] = set()
+        if tip.height <= cursor.height and tip.hash != cursor.hash:
+            # The chain we followed was replaced by one no longer than it (or shorter).
+            cursor, lost, orphaned = await self._rewind(cursor, tip)
+            dropped.extend(lost)
+            touched |= orphaned
+        while cursor.height < tip.height and len(scanned) < self._max_blocks:
+            block = await self.source.block(cursor.height + 1)
+            if block.ref.parent_hash != cursor.hash:
+                cursor, lost, orphaned = await self._rewind(cursor, tip)
+                dropped.extend(lost)
+                touched |= orphaned
+                continue
+            touched |= await self._store(block)
+            scanned.append(block.ref.height)
+            cursor = block.ref
+        touched |= await self._store_pending(mempool.transfers)
+        if mempool.complete and cursor.height == tip.height:
+            touched |= await self._drop_vanished(mempool.transfers)
+        BLOCKS_SCANNED.labels(self.chain).inc(len(scanned))
+        SCAN_HEIGHT.labels(self.chain).set(cursor.height)
+        SCAN_LAG.labels(self.chain).set(max(0, tip.height - cursor.height))
+        if dropped:
+            REORGS.labels(self.chain).inc(len(dropped))
+            log.warning("chain_reorg", chain=self.chain, dropped=dropped)
+        return ScanReport(
+            self.chain,
+            tuple(scanned),
+            tuple(dropped),
+            frozenset(touched),
+            tip.height,
+            cursor.height,
+        )
+
+    async def _cursor(self) -> BlockRef | None:
+        t = models.chain_cursors
+        async with self._sessions() as session:
+            row = (await session.execute(select(t).where(t.c.chain == self.chain))).one_or_none()
+        return None if row is None else BlockRef(row.height, row.hash, "")
+
+    async def _store(self, block: Block) -> set[str]:
+        """One block, its matching transfers and the cursor, in one transaction."""
+        ref = block.ref
+        async with self._sessions() as session, session.begin():
+            matched = await _ours(session, block.transfers)
+            for transfer in matched:
+                await _upsert(session, self.chain, transfer, ref, self._clock)
+            await session.execute(
+                models.chain_blocks.insert().values(
+                    chain=self.chain, height=ref.height, hash=ref.hash, parent_hash=ref.parent_hash
+                )
+            )
+            await session.execute(
+                delete(models.chain_blocks).where(
+                    models.chain_blocks.c.chain == self.chain,
+                    models.chain_blocks.c.height <= ref.height - KEEP_BLOCKS,
+                )
+            )
+            await self._move_cursor(session, ref)
+        TRANSFERS_MATCHED.labels(self.chain, "block").inc(len(matched))
+        return {t.address for t in matched}
+
+    async def _store_pending(self, transfers: Sequence[Transfer]) -> set[str]:
+        if not transfers:
+            return set()
+        async with self._sessions() as session, session.begin():
+            matched = await _ours(session, transfers)
+            changed = [
+                t for t in matched if await _upsert(session, self.chain, t, None, self._clock)
+            ]
+        TRANSFERS_MATCHED.labels(self.chain, "mempool").inc(len(changed))
+        return {t.address for t in changed}
+
+    async def _drop_vanished(self, mempool: Sequence[Transfer]) -> set[str]:
+        """Transfers last seen in the mempool that are neither there nor in any block scanned up
+        to the tip: dropped (replaced, expired, or reverted with their block). Orphaned."""
+        t = models.chain_transfers
+        waiting = and_(t.c.chain == self.chain, t.c.block_hash.is_(None), t.c.orphaned.is_(False))
+        present = {(m.tx_hash, m.position) for m in mempool}
+        async with self._sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(t.c.id, t.c.tx_hash, t.c.position, t.c.address).where(waiting)
+                )
+            ).all()
+            gone = [r for r in rows if (r.tx_hash, r.position) not in present]
+            if gone:
+                await session.execute(
+                    update(t).where(t.c.id.in_([r.id for r in gone])).values(orphaned=True)
+                )
+        return {r.address for r in gone}
+
+    async def _move_cursor(self, session: AsyncSession, ref: BlockRef) -> None:
+        t = models.chain_cursors
+        now = self._clock.now()
+        moved = await session.execute(
+            update(t)
+            .where(t.c.chain == self.chain)
+            .values(height=ref.height, hash=ref.hash, updated_at=now)
+        )
+        if not getattr(moved, "rowcount", 0):
+            await session.execute(
+                t.insert().values(
+                    chain=self.chain, height=ref.height, hash=ref.hash, updated_at=now
+                )
+            )
+
+    async def _rewind(
+        self, cursor: BlockRef, tip: BlockRef
+    ) -> tuple[BlockRef, list[int], set[str]]:
+        """Walk back from ``cursor`` to the last block the source still has; every block above
+        it is forgotten and its transfers orphaned. Returns the new cursor, the heights dropped
+        and the addresses whose transfers were orphaned."""
+        b = models.chain_blocks
+        dropped: list[int] = []
+        orphaned: set[str] = set()
+        height = cursor.height
+        while True:
+            async with self._sessions() as session:
+                stored = (
+                    await session.execute(
+                        select(b).where(b.c.chain == self.chain, b.c.height == height)
+                    )
+                ).one_or_none()
+            if stored is None or len(dropped) >= KEEP_BLOCKS:
+                raise ReorgTooDeep(
+                    f"{self.chain}: the chain replaced blocks below height {height + 1}, past "
+                    f"the {KEEP_BLOCKS} block hashes kept; an operator must rescan"
+                )
+            current = tip if height == tip.height else None
+            if height < tip.height:
+                current = (await self.source.block(height)).ref
+            if current is not None and current.hash == stored.hash:
+                return BlockRef(stored.height, stored.hash, stored.parent_hash), dropped, orphaned
+            async with self._sessions() as session, session.begin():
+                orphaned |= await _orphan(session, self.chain, stored.height, stored.hash)
+                await session.execute(
+                    delete(b).where(b.c.chain == self.chain, b.c.height == stored.height)
+                )
+                previous = BlockRef(stored.height - 1, stored.parent_hash, "")
+                await self._move_cursor(session, previous)
+            dropped.append(height)
+            height -= 1
+
+
+async def _ours(session: AsyncSession, transfers: Iterable[Transfer]) -> list[Transfer]:
+    """The transfers paying a live payment's address in that payment's coin: one indexed lookup
+    per chunk of recipients, whatever the number of open payments."""
+    transfers = list(transfers)
+    recipients = sorted({t.address for t in transfers})
+    p = models.payments
+    coins: dict[str, str] = {}
+    for start in range(0, len(recipients), _LOOKUP_CHUNK):
+        chunk = recipients[start : start + _LOOKUP_CHUNK]
+        rows = await session.execute(
+            select(p.c.payment_address, p.c.blockchain).where(
+                p.c.payment_address.in_(chunk), p.c.mode == "live"
+            )
+        )
+        coins.update({address: coin for address, coin in rows.all()})
+    return [t for t in transfers if coins.get(t.address) == t.coin]
+
+
+async def _upsert(
+    session: AsyncSession, chain: str, transfer: Transfer, block: BlockRef | None, clock: Clock
+) -> bool:
+    """Record ``transfer`` as in ``block`` (None: in the mempool). A transfer already in a block
+    is not moved back to the mempool by a mempool sighting. Returns whether anything changed."""
+    t = models.chain_transfers
+    existing = (
+        await session.execute(
+            select(t.c.id, t.c.block_hash, t.c.orphaned).where(
+                t.c.chain == chain,
+                t.c.tx_hash == transfer.tx_hash,
+                t.c.position == transfer.position,
+            )
+        )
+    ).one_or_none()
+    where = {
+        "block_height": block.height if block else None,
+        "block_hash": block.hash if block else None,
+        "orphaned": False,
+    }
+    if existing is None:
+        await session.execute(
+            t.insert().values(
+                chain=chain,
+                coin=transfer.coin,
+                tx_hash=transfer.tx_hash,
+                position=transfer.position,
+                address=transfer.address,
+                amount=transfer.amount,
+                memo=transfer.memo,
+                first_seen_at=clock.now(),
+                **where,
+            )
+        )
+        return True
+    if block is None and (existing.block_hash is not None or not existing.orphaned):
+        return False  # mined already, or already known in the mempool
+    if block is not None and existing.block_hash == block.hash:
+        return False
+    await session.execute(update(t).where(t.c.id == existing.id).values(**where))
+    return True
+
+
+async def _orphan(session: AsyncSession, chain: str, height: int, block_hash: str) -> set[str]:
+    t = models.chain_transfers
+    in_block = and_(t.c.chain == chain, t.c.block_height == height, t.c.block_hash == block_hash)
+    addresses = set((await session.execute(select(t.c.address).where(in_block))).scalars())
+    await session.execute(
+        update(t).where(in_block).values(block_height=None, block_hash=None, orphaned=True)
+    )
+    return addresses
+
+
+class ObservedChain:
+    """The :class:`~keel.coinpay.chains.base.ChainWatcher` of a scanned chain: a payment's
+    deposits as the scanner stored them, confirmations counted against its cursor."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def deposits_to(self, chain: str, address: str) -> list[Deposit]:
+        coin = get_coin(chain)
+        t, c = models.chain_transfers, models.chain_cursors
+        async with self._sessions() as session:
+            height = await session.scalar(select(c.c.height).where(c.c.chain == coin.chain))
+            rows = (
+                await session.execute(
+                    select(t)
+                    .where(t.c.address == address, t.c.coin == coin.symbol)
+                    .order_by(t.c.id)
+                )
+            ).all()
+        return _deposits(rows, height)
+
+
+def _deposits(rows: Sequence[Any], height: int | None) -> list[Deposit]:
+    """One deposit per transaction (outputs of one transaction to one address add up)."""
+    by_tx: dict[str, list[Any]] = {}
+    for row in rows:
+        by_tx.setdefault(row.tx_hash, []).append(row)
+    deposits = []
+    for tx_hash, outputs in by_tx.items():
+        first = outputs[0]
+        block: int | None = first.block_height
+        depth = max(0, height - block + 1) if block is not None and height is not None else 0
+        deposits.append(
+            Deposit(
+                tx_hash,
+                sum(int(o.amount) for o in outputs),
+                depth,
+                reverted=block is None and bool(first.orphaned),
+            )
+        )
+    return deposits
