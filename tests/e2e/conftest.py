@@ -1,5 +1,6 @@
 """Browser tests' fixtures: a real app served over HTTP on loopback (``serve``; coinpay's is
-``live_coinpay``), and headless Chromium.
+``live_coinpay``, both products under `keel serve`'s root ``live_keel``), headless Chromium,
+and ``watch``, which collects what went wrong in a page.
 
 The browser needs a real server (Server-Sent Events over a socket), so coinpay runs under
 uvicorn in a thread with its own event loop; the database is seeded beforehand, through the
@@ -25,10 +26,12 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
+from keel.bittorrented.app import create_app as create_bittorrented
+from keel.bittorrented.settings import BittorrentedSettings
 from keel.coinpay.app import create_app
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
-from keel.core.app import Product
+from keel.core.app import Product, create_root_app
 from keel.core.clock import SystemClock
 from keel.core.crypto import new_key
 from tests.coinpay.conftest import seed_merchant
@@ -154,6 +157,33 @@ def live_coinpay(tmp_path: Path) -> Iterator[LiveCoinpay]:
 
 
 @pytest.fixture
+def live_keel(tmp_path: Path) -> Iterator[str]:
+    """Both products, as `keel serve` mounts them, on empty SQLite databases; the base URL."""
+    products = [
+        create_app(
+            CoinpaySettings(
+                database_url=f"sqlite+aiosqlite:///{tmp_path}/coinpay.db",
+                master_key=new_key(),
+                run_workers=False,
+                rates="fixture",
+            ),
+            data_dir=str(tmp_path),
+            run_workers=False,
+        ),
+        create_bittorrented(
+            BittorrentedSettings(
+                database_url=f"sqlite+aiosqlite:///{tmp_path}/bt.db",
+                run_workers=False,
+                crawl=False,
+            ),
+            data_dir=str(tmp_path),
+        ),
+    ]
+    with serve(create_root_app(products), name="keel") as base_url:
+        yield base_url
+
+
+@pytest.fixture
 def browser() -> Iterator[Browser]:
     """Headless Debian Chromium. Missing: skipped locally, a failure in CI."""
     if not CHROMIUM.exists():
@@ -179,3 +209,31 @@ def page(browser: Browser) -> Iterator[Page]:
         yield context.new_page()
     finally:
         context.close()
+
+
+def watch(page: Page, *, expected_404s: set[str]) -> list[str]:
+    """What went wrong in the page: script errors, console errors (a CSP refusal is one), and
+    any 4xx or 5xx reply other than the 404s the test asks for."""
+    failures: list[str] = []
+    page.on("pageerror", lambda error: failures.append(f"page error: {error}"))
+    page.on(
+        "console",
+        lambda m: (
+            failures.append(f"console {m.type}: {m.text} at {m.location.get('url')}")
+            if m.type == "error"
+            and not m.location.get("url", "").endswith("/favicon.ico")
+            and m.location.get("url") not in expected_404s  # "Failed to load resource: 404"
+            else None
+        ),
+    )
+    page.on(
+        "response",
+        lambda r: (
+            failures.append(f"{r.status} {r.url}")
+            if r.status >= 400
+            and not r.url.endswith("/favicon.ico")
+            and not (r.status == 404 and r.url in expected_404s)
+            else None
+        ),
+    )
+    return failures

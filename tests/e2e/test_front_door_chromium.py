@@ -4,79 +4,17 @@ page says how to fill it. Every page must render under its CSP without a console
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from keel.bittorrented.app import create_app as create_bittorrented
-from keel.bittorrented.settings import BittorrentedSettings
-from keel.coinpay.app import create_app as create_coinpay
-from keel.coinpay.settings import CoinpaySettings
-from keel.core.app import create_root_app
-from keel.core.crypto import new_key
-from tests.e2e.conftest import serve
+from tests.e2e.conftest import watch
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 TIMEOUT_MS = 10_000
-
-
-@pytest.fixture
-def live_keel(tmp_path: Path) -> Iterator[str]:
-    """Both products, as `keel serve` mounts them, on empty SQLite databases; the base URL."""
-    products = [
-        create_coinpay(
-            CoinpaySettings(
-                database_url=f"sqlite+aiosqlite:///{tmp_path}/coinpay.db",
-                master_key=new_key(),
-                run_workers=False,
-                rates="fixture",
-            ),
-            data_dir=str(tmp_path),
-            run_workers=False,
-        ),
-        create_bittorrented(
-            BittorrentedSettings(
-                database_url=f"sqlite+aiosqlite:///{tmp_path}/bt.db",
-                run_workers=False,
-                crawl=False,
-            ),
-            data_dir=str(tmp_path),
-        ),
-    ]
-    with serve(create_root_app(products), name="keel") as base_url:
-        yield base_url
-
-
-def watch(page: Page, *, expected_404s: set[str]) -> list[str]:
-    """What went wrong in the page: script errors, console errors (a CSP refusal is one), and
-    any 4xx or 5xx reply other than the 404s the test asks for."""
-    failures: list[str] = []
-    page.on("pageerror", lambda error: failures.append(f"page error: {error}"))
-    page.on(
-        "console",
-        lambda m: (
-            failures.append(f"console {m.type}: {m.text} at {m.location.get('url')}")
-            if m.type == "error"
-            and not m.location.get("url", "").endswith("/favicon.ico")
-            and m.location.get("url") not in expected_404s  # "Failed to load resource: 404"
-            else None
-        ),
-    )
-    page.on(
-        "response",
-        lambda r: (
-            failures.append(f"{r.status} {r.url}")
-            if r.status >= 400
-            and not r.url.endswith("/favicon.ico")
-            and not (r.status == 404 and r.url in expected_404s)
-            else None
-        ),
-    )
-    return failures
 
 
 @pytest.mark.e2e

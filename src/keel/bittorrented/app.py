@@ -16,7 +16,7 @@ from keel.bittorrented.api import torznab as torznab_routes
 from keel.bittorrented.indexer import Indexer, MetadataSource
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.bittorrented.web import search as search_page
-from keel.core import db
+from keel.core import apidocs, db
 from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
 from keel.core.clock import Clock
 from keel.core.openapi import document_problems
@@ -77,6 +77,7 @@ def create_app(
     app.include_router(feed_routes.router)
     app.include_router(search_page.router)
     document_problems(app)
+    apidocs.install(app)
 
     async def ready() -> bool:
         index: Indexer | None = getattr(app.state, "indexer", None)

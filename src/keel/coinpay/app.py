@@ -18,6 +18,7 @@ from keel.coinpay.api.schemas import CoinpayProblem
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
 from keel.coinpay.web import checkout
+from keel.core import apidocs
 from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
 from keel.core.clock import Clock
 from keel.core.openapi import document_problems
@@ -78,6 +79,7 @@ def create_app(
         app.include_router(router, prefix="/api")
     app.include_router(checkout.router)
     document_problems(app, CoinpayProblem)
+    apidocs.install(app)
 
     async def ready() -> bool:
         gw: Gateway | None = getattr(app.state, "gateway", None)
