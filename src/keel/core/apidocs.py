@@ -12,7 +12,7 @@ Content-Security-Policy that allows scripts from this origin only:
 The Swagger UI and ReDoc bundles come from the ``fastapi-offline`` distribution (pinned in
 pyproject.toml), whose files are byte for byte those of the npm packages ``swagger-ui-dist``
 and ``redoc`` (``tests/core/test_apidocs.py`` holds their versions and hashes). ReDoc's is
-served with one URL taken out (:data:`REDOCLY_LOGO`). ADR 0012 says why.
+served with one URL taken out (:data:`REDOCLY_LOGO`). ADR 0015 says why.
 """
 
 from __future__ import annotations
