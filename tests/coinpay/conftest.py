@@ -16,6 +16,7 @@ import pytest
 from keel.coinpay import apikeys, audit, bootstrap, businesses, lifecycle, notify
 from keel.coinpay.app import create_app
 from keel.coinpay.assets import COINS
+from keel.coinpay.chains.scanner import ObservedChain
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
 from keel.coinpay.wallets import Family, HDRoot
@@ -167,6 +168,10 @@ async def make_harness(
     )
     async with product.lifespan():
         gw: Gateway = product.app.state.gateway
+        # The live world watches BTC and ETH as scanned chains whose scanners are not running
+        # here (no node): live payments can be created on them, and nothing ever arrives.
+        observed = ObservedChain(gw.sessions)
+        gw.watchers = {**gw.watchers, "live": {"BTC": observed, "ETH": observed}}
         business_id, test_key = await seed_merchant(gw, clock)
         secret = None
         operator = audit.Actor.cli(gw.queue, clock)

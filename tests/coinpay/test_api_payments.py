@@ -3,7 +3,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import func, select
 
+from keel.coinpay import models
 from tests.coinpay.conftest import Harness
 
 
@@ -242,3 +244,25 @@ async def test_creating_before_init_is_a_clear_503(harness: Harness) -> None:
     response = await harness.client.post("/api/payments/create", json=body, headers=harness.auth())
     assert response.status_code == 503
     assert response.json()["code"] == "seed_missing"
+
+
+async def test_a_live_payment_on_a_chain_nobody_watches_is_refused_before_anything_is_taken(
+    harness: Harness,
+) -> None:
+    async def indexes_used() -> int:
+        async with harness.gw.sessions() as session:
+            return int(await session.scalar(select(func.sum(models.hd_families.c.next_index))) or 0)
+
+    before = await indexes_used()
+    body = {"business_id": harness.business_id, "amount": 10, "blockchain": "SOL"}
+    response = await harness.client.post(
+        "/api/payments/create", json=body, headers=harness.auth(harness.live_key)
+    )
+    assert response.status_code == 422
+    assert problem(response)["code"] == "chain_not_watched"
+    assert "KEEL_COINPAY_SOL_RPC_URLS" in str(problem(response)["detail"])
+    listed = await harness.client.get("/api/payments", headers=harness.auth(harness.live_key))
+    assert listed.json()["payments"] == []
+    assert await indexes_used() == before
+    # The test world's SOL is simulated: always available.
+    assert (await harness.create_payment(blockchain="SOL"))["mode"] == "test"

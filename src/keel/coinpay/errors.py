@@ -69,6 +69,12 @@ class NoWalletForCoin(CoinpayError, errors.Unprocessable):
     code = "no_wallet_for_coin"
 
 
+class ChainNotWatched(CoinpayError, errors.Unprocessable):
+    """Live payments on this chain are not available: this server watches no node for it."""
+
+    code = "chain_not_watched"
+
+
 class PaymentNotFound(CoinpayError, errors.NotFound):
     """Payment not found."""
 

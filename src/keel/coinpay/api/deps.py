@@ -24,7 +24,8 @@ _DESCRIPTIONS = {
     403: "The key lacks the scope, or the resource belongs to another business",
     404: "No such resource for this key's business and mode",
     409: "The payment no longer accepts this (closed, or not a test payment)",
-    422: "No wallet for the coin, or an Idempotency-Key reused with another body",
+    422: "No wallet for the coin, no node watched for its chain (live), or an Idempotency-Key "
+    "reused with another body",
     503: "No fresh exchange rate, no master seed, or the index space is exhausted",
 }
 

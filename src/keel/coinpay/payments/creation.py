@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from keel.coinpay import addresses, businesses, models
 from keel.coinpay.apikeys import Principal
 from keel.coinpay.assets import get_coin
-from keel.coinpay.errors import IdempotencyMismatch, InvalidAmount, SeedMissing
+from keel.coinpay.errors import ChainNotWatched, IdempotencyMismatch, InvalidAmount, SeedMissing
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.lifecycle import Status
 from keel.coinpay.money import crypto_for_fiat, parse_fiat
@@ -72,6 +72,13 @@ async def create(
     principal.require("payments:create")
     own_business(principal, req.business_id)
     coin = get_coin(req.blockchain)
+    if coin.chain not in gw.watchers.get(principal.mode, {}):
+        # Money sent to an address nobody watches would be taken and never seen.
+        raise ChainNotWatched(
+            f"{principal.mode.capitalize()} payments on {coin.chain} are not available: "
+            f"this server watches no {coin.chain} node (its operator sets "
+            f"KEEL_COINPAY_{coin.chain}_RPC_URLS)"
+        )
     amount, currency = parse_fiat(req.amount, req.currency)
     minutes = req.expires_in_minutes or gw.settings.expiry_minutes
     if not 1 <= minutes <= 60 * 24 * 90:
