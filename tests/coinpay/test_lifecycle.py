@@ -75,13 +75,31 @@ def test_tolerance_accepts_a_small_shortfall() -> None:
     assert not out.state.paid_partial
 
 
-def test_reorg_of_a_confirming_payment_fails_it() -> None:
+def test_a_reorg_sends_a_confirming_payment_back_to_waiting() -> None:
     p = policy(required=6)
     seen = lifecycle.observe(State(Status.PENDING, EXPECTED), [Deposit("a", EXPECTED, 1)], p, START)
     assert seen.state.status is Status.CONFIRMING
     gone = lifecycle.observe(seen.state, [Deposit("a", EXPECTED, 1, reverted=True)], p, START)
+    assert gone.state.status is Status.PENDING
+    assert gone.state.received == 0
+    assert [t.event for t in gone.transitions] == ["payment.reversed"]
+    late = lifecycle.observe(
+        seen.state, [Deposit("a", EXPECTED, 1, reverted=True)], p, p.expires_at
+    )
+    assert late.state.status is Status.EXPIRED
+    again = lifecycle.observe(gone.state, [Deposit("b", EXPECTED, 6)], p, START)
+    assert again.state.status is Status.CONFIRMED  # a new deposit still pays it
+
+
+def test_a_reorg_after_confirmation_fails_the_payment_with_payment_reversed() -> None:
+    p = policy(required=2)
+    done = lifecycle.observe(State(Status.PENDING, EXPECTED), [Deposit("a", EXPECTED, 2)], p, START)
+    assert done.state.status is Status.CONFIRMED
+    gone = lifecycle.observe(done.state, [Deposit("a", EXPECTED, 0, reverted=True)], p, START)
     assert gone.state.status is Status.FAILED
-    assert [t.event for t in gone.transitions] == ["payment.failed"]
+    assert [(t.event, t.from_status, t.to_status) for t in gone.transitions] == [
+        ("payment.reversed", Status.CONFIRMED, Status.FAILED)
+    ]
 
 
 def test_watch_only_payment_completes_at_confirmed_custodial_after_forwarding() -> None:
@@ -119,6 +137,8 @@ class PaymentMachine(RuleBasedStateMachine):
                 "payment.pending",
                 "payment.completed",
             )
+            if step.event == "payment.reversed":
+                assert step.from_status in (Status.CONFIRMING, Status.CONFIRMED)
             if step.from_status is not step.to_status:
                 assert step.to_status in ALLOWED[step.from_status]
                 self.history.append(step.to_status)

@@ -149,7 +149,9 @@ async def test_every_transition_is_logged_with_its_cause(harness: Harness) -> No
     ]
 
 
-async def test_reorg_after_confirmation_fails_the_payment(harness: Harness) -> None:
+async def test_a_reorg_sends_a_confirming_payment_back_and_says_so(
+    harness: Harness, webhook_sink: WebhookSink
+) -> None:
     payment = await harness.create_payment(blockchain="DOGE")
     paid = await harness.simulate(
         payment["id"], amount_crypto=payment["crypto_amount"], confirmations=1
@@ -158,7 +160,11 @@ async def test_reorg_after_confirmation_fails_the_payment(harness: Harness) -> N
     dropped = await harness.simulate(
         payment["id"], tx_hash=paid["tx_hash"], confirmations=0, reverted=True
     )
-    assert dropped["status"] == "failed"
+    assert dropped["status"] == "pending"
+    assert dropped["amount_received"] == "0"
+    await harness.run_jobs()
+    [reversed_] = webhook_sink.events("payment.reversed")
+    assert reversed_["data"]["status"] == "pending"
 
 
 async def test_failed_deliveries_are_retried_on_schedule_and_logged(

@@ -37,7 +37,8 @@ class Status(StrEnum):
 # Edges the machine may take; anything else is a bug.
 ALLOWED: dict[Status, frozenset[Status]] = {
     Status.PENDING: frozenset({Status.CONFIRMING, Status.EXPIRED}),
-    Status.CONFIRMING: frozenset({Status.CONFIRMED, Status.FAILED}),
+    # A reorg that takes back a confirming payment's deposit sends it back to waiting.
+    Status.CONFIRMING: frozenset({Status.CONFIRMED, Status.PENDING, Status.EXPIRED}),
     Status.CONFIRMED: frozenset({Status.FORWARDING, Status.FAILED}),
     Status.FORWARDING: frozenset({Status.FORWARDED, Status.FAILED}),
     Status.FORWARDED: frozenset(),
@@ -62,6 +63,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "payment.expired",
     "payment.failed",
     "payment.forwarded",
+    "payment.reversed",
 )
 
 
@@ -119,6 +121,14 @@ def _step(state: State, to: Status, reason: str, steps: list[Transition]) -> Sta
     return replace(state, status=to)
 
 
+def _reverse(state: State, to: Status, steps: list[Transition]) -> State:
+    """A reorg dropped a counted deposit: ``payment.reversed``, whatever status it moves to."""
+    if to not in ALLOWED[state.status]:
+        raise ValueError(f"illegal transition {state.status} -> {to}")
+    steps.append(Transition("payment.reversed", state.status, to, "deposit reverted (reorg)"))
+    return replace(state, status=to)
+
+
 def _completion(state: State, policy: Policy, steps: list[Transition]) -> None:
     # The merchant has the funds: at confirmed when they hold the keys, after forwarding if not.
     if state.status is Status.CONFIRMED and not policy.custodial:
@@ -157,7 +167,13 @@ def observe(state: State, deposits: Sequence[Deposit], policy: Policy, now: date
     )
 
     if new.status in (Status.CONFIRMING, Status.CONFIRMED) and not full:
-        new = _step(new, Status.FAILED, "deposit reverted (reorg)", steps)
+        # A reorg took back what paid it. Before confirmation it waits again (a late deposit
+        # can still pay it); after, the merchant was told it was paid: it fails.
+        if new.status is Status.CONFIRMED:
+            back = Status.FAILED
+        else:
+            back = Status.EXPIRED if now >= policy.expires_at else Status.PENDING
+        new = _reverse(replace(new, paid_partial=received > 0), back, steps)
         return Outcome(new, tuple(steps))
 
     if new.status in (Status.PENDING, Status.EXPIRED):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import and_, or_, select
 
 from keel.coinpay import lifecycle, models
-from keel.coinpay.assets import get_coin
+from keel.coinpay.assets import COINS, get_coin
+from keel.coinpay.chains.scanner import ScanReport
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.lifecycle import Status
 from keel.coinpay.payments.model import Payment
@@ -61,9 +62,10 @@ async def expire_due(gw: Gateway, *, batch: int = 500) -> int:
     return done
 
 
-async def watch_active(gw: Gateway, *, batch: int = 500) -> int:
-    """Poll every payment still waiting on its chain (including expired ones within their
-    monitoring window, so a late payment is still seen)."""
+async def watch_active(gw: Gateway, *, mode: str = "test", batch: int = 500) -> int:
+    """Ask the watcher of every payment of ``mode`` still waiting on its chain (including
+    expired ones within their monitoring window, so a late payment is still seen). The test
+    world's simulated chain is polled this way; live chains are scanned (:func:`after_scan`)."""
     t = models.payments
     now = gw.clock.now()
     waiting = or_(
@@ -74,7 +76,10 @@ async def watch_active(gw: Gateway, *, batch: int = 500) -> int:
         ids = list(
             (
                 await session.execute(
-                    select(t.c.id).where(waiting).order_by(t.c.updated_at).limit(batch)
+                    select(t.c.id)
+                    .where(waiting, t.c.mode == mode)
+                    .order_by(t.c.updated_at)
+                    .limit(batch)
                 )
             ).scalars()
         )
@@ -83,4 +88,38 @@ async def watch_active(gw: Gateway, *, batch: int = 500) -> int:
             await refresh(gw, payment_id, cause="watcher")
         except Exception:
             log.exception("watch_failed", payment_id=payment_id)
+    return len(ids)
+
+
+async def after_scan(gw: Gateway, report: ScanReport) -> int:
+    """Move the live payments a scan concerns: those whose transfers changed, and, when blocks
+    were added or dropped, every payment of the chain still counting confirmations. Returns how
+    many were looked at."""
+    t = models.payments
+    coins = [c.symbol for c in COINS.values() if c.chain == report.chain]
+    ids: set[str] = set()
+    async with gw.sessions() as session:
+        touched = sorted(report.touched)
+        for start in range(0, len(touched), 500):
+            rows = await session.execute(
+                select(t.c.id).where(
+                    t.c.payment_address.in_(touched[start : start + 500]), t.c.mode == "live"
+                )
+            )
+            ids.update(rows.scalars())
+        if report.scanned or report.dropped:
+            statuses = [Status.CONFIRMING.value]
+            if report.dropped:  # a reorg can take back what had confirmed
+                statuses.append(Status.CONFIRMED.value)
+            rows = await session.execute(
+                select(t.c.id).where(
+                    t.c.status.in_(statuses), t.c.mode == "live", t.c.blockchain.in_(coins)
+                )
+            )
+            ids.update(rows.scalars())
+    for payment_id in sorted(ids):
+        try:
+            await refresh(gw, payment_id, cause="scanner")
+        except Exception:
+            log.exception("refresh_failed", payment_id=payment_id, chain=report.chain)
     return len(ids)
