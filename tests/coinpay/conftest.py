@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +16,7 @@ import pytest
 from keel.coinpay import apikeys, audit, bootstrap, businesses, lifecycle, notify
 from keel.coinpay.app import create_app
 from keel.coinpay.assets import COINS
+from keel.coinpay.chains.base import ChainSource
 from keel.coinpay.chains.scanner import ObservedChain
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
@@ -150,7 +151,12 @@ async def seed_merchant(gw: Gateway, clock: Clock) -> tuple[str, str]:
 
 
 async def make_harness(
-    db_url: str, sink_url: str | None, *, rate_limits: RateLimitStore | None = None, **settings: Any
+    db_url: str,
+    sink_url: str | None,
+    *,
+    rate_limits: RateLimitStore | None = None,
+    sources: Sequence[ChainSource] = (),
+    **settings: Any,
 ) -> AsyncIterator[Harness]:
     clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
     options: dict[str, Any] = {
@@ -165,13 +171,15 @@ async def make_harness(
         clock=clock,
         run_workers=False,
         rate_limits=rate_limits,
+        sources=sources,
     )
     async with product.lifespan():
         gw: Gateway = product.app.state.gateway
         # The live world watches BTC and ETH as scanned chains whose scanners are not running
         # here (no node): live payments can be created on them, and nothing ever arrives.
         observed = ObservedChain(gw.sessions)
-        gw.watchers = {**gw.watchers, "live": {"BTC": observed, "ETH": observed}}
+        live = {"BTC": observed, "ETH": observed, **gw.watchers["live"]}
+        gw.watchers = {**gw.watchers, "live": live}
         business_id, test_key = await seed_merchant(gw, clock)
         secret = None
         operator = audit.Actor.cli(gw.queue, clock)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,6 +15,7 @@ from keel.coinpay.api import businesses as business_routes
 from keel.coinpay.api import coins as coin_routes
 from keel.coinpay.api import payments as payment_routes
 from keel.coinpay.api.schemas import CoinpayProblem
+from keel.coinpay.chains.base import ChainSource
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
 from keel.coinpay.web import checkout
@@ -41,6 +42,7 @@ def create_app(
     allocator: IndexAllocator | None = None,
     run_workers: bool | None = None,
     rate_limits: RateLimitStore | None = None,
+    sources: Sequence[ChainSource] = (),
 ) -> Product:
     """Build coinpay. Nothing touches the database until the lifespan is entered."""
     workers = settings.run_workers if run_workers is None else run_workers
@@ -54,6 +56,7 @@ def create_app(
             rate_provider=rate_provider,
             allocator=allocator,
             rate_limits=rate_limits,
+            sources=sources,
         )
         app.state.gateway = gw
         try:

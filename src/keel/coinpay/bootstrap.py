@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -13,7 +13,8 @@ import httpx
 from keel.coinpay import models, notify, payments, rates
 from keel.coinpay.addresses import IndexAllocator, SequenceAllocator, system_family_key
 from keel.coinpay.assets import DEFAULT_CONFIRMATIONS
-from keel.coinpay.chains.base import ChainWatcher
+from keel.coinpay.chains.base import ChainSource, ChainWatcher
+from keel.coinpay.chains.scanner import ObservedChain, Scanner
 from keel.coinpay.chains.simulated import SimulatedChain
 from keel.coinpay.custody import Custody
 from keel.coinpay.gateway import Gateway
@@ -78,7 +79,10 @@ async def open_gateway(
     allocator: IndexAllocator | None = None,
     rate_limits: RateLimitStore | None = None,
     migrate: bool = True,
+    sources: Sequence[ChainSource] = (),
 ) -> Gateway:
+    """Everything coinpay runs on. ``sources`` are the live chains' nodes: each is scanned
+    block by block and watched for live payments; a chain without one takes no live payment."""
     clock = clock or SystemClock()
     # Its reads are lookups by key and short indexed lists: inline on the loop (core.db).
     engine = db.create_engine(database_url(settings, data_dir), inline_reads=True)
@@ -106,6 +110,9 @@ async def open_gateway(
         sessions=sessions,
         clock=clock,
     )
+    scanners = {source.chain: Scanner(source, sessions, clock) for source in sources}
+    observed = ObservedChain(sessions)
+    live_watchers: dict[str, ChainWatcher] = dict.fromkeys(scanners, observed)
     lookups = Lookups(engine)
     return Gateway(
         settings=settings,
@@ -124,7 +131,8 @@ async def open_gateway(
         ),
         http=http,
         simulated_chain=simulated,
-        watchers={"test": test_watchers, "live": {}},
+        watchers={"test": test_watchers, "live": live_watchers},
+        scanners=scanners,
         settlements={"test": SimulatedSettlement(), "live": UnconfiguredSettlement()},
         closers=[http.aclose, rate_http.aclose, limiter.aclose, lookups.aclose, engine.dispose],
     )
@@ -148,6 +156,18 @@ def build_worker(gw: Gateway) -> Worker:
     async def sample_queue() -> None:
         await gw.queue.count_ready()
 
+    def scan(scanner: Scanner) -> Callable[[], Awaitable[None]]:
+        async def step() -> None:
+            await payments.after_scan(gw, await scanner.step())
+
+        return step
+
+    # One periodic task per chain: a chain's outage or slow node holds up no other chain.
+    scans = [
+        Periodic(f"scan:{chain}", timedelta(seconds=gw.settings.watch_interval_seconds), scan(s))
+        for chain, s in gw.scanners.items()
+    ]
+
     deliverer = notify.Deliverer(
         gw.sessions, gw.box, gw.clock, gw.http, timeout=gw.settings.webhook_timeout_seconds
     )
@@ -158,6 +178,7 @@ def build_worker(gw: Gateway) -> Worker:
             Periodic("expire", EXPIRY_SWEEP, expire),
             Periodic("watch", timedelta(seconds=gw.settings.watch_interval_seconds), watch),
             Periodic("queue-depth", timedelta(seconds=15), sample_queue),
+            *scans,
         ],
         lease=timedelta(seconds=gw.settings.job_lease_seconds),
         leases={notify.DELIVER_JOB: delivery_lease(gw.settings)},

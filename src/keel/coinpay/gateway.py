@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keel.coinpay.addresses import IndexAllocator
 from keel.coinpay.chains.base import ChainWatcher
+from keel.coinpay.chains.scanner import Scanner
 from keel.coinpay.chains.simulated import SimulatedChain
 from keel.coinpay.custody import Custody
 from keel.coinpay.rates import RateProvider
@@ -43,5 +44,7 @@ class Gateway:
     simulated_chain: SimulatedChain
     # Per mode ("test", "live"): who watches chains and who sweeps funds.
     watchers: Mapping[str, Mapping[str, ChainWatcher]] = field(default_factory=dict)
+    # Live chains read block by block, by chain ("ETH", "LTC"); each feeds watchers["live"].
+    scanners: Mapping[str, Scanner] = field(default_factory=dict)
     settlements: Mapping[str, Settlement] = field(default_factory=dict)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

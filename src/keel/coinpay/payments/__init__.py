@@ -9,12 +9,13 @@ from keel.coinpay.payments.model import Payment
 from keel.coinpay.payments.reading import events, get, get_public, list_payments, operator_list
 from keel.coinpay.payments.simulation import simulate
 from keel.coinpay.payments.store import FORWARD_JOB
-from keel.coinpay.payments.watching import expire_due, refresh, watch_active
+from keel.coinpay.payments.watching import after_scan, expire_due, refresh, watch_active
 
 __all__ = [
     "FORWARD_JOB",
     "NewPayment",
     "Payment",
+    "after_scan",
     "create",
     "events",
     "expire_due",
