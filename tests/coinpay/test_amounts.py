@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from keel.coinpay.api.schemas import CreatePaymentBody, SimulateBody
 from keel.coinpay.errors import InvalidAmount
-from keel.coinpay.money import MAX_DECIMAL_CHARS, MAX_MAGNITUDE, MIN_MAGNITUDE, parse_decimal
+from keel.coinpay.money import (
+    MAX_DECIMAL_CHARS,
+    MAX_FIAT,
+    MAX_MAGNITUDE,
+    MIN_MAGNITUDE,
+    parse_decimal,
+    parse_fiat,
+)
 from keel.core.jsonbody import JsonNumber, loads_request_json
 from tests.coinpay.conftest import Harness
 
@@ -253,6 +260,139 @@ async def test_a_small_crypto_amount_from_javascript_is_read_exactly(harness: Ha
     )
     # 1e-7 ETH is 10**11 wei: the two transfers add up to the wei, none lost to a float.
     assert f'"received":"{10**11 + 123456789012345678}"' in events.text
+
+
+# --- A JavaScript number's rounding noise --------------------------------------------------
+# CoinPay's SDK sends amounts as JavaScript numbers. Python's float is the same IEEE-754 double
+# and json.dumps writes it with repr, the shortest text that reads back as the same double, as
+# JavaScript's JSON.stringify does; so Python float arithmetic plays the shop's checkout here.
+
+
+def _fiat_from_json(raw: str, currency: str = "USD") -> Decimal:
+    """What the create route does with a raw JSON amount: read it at the edge, then judge it."""
+    body = loads_request_json(
+        f'{{"business_id": "b", "blockchain": "BTC", "currency": "{currency}", "amount": {raw}}}'
+    )
+    model = CreatePaymentBody.model_validate(body)
+    return parse_fiat(model.amount, model.currency)[0]
+
+
+@st.composite
+def js_totals(draw: st.DrawFn) -> tuple[str, Decimal]:
+    """A cart of up to 8 lines, each a price in whole cents times a small quantity, totalled
+    as a browser would (price literals are doubles, then multiply and add): the JSON text the
+    SDK sends and the exact total in Decimal."""
+    lines = draw(
+        st.lists(
+            st.tuples(st.integers(1, 10**9), st.integers(1, 12)),  # up to $10M x 12
+            min_size=1,
+            max_size=8,
+        )
+    )
+    total_float = 0.0
+    for cents, quantity in lines:
+        total_float += (cents / 100) * quantity  # cents / 100 is the literal's double
+    exact = sum((Decimal(cents) * quantity for cents, quantity in lines), Decimal(0)) / 100
+    return json.dumps(total_float), exact
+
+
+@given(js_totals())
+@example(("59.97000000000001", Decimal("59.97")))  # issue 10's report
+@example((json.dumps(0.1 + 0.2), Decimal("0.30")))
+@example((json.dumps(1.15 * 3), Decimal("3.45")))  # 3.4499999999999997: noise below the cent
+@example((json.dumps(27010302.05 * 9), Decimal("243092718.45")))  # 2e-8 off: more than 1e-9
+def test_a_javascript_total_of_whole_cents_is_read_as_the_exact_total(
+    total: tuple[str, Decimal],
+) -> None:
+    raw, exact = total
+    if exact > MAX_FIAT:
+        return
+    amount = _fiat_from_json(raw)
+    assert amount == exact
+    assert amount.as_tuple().exponent == -2  # cents, as the currency has them
+
+
+@given(
+    st.integers(1, 10**12).filter(lambda mills: mills % 10),  # up to $1e9, never a whole cent
+    st.sampled_from(["decimal", "double", "double_times_3"]),
+)
+@example(10005, "decimal")  # 10.005 USD
+@example(3335, "double_times_3")  # 3.335 * 3 is 10.004999999999999: noise on a real third decimal
+def test_a_genuine_third_decimal_is_always_refused(mills: int, spelling: str) -> None:
+    if spelling == "decimal":
+        raw = str(Decimal(mills).scaleb(-3))
+    elif spelling == "double":
+        raw = json.dumps(mills / 1000)
+    else:
+        raw = json.dumps(mills / 1000 * 3)
+    if Decimal(raw) > MAX_FIAT:
+        return
+    with pytest.raises(InvalidAmount, match="more than 2 decimal places for USD"):
+        _fiat_from_json(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "currency", "expected"),
+    [
+        ("3.4499999999999997", "USD", "3.45"),
+        ("2178.0000000000005", "JPY", "2178"),  # 1980 * 1.1, tax included, in yen
+        ("2178.0000000000005", "jpy", "2178"),
+        ("10.0000000001", "EUR", "10.00"),  # within 1e-9 of a cent
+        ("999999999.9899999", "USD", "999999999.99"),  # 1e-7 off: a double's spacing there
+    ],
+)
+def test_a_double_a_hair_from_a_minor_unit_is_that_unit(
+    raw: str, currency: str, expected: str
+) -> None:
+    assert _fiat_from_json(raw, currency).as_tuple() == Decimal(expected).as_tuple()
+
+
+@pytest.mark.parametrize(
+    ("raw", "currency"),
+    [
+        ('"59.97000000000001"', "USD"),  # a string says exactly what it means
+        ("100.000000000000000001", "USD"),  # 21 digits: no double is written so
+        ("10.000000002", "USD"),  # 2e-9 from a cent, at an amount where doubles are finer
+        ("0.30000000000000004", "JPY"),  # nowhere near a yen
+        ("2178.5", "JPY"),
+        ("5.551115123125783e-17", "USD"),  # 0.1 + 0.2 - 0.3: noise around nothing is not 0.01
+    ],
+)
+def test_what_is_not_a_doubles_noise_is_judged_as_written(raw: str, currency: str) -> None:
+    with pytest.raises(InvalidAmount):
+        _fiat_from_json(raw, currency)
+
+
+def test_a_crypto_amount_keeps_a_doubles_noise() -> None:
+    # 0.1 + 0.2 ETH is 300000000000000040 wei, a whole number of wei: nothing tells noise from
+    # intent at 18 decimals, so crypto amounts are read exactly as sent, noise and all.
+    body = loads_request_json(f'{{"amount_crypto": {json.dumps(0.1 + 0.2)}}}')
+    assert SimulateBody.model_validate(body).amount_crypto == Decimal("0.30000000000000004")
+
+
+async def test_a_javascript_total_creates_a_payment_for_the_cents_it_meant(
+    harness: Harness,
+) -> None:
+    reply = await _create(harness, "59.97000000000001")
+    assert reply.status_code == 201, reply.text
+    payment = json.loads(reply.content, parse_float=Decimal)["payment"]
+    assert payment["amount"] == Decimal("59.97")
+    assert payment["currency"] == "USD"
+    fetched = await harness.client.get(f"/api/payments/{payment['id']}", headers=harness.auth())
+    stored = json.loads(fetched.content, parse_float=Decimal)["payment"]
+    assert stored["amount"] == Decimal("59.97")
+
+
+@pytest.mark.parametrize("raw", ["10.005", '"10.005"', '"59.97000000000001"'])
+async def test_a_genuine_third_decimal_is_a_400_that_says_so(harness: Harness, raw: str) -> None:
+    before = await _count(harness)
+    reply = await _create(harness, raw)
+    assert reply.status_code == 400, reply.text
+    assert reply.headers["content-type"] == "application/problem+json"
+    problem = reply.json()
+    assert problem["code"] == "invalid_amount"
+    assert problem["detail"] == "amount has more than 2 decimal places for USD"
+    assert await _count(harness) == before
 
 
 # --- Unknown fields --------------------------------------------------------------------------

@@ -21,12 +21,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from keel.core import netguard
 from keel.core.errors import Forbidden
 from keel.core.netguard import (
     BlockedDestination,
     GuardedNetworkBackend,
     UnresolvableHost,
-    _GuardedTransport,
     guarded_client,
     is_public_ip,
     non_public_reason,
@@ -34,6 +34,7 @@ from keel.core.netguard import (
     resolve_public,
     vet_url,
 )
+from keel.core.netguard.client import _GuardedTransport
 
 IP = ipaddress.ip_address
 
@@ -629,6 +630,57 @@ def test_non_public_reason_names_the_range_and_the_address() -> None:
     assert non_public_reason(IP("fe80::1")) == "link-local fe80::1"
     assert non_public_reason(IP("::")) == "unspecified ::"
     assert non_public_reason(IP("8.8.8.8")) is None
+    assert non_public_reason(IP("64:ff9b:1::a00:1")) == "local-use NAT64 64:ff9b:1::a00:1"
+    teredo = IP("2001:0:4136:e378:8000:63bf:f5ff:fffe")
+    assert non_public_reason(teredo) == f"Teredo {teredo}"
+    for embedding in ("2002:a00:1::1", "64:ff9b::a00:1"):
+        assert non_public_reason(IP(embedding)) == f"private 10.0.0.1 (embedded in {embedding})"
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.1", True),  # as a browser (and the C library) reads it
+        ("::1", True),
+        ("[::1]", True),
+        ("::ffff:127.0.0.1", True),
+        ("localhost", True),
+        ("LOCALHOST.", True),
+        ("dht.localhost", True),
+        ("0.0.0.0", False),
+        ("10.0.0.1", False),
+        ("::", False),
+        ("example.com", False),
+        ("1.2.3.4.5", False),  # no client can use it
+        ("", False),
+    ],
+)
+def test_is_loopback_reads_a_host_as_the_policy_does(host: str, loopback: bool) -> None:
+    assert netguard.is_loopback(host) is loopback
+
+
+async def test_resolve_looks_names_up_for_the_socket_type_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[Any] = []
+    fake = _fake_getaddrinfo({"lab.test": ["10.0.0.5"], "ok.test": ["8.8.8.8"]})
+
+    def recording(host: str, port: int, family: int = 0, type: int = 0, *rest: Any) -> Any:
+        seen.append(type)
+        return fake(host, port)
+
+    monkeypatch.setattr(socket, "getaddrinfo", recording)
+    udp = socket.SOCK_DGRAM
+    assert await netguard.resolve("ok.test", 6881, socket_type=udp) == ["8.8.8.8"]
+    with pytest.raises(BlockedDestination, match=r"private 10\.0\.0\.5"):
+        await netguard.resolve("lab.test", 6881, socket_type=udp)
+    # A lab DHT: private answers pass, still parsed and looked up by the same code.
+    assert await netguard.resolve("lab.test", 6881, allow_private=True, socket_type=udp) == [
+        "10.0.0.5"
+    ]
+    assert await netguard.resolve("ok.test", 80) == ["8.8.8.8"]
+    assert seen == [udp, udp, udp, socket.SOCK_STREAM]
 
 
 # --------------------------------------------------------------------------- client equivalence

@@ -35,11 +35,18 @@ async def open_database(url: str) -> AsyncEngine:
 
 
 def search_engine(
-    engine: AsyncEngine, *, timeout_seconds: float = 5.0, count_cap: int = 10_000
+    engine: AsyncEngine,
+    *,
+    timeout_seconds: float = 5.0,
+    count_cap: int = 10_000,
+    clock: Clock | None = None,
 ) -> SearchEngine:
-    """FTS5 on SQLite, tsvector + GIN on PostgreSQL; same answers from both."""
+    """FTS5 on SQLite, tsvector + GIN on PostgreSQL; same answers from both. ``clock`` rolls
+    PostgreSQL's date tiers (system time by default)."""
     if db.is_postgres(engine):
-        return TsvectorSearch(engine, timeout_seconds=timeout_seconds, count_cap=count_cap)
+        return TsvectorSearch(
+            engine, timeout_seconds=timeout_seconds, count_cap=count_cap, clock=clock
+        )
     return Fts5Search(engine, timeout_seconds=timeout_seconds, count_cap=count_cap)
 
 
@@ -79,6 +86,7 @@ async def open_indexer(
 ) -> Indexer:
     engine = await open_database(database_url(settings.database_url, data_dir))
     keywords = load_banned_keywords(settings.banned_keywords_file)
+    clock = clock or SystemClock()
     return Indexer(
         settings=settings,
         engine=engine,
@@ -86,8 +94,9 @@ async def open_indexer(
             engine,
             timeout_seconds=settings.search_timeout_seconds,
             count_cap=settings.count_cap,
+            clock=clock,
         ),
-        clock=clock or SystemClock(),
+        clock=clock,
         is_banned=lambda name: classify.is_banned(name, keywords),
         cursors=Cursors(cursor_key(settings, data_dir)),
         metadata=metadata,

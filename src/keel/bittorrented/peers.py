@@ -7,7 +7,6 @@ DHT socket until someone asks for one (and tests that never submit a magnet open
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 
 from keel.bittorrented.dht.fetcher import MetadataFetcher
 from keel.bittorrented.dht.session import (
@@ -20,6 +19,7 @@ from keel.bittorrented.dht.session import (
 from keel.bittorrented.errors import SwarmUnavailable
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.bittorrented.torrents import Magnet, Metainfo
+from keel.core import netguard
 from keel.core.logging import get_logger
 
 log = get_logger("keel.bittorrented.peers")
@@ -36,7 +36,7 @@ def parse_endpoint(text: str) -> Endpoint:
 def session_settings(settings: BittorrentedSettings) -> SessionSettings:
     """The session our settings describe. A loopback listener can only meet loopback peers,
     where every node is 127.0.0.1, so it takes the loopback profile (no per-IP limits)."""
-    if _is_loopback(settings.dht_listen_host):
+    if netguard.is_loopback(settings.dht_listen_host):
         return SessionSettings.loopback(settings.dht_port)
     return SessionSettings(
         listen_host=settings.dht_listen_host,
@@ -52,13 +52,6 @@ def swarm_for(settings: BittorrentedSettings) -> Swarm:
         max_files=settings.max_files,
         nodes=tuple(parse_endpoint(n) for n in settings.dht_nodes),
     )
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 class Swarm:

@@ -1,4 +1,5 @@
-"""bittorrented's background work: the scheduled swarm refresh and, when enabled, the crawl.
+"""bittorrented's background work: the scheduled swarm refresh, on PostgreSQL the date tiers'
+indexes made ahead of the new year, and, when enabled, the crawl.
 
 `keel serve` runs them beside the API; `keel bittorrented worker` runs them alone, so API
 processes and workers scale apart on PostgreSQL.
@@ -13,7 +14,9 @@ from contextlib import asynccontextmanager
 from keel.bittorrented import crawling
 from keel.bittorrented.indexer import Indexer
 from keel.bittorrented.peers import Swarm
+from keel.bittorrented.search import tier_indexes
 from keel.bittorrented.swarm.refresh import SwarmRefresher
+from keel.core import db
 
 
 @asynccontextmanager
@@ -28,6 +31,12 @@ async def running(index: Indexer, swarm: Swarm) -> AsyncIterator[None]:
             refresher.run_forever(stop, settings.swarm_interval_seconds), name="swarm-refresh"
         )
     ]
+    if db.is_postgres(index.engine):
+        tasks.append(
+            asyncio.create_task(
+                tier_indexes.keep_rolling(index.engine, index.clock, stop), name="date-tiers"
+            )
+        )
     if settings.crawl:
         tasks.append(asyncio.create_task(crawling.crawl_until(index, swarm, stop), name="crawler"))
     try:

@@ -34,6 +34,22 @@ MAX_DECIMAL_CHARS: Final = 64
 MIN_MAGNITUDE: Final = Decimal("1e-90")
 MAX_MAGNITUDE: Final = Decimal("1e60")
 
+# A JavaScript number is an IEEE-754 double, so a shop's `1.15 * 3` reaches us as the JSON
+# number 3.4499999999999997 and `0.1 + 0.2` as 0.30000000000000004. Such noise is tiny beside
+# a cent: a few units in the double's last place (2**-52 of the value), in practice under 4e-16
+# of it (measured over sums of prices). We read a fiat amount sent as a JSON number as the
+# whole minor unit it lies within DOUBLE_NOISE_ABS of (1e-9, the figure clients are told), or
+# within DOUBLE_NOISE_REL of the amount (2**-44, room for hundreds of roundings), whichever is
+# larger: the relative band is the wider from about 17,600, and from 2**23 (8.4 million) a
+# double's spacing passes 1e-9, so 1e-9 alone would refuse honest totals (about one in four
+# between 10 million and a billion). At MAX_FIAT the band is 5.7e-5, so a genuine third
+# decimal (0.001 away) is always refused. Why only fiat, only numbers: ADR 0011's addendum.
+DOUBLE_NOISE_ABS: Final = Decimal("1e-9")
+DOUBLE_NOISE_REL: Final = _CTX.power(2, -44)
+# No double's shortest decimal form (JavaScript's Number#toString, Python's repr) has more
+# significant digits: a number with more was written by decimal arithmetic and means its digits.
+MAX_DOUBLE_DIGITS: Final = 17
+
 
 def parse_decimal(value: object) -> Decimal:
     """The exact value of an amount as a client sent it: a decimal string (at most
@@ -74,6 +90,31 @@ def parse_fiat(amount: Decimal, currency: str) -> tuple[Decimal, str]:
     if amount != amount.quantize(quantum, context=_CTX):
         raise InvalidAmount(f"amount has more than {places} decimal places for {code}")
     return amount.quantize(quantum, context=_CTX), code
+
+
+def fiat_from_double(amount: Decimal, currency: str) -> Decimal:
+    """A fiat amount sent as a JSON number, with a double's rounding noise taken off: the
+    whole minor unit of ``currency`` it lies within :data:`DOUBLE_NOISE_ABS` (or, for large
+    amounts, :data:`DOUBLE_NOISE_REL` of itself) of, e.g. ``59.97000000000001`` USD -> 59.97.
+    Any other amount, or an unknown currency, comes back unchanged for :func:`parse_fiat` to
+    judge (``10.005`` USD stays a refusal: it is 0.005 from a cent, not noise).
+
+    Only for numbers: a decimal string is written by decimal arithmetic and means its digits,
+    as does a number with more than :data:`MAX_DOUBLE_DIGITS` significant digits. Crypto
+    amounts never come here (see ``keel.coinpay.api.schemas``).
+    """
+    places = FIAT_EXPONENTS.get(currency.upper())
+    if places is None or not amount.is_finite():
+        return amount
+    if not MIN_MAGNITUDE <= amount.copy_abs() <= MAX_FIAT:
+        return amount
+    if len(amount.normalize(_CTX).as_tuple().digits) > MAX_DOUBLE_DIGITS:
+        return amount
+    unit = amount.quantize(Decimal(1).scaleb(-places), context=_CTX)
+    band = max(DOUBLE_NOISE_ABS, _CTX.multiply(amount.copy_abs(), DOUBLE_NOISE_REL))
+    if unit == 0 or _CTX.subtract(amount, unit).copy_abs() > band:
+        return amount
+    return unit
 
 
 def parse_currency(currency: str) -> str:

@@ -3,8 +3,9 @@
 * A walk of a sort index never reads the table: each sort index INCLUDEs ``tsv`` and every
   filter column (migration 0005); a filter added to ``sql.add_filters`` without its column in
   the index fails here.
-* Each tier's count is answered by that tier's partial GIN (migration 0006): the predicate
-  ``sql.tier_predicate`` writes proves the index's, and the migration's bounds are ranking's.
+* Each tier's count is answered by that tier's partial GIN (migrations 0006 and 0008): the
+  predicate ``sql.tier_predicate`` writes proves the index's, and the migration's bounds are
+  ranking's (the date tiers' as of 2026; test_rolling_tiers follows them past 2030).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keel.bittorrented.query import parse
-from keel.bittorrented.search import ranking, sql, tsvector
+from keel.bittorrented.search import ranking, sql, tier_indexes, tsvector
 from keel.bittorrented.search.base import Filters, Kind, SearchRequest, Sort
 from keel.core import db
+from tests.bittorrented.conftest import NOW
 
 EVERY_FILTER = Filters(
     content_types=("movie", "tv_show"),
@@ -57,7 +59,7 @@ def test_the_migration_cuts_the_tiers_ranking_walks() -> None:
     assert set(migration.BOUNDS) == set(get_args(Sort))
     for sort, (column, bounds) in migration.BOUNDS.items():
         assert column == ranking.SORT_COLUMNS[sort]
-        assert bounds == ranking.TIER_BOUNDS[sort]
+        assert bounds == ranking.tier_bounds(sort, NOW)
 
 
 @pytest.mark.parametrize("sort", get_args(Sort))
@@ -67,7 +69,7 @@ async def test_each_tier_is_counted_on_its_own_gin(bt_engine: AsyncEngine, sort:
     where = sql.Where()
     where.add("s.tsv @@ CAST(:tsq AS tsquery)", tsq=tsvector.tsquery(parse("the 1080p")))
     async with bt_engine.connect() as conn:
-        for tier in ranking.tiers(sort, "asc"):
+        for tier in ranking.tiers(sort, "asc", now=NOW):
             statement, params = sql.count_sql(
                 where.including(sql.tier_predicate(sort, tier)), tsvector.SPARSE
             )
@@ -81,7 +83,7 @@ async def test_each_tier_is_counted_on_its_own_gin(bt_engine: AsyncEngine, sort:
                 explained = text(f"EXPLAIN (FORMAT JSON) {statement}")
                 plan = (await conn.execute(explained, params)).scalar_one()[0]
                 await transaction.rollback()
-            assert _indexes_used(plan) == {f"ix_torrent_search_tsv_{sort}_{tier.index:02d}"}
+            assert _indexes_used(plan) == {tier_indexes.index_name(sort, tier)}
 
 
 @pytest.mark.parametrize("sort", get_args(Sort))

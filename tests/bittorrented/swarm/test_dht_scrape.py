@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keel.bittorrented import bencode
-from keel.bittorrented.swarm import destination
 from keel.bittorrented.swarm.base import SwarmCounts
 from keel.bittorrented.swarm.dht_scrape import DhtScraper, ScrapeFilter, parse_endpoint
+from keel.core import netguard
 from tests.bittorrented.swarm.conftest import Swarm, synthetic_hash
 from tests.bittorrented.swarm.fakes import scrape_count, udp_server
 
@@ -258,10 +258,10 @@ async def test_loopback_nodes_are_refused_unless_private_addresses_are_allowed()
 async def test_a_node_cannot_point_the_lookup_at_a_private_address(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def pretend_public(host: str, port: int, *, allow_private: bool) -> list[str]:
+    async def pretend_public(host: str, port: int, **_: object) -> list[str]:
         return [host]  # the configured start passes as if it were public
 
-    monkeypatch.setattr(destination, "resolve", pretend_public)
+    monkeypatch.setattr(netguard, "resolve", pretend_public)
     async with udp_server(krpc_node(lambda q: {b"token": b"t"})) as inner:
         pointer = compact_node(A, inner.port)  # 127.0.0.1: private
         async with udp_server(krpc_node(lambda q: {b"nodes": pointer})) as start:

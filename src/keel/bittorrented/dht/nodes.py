@@ -15,22 +15,25 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from keel.bittorrented.dht.session import Endpoint
+from keel.core import netguard
 
 __all__ = ["NodePool", "is_public"]
 
 
 def is_public(endpoint: Endpoint) -> bool:
-    """True for a global unicast IP and a non-zero port: an address worth querying on the DHT.
+    """True for a public IP (by ``keel.core.netguard``, the one policy) and a non-zero port: an
+    address worth querying on the DHT.
 
     Replies are untrusted: a ``nodes`` field full of private addresses would otherwise turn the
-    crawler into a scanner of its own network.
+    crawler into a scanner of its own network, and so would an IPv6 form that embeds one
+    (``2002:a00:1::1``, 6to4 of 10.0.0.1, which ``ipaddress``'s ``is_global`` accepts).
     """
     host, port = endpoint
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return False
-    return 0 < port < 65536 and address.is_global and not address.is_multicast
+    return 0 < port < 65536 and netguard.is_public_ip(address)
 
 
 @dataclass(slots=True)

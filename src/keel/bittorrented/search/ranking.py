@@ -47,17 +47,40 @@ def _new_year(year: int) -> int:
 
 
 # Each sort's keys cut into ranges ("tiers"), each with a partial GIN of its own on PostgreSQL
-# (migration 0006 holds the same bounds). A common word's page is then built tier by tier in
-# sort order: a tier with few matches is read off its GIN and sorted, a tier with many is walked,
-# so neither a long walk past non-matching rows nor a sort of millions happens (ADR 0005).
+# (search.tier_indexes names them). A common word's page is then built tier by tier in sort
+# order: a tier with few matches is read off its GIN and sorted, a tier with many is walked, so
+# neither a long walk past non-matching rows nor a sort of millions happens (ADR 0005). These
+# bounds are fixed (migration 0006 made their indexes); the date tiers' roll with the clock.
 TIER_BOUNDS: dict[Sort, tuple[int, ...]] = {
     "relevance": tuple(
         tokens * _TOKEN_SHIFT for tokens in (5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 18, 22)
     ),
     "seeders": (1, 2, 4, 8, 16, 64, 256, 1024),
     "size": (100 * _MB, 700 * _MB, 2 * _GB, 5 * _GB, 15 * _GB),
-    "date": tuple(_new_year(y) for y in (2016, 2018, 2020, 2022, 2023, 2024, 2025, 2026, 2027)),
 }
+
+# The date tiers: two years each up to 2022, where names are few, then one per calendar year up
+# to the current one, and above it one for names dated ahead of the clock. On 1 January the top
+# tier's year becomes a tier of its own and a new top begins, so no tier ever spans more than a
+# year of names however long Keel runs, and no schema change is due (ADR 0013): the indexes of
+# next year's tiers are made ahead by search.tier_indexes while their range is still empty.
+DATE_TIER_YEARS = (2016, 2018, 2020)
+YEARLY_DATE_TIERS_FROM = 2022
+# Migration 0006 made the tiers of 2026; the tiers of an earlier clock are those.
+FIRST_ROLLING_YEAR = 2026
+
+
+def date_tier_years(year: int) -> tuple[int, ...]:
+    """The years whose 1 January (UTC) bounds a date tier while the clock is in ``year``."""
+    last = max(year, FIRST_ROLLING_YEAR) + 1
+    return (*DATE_TIER_YEARS, *range(YEARLY_DATE_TIERS_FROM, last + 1))
+
+
+def tier_bounds(sort: Sort, now: datetime) -> tuple[int, ...]:
+    """Where ``sort``'s tiers meet, ascending, at time ``now`` (only the date tiers move)."""
+    if sort == "date":
+        return tuple(_new_year(year) for year in date_tier_years(now.year))
+    return TIER_BOUNDS[sort]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +95,10 @@ class Tier:
         return (self.low is None or key >= self.low) and (self.high is None or key < self.high)
 
 
-def tiers(sort: Sort, order: Order, after: int | None = None) -> list[Tier]:
-    """The sort's tiers in walk order, from the one holding ``after`` (a keyset cursor's key)."""
-    edges = [None, *TIER_BOUNDS[sort], None]
+def tiers(sort: Sort, order: Order, after: int | None = None, *, now: datetime) -> list[Tier]:
+    """The sort's tiers at time ``now`` in walk order, from the one holding ``after`` (a keyset
+    cursor's key). Any cut gives the same hits, so a cursor outlives a change of tiers."""
+    edges = [None, *tier_bounds(sort, now), None]
     ordered = [Tier(i, edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
     if descending(sort, order):
         ordered.reverse()

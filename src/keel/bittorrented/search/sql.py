@@ -53,7 +53,8 @@ class Where:
 def tier_predicate(sort: Sort, tier: Tier) -> str:
     """The tier's key range, with its bounds written in (not bound): the planner can use a
     partial index only where it proves the query implies the index's predicate, and a bound
-    parameter proves nothing in a generic plan. Migration 0006 writes the same text."""
+    parameter proves nothing in a generic plan. The index's predicate is the same range
+    (``tier_indexes.index_predicate``)."""
     column = f"s.{SORT_COLUMNS[sort]}"
     parts = []
     if tier.low is not None:

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from keel.bittorrented.query import Clause, Phrase, Query
 from keel.bittorrented.search import ranking, sql
 from keel.bittorrented.search.base import SearchHit, SearchPage, SearchRequest
+from keel.core.clock import Clock, SystemClock
 
 
 def phrase_expr(phrase: Phrase) -> str:
@@ -95,8 +96,10 @@ class TsvectorSearch(sql.SqlSearch):
         sparse: int = SPARSE,
         walk_budget: int = WALK_BUDGET,
         uncounted: int = UNCOUNTED,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(engine, timeout_seconds=timeout_seconds, count_cap=count_cap)
+        self._clock = clock or SystemClock()  # the date tiers roll with it
         self._sparse = sparse
         self._walk_budget = walk_budget
         self._uncounted = uncounted
@@ -150,7 +153,8 @@ class TsvectorSearch(sql.SqlSearch):
         there, and a sparse one costs the walk (~1 ms) before its own GIN is asked."""
         keys: list[tuple[int, int]] = []
         after = request.after[0] if request.after is not None else None
-        for tier in ranking.tiers(request.sort, request.order, after):
+        now = self._clock.now()
+        for tier in ranking.tiers(request.sort, request.order, after, now=now):
             predicate = sql.tier_predicate(request.sort, tier)
             bounds = sql.Where([predicate])
             rest = dataclasses.replace(request, limit=request.limit - len(keys))

@@ -27,9 +27,10 @@ from typing import TypeAlias, TypeGuard, cast
 
 from keel.bittorrented import bencode
 from keel.bittorrented.errors import MalformedTorrent
-from keel.bittorrented.swarm import destination, metrics
+from keel.bittorrented.swarm import metrics
 from keel.bittorrented.swarm.base import Outcome, SwarmCounts, plausible
 from keel.bittorrented.torrents import INFO_HASH_BYTES
+from keel.core import netguard
 
 __all__ = ["FILTER_BYTES", "DhtScraper", "ScrapeFilter", "parse_endpoint"]
 
@@ -260,11 +261,13 @@ class DhtScraper:
         for host, port in self.endpoints:
             began = time.monotonic()
             try:
-                addresses = await destination.resolve(host, port, allow_private=self.allow_private)
-            except destination.UnresolvableHost:
+                addresses = await netguard.resolve(
+                    host, port, allow_private=self.allow_private, socket_type=socket.SOCK_DGRAM
+                )
+            except netguard.UnresolvableHost:
                 metrics.record(self.transport, Outcome.UNREACHABLE, time.monotonic() - began)
                 continue
-            except destination.BlockedDestination:
+            except netguard.BlockedDestination:
                 metrics.record(self.transport, Outcome.REFUSED, time.monotonic() - began)
                 continue
             # The socket is IPv4: BEP 5's compact node format is too, IPv6 needs BEP 32.
@@ -341,7 +344,7 @@ class DhtScraper:
             if (
                 port
                 and endpoint not in lookup.nodes
-                and destination.allowed_ip(ip, allow_private=self.allow_private)
+                and (self.allow_private or netguard.is_public_ip(ip))
             ):
                 lookup.nodes[endpoint] = node_id
 

@@ -14,12 +14,14 @@ import secrets
 import struct
 import time
 from collections.abc import Callable, Sequence
+from socket import SOCK_DGRAM
 from typing import cast
 from urllib.parse import urlsplit
 
-from keel.bittorrented.swarm import destination, metrics
+from keel.bittorrented.swarm import metrics
 from keel.bittorrented.swarm.base import Outcome, SwarmCounts, plausible
 from keel.bittorrented.torrents import INFO_HASH_BYTES
+from keel.core import netguard
 
 __all__ = ["MAX_HASHES_PER_PACKET", "UdpTracker", "parse_udp_url"]
 
@@ -119,13 +121,14 @@ class UdpTracker:
             return {}
         started = time.monotonic()
         try:
-            addresses = await destination.resolve(
-                self.host, self.port, allow_private=self.allow_private
+            # A magnet's tracker URL: vetted after DNS, then the socket goes to that address.
+            addresses = await netguard.resolve(
+                self.host, self.port, allow_private=self.allow_private, socket_type=SOCK_DGRAM
             )
-        except destination.UnresolvableHost:
+        except netguard.UnresolvableHost:
             metrics.record(self.transport, Outcome.UNREACHABLE, time.monotonic() - started)
             return {}
-        except destination.BlockedDestination:
+        except netguard.BlockedDestination:
             metrics.record(self.transport, Outcome.REFUSED, time.monotonic() - started)
             return {}
         loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
 
@@ -112,7 +113,10 @@ class CreatePaymentBody(BaseModel):
     business_id: str = Field(min_length=1, max_length=64)
     amount: ExactDecimal = Field(
         description='Fiat amount, e.g. 19.99 or "19.99": above 0, at most 1000000000, with no '
-        "more decimals than the currency has (0 for JPY, else 2); else 400 invalid_amount"
+        "more decimals than the currency has (0 for JPY, else 2); else 400 invalid_amount. "
+        "A JSON number within 1e-9 of a whole minor unit (above about 17,600: within 2^-44 "
+        "of itself), a JavaScript float's rounding such as 59.97000000000001, is read as that "
+        "unit; a string is read exactly as written"
     )
     currency: FiatCode = Field(default="USD")
     blockchain: CoinSymbol = Field(description="e.g. BTC, ETH, USDC_SOL")
@@ -125,6 +129,24 @@ class CreatePaymentBody(BaseModel):
         description="Sent by CoinPayPortal clients; ignored: funds go to the business's "
         "configured wallet for the coin.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_double_noise(cls, data: Any) -> Any:
+        # CoinPay's SDK sends the amount as a JavaScript number, so `1.15 * 3` arrives as
+        # 3.4499999999999997: a fiat amount sent as a number is read as the cent it is a double's
+        # rounding away from (money.fiat_from_double). Not a string: whoever sends "59.97000…"
+        # chose decimal text, and the string is the way to say exactly what is meant. Not the
+        # crypto amounts either (SimulateBody): at 18 decimals a double's noise is itself a
+        # whole number of wei (0.1 + 0.2 ETH is 300000000000000040 wei), so nothing tells it
+        # from intent, and an amount compared with what a chain saw is better refused than
+        # silently rounded.
+        if isinstance(data, dict) and isinstance(amount := data.get("amount"), JsonNumber):
+            currency = data.get("currency", "USD")
+            if isinstance(currency, str):
+                exact = Decimal(amount.text)  # the JSON parser has checked its grammar
+                return {**data, "amount": money.fiat_from_double(exact, currency)}
+        return data
 
     @field_validator("metadata")
     @classmethod
