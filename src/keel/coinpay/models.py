@@ -49,6 +49,8 @@ businesses = Table(
     Column("id", String(36), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # The commission plan (keel.coinpay.commission.PLANS).
+    Column("plan", String(8), nullable=False, server_default="free"),
 )
 
 # Test and live are separate worlds (ADR 0009): every configuration row belongs to one mode.
@@ -136,6 +138,9 @@ payments = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("confirmed_at", UTCDateTime, nullable=True),
     Column("forwarded_at", UTCDateTime, nullable=True),
+    # The split, written when forwarding starts and before anything is sent (commission.split).
+    Column("commission_bps", Integer, nullable=True),
+    Column("commission_amount", BigUInt, nullable=True),
     Index("ix_coinpay_payments_business_created", "business_id", "mode", "created_at"),
     Index("ix_coinpay_payments_status_expires", "status", "expires_at"),
 )

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from prometheus_client import Counter
+from sqlalchemy import select
 
-from keel.coinpay import lifecycle
+from keel.coinpay import commission, lifecycle, models
 from keel.coinpay.assets import get_coin
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.lifecycle import Status
@@ -29,8 +30,21 @@ async def forward(gw: Gateway, job: Job) -> None:
     async with gw.sessions() as session, session.begin():
         payment = await load(session, payment_id, lock=True)
         if payment.status == Status.CONFIRMED.value:
+            # The split is written down before anything is sent, once, on what arrived.
+            plan = await session.scalar(
+                select(models.businesses.c.plan).where(
+                    models.businesses.c.id == payment.business_id
+                )
+            )
+            share = commission.split(payment.received_amount, plan or commission.DEFAULT_PLAN)
             payment = await save(
-                gw, session, payment, lifecycle.start_forwarding(payment.state()), "settlement"
+                gw,
+                session,
+                payment,
+                lifecycle.start_forwarding(payment.state()),
+                "settlement",
+                commission_bps=share.rate_bps,
+                commission_amount=share.commission,
             )
     if payment.status != Status.FORWARDING.value:
         return

@@ -50,6 +50,8 @@ class Payment:
     updated_at: datetime
     confirmed_at: datetime | None
     forwarded_at: datetime | None
+    commission_bps: int | None
+    commission_amount: int | None
 
     @classmethod
     def from_row(cls, row: Any) -> Payment:
