@@ -15,11 +15,10 @@ from keel.coinpay.addresses import IndexAllocator, SequenceAllocator, system_fam
 from keel.coinpay.assets import DEFAULT_CONFIRMATIONS
 from keel.coinpay.chains.base import ChainSource, ChainWatcher
 from keel.coinpay.chains.scanner import ObservedChain, Scanner
-from keel.coinpay.chains.simulated import SimulatedChain
+from keel.coinpay.chains.simulated import SimulatedChain, SimulatedSender
 from keel.coinpay.custody import Custody
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
-from keel.coinpay.settlement import SimulatedSettlement, UnconfiguredSettlement
 from keel.coinpay.wallets import Family
 from keel.core import db, migrations, netguard
 from keel.core.clock import Clock, SystemClock
@@ -133,7 +132,7 @@ async def open_gateway(
         simulated_chain=simulated,
         watchers={"test": test_watchers, "live": live_watchers},
         scanners=scanners,
-        settlements={"test": SimulatedSettlement(), "live": UnconfiguredSettlement()},
+        senders={"test": {c: SimulatedSender(c) for c in DEFAULT_CONFIRMATIONS}, "live": {}},
         closers=[http.aclose, rate_http.aclose, limiter.aclose, lookups.aclose, engine.dispose],
     )
 
@@ -162,6 +161,21 @@ def build_worker(gw: Gateway) -> Worker:
 
         return step
 
+    def sweep(mode: str, chains: Sequence[str]) -> Callable[[], Awaitable[None]]:
+        async def rounds() -> None:
+            for chain in chains:
+                sweeps = payments.sweeper(gw, mode, chain)
+                if sweeps is not None:
+                    await sweeps.round()
+
+        return rounds
+
+    sweep_every = timedelta(seconds=gw.settings.watch_interval_seconds)
+    sweeps = [
+        # One task per live chain, as for scans; the simulated chains share one.
+        *(Periodic(f"sweep:{c}", sweep_every, sweep("live", [c])) for c in gw.senders["live"]),
+        Periodic("sweep:test", sweep_every, sweep("test", list(gw.senders["test"]))),
+    ]
     # One periodic task per chain: a chain's outage or slow node holds up no other chain.
     scans = [
         Periodic(f"scan:{chain}", timedelta(seconds=gw.settings.watch_interval_seconds), scan(s))
@@ -179,6 +193,7 @@ def build_worker(gw: Gateway) -> Worker:
             Periodic("watch", timedelta(seconds=gw.settings.watch_interval_seconds), watch),
             Periodic("queue-depth", timedelta(seconds=15), sample_queue),
             *scans,
+            *sweeps,
         ],
         lease=timedelta(seconds=gw.settings.job_lease_seconds),
         leases={notify.DELIVER_JOB: delivery_lease(gw.settings)},

@@ -9,13 +9,12 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keel.coinpay.addresses import IndexAllocator
-from keel.coinpay.chains.base import ChainWatcher
+from keel.coinpay.chains.base import ChainSender, ChainWatcher
 from keel.coinpay.chains.scanner import Scanner
 from keel.coinpay.chains.simulated import SimulatedChain
 from keel.coinpay.custody import Custody
 from keel.coinpay.rates import RateProvider
 from keel.coinpay.settings import CoinpaySettings
-from keel.coinpay.settlement import Settlement
 from keel.core.clock import Clock
 from keel.core.crypto import SecretBox
 from keel.core.jobs import JobQueue
@@ -46,5 +45,6 @@ class Gateway:
     watchers: Mapping[str, Mapping[str, ChainWatcher]] = field(default_factory=dict)
     # Live chains read block by block, by chain ("ETH", "LTC"); each feeds watchers["live"].
     scanners: Mapping[str, Scanner] = field(default_factory=dict)
-    settlements: Mapping[str, Settlement] = field(default_factory=dict)
+    # Per mode and chain: who signs and sends sweeps (payments.sweeping); none, no sweep.
+    senders: Mapping[str, Mapping[str, ChainSender]] = field(default_factory=dict)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -141,6 +141,9 @@ payments = Table(
     # The split, written when forwarding starts and before anything is sent (commission.split).
     Column("commission_bps", Integer, nullable=True),
     Column("commission_amount", BigUInt, nullable=True),
+    # The sweep carrying the funds out, and this payment's share of its network fee.
+    Column("sweep_id", String(36), nullable=True, index=True),
+    Column("network_fee", BigUInt, nullable=True),
     Index("ix_coinpay_payments_business_created", "business_id", "mode", "created_at"),
     Index("ix_coinpay_payments_status_expires", "status", "expires_at"),
 )
@@ -184,6 +187,26 @@ simulated_transfers = Table(
     Column("confirmations", Integer, nullable=False),
     Column("reverted", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Sweeps (keel.coinpay.payments.sweeping): a signed transaction is stored before it is sent,
+# so whatever happens to the worker, what reaches the chain is these bytes, at most once.
+sweeps = Table(
+    "coinpay_sweeps",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("mode", String(4), nullable=False),
+    Column("chain", String(16), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("tx_hash", String(128), nullable=False),
+    Column("raw_tx", Text, nullable=False),
+    Column("payments", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("broadcast_at", UTCDateTime, nullable=True),
+    Column("confirmed_at", UTCDateTime, nullable=True),
+    Index("ix_coinpay_sweeps_open", "mode", "chain", "status"),
 )
 
 # Real chains, read block by block (keel.coinpay.chains.scanner). Per chain: how far the

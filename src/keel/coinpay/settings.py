@@ -47,6 +47,17 @@ class CoinpaySettings(BaseSettings):
         description="Configuration changes (payout wallets, webhooks, API keys) an hour per "
         "business and mode over the API, counted in the database.",
     )
+    platform_wallets: dict[str, str] = Field(
+        default_factory=dict,
+        description='Where the commission goes, per chain (JSON: {"ETH": "0x…"}); a live '
+        "chain without one is not swept.",
+    )
+    sweep_parallel: int = Field(
+        default=4, ge=1, le=64, description="Transactions in flight per chain."
+    )
+    sweep_stuck_minutes: int = Field(
+        default=60, ge=1, description="A sweep unconfirmed this long is reported stuck."
+    )
     run_workers: bool = True
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     watch_interval_seconds: float = Field(default=5.0, gt=0)
@@ -61,6 +72,17 @@ class CoinpaySettings(BaseSettings):
             raise ValueError(f"unknown chains in confirmations: {sorted(unknown)}")
         if any(v < 0 for v in normalised.values()):
             raise ValueError("confirmations must be >= 0")
+        return normalised
+
+    @field_validator("platform_wallets")
+    @classmethod
+    def _platform_chains(cls, value: dict[str, str]) -> dict[str, str]:
+        normalised = {k.upper(): v.strip() for k, v in value.items()}
+        unknown = set(normalised) - set(DEFAULT_CONFIRMATIONS)
+        if unknown:
+            raise ValueError(f"unknown chains in platform_wallets: {sorted(unknown)}")
+        if not all(normalised.values()):
+            raise ValueError("platform_wallets: every chain needs an address")
         return normalised
 
     @field_validator("tolerance_percent")

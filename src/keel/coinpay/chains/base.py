@@ -93,3 +93,49 @@ class ChainSource(Protocol):
         """Transfers in the mempool not yet in a block (0-conf). A chain with no mempool worth
         watching answers ``Mempool(complete=False)``: nothing is ever concluded from it."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class SweepInput:
+    """One payment's funds to move: everything at ``address`` (``received`` base units), of which
+    ``commission`` goes to the platform and the rest, less its share of the network fee, to
+    ``merchant_address``."""
+
+    payment_id: str
+    coin: str
+    address: str
+    derivation_index: int
+    received: int
+    commission: int
+    merchant_address: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignedSweep:
+    """A transaction signed and not yet sent. ``fees`` is each payment's share of the network
+    fee, taken from its merchant's part; ``raw`` holds no secret (a signed transaction reveals
+    no key) and is stored before it is broadcast, so a restart sends the very same bytes."""
+
+    tx_hash: str
+    raw: str
+    fees: dict[str, int]
+
+
+class ChainSender(Protocol):
+    """Signs and sends sweeps on one network.
+
+    ``sign`` is pure: it spends everything at the inputs' addresses (the same outputs, or the
+    same account nonce, every time it is asked), so two signings of one sweep can never both
+    confirm. ``broadcast`` treats "already known" and "already in a block" as success.
+    """
+
+    chain: str
+    batch_limit: int  # payments one transaction may sweep (UTXO: many; account chains: one)
+
+    async def sign(self, inputs: tuple[SweepInput, ...], platform_address: str) -> SignedSweep: ...
+
+    async def broadcast(self, raw: str) -> None: ...
+
+    async def confirmations(self, tx_hash: str) -> int | None:
+        """How deep the transaction is (0 in the mempool); None when the node does not know it."""
+        ...

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keel.coinpay import models
+from keel.coinpay.chains.base import SignedSweep, SweepInput
 from keel.coinpay.lifecycle import Deposit
 from keel.core.clock import Clock
 
@@ -58,3 +61,26 @@ class SimulatedChain:
                 .where(t.c.id == existing.id)
                 .values(confirmations=confirmations, reverted=reverted)
             )
+
+
+class SimulatedSender:
+    """Test mode's sweeps: signed, sent and buried under a million blocks at once. The hash is
+    derived from the payments it carries, so asking twice gives the same transaction."""
+
+    batch_limit = 50
+
+    def __init__(self, chain: str) -> None:
+        self.chain = chain
+
+    async def sign(self, inputs: tuple[SweepInput, ...], platform_address: str) -> SignedSweep:
+        ids = ",".join(sorted(i.payment_id for i in inputs))
+        digest = hashlib.sha256(f"sweep:{self.chain}:{ids}".encode()).hexdigest()
+        return SignedSweep(
+            f"sim_{digest[:56]}", f"simulated:{ids}", {i.payment_id: 0 for i in inputs}
+        )
+
+    async def broadcast(self, raw: str) -> None:
+        """Nothing to send: the simulated chain has no other side."""
+
+    async def confirmations(self, tx_hash: str) -> int | None:
+        return 1_000_000

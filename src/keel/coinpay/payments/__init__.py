@@ -4,7 +4,7 @@
 :class:`Payment` value and ``store`` every read and write of its row."""
 
 from keel.coinpay.payments.creation import NewPayment, create
-from keel.coinpay.payments.forwarding import forward
+from keel.coinpay.payments.forwarding import forward, sweeper
 from keel.coinpay.payments.model import Payment
 from keel.coinpay.payments.reading import events, get, get_public, list_payments, operator_list
 from keel.coinpay.payments.simulation import simulate
@@ -26,5 +26,6 @@ __all__ = [
     "operator_list",
     "refresh",
     "simulate",
+    "sweeper",
     "watch_active",
 ]

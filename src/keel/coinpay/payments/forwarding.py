@@ -1,5 +1,7 @@
-"""Forwarding: the ``payment.forward`` job sweeps a confirmed custodial payment's funds to the
-merchant's payout address through the mode's settlement backend."""
+"""Forwarding: the ``payment.forward`` job starts a confirmed custodial payment's sweep: it
+writes the commission split down, then runs a sweep round of the payment's chain, which signs
+and sends it with any other payment waiting there (``sweeping``). Confirmation of what was sent
+is followed by the chain's periodic sweep round."""
 
 from __future__ import annotations
 
@@ -13,19 +15,36 @@ from keel.coinpay.assets import get_coin
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.lifecycle import Status
 from keel.coinpay.payments.store import load, save
-from keel.coinpay.settlement import SweepOrder, SweepStatus
+from keel.coinpay.payments.sweeping import Sweeper
 from keel.core.jobs import Job, RetryLater
 from keel.core.logging import get_logger
 
 log = get_logger("keel.coinpay.payments")
 
 SETTLEMENT_FAILURES = Counter(
-    "coinpay_settlement_failures_total", "Sweeps that failed or stayed pending", ["chain"]
+    "coinpay_settlement_failures_total", "Sweeps that could not start", ["chain"]
 )
 
 
+def sweeper(gw: Gateway, mode: str, chain: str) -> Sweeper | None:
+    """The sweeper of ``chain`` in ``mode``, or None when nobody can sign there."""
+    sender = gw.senders.get(mode, {}).get(chain)
+    platform = gw.settings.platform_wallets.get(chain, "") if mode == "live" else "simulated"
+    if sender is None or not platform:
+        return None
+    return Sweeper(
+        gw,
+        mode,
+        sender,
+        platform_address=platform,
+        confirmations=1 if mode == "test" else gw.settings.required_confirmations(chain),
+        parallel=gw.settings.sweep_parallel,
+        stuck_after=timedelta(minutes=gw.settings.sweep_stuck_minutes),
+    )
+
+
 async def forward(gw: Gateway, job: Job) -> None:
-    """The ``payment.forward`` job: sweep confirmed custodial funds to the merchant."""
+    """The ``payment.forward`` job (module docstring)."""
     payment_id = job.payload["payment_id"]
     async with gw.sessions() as session, session.begin():
         payment = await load(session, payment_id, lock=True)
@@ -46,38 +65,16 @@ async def forward(gw: Gateway, job: Job) -> None:
                 commission_bps=share.rate_bps,
                 commission_amount=share.commission,
             )
-    if payment.status != Status.FORWARDING.value:
+    if payment.status != Status.FORWARDING.value or payment.sweep_id is not None:
         return
-    coin = get_coin(payment.blockchain)
-    settlement = gw.settlements.get(payment.mode)
-    if settlement is None:
-        raise RetryLater(timedelta(hours=1), "no settlement backend")
-    result = await settlement.sweep(
-        SweepOrder(
-            payment_id=payment.id,
-            chain=coin.chain,
-            coin=coin.symbol,
-            from_address=payment.payment_address,
-            derivation_index=payment.derivation_index,
-            to_address=payment.payout_address or "",
-            amount=payment.received_amount,
-        )
-    )
-    if result.status is not SweepStatus.SENT:
-        SETTLEMENT_FAILURES.labels(coin.chain).inc()
-        log.warning(
-            "sweep_not_sent", payment_id=payment.id, status=result.status, error=result.error
-        )
-        raise RetryLater(timedelta(minutes=5), result.error or result.status.value)
-    async with gw.sessions() as session, session.begin():
-        payment = await load(session, payment_id, lock=True)
-        if payment.status == Status.FORWARDING.value:
-            await save(
-                gw,
-                session,
-                payment,
-                lifecycle.finish_forwarding(payment.state()),
-                "settlement",
-                forward_tx_hash=result.tx_hash,
-                forwarded_at=gw.clock.now(),
-            )
+    chain = get_coin(payment.blockchain).chain
+    sweeps = sweeper(gw, payment.mode, chain)
+    if sweeps is None:
+        SETTLEMENT_FAILURES.labels(chain).inc()
+        raise RetryLater(timedelta(hours=1), f"no {chain} sender or platform wallet configured")
+    await sweeps.round()
+    async with gw.sessions() as session:
+        payment = await load(session, payment_id)
+    if payment.sweep_id is None:
+        SETTLEMENT_FAILURES.labels(chain).inc()
+        raise RetryLater(timedelta(minutes=5), f"{chain} sweep not signed yet")

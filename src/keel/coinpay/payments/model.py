@@ -52,6 +52,8 @@ class Payment:
     forwarded_at: datetime | None
     commission_bps: int | None
     commission_amount: int | None
+    sweep_id: str | None
+    network_fee: int | None
 
     @classmethod
     def from_row(cls, row: Any) -> Payment:

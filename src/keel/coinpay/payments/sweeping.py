@@ -1,0 +1,321 @@
+"""Sweeps: confirmed custodial funds leave for the merchant (and the commission for the
+platform), safely under any crash.
+
+A round of one chain's :class:`Sweeper` does three things, each restartable:
+
+1. **Sign and claim.** Payments in ``forwarding`` without a sweep are grouped (a UTXO chain
+   batches many into one transaction, an account chain sends one each), signed by the chain's
+   :class:`~keel.coinpay.chains.base.ChainSender`, and then, in one transaction, the signed
+   bytes are stored and the payments claimed (``sweep_id``). A claim that finds a payment
+   already taken (another worker) stores nothing, and the signature is thrown away unsent.
+2. **Send.** Stored sweeps are broadcast; a failure is recorded and retried next round with the
+   very same bytes. A worker killed before or after the broadcast sends those bytes again,
+   which the node accepts as already known: the chain sees one transaction.
+3. **Confirm.** A sweep the node reports at the policy's depth forwards its payments (status,
+   ``forward_tx_hash``, webhooks) in one transaction. A sweep the node has forgotten is sent
+   again; one unconfirmed past ``stuck_after`` shows in ``coinpay_sweeps_stuck`` and its
+   reason in ``last_error``.
+
+Rounds of different chains run in their own worker tasks; within a round, up to ``parallel``
+transactions are signed and sent at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from prometheus_client import Counter, Gauge
+from sqlalchemy import func, select, update
+
+from keel.coinpay import lifecycle, models
+from keel.coinpay.assets import COINS
+from keel.coinpay.chains.base import ChainSender, SignedSweep, SweepInput
+from keel.coinpay.gateway import Gateway
+from keel.coinpay.lifecycle import Status
+from keel.coinpay.payments.model import Payment
+from keel.coinpay.payments.store import load, save
+from keel.core.logging import get_logger
+
+log = get_logger("keel.coinpay.sweeps")
+
+SWEEPS = Counter("coinpay_sweeps_total", "Sweep steps done", ["chain", "step"])
+SWEEP_ERRORS = Counter("coinpay_sweep_errors_total", "Sweep steps that failed", ["chain", "step"])
+SWEEPS_STUCK = Gauge(
+    "coinpay_sweeps_stuck", "Sweeps sent and not confirmed past the threshold", ["mode", "chain"]
+)
+
+A = TypeVar("A")
+T = TypeVar("T")
+
+
+class SweepStatus(StrEnum):
+    SIGNED = "signed"  # stored, maybe not sent yet
+    BROADCAST = "broadcast"  # the node accepted it
+    CONFIRMED = "confirmed"  # at the policy's depth; its payments are forwarded
+
+
+@dataclass(frozen=True, slots=True)
+class RoundReport:
+    signed: int = 0
+    sent: int = 0
+    confirmed: int = 0
+    stuck: int = 0
+
+
+class _Taken(Exception):
+    """Another worker claimed one of the payments first."""
+
+
+class Sweeper:
+    """Sweeps one chain's payments of one mode (module docstring)."""
+
+    def __init__(
+        self,
+        gw: Gateway,
+        mode: str,
+        sender: ChainSender,
+        *,
+        platform_address: str,
+        confirmations: int,
+        parallel: int = 4,
+        stuck_after: timedelta = timedelta(hours=1),
+    ) -> None:
+        self._gw = gw
+        self.mode = mode
+        self.sender = sender
+        self.chain = sender.chain
+        self._platform = platform_address
+        self._depth = confirmations
+        self._parallel = parallel
+        self._stuck_after = stuck_after
+        self._coins = [c.symbol for c in COINS.values() if c.chain == self.chain]
+
+    async def round(self) -> RoundReport:
+        signed = await self._sign_and_claim()
+        sent = await self._send()
+        confirmed, stuck = await self._confirm()
+        return RoundReport(signed, sent, confirmed, stuck)
+
+    # 1. Sign and claim ------------------------------------------------------------------------
+
+    async def _sign_and_claim(self) -> int:
+        t = models.payments
+        limit = self.sender.batch_limit * self._parallel
+        async with self._gw.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(t)
+                    .where(
+                        t.c.mode == self.mode,
+                        t.c.blockchain.in_(self._coins),
+                        t.c.status == Status.FORWARDING.value,
+                        t.c.sweep_id.is_(None),
+                        t.c.custody == "system",
+                    )
+                    .order_by(t.c.confirmed_at, t.c.id)
+                    .limit(limit)
+                )
+            ).all()
+        waiting = [Payment.from_row(r) for r in rows]
+        size = self.sender.batch_limit
+        batches = [tuple(waiting[i : i + size]) for i in range(0, len(waiting), size)]
+        done = await _bounded(self._parallel, self._sign_one, batches)
+        return sum(done)
+
+    async def _sign_one(self, batch: tuple[Payment, ...]) -> int:
+        inputs = tuple(_input(p) for p in batch)
+        try:
+            signed = await self.sender.sign(inputs, self._platform)
+        except Exception as exc:
+            SWEEP_ERRORS.labels(self.chain, "sign").inc()
+            log.warning("sweep_sign_failed", chain=self.chain, error=str(exc)[:200])
+            return 0
+        try:
+            await self._claim(batch, signed)
+        except _Taken:
+            log.info("sweep_claim_lost", chain=self.chain, tx_hash=signed.tx_hash)
+            return 0
+        SWEEPS.labels(self.chain, "signed").inc()
+        return 1
+
+    async def _claim(self, batch: tuple[Payment, ...], signed: SignedSweep) -> None:
+        sweep_id = str(uuid.uuid4())
+        t = models.payments
+        async with self._gw.sessions() as session, session.begin():
+            for payment in batch:
+                claimed = await session.execute(
+                    update(t)
+                    .where(
+                        t.c.id == payment.id,
+                        t.c.sweep_id.is_(None),
+                        t.c.status == Status.FORWARDING.value,
+                    )
+                    .values(sweep_id=sweep_id, network_fee=signed.fees.get(payment.id, 0))
+                )
+                if not getattr(claimed, "rowcount", 0):
+                    raise _Taken()  # rolls back the claims made so far; nothing was stored
+            await session.execute(
+                models.sweeps.insert().values(
+                    id=sweep_id,
+                    mode=self.mode,
+                    chain=self.chain,
+                    status=SweepStatus.SIGNED.value,
+                    tx_hash=signed.tx_hash,
+                    raw_tx=signed.raw,
+                    payments=len(batch),
+                    attempts=0,
+                    created_at=self._gw.clock.now(),
+                )
+            )
+
+    # 2. Send ----------------------------------------------------------------------------------
+
+    async def _send(self) -> int:
+        signed = await self._sweeps(SweepStatus.SIGNED)
+        done = await _bounded(self._parallel, self._send_one, signed)
+        return sum(done)
+
+    async def _send_one(self, sweep: Any) -> int:
+        s = models.sweeps
+        try:
+            await self.sender.broadcast(sweep.raw_tx)
+        except Exception as exc:
+            SWEEP_ERRORS.labels(self.chain, "send").inc()
+            await self._note(sweep.id, f"broadcast failed: {exc}"[:2000])
+            return 0
+        async with self._gw.sessions() as session, session.begin():
+            await session.execute(
+                update(s)
+                .where(s.c.id == sweep.id, s.c.status == SweepStatus.SIGNED.value)
+                .values(
+                    status=SweepStatus.BROADCAST.value,
+                    broadcast_at=self._gw.clock.now(),
+                    attempts=s.c.attempts + 1,
+                    last_error=None,
+                )
+            )
+        SWEEPS.labels(self.chain, "sent").inc()
+        return 1
+
+    # 3. Confirm -------------------------------------------------------------------------------
+
+    async def _confirm(self) -> tuple[int, int]:
+        confirmed = stuck = 0
+        now = self._gw.clock.now()
+        for sweep in await self._sweeps(SweepStatus.BROADCAST):
+            try:
+                depth = await self.sender.confirmations(sweep.tx_hash)
+            except Exception as exc:
+                SWEEP_ERRORS.labels(self.chain, "confirm").inc()
+                await self._note(sweep.id, f"status unknown: {exc}"[:2000])
+                continue
+            if depth is None:
+                # The node forgot it (evicted, or a reorg): send the same bytes again.
+                await self._send_one(sweep)
+            elif depth >= self._depth:
+                await self._forward(sweep)
+                confirmed += 1
+                continue
+            if sweep.broadcast_at is not None and now - sweep.broadcast_at > self._stuck_after:
+                stuck += 1
+                await self._note(
+                    sweep.id,
+                    f"not confirmed {int((now - sweep.broadcast_at).total_seconds())} s "
+                    f"after it was sent (depth {depth})",
+                )
+        SWEEPS_STUCK.labels(self.mode, self.chain).set(stuck)
+        return confirmed, stuck
+
+    async def _forward(self, sweep: Any) -> None:
+        s, t = models.sweeps, models.payments
+        async with self._gw.sessions() as session, session.begin():
+            ids = (await session.execute(select(t.c.id).where(t.c.sweep_id == sweep.id))).scalars()
+            for payment_id in sorted(ids):
+                payment = await load(session, payment_id, lock=True)
+                if payment.status != Status.FORWARDING.value:
+                    continue
+                await save(
+                    self._gw,
+                    session,
+                    payment,
+                    lifecycle.finish_forwarding(payment.state()),
+                    "settlement",
+                    forward_tx_hash=sweep.tx_hash,
+                    forwarded_at=self._gw.clock.now(),
+                )
+            await session.execute(
+                update(s)
+                .where(s.c.id == sweep.id)
+                .values(
+                    status=SweepStatus.CONFIRMED.value,
+                    confirmed_at=self._gw.clock.now(),
+                    last_error=None,
+                )
+            )
+        SWEEPS.labels(self.chain, "confirmed").inc()
+
+    # Helpers ----------------------------------------------------------------------------------
+
+    async def _sweeps(self, status: SweepStatus) -> Sequence[Any]:
+        s = models.sweeps
+        async with self._gw.sessions() as session:
+            return (
+                await session.execute(
+                    select(s)
+                    .where(s.c.mode == self.mode, s.c.chain == self.chain, s.c.status == status)
+                    .order_by(s.c.created_at, s.c.id)
+                )
+            ).all()
+
+    async def _note(self, sweep_id: str, error: str) -> None:
+        s = models.sweeps
+        log.warning("sweep_problem", chain=self.chain, sweep_id=sweep_id, error=error[:200])
+        async with self._gw.sessions() as session, session.begin():
+            await session.execute(
+                update(s)
+                .where(s.c.id == sweep_id)
+                .values(last_error=error, attempts=s.c.attempts + 1)
+            )
+
+    async def open_sweeps(self) -> int:
+        """Sweeps of this chain not confirmed yet (readiness detail, tests)."""
+        s = models.sweeps
+        async with self._gw.sessions() as session:
+            count = await session.scalar(
+                select(func.count()).where(
+                    s.c.mode == self.mode,
+                    s.c.chain == self.chain,
+                    s.c.status != SweepStatus.CONFIRMED.value,
+                )
+            )
+        return int(count or 0)
+
+
+def _input(payment: Payment) -> SweepInput:
+    commission = payment.commission_amount or 0
+    return SweepInput(
+        payment_id=payment.id,
+        coin=payment.blockchain,
+        address=payment.payment_address,
+        derivation_index=payment.derivation_index,
+        received=payment.received_amount,
+        commission=commission,
+        merchant_address=payment.payout_address or "",
+    )
+
+
+async def _bounded(limit: int, work: Callable[[A], Awaitable[T]], items: Sequence[A]) -> list[T]:
+    """``work`` on each of ``items``, at most ``limit`` at a time; results in order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(item: A) -> T:
+        async with gate:
+            return await work(item)
+
+    return list(await asyncio.gather(*(one(i) for i in items)))

@@ -1,0 +1,174 @@
+"""Sweeps: batched per chain, signed bytes stored before they are sent, sent again (never
+re-signed) after a crash at any step, claimed by one worker only, reported when stuck."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from keel.coinpay import models, payments
+from keel.coinpay.chains.base import SignedSweep, SweepInput
+from keel.coinpay.payments.sweeping import SWEEPS_STUCK, Sweeper
+from tests.coinpay.conftest import Harness, make_harness
+
+
+class Killed(BaseException):  # a kill, not an error: no handler may catch it
+    """The worker died here (like SIGKILL, nothing below ``except Exception`` sees it)."""
+
+
+@dataclass
+class ScriptedSender:
+    """A node that keeps every transaction it accepted (by hash) and how deep each is."""
+
+    chain: str = "LTC"
+    batch_limit: int = 3
+    accepted: dict[str, str] = field(default_factory=dict)  # tx hash -> raw
+    depth: dict[str, int] = field(default_factory=dict)
+    signed: list[str] = field(default_factory=list)
+    die_before_send: int = 0  # broadcasts that "kill the worker" before reaching the node
+    die_after_send: int = 0  # broadcasts that reach the node, then "kill the worker"
+
+    async def sign(self, inputs: tuple[SweepInput, ...], platform_address: str) -> SignedSweep:
+        await asyncio.sleep(0)  # another worker may run meanwhile
+        raw = "|".join(f"{i.payment_id}:{i.received - i.commission}" for i in inputs)
+        tx_hash = hashlib.sha256(raw.encode()).hexdigest()
+        self.signed.append(tx_hash)
+        return SignedSweep(tx_hash, raw, {i.payment_id: 7 for i in inputs})
+
+    async def broadcast(self, raw: str) -> None:
+        if self.die_before_send:
+            self.die_before_send -= 1
+            raise Killed()
+        tx_hash = hashlib.sha256(raw.encode()).hexdigest()
+        self.accepted.setdefault(tx_hash, raw)  # "already known" is fine
+        self.depth.setdefault(tx_hash, 0)
+        if self.die_after_send:
+            self.die_after_send -= 1
+            raise Killed()
+
+    async def confirmations(self, tx_hash: str) -> int | None:
+        return self.depth.get(tx_hash)
+
+    def mine(self, blocks: int = 1) -> None:
+        for tx_hash in self.depth:
+            self.depth[tx_hash] += blocks
+
+    def payments_on_chain(self) -> Counter[str]:
+        return Counter(p.split(":")[0] for raw in self.accepted.values() for p in raw.split("|"))
+
+
+@pytest.fixture
+async def harness(db_url: str) -> AsyncIterator[Harness]:
+    async for h in make_harness(db_url, None, platform_wallets={"LTC": "ltc1platform"}):
+        yield h
+
+
+def sweeper(h: Harness, sender: ScriptedSender, **options: Any) -> Sweeper:
+    return Sweeper(
+        h.gw, "test", sender, platform_address="ltc1platform", confirmations=2, **options
+    )
+
+
+async def forwarding(h: Harness, count: int) -> list[str]:
+    """``count`` test payments paid, confirmed and at ``forwarding`` with their split written,
+    their sweep left to the sweeper under test (the mode's own sender signs nothing)."""
+    h.gw.senders = {**h.gw.senders, "test": {}}
+    ids = []
+    for _ in range(count):
+        payment = await h.create_payment(blockchain="LTC")
+        await h.simulate(payment["id"], amount_crypto=payment["crypto_amount"])
+        ids.append(payment["id"])
+    await h.run_jobs()  # forward: split written, then "no sender": retried later
+    async with h.gw.sessions() as session:
+        for payment_id in ids:
+            assert (await payments.store.load(session, payment_id)).status == "forwarding"
+    return ids
+
+
+async def stored(h: Harness, payment_id: str) -> payments.Payment:
+    async with h.gw.sessions() as session:
+        return await payments.store.load(session, payment_id)
+
+
+async def test_payments_are_batched_and_forwarded_at_the_policys_depth(harness: Harness) -> None:
+    ids = await forwarding(harness, 7)
+    sender = ScriptedSender()
+    report = await sweeper(harness, sender).round()
+    assert (report.signed, report.sent, report.confirmed) == (3, 3, 0)  # 3 + 3 + 1
+    sender.mine(2)
+    assert (await sweeper(harness, sender).round()).confirmed == 3
+    assert sender.payments_on_chain() == dict.fromkeys(ids, 1)
+    for payment_id in ids:
+        payment = await stored(harness, payment_id)
+        assert payment.status == "forwarded"
+        assert payment.forward_tx_hash in sender.accepted
+        assert payment.network_fee == 7
+        assert payment.commission_amount == payment.received_amount // 100
+
+
+@pytest.mark.parametrize("crash", ["before the broadcast", "after the broadcast"])
+async def test_a_worker_killed_around_the_broadcast_sends_the_same_bytes_once(
+    harness: Harness, crash: str
+) -> None:
+    [payment_id] = await forwarding(harness, 1)
+    sender = ScriptedSender()
+    if crash == "before the broadcast":
+        sender.die_before_send = 1
+    else:
+        sender.die_after_send = 1
+    with pytest.raises(Killed):
+        await sweeper(harness, sender).round()
+    signed_once = list(sender.signed)
+    await sweeper(harness, sender).round()  # the restarted worker
+    sender.mine(2)
+    await sweeper(harness, sender).round()
+    assert sender.signed == signed_once  # never signed again
+    assert sender.payments_on_chain() == {payment_id: 1}
+    assert (await stored(harness, payment_id)).status == "forwarded"
+
+
+async def test_two_workers_never_sweep_one_payment_twice(harness: Harness) -> None:
+    ids = await forwarding(harness, 5)
+    sender = ScriptedSender(batch_limit=1)
+    await asyncio.gather(*(sweeper(harness, sender).round() for _ in range(3)))
+    await sweeper(harness, sender).round()  # each round takes 4 at most: the rest now
+    sender.mine(2)
+    await sweeper(harness, sender).round()
+    assert sender.payments_on_chain() == dict.fromkeys(ids, 1)
+    async with harness.gw.sessions() as session:
+        sweeps = (await session.execute(select(models.sweeps))).all()
+    assert len(sweeps) == 5
+    assert {s.status for s in sweeps} == {"confirmed"}
+
+
+async def test_a_forgotten_transaction_is_sent_again_and_a_slow_one_reported_stuck(
+    harness: Harness,
+) -> None:
+    [payment_id] = await forwarding(harness, 1)
+    sender = ScriptedSender()
+    await sweeper(harness, sender, stuck_after=timedelta(minutes=30)).round()
+    [tx_hash] = sender.accepted
+    sender.accepted.clear()
+    del sender.depth[tx_hash]  # evicted from the node's mempool
+    await sweeper(harness, sender, stuck_after=timedelta(minutes=30)).round()
+    assert list(sender.accepted) == [tx_hash]  # the very same transaction
+    harness.clock.advance(timedelta(minutes=31))
+    report = await sweeper(harness, sender, stuck_after=timedelta(minutes=30)).round()
+    assert report.stuck == 1
+    assert SWEEPS_STUCK.labels("test", "LTC")._value.get() == 1
+    async with harness.gw.sessions() as session:
+        [sweep] = (await session.execute(select(models.sweeps))).all()
+    assert "not confirmed" in sweep.last_error
+    assert (await stored(harness, payment_id)).status == "forwarding"
+    sender.mine(2)
+    report = await sweeper(harness, sender, stuck_after=timedelta(minutes=30)).round()
+    assert (report.confirmed, report.stuck) == (1, 0)
+    assert (await stored(harness, payment_id)).status == "forwarded"
