@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import contextlib
-from decimal import Decimal, localcontext
+import json
+from decimal import Context, Decimal, localcontext
 
 import pytest
 from hypothesis import given
@@ -14,8 +15,10 @@ from keel.coinpay.money import (
     format_units,
     parse_fiat,
     parse_units,
+    units_of,
 )
 
+EXACT = Context(prec=100)  # the default 28 digits would round the amounts under test
 decimals = st.sampled_from([0, 6, 8, 9, 18])
 fiat = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("1000000000"), places=2)
 rates = st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("1000000"), places=6)
@@ -82,3 +85,34 @@ def test_usdt_uses_each_chains_decimals() -> None:
     assert COINS["USDT_BNB"].decimals == 18
     assert crypto_for_fiat(Decimal("10"), Decimal("1"), COINS["USDT_ETH"].decimals) == 10_000_000
     assert crypto_for_fiat(Decimal("10"), Decimal("1"), COINS["USDT_BNB"].decimals) == 10 * 10**18
+
+
+@given(st.integers(min_value=0, max_value=10**40), decimals)
+def test_a_node_s_decimal_amount_is_exactly_its_base_units(units: int, places: int) -> None:
+    # As a UTXO node writes it (fixed decimals, e.g. 1.23456789) and read back from JSON.
+    coins = Decimal(units).scaleb(-places, context=EXACT)
+    written = format(coins, "f") if places else str(units)
+    read = json.loads(f'{{"value": {written}}}', parse_float=Decimal)["value"]
+    assert units_of(read, places) == units
+    assert units_of(coins, places) == units
+
+
+@given(st.integers(min_value=0, max_value=10**20), st.integers(min_value=1, max_value=9), decimals)
+def test_an_amount_finer_than_the_base_unit_is_refused(units: int, digit: int, places: int) -> None:
+    finer = EXACT.add(Decimal(units).scaleb(-places), Decimal(digit).scaleb(-places - 1))
+    with pytest.raises(InvalidAmount, match="decimal places"):
+        units_of(finer, places)
+
+
+@given(st.one_of(st.floats(), st.booleans(), st.text(max_size=10), st.none()))
+def test_units_of_refuses_anything_but_int_and_decimal(value: object) -> None:
+    with pytest.raises(InvalidAmount):
+        units_of(value, 8)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "bad", [Decimal("-1E-8"), Decimal("NaN"), Decimal("Infinity"), Decimal("1E+78"), -1]
+)
+def test_units_of_refuses_negative_non_finite_and_huge_amounts(bad: Decimal | int) -> None:
+    with pytest.raises(InvalidAmount):
+        units_of(bad, 8)

@@ -15,7 +15,11 @@ CoinpayError (KeelError)
 ├── IdempotencyMismatch    Idempotency-Key reused with another body (422)
 ├── RateUnavailable        no fresh exchange rate from any provider (503)
 ├── IndexExhausted         an HD derivation family ran out of indexes (503)
-└── SeedMissing            the master seed was not initialised (503)
+├── SeedMissing            the master seed was not initialised (503)
+├── InvalidChainConfig     a KEEL_COINPAY_<CHAIN>_… / <COIN>_CONTRACT value is wrong (at boot)
+├── ChainUnavailable       no configured node of a chain answered (503)
+│   └── BlockNotFound      the nodes have no block at that height (yet) (503)
+└── RpcCallRejected        a node answered a call with its own error (a bug or bad input)
 """
 
 from __future__ import annotations
@@ -121,3 +125,33 @@ class SeedMissing(CoinpayError, errors.Unavailable):
     """The master seed is not initialised; run `keel coinpay init`."""
 
     code = "seed_missing"
+
+
+class InvalidChainConfig(CoinpayError):
+    """A chain's configuration (RPC URLs, confirmations, token contract) is invalid."""
+
+    code = "invalid_chain_config"
+
+
+class ChainUnavailable(CoinpayError, errors.Unavailable):
+    """No configured node of the chain answered; retry later."""
+
+    code = "chain_unavailable"
+
+
+class BlockNotFound(ChainUnavailable):
+    """The chain's nodes have no block at that height (yet); retry later."""
+
+    code = "block_not_found"
+
+
+class RpcCallRejected(CoinpayError):
+    """A node answered a JSON-RPC call with an error of its own (bad parameters, unknown
+    transaction): the call is wrong, not the node, so no other provider is tried."""
+
+    code = "rpc_call_rejected"
+
+    def __init__(self, detail: str, *, rpc_code: int, rpc_message: str) -> None:
+        super().__init__(detail, rpc_code=rpc_code)
+        self.rpc_code = rpc_code
+        self.rpc_message = rpc_message

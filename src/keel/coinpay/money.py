@@ -168,6 +168,27 @@ def parse_units(text: str, decimals: int) -> int:
     return units
 
 
+def units_of(amount: Decimal | int, decimals: int) -> int:
+    """``Decimal("1.23456789"), 8`` -> ``123456789``: a non-negative amount a node wrote in whole
+    coins (a JSON number read as Decimal, never a float) in exact base units. Raises
+    InvalidAmount for a float, a bool, a negative or non-finite amount, more than ``decimals``
+    decimal places, or 10**78 base units or more."""
+    if isinstance(amount, bool) or not isinstance(amount, int | Decimal):
+        raise InvalidAmount(f"an amount must be an int or a Decimal, not {type(amount).__name__}")
+    value = Decimal(amount)
+    if not value.is_finite() or value < 0:
+        raise InvalidAmount(f"{value} is not a non-negative finite amount")
+    if value and value.adjusted() >= 78:  # bounded before scaling: no decimal.Overflow
+        raise InvalidAmount(f"{value} is too large")
+    scaled = value.scaleb(decimals, context=_CTX)
+    if scaled != scaled.to_integral_value(context=_CTX):
+        raise InvalidAmount(f"{value} has more than {decimals} decimal places")
+    units = int(scaled)
+    if units >= 10**78:
+        raise InvalidAmount("amount is too large")
+    return units
+
+
 def covers(received: int, expected: int, tolerance_percent: Decimal) -> bool:
     """True when ``received`` pays ``expected`` within an underpayment tolerance (percent)."""
     threshold = _CTX.multiply(Decimal(expected), (Decimal(100) - tolerance_percent))

@@ -42,7 +42,8 @@ class Transfer:
     (Solana) or one payment (XRP) of a transaction.
 
     ``coin`` is the coin code of ``keel.coinpay.assets`` (``ETH``, ``USDC_ETH``, ``LTC``);
-    ``position`` tells apart several transfers in one transaction (output index, log index);
+    ``position`` tells apart several transfers in one transaction (output index, log index;
+    ``-1`` for an EVM transaction's own value, which has neither);
     ``address`` is in the canonical form ``keel.coinpay.wallets.address_validation`` gives
     (EIP-55 for EVM); ``memo`` is a destination tag where the chain has one (XRP).
     """
@@ -86,7 +87,8 @@ class ChainSource(Protocol):
 
     async def block(self, height: int) -> Block:
         """The block at ``height`` on the providers' current chain, with every transfer in it
-        of a coin this source watches (all recipients: matching is the scanner's job)."""
+        of a coin this source watches (all recipients: matching is the scanner's job). Above
+        the tip it raises ``keel.coinpay.errors.BlockNotFound`` (an ``Unavailable``)."""
         ...
 
     async def pending(self) -> Mempool:

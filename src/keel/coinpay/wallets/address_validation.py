@@ -167,6 +167,15 @@ def _evm(candidate: str) -> tuple[str, bytes]:
     return f"0x{_eip55(digits.lower())}", payload
 
 
+def eip55(address: str) -> str:
+    """``0x`` and 40 hex digits in any case, written in its EIP-55 checksummed form (no checksum
+    check, no burn-address check: for addresses a node reports, not ones a person typed).
+    Raises ValueError for anything else."""
+    if not _EVM_FORM.fullmatch(address):
+        raise ValueError(f"{address[:50]!r} is not 0x and 40 hex digits")
+    return f"0x{_eip55(address[2:].lower())}"
+
+
 def _eip55(hex_lower: str) -> str:
     """EIP-55: upper-case each hex letter whose nibble in keccak256(address) is >= 8."""
     digest = bytes(Kekkak256.QuickDigest(hex_lower.encode("ascii"))).hex()

@@ -1,0 +1,190 @@
+"""Which chains this installation watches, and through which nodes: read from the environment.
+
+Per chain (``ETH``, ``LTC``, … as in ``keel.coinpay.assets``):
+
+* ``KEEL_COINPAY_<CHAIN>_RPC_URLS``: comma-separated http(s) URLs tried in order with failover,
+  credentials as ``http://user:pass@host:port`` (``%``-escaped). Unset or empty: the chain has
+  no node, and live payments on it are refused.
+* ``KEEL_COINPAY_<CHAIN>_CONFIRMATIONS``: the default confirmation policy (0 to 10,000; unset:
+  ``assets.DEFAULT_CONFIRMATIONS``).
+
+Per token coin (``USDC_ETH``, ``USDT_SOL``…): ``KEEL_COINPAY_<COIN>_CONTRACT`` replaces the
+mainnet ERC-20 contract or SPL mint of ``assets`` (a test network, or a chain's own deployment).
+
+:func:`load` reads any mapping (``os.environ`` in production, a dict in tests) into frozen
+values and refuses a bad value, or a key naming no chain or token, with one
+:class:`~keel.coinpay.errors.InvalidChainConfig` listing every problem. Messages never repeat
+a URL's user, password, path or query.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
+
+import httpx
+
+from keel.coinpay.assets import COINS, DEFAULT_CONFIRMATIONS
+from keel.coinpay.errors import InvalidAddress, InvalidChainConfig
+from keel.coinpay.wallets import validate_address
+
+__all__ = ["MAX_CONFIRMATIONS", "MAX_RPC_URLS", "ChainConfig", "ChainsConfig", "Token", "load"]
+
+MAX_CONFIRMATIONS: Final = 10_000
+MAX_RPC_URLS: Final = 16
+
+_PREFIX: Final = "KEEL_COINPAY_"
+_KEY: Final = re.compile(
+    r"KEEL_COINPAY_(?P<name>[A-Z0-9_]+?)_(?P<what>RPC_URLS|CONFIRMATIONS|CONTRACT)"
+)
+_DIGITS: Final = re.compile(r"[0-9]{1,6}", re.ASCII)
+# DNS labels as httpx leaves them (lower case, IDNs as xn--); "_" for container service names.
+_LABEL: Final = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOSTNAME: Final = re.compile(rf"{_LABEL}(\.{_LABEL})*\.?", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A token coin on its chain: ``coin`` (``USDC_ETH``), its contract or mint in canonical
+    form (EIP-55 for EVM), and its decimals."""
+
+    coin: str
+    contract: str
+    decimals: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChainConfig:
+    """One chain: its provider URLs (may hold credentials, so not in ``repr``), its default
+    confirmations and its token coins with their contracts."""
+
+    chain: str
+    rpc_urls: tuple[str, ...] = field(repr=False)
+    confirmations: int
+    tokens: tuple[Token, ...]
+
+    @property
+    def configured(self) -> bool:
+        """True when the chain has at least one node to watch it through."""
+        return bool(self.rpc_urls)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainsConfig:
+    """Every chain coinpay knows, configured or not."""
+
+    chains: Mapping[str, ChainConfig]
+
+    def chain(self, chain: str) -> ChainConfig:
+        """The configuration of ``chain`` (upper case); KeyError for a chain coinpay lacks."""
+        return self.chains[chain]
+
+    @property
+    def configured(self) -> tuple[str, ...]:
+        """The chains with a node, in ``assets`` order."""
+        return tuple(name for name, config in self.chains.items() if config.configured)
+
+
+def load(environ: Mapping[str, str]) -> ChainsConfig:
+    """The chain configuration in ``environ``; raises InvalidChainConfig naming every bad key."""
+    problems: list[str] = []
+    urls: dict[str, tuple[str, ...]] = {}
+    confirmations = dict(DEFAULT_CONFIRMATIONS)
+    contracts: dict[str, str] = {}
+    for key, value in environ.items():
+        if not key.upper().startswith(_PREFIX):
+            continue
+        match = _KEY.fullmatch(key.upper())
+        if match is None:
+            continue  # another coinpay setting (pydantic-settings reads those)
+        name, what = match["name"], match["what"]
+        try:
+            if what == "CONTRACT":
+                contracts[name] = _contract(name, value)
+            elif name not in DEFAULT_CONFIRMATIONS:
+                raise ValueError(f"no chain {name!r}; chains: {', '.join(DEFAULT_CONFIRMATIONS)}")
+            elif what == "RPC_URLS":
+                urls[name] = _rpc_urls(value)
+            else:
+                confirmations[name] = _confirmations(value)
+        except ValueError as exc:
+            problems.append(f"{key}: {exc}")
+    if problems:
+        raise InvalidChainConfig("invalid chain configuration: " + "; ".join(sorted(problems)))
+    chains = {
+        chain: ChainConfig(
+            chain=chain,
+            rpc_urls=urls.get(chain, ()),
+            confirmations=confirmations[chain],
+            tokens=tuple(
+                Token(coin.symbol, contracts.get(coin.symbol, contract), coin.decimals)
+                for coin in COINS.values()
+                if coin.chain == chain and (contract := coin.contract) is not None
+            ),
+        )
+        for chain in DEFAULT_CONFIRMATIONS
+    }
+    return ChainsConfig(MappingProxyType(chains))
+
+
+def _rpc_urls(value: str) -> tuple[str, ...]:
+    if not value.strip():
+        return ()
+    entries = [entry.strip() for entry in value.split(",")]
+    if len(entries) > MAX_RPC_URLS:
+        raise ValueError(f"at most {MAX_RPC_URLS} URLs")
+    seen: set[str] = set()
+    for number, entry in enumerate(entries, start=1):
+        where = f"URL {number}"
+        if not entry:
+            raise ValueError(f"{where} is empty (a stray comma?)")
+        try:
+            url = httpx.URL(entry)
+        except httpx.InvalidURL:
+            raise ValueError(f"{where} is not a URL") from None
+        if url.scheme not in ("http", "https"):
+            raise ValueError(f"{where} must start with http:// or https://")
+        if not _valid_host(url.host):
+            raise ValueError(f"{where} has no valid host")
+        if url.port is not None and not 0 < url.port < 65536:
+            raise ValueError(f"{where} has a port outside 1-65535")
+        if url.fragment:
+            raise ValueError(f"{where} has a #fragment")
+        if str(url) in seen:
+            raise ValueError(f"{where} repeats an earlier one")
+        seen.add(str(url))
+    return tuple(entries)
+
+
+def _valid_host(host: str) -> bool:
+    if not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return _HOSTNAME.fullmatch(host) is not None and len(host) <= 253
+    return True
+
+
+def _confirmations(value: str) -> int:
+    text = value.strip()
+    if _DIGITS.fullmatch(text) is None or int(text) > MAX_CONFIRMATIONS:
+        raise ValueError(f"must be a whole number from 0 to {MAX_CONFIRMATIONS}")
+    return int(text)
+
+
+def _contract(symbol: str, value: str) -> str:
+    coin = COINS.get(symbol)
+    if coin is None:
+        tokens = ", ".join(s for s, c in COINS.items() if c.contract is not None)
+        raise ValueError(f"no token {symbol!r}; tokens: {tokens}")
+    if coin.contract is None:
+        raise ValueError(f"{symbol} is its chain's own coin: it has no contract")
+    try:
+        return validate_address(coin.family, value)
+    except InvalidAddress as exc:
+        raise ValueError(f"not a contract address for {coin.chain}: {exc.detail}") from None

@@ -1,0 +1,424 @@
+"""JSON-RPC 2.0 over HTTP to one chain's nodes, tried in order with failover.
+
+A chain is configured with several provider URLs (``KEEL_COINPAY_<CHAIN>_RPC_URLS``): the first
+is preferred, the next ones take over while it fails. Each provider has its own circuit breaker
+(``keel.core.resilience``), so a dead node costs one refused connection, then nothing until its
+breaker lets a probe through again.
+
+What moves a call on to the next provider, and counts against the provider's breaker:
+
+* the network: connection refused or reset, a timeout (``timeout_seconds`` bounds the whole
+  exchange), a malformed HTTP exchange;
+* the server: HTTP 429 or any other status without a JSON-RPC answer in its body (5xx, a 401
+  for wrong credentials, a proxy's 502), a body that is not the JSON-RPC reply to the request;
+* a JSON-RPC error the server raised about itself: ``-32603`` (internal error), ``-32000`` to
+  ``-32099`` (the spec's "server error" range: geth's "header not found" on a lagging node,
+  providers' "limit exceeded") and the codes a source adds (Bitcoin Core's ``-28``, warming up);
+* a result the caller's ``parse`` cannot read (:class:`MalformedResponse`).
+
+Any other JSON-RPC error is the call's own fault (bad parameters, unknown transaction, method
+not found): it is raised at once as :class:`~keel.coinpay.errors.RpcCallRejected` and the node
+counts as healthy. Bitcoin Core sends those with HTTP 500 or 404, so the JSON body decides, not
+the status. When no provider answers, :class:`~keel.coinpay.errors.ChainUnavailable` is raised
+(after ``rounds`` passes over the list, with a short jittered pause between passes).
+
+Credentials: ``http://user:pass@host`` is sent as HTTP basic auth, and a provider is shown in
+logs, errors and metric labels only as ``scheme://host:port`` (:func:`provider_label`): hosted
+providers put their API key in the path (``/v3/<key>``), so the path is never shown either.
+
+JSON numbers with a fraction or exponent are read as ``Decimal`` (a UTXO node writes amounts in
+whole coins), never as floats; requests are written the same way.
+
+Metrics: ``coinpay_rpc_errors_total{chain,provider,kind}`` counts provider failures,
+``coinpay_rpc_seconds{chain,provider,method}`` times round trips, and each provider's breaker
+state is ``keel_circuit_state{name="coinpay_rpc:<CHAIN>:<provider>"}`` (exported by the breaker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final, TypeVar, overload
+
+import httpx
+import simplejson
+import structlog
+from prometheus_client import Counter, Histogram
+
+from keel.coinpay.errors import ChainUnavailable, InvalidAmount, RpcCallRejected
+from keel.core.resilience import CircuitBreaker, CircuitOpen
+
+__all__ = [
+    "DEFAULT_TIMEOUT_SECONDS",
+    "MalformedResponse",
+    "Provider",
+    "ProviderFailure",
+    "RpcClient",
+    "breaker_name",
+    "default_breaker",
+    "provider_label",
+]
+
+T = TypeVar("T")
+Params = Sequence[object] | Mapping[str, object]
+
+DEFAULT_TIMEOUT_SECONDS: Final = 10.0
+# JSON-RPC 2.0: -32603 internal error, -32099..-32000 reserved for implementation-defined
+# server errors. The other reserved codes (-32700 parse, -32600 invalid request, -32601 method
+# not found, -32602 invalid params) blame the request.
+_INTERNAL_ERROR: Final = -32603
+_SERVER_ERRORS: Final = range(-32099, -31999)
+_SNIPPET: Final = 200
+
+log = structlog.get_logger(__name__)
+
+RPC_ERRORS = Counter(
+    "coinpay_rpc_errors_total",
+    "Chain JSON-RPC provider failures (the call moved on to the next provider) by kind.",
+    ["chain", "provider", "kind"],
+)
+RPC_SECONDS = Histogram(
+    "coinpay_rpc_seconds",
+    "Chain JSON-RPC round trips to one provider, answered or not.",
+    ["chain", "provider", "method"],
+)
+
+
+class MalformedResponse(Exception):
+    """A node's result is not what the method returns: the provider is broken (or not the chain
+    we think), so the call moves on to the next provider. Raised by ``parse`` functions."""
+
+
+class ProviderFailure(Exception):
+    """One provider failed (not the call): it is counted, and the call moves on to the next
+    provider. Never leaves :class:`RpcClient`; a breaker factory passed to it must count
+    exactly this as failure (``failure_on=(ProviderFailure,)``)."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+def provider_label(url: str) -> str:
+    """``scheme://host:port`` of a provider URL: no user, password, path or query (hosted
+    providers carry their API key in the path). Raises ValueError for a URL httpx rejects."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValueError("not a valid URL") from exc
+    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme, 0)
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    return f"{parsed.scheme}://{host}:{port}"
+
+
+def breaker_name(chain: str, label: str) -> str:
+    """The circuit breaker's name (and ``keel_circuit_state`` label) of one provider."""
+    return f"coinpay_rpc:{chain}:{label}"
+
+
+def default_breaker(name: str) -> CircuitBreaker:
+    """Opens when half of at least 4 calls within a minute failed; probes again after 30 s
+    with one call. Only provider failures count: a rejected call means the node works."""
+    return CircuitBreaker(
+        name,
+        minimum_calls=4,
+        failure_rate_threshold=0.5,
+        window_seconds=60.0,
+        open_seconds=30.0,
+        half_open_max_calls=1,
+        failure_on=(ProviderFailure,),
+    )
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One node: where requests go (``url`` holds no credentials but may hold a key in its
+    path, so it is never shown), its basic-auth credentials, and its breaker."""
+
+    label: str
+    url: str
+    auth: httpx.BasicAuth | None
+    breaker: CircuitBreaker
+
+    def __repr__(self) -> str:
+        return f"Provider({self.label!r})"
+
+
+def _provider(
+    chain: str, index: int, raw: str, labels: set[str], breaker: Callable[[str], CircuitBreaker]
+) -> Provider:
+    label = provider_label(raw)
+    if label in labels:  # two URLs on one host:port (different paths): keep labels unique
+        label = f"{label}#{index + 1}"
+    labels.add(label)
+    parsed = httpx.URL(raw)
+    auth = None
+    if parsed.userinfo:
+        auth = httpx.BasicAuth(parsed.username, parsed.password)
+        parsed = parsed.copy_with(username=None, password=None)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"provider {index + 1} ({label}) is not an http(s) URL with a host")
+    return Provider(label, str(parsed), auth, breaker(breaker_name(chain, label)))
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"non-finite JSON number {name}")
+
+
+def _loads(content: bytes) -> object:
+    return json.loads(content, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+class RpcClient:
+    """JSON-RPC 2.0 client for one chain's providers (see the module docstring).
+
+    ``urls`` are tried in order. ``client`` is shared when given (and then not closed by
+    :meth:`aclose`); otherwise one is made that ignores proxy variables in the environment.
+    ``transient_codes`` are JSON-RPC error codes that mean "this node cannot answer now" on
+    this chain family, on top of the spec's server-error codes. ``breaker`` makes each
+    provider's breaker from its name (:func:`default_breaker`; another factory must count
+    only :class:`ProviderFailure` as failure). A call makes ``rounds`` passes over the
+    providers, pausing up to ``round_pause_seconds`` (jittered) between passes.
+    """
+
+    def __init__(
+        self,
+        chain: str,
+        urls: Sequence[str],
+        *,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        rounds: int = 2,
+        round_pause_seconds: float = 0.2,
+        transient_codes: Sequence[int] = (),
+        breaker: Callable[[str], CircuitBreaker] = default_breaker,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        if not urls:
+            raise ValueError(f"{chain}: at least one RPC URL is needed")
+        if timeout_seconds <= 0 or rounds < 1 or round_pause_seconds < 0:
+            raise ValueError("timeout_seconds must be positive, rounds at least 1")
+        self.chain = chain
+        labels: set[str] = set()
+        self.providers: tuple[Provider, ...] = tuple(
+            _provider(chain, i, url, labels, breaker) for i, url in enumerate(urls)
+        )
+        self.timeout_seconds = timeout_seconds
+        self._rounds = rounds
+        self._pause = round_pause_seconds
+        self._transient = frozenset(transient_codes)
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(
+            trust_env=False, headers={"User-Agent": "keel-coinpay"}
+        )
+        self._ids = itertools.count(1)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> RpcClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    @overload
+    async def call(
+        self, method: str, params: Params = (), *, timeout_seconds: float | None = None
+    ) -> Any: ...
+
+    @overload
+    async def call(
+        self,
+        method: str,
+        params: Params = (),
+        *,
+        parse: Callable[[Any], T],
+        timeout_seconds: float | None = None,
+    ) -> T: ...
+
+    async def call(
+        self,
+        method: str,
+        params: Params = (),
+        *,
+        parse: Callable[[Any], Any] | None = None,
+        timeout_seconds: float | None = None,
+    ) -> Any:
+        """``method(params)``'s result, read by ``parse`` (which raises MalformedResponse for a
+        result it cannot read). Raises RpcCallRejected for the call's own JSON-RPC error and
+        ChainUnavailable when no provider answered."""
+        request_id = next(self._ids)
+        payload = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+
+        def read(body: object) -> Any:
+            return _parse(parse, self._result(body, request_id))
+
+        return await self._failover(method, payload, read, timeout_seconds)
+
+    async def batch(
+        self,
+        calls: Sequence[tuple[str, Params]],
+        *,
+        parse: Callable[[Any], T],
+        timeout_seconds: float | None = None,
+    ) -> list[T | RpcCallRejected]:
+        """Several calls in one HTTP request (a JSON-RPC batch), answered in the order given:
+        each a result read by ``parse`` or the RpcCallRejected of that call alone. A transient
+        error in any item fails the provider for the whole batch. Raises ChainUnavailable."""
+        if not calls:
+            return []
+        ids = [next(self._ids) for _ in calls]
+        payload = [
+            {"jsonrpc": "2.0", "id": i, "method": method, "params": params}
+            for i, (method, params) in zip(ids, calls, strict=True)
+        ]
+        label = calls[0][0] if len({m for m, _ in calls}) == 1 else "batch"
+
+        def read(body: object) -> list[T | RpcCallRejected]:
+            if not isinstance(body, list):
+                raise ProviderFailure("invalid_response", "a batch answered with a non-list")
+            by_id = {item.get("id"): item for item in body if isinstance(item, dict)}
+            out: list[T | RpcCallRejected] = []
+            for request_id in ids:
+                if request_id not in by_id:
+                    raise ProviderFailure("invalid_response", f"batch lacks reply {request_id}")
+                try:
+                    out.append(_parse(parse, self._result(by_id[request_id], request_id)))
+                except RpcCallRejected as exc:
+                    out.append(exc)
+            return out
+
+        result: list[T | RpcCallRejected] = await self._failover(
+            label, payload, read, timeout_seconds
+        )
+        return result
+
+    async def _failover(
+        self,
+        method: str,
+        payload: object,
+        read: Callable[[object], T],
+        timeout_seconds: float | None,
+    ) -> T:
+        timeout = timeout_seconds or self.timeout_seconds
+        content = simplejson.dumps(payload, use_decimal=True).encode()
+        failures: list[str] = []
+        for round_ in range(self._rounds):
+            if round_:
+                await asyncio.sleep(random.random() * self._pause)
+            for provider in self.providers:
+                try:
+                    async with provider.breaker.guard():
+                        body = await self._post(provider, method, content, timeout)
+                        try:
+                            return read(body)
+                        except ProviderFailure as exc:
+                            self._count(provider, method, exc)
+                            raise
+                except CircuitOpen:
+                    failures.append(f"{provider.label}: circuit open")
+                except ProviderFailure as exc:
+                    failures.append(f"{provider.label}: {exc.detail}")
+        raise ChainUnavailable(
+            f"{self.chain}: no RPC provider answered {method}: " + "; ".join(failures[-4:]),
+            chain=self.chain,
+        )
+
+    async def _post(
+        self, provider: Provider, method: str, content: bytes, seconds: float
+    ) -> object:
+        started = time.perf_counter()
+        try:
+            try:
+                async with asyncio.timeout(seconds):
+                    response = await self._client.post(
+                        provider.url,
+                        content=content,
+                        headers={"Content-Type": "application/json"},
+                        auth=provider.auth or httpx.USE_CLIENT_DEFAULT,
+                        timeout=seconds,
+                    )
+            except (httpx.TimeoutException, TimeoutError) as exc:
+                raise ProviderFailure("timeout", f"no answer within {seconds:g} s") from exc
+            except httpx.ConnectError as exc:
+                raise ProviderFailure("connect", f"cannot connect: {exc}") from exc
+            except httpx.TransportError as exc:
+                raise ProviderFailure("transport", f"{type(exc).__name__}: {exc}") from exc
+            return self._body(response)
+        except ProviderFailure as exc:
+            self._count(provider, method, exc)
+            raise
+        finally:
+            RPC_SECONDS.labels(self.chain, provider.label, method).observe(
+                time.perf_counter() - started
+            )
+
+    def _count(self, provider: Provider, method: str, exc: ProviderFailure) -> None:
+        RPC_ERRORS.labels(self.chain, provider.label, exc.kind).inc()
+        log.warning(
+            "chain rpc provider failed",
+            chain=self.chain,
+            provider=provider.label,
+            method=method,
+            kind=exc.kind,
+            error=exc.detail,
+        )
+
+    @staticmethod
+    def _body(response: httpx.Response) -> object:
+        status = response.status_code
+        if status == 429:
+            raise ProviderFailure("rate_limited", "HTTP 429 (rate limited)")
+        try:
+            body = _loads(response.content)
+        except (ValueError, RecursionError):
+            kind = f"http_{status // 100}xx" if status >= 300 else "invalid_response"
+            raise ProviderFailure(
+                kind, f"HTTP {status} without JSON: {response.text[:_SNIPPET]!r}"
+            ) from None
+        # Bitcoin Core answers a call's own error with HTTP 500/404 and a JSON-RPC body: the
+        # body decides. Anything else not 2xx is the server failing.
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            return body
+        if isinstance(body, list) and status < 300:
+            return body
+        if status >= 300:
+            raise ProviderFailure(f"http_{status // 100}xx", f"HTTP {status}")
+        return body
+
+    def _result(self, body: object, request_id: int) -> object:
+        if not isinstance(body, dict) or body.get("id") != request_id:
+            raise ProviderFailure("invalid_response", "not the JSON-RPC reply to the request")
+        error = body.get("error")
+        if error is not None:
+            code = error.get("code") if isinstance(error, dict) else None
+            message = str(error.get("message", ""))[:_SNIPPET] if isinstance(error, dict) else ""
+            if not isinstance(code, int) or isinstance(code, bool):
+                raise ProviderFailure("invalid_response", f"malformed error {error!r:.200}")
+            if code == _INTERNAL_ERROR or code in _SERVER_ERRORS or code in self._transient:
+                raise ProviderFailure("rpc_server", f"error {code}: {message}")
+            raise RpcCallRejected(
+                f"{self.chain}: the node rejected the call: {code} {message}",
+                rpc_code=code,
+                rpc_message=message,
+            )
+        if "result" not in body:
+            raise ProviderFailure("invalid_response", "a reply with neither result nor error")
+        return body["result"]
+
+
+def _parse(parse: Callable[[Any], T] | None, result: object) -> T:
+    if parse is None:
+        return result  # type: ignore[return-value]
+    try:
+        return parse(result)
+    except (MalformedResponse, InvalidAmount, KeyError, TypeError, ValueError) as exc:
+        raise ProviderFailure("invalid_response", f"unreadable result: {exc}"[:_SNIPPET]) from exc
