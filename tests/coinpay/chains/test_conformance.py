@@ -72,4 +72,4 @@ async def test_the_block_above_the_tip_is_not_found(subject: Subject) -> None:
 async def test_the_genesis_block_has_a_null_parent(subject: Subject) -> None:
     genesis = await subject.source.block(0)
     assert int(genesis.ref.parent_hash, 16) == 0
-    assert isinstance(await subject.source.pending(), tuple)
+    assert isinstance((await subject.source.pending()).transfers, tuple)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from keel.coinpay.chains import config, sources
-from keel.coinpay.chains.base import Transfer
+from keel.coinpay.chains.base import Mempool, Transfer
 from keel.coinpay.chains.evm import NATIVE_POSITION, EvmSource
 from keel.coinpay.errors import BlockNotFound
 from keel.coinpay.wallets.address_validation import eip55
@@ -100,7 +100,7 @@ async def test_a_block_above_the_tip_is_not_found_yet(source: EvmSource) -> None
     tip = await source.tip()
     with pytest.raises(BlockNotFound):
         await source.block(tip.height + 1000)
-    assert await source.pending() == ()
+    assert await source.pending() == Mempool(complete=False)
 
 
 async def test_a_reorg_shows_as_a_new_hash_at_the_same_height(

@@ -48,9 +48,9 @@ async def test_an_output_shows_in_pending_then_in_its_block(
     payee = litecoind.new_address()
     txid = litecoind.send(payee, Decimal("1.23456789"))
 
-    assert paid_to(await source.pending(), payee) == [(txid, 123_456_789)]
+    assert paid_to((await source.pending()).transfers, payee) == [(txid, 123_456_789)]
     [block_hash] = litecoind.mine(1)
-    assert paid_to(await source.pending(), payee) == []  # mined: gone from the mempool
+    assert paid_to((await source.pending()).transfers, payee) == []  # mined: gone from the mempool
 
     tip = await source.tip()
     block = await source.block(tip.height)
@@ -87,7 +87,7 @@ async def test_a_reorg_shows_as_a_new_hash_and_returns_the_payment_to_the_mempoo
 
     litecoind.rpc("invalidateblock", before.ref.hash)
     assert (await source.tip()).height == height - 1
-    assert paid_to(await source.pending(), payee) == [(txid, 50_000_000)]
+    assert paid_to((await source.pending()).transfers, payee) == [(txid, 50_000_000)]
     litecoind.mine_empty()  # the replacement leaves the payment out
     litecoind.mine_empty()
 
@@ -109,8 +109,8 @@ async def test_pending_fetches_a_bounded_number_of_new_transactions_per_poll(
     try:
         counts = []
         for _ in range(len(litecoind.rpc("getrawmempool"))):
-            counts.append(len({t.tx_hash for t in await utxo.pending()}))
-        seen = {t.tx_hash for t in await utxo.pending() if t.address in payees}
+            counts.append(len({t.tx_hash for t in (await utxo.pending()).transfers}))
+        seen = {t.tx_hash for t in (await utxo.pending()).transfers if t.address in payees}
     finally:
         await utxo.aclose()
         litecoind.mine(1)
@@ -145,7 +145,7 @@ async def test_detection_goes_on_through_the_second_node_when_the_first_stops(
         follower.stop()
         payee = leader.new_address()
         txid = leader.send(payee, Decimal("2.5"))
-        assert paid_to(await utxo.pending(), payee) == [(txid, 250_000_000)]
+        assert paid_to((await utxo.pending()).transfers, payee) == [(txid, 250_000_000)]
         [block_hash] = leader.mine(1)
         tip = await utxo.tip()
         block = await utxo.block(tip.height)

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from keel.coinpay.chains.base import Block, BlockRef, Transfer
+from keel.coinpay.chains.base import Block, BlockRef, Mempool, Transfer
 from keel.coinpay.chains.config import Token
 from keel.coinpay.chains.rpc import MalformedResponse, RpcClient
 from keel.coinpay.errors import BlockNotFound, RpcCallRejected
@@ -114,9 +114,9 @@ class EvmSource:
         transfers.sort(key=lambda item: (item[0], item[1].position))
         return Block(full.ref, tuple(transfer for _, transfer in transfers))
 
-    async def pending(self) -> tuple[Transfer, ...]:
-        """Always empty (see the module docstring)."""
-        return ()
+    async def pending(self) -> Mempool:
+        """Nothing, and nothing to conclude from it (see the module docstring)."""
+        return Mempool(complete=False)
 
     async def _succeeded(self, full: _FullBlock) -> frozenset[str]:
         """The hashes of the block's value transactions whose receipt says success."""

@@ -26,7 +26,7 @@ import structlog
 
 from keel.coinpay import money
 from keel.coinpay.assets import COINS
-from keel.coinpay.chains.base import Block, BlockRef, Transfer
+from keel.coinpay.chains.base import Block, BlockRef, Mempool, Transfer
 from keel.coinpay.chains.rpc import MalformedResponse, RpcClient
 from keel.coinpay.errors import BlockNotFound, ChainUnavailable, RpcCallRejected
 
@@ -132,8 +132,9 @@ class UtxoSource:
             raise BlockNotFound(f"{self.chain}: block {height} vanished", chain=self.chain) from exc
         return block
 
-    async def pending(self) -> tuple[Transfer, ...]:
-        """Outputs paying an address in mempool transactions (bounded: see the class)."""
+    async def pending(self) -> Mempool:
+        """Outputs paying an address in mempool transactions (bounded: see the class); complete
+        when every transaction in the node's mempool was read."""
         txids: list[str] = await self._rpc.call("getrawmempool", [False], parse=_txids)
         in_pool = set(txids)
         for gone in self._mempool.keys() - in_pool:
@@ -155,7 +156,8 @@ class UtxoSource:
         for txid, outputs in zip(fetch, decoded, strict=True):
             if not isinstance(outputs, RpcCallRejected):  # rejected: it left the mempool
                 self._mempool[txid] = outputs
-        return tuple(t for txid in txids for t in self._mempool.get(txid, ()))
+        transfers = tuple(t for txid in txids for t in self._mempool.get(txid, ()))
+        return Mempool(transfers, complete=all(txid in self._mempool for txid in txids))
 
     def _mempool_tx(self, result: Any) -> tuple[Transfer, ...]:
         return tuple(self._outputs(result))
