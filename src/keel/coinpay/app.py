@@ -42,7 +42,7 @@ def create_app(
     allocator: IndexAllocator | None = None,
     run_workers: bool | None = None,
     rate_limits: RateLimitStore | None = None,
-    sources: Sequence[ChainSource] = (),
+    sources: Sequence[ChainSource] | None = None,
 ) -> Product:
     """Build coinpay. Nothing touches the database until the lifespan is entered."""
     workers = settings.run_workers if run_workers is None else run_workers

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -13,9 +14,11 @@ import httpx
 from keel.coinpay import models, notify, payments, rates
 from keel.coinpay.addresses import IndexAllocator, SequenceAllocator, system_family_key
 from keel.coinpay.assets import DEFAULT_CONFIRMATIONS
+from keel.coinpay.chains import config as chain_config
 from keel.coinpay.chains.base import ChainSource, ChainWatcher
 from keel.coinpay.chains.scanner import ObservedChain, Scanner
 from keel.coinpay.chains.simulated import SimulatedChain, SimulatedSender
+from keel.coinpay.chains.sources import open_source
 from keel.coinpay.custody import Custody
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
@@ -78,10 +81,28 @@ async def open_gateway(
     allocator: IndexAllocator | None = None,
     rate_limits: RateLimitStore | None = None,
     migrate: bool = True,
-    sources: Sequence[ChainSource] = (),
+    sources: Sequence[ChainSource] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Gateway:
     """Everything coinpay runs on. ``sources`` are the live chains' nodes: each is scanned
-    block by block and watched for live payments; a chain without one takes no live payment."""
+    block by block and watched for live payments; a chain without one takes no live payment.
+    When not given they are opened from ``KEEL_COINPAY_<CHAIN>_RPC_URLS`` in ``environ``
+    (``os.environ``), which also gives ``KEEL_COINPAY_<CHAIN>_CONFIRMATIONS``."""
+    closers: list[Callable[[], Awaitable[None]]] = []
+    if sources is None:
+        chains = chain_config.load(os.environ if environ is None else environ)
+        opened = [open_source(chains.chain(chain)) for chain in chains.configured]
+        closers.extend(source.aclose for source in opened)
+        sources = opened
+        # A chain's own variable wins over the JSON map of KEEL_COINPAY_CONFIRMATIONS.
+        chosen = {
+            chain: config.confirmations
+            for chain, config in chains.chains.items()
+            if config.confirmations != DEFAULT_CONFIRMATIONS[chain]
+        }
+        settings = settings.model_copy(
+            update={"confirmations": {**settings.confirmations, **chosen}}
+        )
     clock = clock or SystemClock()
     # Its reads are lookups by key and short indexed lists: inline on the loop (core.db).
     engine = db.create_engine(database_url(settings, data_dir), inline_reads=True)
@@ -133,7 +154,14 @@ async def open_gateway(
         watchers={"test": test_watchers, "live": live_watchers},
         scanners=scanners,
         senders={"test": {c: SimulatedSender(c) for c in DEFAULT_CONFIRMATIONS}, "live": {}},
-        closers=[http.aclose, rate_http.aclose, limiter.aclose, lookups.aclose, engine.dispose],
+        closers=[
+            *closers,
+            http.aclose,
+            rate_http.aclose,
+            limiter.aclose,
+            lookups.aclose,
+            engine.dispose,
+        ],
     )
 
 

@@ -1,0 +1,141 @@
+"""Live payments on a real EVM node (anvil), end to end through the public API with a
+``cp_live_`` key: a real ETH transfer and a real ERC-20 transfer (a token this test deploys) to
+the payment's address, seen by the worker's scan task, confirming then confirmed at the
+policy's depth, with signed webhooks; a reorg (snapshot and revert) reverses a payment."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from keel.coinpay import bootstrap, lifecycle, notify
+from keel.coinpay.chains import config, sources
+from keel.coinpay.chains.base import ChainSource
+from keel.core.jobs import Periodic
+from tests.chains_nodes import Anvil
+from tests.coinpay.conftest import Harness, WebhookSink, make_harness
+
+DEPTH = 3
+
+
+@pytest.fixture(scope="module")
+def token(anvil: Anvil) -> str:
+    return anvil.deploy_token()
+
+
+@pytest.fixture
+async def source(anvil: Anvil, token: str) -> AsyncIterator[ChainSource]:
+    env = {"KEEL_COINPAY_ETH_RPC_URLS": anvil.url, "KEEL_COINPAY_USDC_ETH_CONTRACT": token}
+    evm = sources.open_source(config.load(env).chain("ETH"), timeout_seconds=5)
+    try:
+        yield evm
+    finally:
+        await evm.aclose()
+
+
+@pytest.fixture
+async def live(
+    db_url: str, source: ChainSource, webhook_sink: WebhookSink
+) -> AsyncIterator[tuple[Harness, str]]:
+    async for h in make_harness(db_url, None, sources=[source], confirmations={"ETH": DEPTH}):
+        async with h.gw.sessions() as session, session.begin():
+            _, secret = await notify.create_endpoint(
+                session,
+                h.gw.box,
+                h.operator,
+                business_id=h.business_id,
+                mode="live",
+                url=webhook_sink.url,
+                events=list(lifecycle.EVENT_TYPES),
+                allow_private=True,
+            )
+        yield h, secret
+
+
+def scan_task(h: Harness) -> Periodic:
+    [task] = [p for p in bootstrap.build_worker(h.gw).periodic if p.name == "scan:ETH"]
+    return task
+
+
+async def create_live(h: Harness, coin: str) -> dict[str, Any]:
+    body = {"business_id": h.business_id, "amount": "12.34", "blockchain": coin}
+    response = await h.client.post("/api/payments/create", json=body, headers=h.auth(h.live_key))
+    assert response.status_code == 201, response.text
+    payment: dict[str, Any] = response.json()["payment"]
+    assert payment["mode"] == "live"
+    return payment
+
+
+async def fetch(h: Harness, payment_id: str) -> dict[str, Any]:
+    response = await h.client.get(f"/api/payments/{payment_id}", headers=h.auth(h.live_key))
+    payment: dict[str, Any] = response.json()["payment"]
+    return payment
+
+
+def signed_by(secret: str, received: Any) -> bool:
+    """The X-CoinPay-Signature header (t=…,v1=HMAC-SHA256(secret, "t.body")) holds."""
+    header = received.headers["X-CoinPay-Signature"]
+    fields = dict(part.split("=", 1) for part in header.split(","))
+    expected = hmac.new(secret.encode(), f"{fields['t']}.".encode() + received.body, "sha256")
+    return hmac.compare_digest(expected.hexdigest(), fields["v1"])
+
+
+@pytest.mark.parametrize("coin", ["ETH", "USDC_ETH"])
+async def test_a_real_transfer_confirms_a_live_payment_and_is_announced(
+    anvil: Anvil,
+    token: str,
+    live: tuple[Harness, str],
+    webhook_sink: WebhookSink,
+    coin: str,
+) -> None:
+    h, secret = live
+    scan = scan_task(h)
+    await scan.run()  # the scanner starts at the node's tip
+    payment = await create_live(h, coin)
+    amount = int(payment["crypto_amount_base_units"])
+    if coin == "ETH":
+        tx = anvil.send_eth(payment["payment_address"], amount)
+    else:
+        tx = anvil.send_token(token, payment["payment_address"], amount)
+    await scan.run()
+    seen = await fetch(h, payment["id"])
+    assert (seen["status"], seen["confirmations"], seen["tx_hash"]) == ("confirming", 1, tx)
+    anvil.mine(DEPTH - 2)
+    await scan.run()
+    assert (await fetch(h, payment["id"]))["status"] == "confirming"
+    anvil.mine(1)
+    await scan.run()
+    done = await fetch(h, payment["id"])
+    assert (done["status"], done["confirmations"], done["amount_received"]) == (
+        "confirmed",
+        DEPTH,
+        payment["crypto_amount"],
+    )
+    await h.run_jobs()
+    kinds = sorted(e["type"] for e in webhook_sink.events())
+    assert kinds == ["payment.confirmed", "payment.confirming", "payment.created"]
+    assert all(signed_by(secret, r) for r in webhook_sink.received)
+
+
+async def test_a_reorg_on_the_node_reverses_a_confirming_payment(
+    anvil: Anvil, live: tuple[Harness, str], webhook_sink: WebhookSink
+) -> None:
+    h, _ = live
+    scan = scan_task(h)
+    await scan.run()
+    payment = await create_live(h, "ETH")
+    snapshot = anvil.rpc("evm_snapshot")
+    anvil.send_eth(payment["payment_address"], int(payment["crypto_amount_base_units"]))
+    await scan.run()
+    assert (await fetch(h, payment["id"]))["status"] == "confirming"
+    assert anvil.rpc("evm_revert", snapshot) is True
+    anvil.mine(2)  # the other branch is longer: the node switches to it
+    await scan.run()
+    back = await fetch(h, payment["id"])
+    assert (back["status"], back["amount_received"]) == ("pending", "0")
+    await h.run_jobs()
+    [reversed_] = webhook_sink.events("payment.reversed")
+    assert reversed_["data"]["payment_id"] == payment["id"]
