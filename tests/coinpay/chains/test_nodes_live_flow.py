@@ -5,6 +5,7 @@ policy's depth, with signed webhooks; a reorg (snapshot and revert) reverses a p
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import AsyncIterator
 from typing import Any
@@ -75,6 +76,19 @@ async def fetch(h: Harness, payment_id: str) -> dict[str, Any]:
     return payment
 
 
+async def mined(anvil: Anvil, tx: str) -> None:
+    """Until the node serves ``tx``'s block as its latest (anvil answers the send a moment
+    before; a scan then would simply find it at the next one)."""
+    for _ in range(200):
+        receipt = anvil.receipt(tx)
+        if receipt and anvil.height() >= int(receipt["blockNumber"], 16):
+            latest = anvil.rpc("eth_getBlockByNumber", "latest", False)
+            if int(latest["number"], 16) >= int(receipt["blockNumber"], 16):
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{tx} not mined")
+
+
 def signed_by(secret: str, received: Any) -> bool:
     """The X-CoinPay-Signature header (t=…,v1=HMAC-SHA256(secret, "t.body")) holds."""
     header = received.headers["X-CoinPay-Signature"]
@@ -100,6 +114,7 @@ async def test_a_real_transfer_confirms_a_live_payment_and_is_announced(
         tx = anvil.send_eth(payment["payment_address"], amount)
     else:
         tx = anvil.send_token(token, payment["payment_address"], amount)
+    await mined(anvil, tx)
     await scan.run()
     seen = await fetch(h, payment["id"])
     assert (seen["status"], seen["confirmations"], seen["tx_hash"]) == ("confirming", 1, tx)
@@ -128,7 +143,8 @@ async def test_a_reorg_on_the_node_reverses_a_confirming_payment(
     await scan.run()
     payment = await create_live(h, "ETH")
     snapshot = anvil.rpc("evm_snapshot")
-    anvil.send_eth(payment["payment_address"], int(payment["crypto_amount_base_units"]))
+    tx = anvil.send_eth(payment["payment_address"], int(payment["crypto_amount_base_units"]))
+    await mined(anvil, tx)
     await scan.run()
     assert (await fetch(h, payment["id"]))["status"] == "confirming"
     assert anvil.rpc("evm_revert", snapshot) is True
