@@ -6,6 +6,7 @@ policy's depth, with signed webhooks; a reorg (snapshot and revert) reverses a p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +18,7 @@ from keel.coinpay.chains import config, sources
 from keel.coinpay.chains.base import ChainSource
 from keel.core.jobs import Periodic
 from tests.chains_nodes import Anvil
+from tests.coinpay.chains.conftest import OPEN, breaker_state, provider_errors
 from tests.coinpay.conftest import Harness, WebhookSink, make_harness
 
 DEPTH = 3
@@ -155,3 +157,70 @@ async def test_a_reorg_on_the_node_reverses_a_confirming_payment(
     await h.run_jobs()
     [reversed_] = webhook_sink.events("payment.reversed")
     assert reversed_["data"]["payment_id"] == payment["id"]
+
+
+class Proxy:
+    """A TCP relay on 127.0.0.1 in front of a node: a provider that can be stopped mid-test."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.server: asyncio.Server | None = None
+        self.links: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self.links:
+            writer.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.links |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_detection_goes_on_through_the_second_provider_when_the_first_stops(
+    anvil: Anvil, db_url: str
+) -> None:
+    proxy = Proxy(anvil.port)
+    first = await proxy.start()
+    env = {"KEEL_COINPAY_ETH_RPC_URLS": f"{first},{anvil.url}"}
+    source = sources.open_source(config.load(env).chain("ETH"), timeout_seconds=2)
+    try:
+        async for h in make_harness(db_url, None, sources=[source], confirmations={"ETH": 2}):
+            scan = scan_task(h)
+            await scan.run()
+            before = await create_live(h, "ETH")
+            await mined(
+                anvil,
+                anvil.send_eth(before["payment_address"], int(before["crypto_amount_base_units"])),
+            )
+            await scan.run()
+            assert (await fetch(h, before["id"]))["status"] == "confirming"
+            assert provider_errors("ETH", first, "transport") == 0  # all through the first
+
+            await proxy.stop()
+            anvil.mine(1)
+            await scan.run()  # the first provider refuses: the second answers
+            assert (await fetch(h, before["id"]))["status"] == "confirmed"
+            for _ in range(5):
+                anvil.mine(1)
+                await scan.run()
+            assert provider_errors("ETH", first, "transport") > 0
+            assert breaker_state("ETH", first) == OPEN
+    finally:
+        await source.aclose()
