@@ -23,6 +23,7 @@ from keel.coinpay.settings import CoinpaySettings
 from keel.coinpay.wallets import Family, HDRoot
 from keel.core.clock import Clock, FrozenClock
 from keel.core.crypto import new_key
+from keel.core.jobs import Periodic
 from keel.core.ratelimit import RateLimitStore
 
 ABANDON = " ".join(["abandon"] * 11 + ["about"])
@@ -125,6 +126,44 @@ class Harness:
 
     async def run_jobs(self) -> int:
         return await bootstrap.build_worker(self.gw).drain()
+
+    def periodic(self, name: str) -> Periodic:
+        """The worker's periodic task ``name`` (``scan:ETH``, ``expire``), to run by hand."""
+        [task] = [p for p in bootstrap.build_worker(self.gw).periodic if p.name == name]
+        return task
+
+    async def add_live_endpoint(self, url: str) -> str:
+        """A live webhook endpoint for the payment events; returns its signing secret."""
+        async with self.gw.sessions() as session, session.begin():
+            _, secret = await notify.create_endpoint(
+                session,
+                self.gw.box,
+                self.operator,
+                business_id=self.business_id,
+                mode="live",
+                url=url,
+                events=list(lifecycle.EVENT_TYPES),
+                allow_private=True,
+            )
+        return secret
+
+    async def create_live_payment(self, coin: str, amount: str = "25.00") -> dict[str, Any]:
+        body = {"business_id": self.business_id, "amount": amount, "blockchain": coin}
+        response = await self.client.post(
+            "/api/payments/create", json=body, headers=self.auth(self.live_key)
+        )
+        assert response.status_code == 201, response.text
+        payment: dict[str, Any] = response.json()["payment"]
+        assert payment["mode"] == "live"
+        return payment
+
+    async def live_payment(self, payment_id: str) -> dict[str, Any]:
+        response = await self.client.get(
+            f"/api/payments/{payment_id}", headers=self.auth(self.live_key)
+        )
+        assert response.status_code == 200, response.text
+        payment: dict[str, Any] = response.json()["payment"]
+        return payment
 
 
 async def seed_merchant(gw: Gateway, clock: Clock) -> tuple[str, str]:

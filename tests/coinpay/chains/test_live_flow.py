@@ -6,13 +6,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
-from keel.coinpay import bootstrap, lifecycle, notify
 from keel.coinpay.chains.base import Transfer
-from keel.core.jobs import Periodic
 from tests.coinpay.chains.scripted import ScriptedChain
 from tests.coinpay.conftest import Harness, WebhookSink, make_harness
 
@@ -27,57 +24,28 @@ async def live(
     db_url: str, chain: ScriptedChain, webhook_sink: WebhookSink
 ) -> AsyncIterator[Harness]:
     async for h in make_harness(db_url, None, sources=[chain], confirmations={"ETH": 3}):
-        async with h.gw.sessions() as session, session.begin():
-            await notify.create_endpoint(
-                session,
-                h.gw.box,
-                h.operator,
-                business_id=h.business_id,
-                mode="live",
-                url=webhook_sink.url,
-                events=list(lifecycle.EVENT_TYPES),
-                allow_private=True,
-            )
+        await h.add_live_endpoint(webhook_sink.url)
         yield h
-
-
-def scan_task(h: Harness) -> Periodic:
-    [task] = [p for p in bootstrap.build_worker(h.gw).periodic if p.name == "scan:ETH"]
-    return task
-
-
-async def create_live(h: Harness) -> dict[str, Any]:
-    body = {"business_id": h.business_id, "amount": "25.00", "blockchain": "ETH"}
-    response = await h.client.post("/api/payments/create", json=body, headers=h.auth(h.live_key))
-    assert response.status_code == 201, response.text
-    payment: dict[str, Any] = response.json()["payment"]
-    return payment
-
-
-async def status(h: Harness, payment_id: str) -> dict[str, Any]:
-    response = await h.client.get(f"/api/payments/{payment_id}", headers=h.auth(h.live_key))
-    payment: dict[str, Any] = response.json()["payment"]
-    return payment
 
 
 async def test_a_live_payment_is_seen_confirmed_and_announced(
     live: Harness, chain: ScriptedChain, webhook_sink: WebhookSink
 ) -> None:
-    scan = scan_task(live)
+    scan = live.periodic("scan:ETH")
     chain.mine()
     await scan.run()
-    payment = await create_live(live)
+    payment = await live.create_live_payment("ETH")
     paid = Transfer(
         "ETH", "0xpaid", 0, payment["payment_address"], int(payment["crypto_amount_base_units"])
     )
     chain.mine(paid)
     await scan.run()
-    seen = await status(live, payment["id"])
+    seen = await live.live_payment(payment["id"])
     assert (seen["status"], seen["confirmations"], seen["tx_hash"]) == ("confirming", 1, "0xpaid")
     chain.mine()
     chain.mine()
     await scan.run()
-    done = await status(live, payment["id"])
+    done = await live.live_payment(payment["id"])
     assert (done["status"], done["confirmations"]) == ("confirmed", 3)
     await live.run_jobs()
     kinds = [e["type"] for e in webhook_sink.events()]
@@ -89,22 +57,22 @@ async def test_a_live_payment_is_seen_confirmed_and_announced(
 async def test_a_reorg_reverses_a_confirming_live_payment(
     live: Harness, chain: ScriptedChain, webhook_sink: WebhookSink
 ) -> None:
-    scan = scan_task(live)
+    scan = live.periodic("scan:ETH")
     chain.mine()
     await scan.run()
-    payment = await create_live(live)
+    payment = await live.create_live_payment("ETH")
     chain.mine(
         Transfer(
             "ETH", "0xgone", 0, payment["payment_address"], int(payment["crypto_amount_base_units"])
         )
     )
     await scan.run()
-    assert (await status(live, payment["id"]))["status"] == "confirming"
+    assert (await live.live_payment(payment["id"]))["status"] == "confirming"
     chain.reorg(1)
     chain.mine()
     chain.mine()
     await scan.run()
-    back = await status(live, payment["id"])
+    back = await live.live_payment(payment["id"])
     assert (back["status"], back["amount_received"]) == ("pending", "0")
     await live.run_jobs()
     [reversed_] = webhook_sink.events("payment.reversed")
@@ -114,30 +82,29 @@ async def test_a_reorg_reverses_a_confirming_live_payment(
 async def test_an_underpaid_payment_topped_up_settles_and_a_late_one_is_flagged(
     live: Harness, chain: ScriptedChain
 ) -> None:
-    scan = scan_task(live)
+    scan = live.periodic("scan:ETH")
     chain.mine()
     await scan.run()
-    payment = await create_live(live)
+    payment = await live.create_live_payment("ETH")
     expected = int(payment["crypto_amount_base_units"])
     address = payment["payment_address"]
     chain.mine(Transfer("ETH", "0xhalf", 0, address, expected // 2))
     await scan.run()
-    partial = await status(live, payment["id"])
+    partial = await live.live_payment(payment["id"])
     assert (partial["status"], partial["paid_partial"]) == ("pending", True)
     chain.mine(Transfer("ETH", "0xrest", 0, address, expected - expected // 2))
     for _ in range(3):
         chain.mine()
     await scan.run()
-    assert (await status(live, payment["id"]))["status"] == "confirmed"
+    assert (await live.live_payment(payment["id"]))["status"] == "confirmed"
 
-    late = await create_live(live)
+    late = await live.create_live_payment("ETH")
     live.clock.advance(timedelta(minutes=live.gw.settings.expiry_minutes + 1))
-    [expiry] = [p for p in bootstrap.build_worker(live.gw).periodic if p.name == "expire"]
-    await expiry.run()
-    assert (await status(live, late["id"]))["status"] == "expired"
+    await live.periodic("expire").run()
+    assert (await live.live_payment(late["id"]))["status"] == "expired"
     chain.mine(
         Transfer("ETH", "0xlate", 0, late["payment_address"], int(late["crypto_amount_base_units"]))
     )
     await scan.run()
-    flagged = await status(live, late["id"])
+    flagged = await live.live_payment(late["id"])
     assert (flagged["status"], flagged["paid_late"]) == ("confirming", True)

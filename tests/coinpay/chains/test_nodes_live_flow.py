@@ -13,10 +13,8 @@ from typing import Any
 
 import pytest
 
-from keel.coinpay import bootstrap, lifecycle, notify
 from keel.coinpay.chains import config, sources
 from keel.coinpay.chains.base import ChainSource
-from keel.core.jobs import Periodic
 from tests.chains_nodes import Anvil
 from tests.coinpay.chains.conftest import OPEN, breaker_state, provider_errors
 from tests.coinpay.conftest import Harness, WebhookSink, make_harness
@@ -44,38 +42,7 @@ async def live(
     db_url: str, source: ChainSource, webhook_sink: WebhookSink
 ) -> AsyncIterator[tuple[Harness, str]]:
     async for h in make_harness(db_url, None, sources=[source], confirmations={"ETH": DEPTH}):
-        async with h.gw.sessions() as session, session.begin():
-            _, secret = await notify.create_endpoint(
-                session,
-                h.gw.box,
-                h.operator,
-                business_id=h.business_id,
-                mode="live",
-                url=webhook_sink.url,
-                events=list(lifecycle.EVENT_TYPES),
-                allow_private=True,
-            )
-        yield h, secret
-
-
-def scan_task(h: Harness) -> Periodic:
-    [task] = [p for p in bootstrap.build_worker(h.gw).periodic if p.name == "scan:ETH"]
-    return task
-
-
-async def create_live(h: Harness, coin: str) -> dict[str, Any]:
-    body = {"business_id": h.business_id, "amount": "12.34", "blockchain": coin}
-    response = await h.client.post("/api/payments/create", json=body, headers=h.auth(h.live_key))
-    assert response.status_code == 201, response.text
-    payment: dict[str, Any] = response.json()["payment"]
-    assert payment["mode"] == "live"
-    return payment
-
-
-async def fetch(h: Harness, payment_id: str) -> dict[str, Any]:
-    response = await h.client.get(f"/api/payments/{payment_id}", headers=h.auth(h.live_key))
-    payment: dict[str, Any] = response.json()["payment"]
-    return payment
+        yield h, await h.add_live_endpoint(webhook_sink.url)
 
 
 async def mined(anvil: Anvil, tx: str) -> None:
@@ -108,9 +75,9 @@ async def test_a_real_transfer_confirms_a_live_payment_and_is_announced(
     coin: str,
 ) -> None:
     h, secret = live
-    scan = scan_task(h)
+    scan = h.periodic("scan:ETH")
     await scan.run()  # the scanner starts at the node's tip
-    payment = await create_live(h, coin)
+    payment = await h.create_live_payment(coin)
     amount = int(payment["crypto_amount_base_units"])
     if coin == "ETH":
         tx = anvil.send_eth(payment["payment_address"], amount)
@@ -118,14 +85,14 @@ async def test_a_real_transfer_confirms_a_live_payment_and_is_announced(
         tx = anvil.send_token(token, payment["payment_address"], amount)
     await mined(anvil, tx)
     await scan.run()
-    seen = await fetch(h, payment["id"])
+    seen = await h.live_payment(payment["id"])
     assert (seen["status"], seen["confirmations"], seen["tx_hash"]) == ("confirming", 1, tx)
     anvil.mine(DEPTH - 2)
     await scan.run()
-    assert (await fetch(h, payment["id"]))["status"] == "confirming"
+    assert (await h.live_payment(payment["id"]))["status"] == "confirming"
     anvil.mine(1)
     await scan.run()
-    done = await fetch(h, payment["id"])
+    done = await h.live_payment(payment["id"])
     assert (done["status"], done["confirmations"], done["amount_received"]) == (
         "confirmed",
         DEPTH,
@@ -141,18 +108,18 @@ async def test_a_reorg_on_the_node_reverses_a_confirming_payment(
     anvil: Anvil, live: tuple[Harness, str], webhook_sink: WebhookSink
 ) -> None:
     h, _ = live
-    scan = scan_task(h)
+    scan = h.periodic("scan:ETH")
     await scan.run()
-    payment = await create_live(h, "ETH")
+    payment = await h.create_live_payment("ETH")
     snapshot = anvil.rpc("evm_snapshot")
     tx = anvil.send_eth(payment["payment_address"], int(payment["crypto_amount_base_units"]))
     await mined(anvil, tx)
     await scan.run()
-    assert (await fetch(h, payment["id"]))["status"] == "confirming"
+    assert (await h.live_payment(payment["id"]))["status"] == "confirming"
     assert anvil.rpc("evm_revert", snapshot) is True
     anvil.mine(2)  # the other branch is longer: the node switches to it
     await scan.run()
-    back = await fetch(h, payment["id"])
+    back = await h.live_payment(payment["id"])
     assert (back["status"], back["amount_received"]) == ("pending", "0")
     await h.run_jobs()
     [reversed_] = webhook_sink.events("payment.reversed")
@@ -202,21 +169,21 @@ async def test_detection_goes_on_through_the_second_provider_when_the_first_stop
     source = sources.open_source(config.load(env).chain("ETH"), timeout_seconds=2)
     try:
         async for h in make_harness(db_url, None, sources=[source], confirmations={"ETH": 2}):
-            scan = scan_task(h)
+            scan = h.periodic("scan:ETH")
             await scan.run()
-            before = await create_live(h, "ETH")
+            before = await h.create_live_payment("ETH")
             await mined(
                 anvil,
                 anvil.send_eth(before["payment_address"], int(before["crypto_amount_base_units"])),
             )
             await scan.run()
-            assert (await fetch(h, before["id"]))["status"] == "confirming"
+            assert (await h.live_payment(before["id"]))["status"] == "confirming"
             assert provider_errors("ETH", first, "transport") == 0  # all through the first
 
             await proxy.stop()
             anvil.mine(1)
             await scan.run()  # the first provider refuses: the second answers
-            assert (await fetch(h, before["id"]))["status"] == "confirmed"
+            assert (await h.live_payment(before["id"]))["status"] == "confirmed"
             for _ in range(5):
                 anvil.mine(1)
                 await scan.run()
