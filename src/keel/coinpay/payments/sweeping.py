@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from keel.coinpay import lifecycle, models
 from keel.coinpay.assets import COINS
@@ -282,19 +282,6 @@ class Sweeper:
                 .where(s.c.id == sweep_id)
                 .values(last_error=error, attempts=s.c.attempts + 1)
             )
-
-    async def open_sweeps(self) -> int:
-        """Sweeps of this chain not confirmed yet (readiness detail, tests)."""
-        s = models.sweeps
-        async with self._gw.sessions() as session:
-            count = await session.scalar(
-                select(func.count()).where(
-                    s.c.mode == self.mode,
-                    s.c.chain == self.chain,
-                    s.c.status != SweepStatus.CONFIRMED.value,
-                )
-            )
-        return int(count or 0)
 
 
 def _input(payment: Payment) -> SweepInput:
