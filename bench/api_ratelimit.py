@@ -59,7 +59,7 @@ from sqlalchemy.engine import make_url
 
 import bittorrented_names as names
 from keel.bittorrented import bootstrap as bt_bootstrap
-from keel.bittorrented import bulk
+from keel.bittorrented.catalog import bulk
 from keel.coinpay import apikeys, audit, businesses, payments, wallets
 from keel.coinpay import bootstrap as cp_bootstrap
 from keel.coinpay.assets import get_coin

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from bittorrented_names import Corpus, releases
-from keel.bittorrented import classify, release_name
-from keel.bittorrented.classify import Classification, ContentType
-from keel.bittorrented.torrents import TorrentFile
+from keel.bittorrented.naming import classify, release_name
+from keel.bittorrented.naming.classify import Classification, ContentType
+from keel.bittorrented.torrent.values import TorrentFile
 
 Classifier = Callable[[str], Classification]
 FIELDS = ("content type", "title", "year", "season/episode", "resolution")

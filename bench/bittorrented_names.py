@@ -32,9 +32,9 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from keel.bittorrented.catalog import Entry
-from keel.bittorrented.classify import Classification, ContentType
-from keel.bittorrented.torrents import Metainfo
+from keel.bittorrented.catalog.store import Entry
+from keel.bittorrented.naming.classify import Classification, ContentType
+from keel.bittorrented.torrent.values import Metainfo
 
 BLOCK_ROWS = 4096
 SOURCE = "dht"

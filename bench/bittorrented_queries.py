@@ -23,8 +23,8 @@ import random
 from dataclasses import dataclass
 
 import bittorrented_names as names
-from keel.bittorrented.query import parse
-from keel.bittorrented.tokens import tokenize
+from keel.bittorrented.search.query import parse
+from keel.bittorrented.search.tokens import tokenize
 
 CLASSES: tuple[tuple[str, float], ...] = (
     ("rare", 0.14),

@@ -1,16 +1,17 @@
 """bittorrented search: ours against naive ILIKE and the original's longest-word-first.
 
-1. Load ``--rows`` generated releases (``bittorrented_names``) through ``keel.bittorrented.bulk``
-   into a dedicated database, with a progress bar, and report rows/s. On PostgreSQL the
-   non-unique indexes are dropped first and built again after the last batch, as pg_restore
-   does (the unique ones stay: ``ON CONFLICT`` needs them); rows/s counts both. The database is kept
+1. Load ``--rows`` generated releases (``bittorrented_names``) through
+   ``keel.bittorrented.catalog.bulk`` into a dedicated database, with a progress bar, and report
+   rows/s. On PostgreSQL the non-unique indexes are dropped first and built again after the
+   last batch, as pg_restore does (the unique ones stay: ``ON CONFLICT`` needs them); rows/s
+   counts both. The database is kept
    (PostgreSQL ``keel_bench_bt_<rows>``, SQLite ``var/bench/bittorrented-<rows>.db``), so a
    re-run that finds ``--rows`` rows skips the load and reports the figures recorded then;
    ``--reload`` starts afresh. Then ``VACUUM ANALYZE`` (ANALYZE on SQLite), and on PostgreSQL
    the expression index the original searches with.
 2. Build the exact answers: every name is read back, tokenised in Python and put in an
    in-memory inverted index; each query's first page is then computed by the reference
-   semantics ``keel.bittorrented.query.matches`` (the brute force the exactness test uses),
+   semantics ``keel.bittorrented.search.query.matches`` (the brute force the exactness test uses),
    so no method is checked against itself.
 3. Run the query set (``bittorrented_queries``: rare and common words, multi-word, phrases,
    exclusions, OR, prefixes, words that never meet), each with every ``--sort``, through
@@ -71,12 +72,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bittorrented_names as names
 import bittorrented_queries as queries
-from keel.bittorrented import bootstrap, bulk
+from keel.bittorrented import bootstrap
+from keel.bittorrented.catalog import bulk
 from keel.bittorrented.errors import SearchTimeout
-from keel.bittorrented.query import Phrase, Query, matches, parse
 from keel.bittorrented.search.base import SearchRequest, Sort
+from keel.bittorrented.search.query import Phrase, Query, matches, parse
 from keel.bittorrented.search.ranking import SORT_COLUMNS, descending
-from keel.bittorrented.tokens import tokenize
+from keel.bittorrented.search.tokens import tokenize
 from keel.core import db
 
 DEFAULT_PG_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -328,7 +330,7 @@ async def prepare_database(args: argparse.Namespace) -> tuple[AsyncEngine, LoadF
 
 class Reference:
     """Every name's tokens, posting lists and each sort's full order, read back from the
-    database; ``first_page`` applies ``keel.bittorrented.query.matches`` to candidates."""
+    database; ``first_page`` applies ``keel.bittorrented.search.query.matches`` to candidates."""
 
     def __init__(self, sorts: Sequence[Sort]) -> None:
         self.sorts = sorts

@@ -9,12 +9,13 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import bootstrap, catalog
-from keel.bittorrented.classify import Classification, ContentType
+from keel.bittorrented import bootstrap
+from keel.bittorrented.catalog import store as catalog
 from keel.bittorrented.indexer import Indexer
+from keel.bittorrented.naming.classify import Classification, ContentType
 from keel.bittorrented.search.cursors import Cursors
 from keel.bittorrented.settings import BittorrentedSettings
-from keel.bittorrented.torrents import Metainfo, TorrentFile
+from keel.bittorrented.torrent.values import Metainfo, TorrentFile
 from keel.core.clock import FrozenClock
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)

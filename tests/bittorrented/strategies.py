@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from keel.bittorrented.query import Clause, Phrase, Query, render
+from keel.bittorrented.search.query import Clause, Phrase, Query, render
 
 VOCABULARY = ("the", "matrix", "2024", "1080p", "x264", "s01e02", "a", "ab", "abc", "amelie", "b")
 SEPARATORS = (".", " ", "-", "_", "[", "]", " - ", "(", ")")

@@ -11,12 +11,12 @@ import httpx
 import libtorrent as lt
 import pytest
 
-from keel.bittorrented import bulk
 from keel.bittorrented.app import create_app
+from keel.bittorrented.catalog import bulk
 from keel.bittorrented.indexer import Indexer
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.bittorrented.swarm import trackers
-from keel.bittorrented.torrents import Magnet, Metainfo, TorrentFile
+from keel.bittorrented.torrent.values import Magnet, Metainfo, TorrentFile
 from keel.core.clock import FrozenClock
 from tests.bittorrented.conftest import NOW, entry, info_hash
 

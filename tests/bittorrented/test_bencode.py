@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keel.bittorrented import bencode
 from keel.bittorrented.errors import MalformedTorrent
+from keel.bittorrented.torrent import bencode
 
 values = st.recursive(
     st.integers(min_value=-(10**30), max_value=10**30) | st.binary(max_size=40),

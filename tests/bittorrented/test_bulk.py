@@ -10,11 +10,13 @@ from typing import Any
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import bootstrap, bulk, catalog, models
-from keel.bittorrented.classify import Classification, ContentType
-from keel.bittorrented.query import parse
+from keel.bittorrented import bootstrap, models
+from keel.bittorrented.catalog import bulk
+from keel.bittorrented.catalog import store as catalog
+from keel.bittorrented.naming.classify import Classification, ContentType
 from keel.bittorrented.search.base import SearchRequest
-from keel.bittorrented.torrents import Metainfo, TorrentFile
+from keel.bittorrented.search.query import parse
+from keel.bittorrented.torrent.values import Metainfo, TorrentFile
 from tests.bittorrented.conftest import NOW, info_hash
 
 TABLES = (

@@ -11,8 +11,8 @@ from anyascii import anyascii
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keel.bittorrented.classify import Classification, ContentType, classify, is_banned
-from keel.bittorrented.torrents import TorrentFile
+from keel.bittorrented.naming.classify import Classification, ContentType, classify, is_banned
+from keel.bittorrented.torrent.values import TorrentFile
 
 MB = 1024 * 1024
 

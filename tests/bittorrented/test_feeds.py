@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from keel.bittorrented import torznab
 from keel.bittorrented.app import create_app
-from keel.bittorrented.classify import ContentType
+from keel.bittorrented.feeds import torznab
+from keel.bittorrented.naming.classify import ContentType
 from keel.bittorrented.search.base import SearchHit
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.core.clock import FrozenClock

@@ -16,8 +16,9 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from keel.bittorrented import bootstrap, bulk
+from keel.bittorrented import bootstrap
 from keel.bittorrented.app import create_app
+from keel.bittorrented.catalog import bulk
 from keel.bittorrented.indexer import Indexer
 from keel.bittorrented.search.cursors import Cursors
 from keel.bittorrented.settings import BittorrentedSettings

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from keel.bittorrented import importer
+from keel.bittorrented.ingest import jsonlines as importer
 from keel.cli import app
 
 GOOD = {

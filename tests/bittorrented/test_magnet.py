@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keel.bittorrented.errors import MalformedMagnet
-from keel.bittorrented.magnet import MAX_MAGNET_CHARS, build_magnet, parse_magnet
-from keel.bittorrented.torrents import Magnet
+from keel.bittorrented.torrent.magnet import MAX_MAGNET_CHARS, build_magnet, parse_magnet
+from keel.bittorrented.torrent.values import Magnet
 
 HASH = bytes.fromhex("c9e15763f722f23e98a29decdfae341b98d53056")
 HEX = HASH.hex()

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keel.bittorrented import bencode, metainfo
 from keel.bittorrented.errors import InfoHashMismatch, MalformedTorrent, UnsupportedTorrent
-from keel.bittorrented.torrents import Metainfo, TorrentFile
+from keel.bittorrented.torrent import bencode, metainfo
+from keel.bittorrented.torrent.values import Metainfo, TorrentFile
 
 PIECE = 16384
 # Sizes chosen so a hybrid torrent needs a pad file after each of the first files.

@@ -29,13 +29,15 @@ from schemathesis.python import asgi as schemathesis_asgi
 from schemathesis.transport.serialization import Binary
 from starlette.types import Receive, Scope, Send
 
-from keel.bittorrented import bencode, bulk, query
 from keel.bittorrented.app import create_app
+from keel.bittorrented.catalog import bulk
 from keel.bittorrented.errors import BadQuery
+from keel.bittorrented.search import query
 from keel.bittorrented.search.base import Order, Sort
 from keel.bittorrented.search.cursors import Cursors
 from keel.bittorrented.settings import BittorrentedSettings
-from keel.bittorrented.torrents import Magnet, Metainfo
+from keel.bittorrented.torrent import bencode
+from keel.bittorrented.torrent.values import Magnet, Metainfo
 from keel.core.app import Product
 from tests.bittorrented.conftest import NOW, entry
 

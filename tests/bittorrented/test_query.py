@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keel.bittorrented import query
 from keel.bittorrented.errors import BadQuery
-from keel.bittorrented.query import Clause, Phrase, Query, matches
-from keel.bittorrented.tokens import tokenize
+from keel.bittorrented.search import query
+from keel.bittorrented.search.query import Clause, Phrase, Query, matches
+from keel.bittorrented.search.tokens import tokenize
 from tests.bittorrented.strategies import names, queries, render
 
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from keel.bittorrented import release_name
-from keel.bittorrented.release_name import ReleaseName, parse
+from keel.bittorrented.naming import release_name
+from keel.bittorrented.naming.release_name import ReleaseName, parse
 
 CODECS = {"x264": "H.264", "H.264": "H.264", "x265": "H.265", "HEVC": "H.265", "XviD": "Xvid"}
 

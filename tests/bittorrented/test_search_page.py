@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from keel.bittorrented.app import create_app
-from keel.bittorrented.classify import ContentType
+from keel.bittorrented.naming.classify import ContentType
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.bittorrented.web.search import human_size
 from keel.core.app import create_root_app

@@ -6,7 +6,8 @@ import asyncio
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import bulk, seen_store
+from keel.bittorrented.catalog import bloom_store as seen_store
+from keel.bittorrented.catalog import bulk
 from keel.bittorrented.dht.bloom import ScalableBloomFilter, load_filter
 from keel.core.clock import FrozenClock
 from tests.bittorrented.conftest import NOW, entry, info_hash, make_indexer

@@ -15,14 +15,17 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import bootstrap, bulk, catalog, torznab
+from keel.bittorrented import bootstrap
 from keel.bittorrented.app import create_app
-from keel.bittorrented.classify import Classification, ContentType
+from keel.bittorrented.catalog import bulk
+from keel.bittorrented.catalog import store as catalog
+from keel.bittorrented.feeds import torznab
 from keel.bittorrented.indexer import Indexer
-from keel.bittorrented.query import Query
+from keel.bittorrented.naming.classify import Classification, ContentType
 from keel.bittorrented.search.base import Filters, SearchRequest
+from keel.bittorrented.search.query import Query
 from keel.bittorrented.settings import BittorrentedSettings
-from keel.bittorrented.torrents import Metainfo
+from keel.bittorrented.torrent.values import Metainfo
 from keel.core.clock import FrozenClock
 from tests.bittorrented.conftest import NOW, info_hash
 

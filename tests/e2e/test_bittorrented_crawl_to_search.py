@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from keel.bittorrented.app import create_app
-from keel.bittorrented.magnet import build_magnet
 from keel.bittorrented.settings import BittorrentedSettings
+from keel.bittorrented.torrent.magnet import build_magnet
 from tests.bittorrented.dht.swarm import Swarm, eventually, swarm
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from keel.bittorrented.app import create_app
-from keel.bittorrented.classify import ContentType
+from keel.bittorrented.naming.classify import ContentType
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.core.app import Product
 from tests.bittorrented.test_torznab import release, seed

@@ -18,11 +18,11 @@ import libtorrent as lt
 import pytest
 from prometheus_client import REGISTRY
 
-from keel.bittorrented import classify
 from keel.bittorrented.dht import bloom, crawler, fetcher
 from keel.bittorrented.dht.session import DhtSession
-from keel.bittorrented.magnet import parse_magnet
-from keel.bittorrented.torrents import Metainfo
+from keel.bittorrented.naming import classify
+from keel.bittorrented.torrent.magnet import parse_magnet
+from keel.bittorrented.torrent.values import Metainfo
 from tests.bittorrented.dht.swarm import Seeded, Swarm, eventually, make_torrent, swarm
 
 pytestmark = pytest.mark.e2e

@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from keel.bittorrented import bootstrap, models, peers, workers
+from keel.bittorrented import bootstrap, models, workers
 from keel.bittorrented.api import feeds as feed_routes
 from keel.bittorrented.api import search as search_routes
 from keel.bittorrented.api import torrents as torrent_routes
 from keel.bittorrented.api import torznab as torznab_routes
+from keel.bittorrented.dht import runtime as peers
 from keel.bittorrented.indexer import Indexer, MetadataSource
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.bittorrented.web import search as search_page

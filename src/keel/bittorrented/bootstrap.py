@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import classify
 from keel.bittorrented.indexer import Indexer, MetadataSource
+from keel.bittorrented.naming import classify
 from keel.bittorrented.search.base import SearchEngine
 from keel.bittorrented.search.cursors import Cursors
 from keel.bittorrented.search.fts5 import Fts5Search

@@ -11,9 +11,13 @@ from typing import Annotated, TypeVar
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from keel.bittorrented import bootstrap, bulk, crawling, importer, peers, presentation, workers
-from keel.bittorrented.adapters import bitmagnet
+from keel.bittorrented import bootstrap, workers
+from keel.bittorrented.catalog import bulk, presentation
+from keel.bittorrented.dht import runtime as peers
 from keel.bittorrented.indexer import Indexer
+from keel.bittorrented.ingest import bitmagnet_db as bitmagnet
+from keel.bittorrented.ingest import crawl as crawling
+from keel.bittorrented.ingest import jsonlines as importer
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.core import cli
 from keel.core.cli import JsonOpt, fail

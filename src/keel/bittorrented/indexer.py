@@ -12,10 +12,13 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import bulk, catalog, classify, magnet, metainfo, query, seen_store
+from keel.bittorrented.catalog import bloom_store as seen_store
+from keel.bittorrented.catalog import bulk
+from keel.bittorrented.catalog import store as catalog
 from keel.bittorrented.dht import bloom
 from keel.bittorrented.errors import BannedTorrent, MetadataTimeout, TorrentNotFound
-from keel.bittorrented.search import files, fuzzy
+from keel.bittorrented.naming import classify
+from keel.bittorrented.search import files, fuzzy, query
 from keel.bittorrented.search.base import (
     Filters,
     Order,
@@ -27,7 +30,8 @@ from keel.bittorrented.search.base import (
 from keel.bittorrented.search.cursors import Cursors
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.bittorrented.swarm import trackers
-from keel.bittorrented.torrents import Magnet, Metainfo
+from keel.bittorrented.torrent import magnet, metainfo
+from keel.bittorrented.torrent.values import Magnet, Metainfo
 from keel.core import db
 from keel.core.clock import Clock
 

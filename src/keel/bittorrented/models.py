@@ -94,10 +94,10 @@ torrents_torrent_sources = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
-# The search document. ``tokens`` is keel.bittorrented.tokens.tokenize(name) joined by spaces;
-# SQLite indexes it with FTS5 (torrent_search_fts, kept by triggers), PostgreSQL with a stored
-# generated tsvector ``tsv`` and GIN (both created in the migration, not here). Sort keys are
-# NOT NULL so keyset cursors never meet a NULL.
+# The search document. ``tokens`` is keel.bittorrented.search.tokens.tokenize(name) joined by
+# spaces; SQLite indexes it with FTS5 (torrent_search_fts, kept by triggers), PostgreSQL with a
+# stored generated tsvector ``tsv`` and GIN (both created in the migration, not here). Sort keys
+# are NOT NULL so keyset cursors never meet a NULL.
 torrent_search = Table(
     "torrent_search",
     metadata,
@@ -201,7 +201,7 @@ torrent_scrapes = Table(
 
 # Saved searches: a query and its filters under a random id (the id is the feed's capability:
 # anyone holding it may read the feed), served as an RSS feed of the newest matches. ``filters``
-# is keel.bittorrented.saved_searches.filters_json(...) of the user-facing filters.
+# is keel.bittorrented.feeds.saved.filters_json(...) of the user-facing filters.
 saved_searches = Table(
     "saved_searches",
     metadata,

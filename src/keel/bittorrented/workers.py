@@ -11,9 +11,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from keel.bittorrented import crawling
+from keel.bittorrented.dht.runtime import Swarm
 from keel.bittorrented.indexer import Indexer
-from keel.bittorrented.peers import Swarm
+from keel.bittorrented.ingest import crawl as crawling
 from keel.bittorrented.search import tier_indexes
 from keel.bittorrented.swarm.refresh import SwarmRefresher
 from keel.core import db

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from keel.bittorrented.dht import bloom, crawler, session
-from keel.bittorrented.torrents import Metainfo
+from keel.bittorrented.torrent.values import Metainfo
 
 
 async def discard(_batch: list[Metainfo]) -> None:

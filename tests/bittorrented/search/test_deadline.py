@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keel.bittorrented import bootstrap
 from keel.bittorrented.errors import SearchTimeout
-from keel.bittorrented.query import parse
 from keel.bittorrented.search import deadline, files
 from keel.bittorrented.search.base import SearchRequest
+from keel.bittorrented.search.query import parse
 from keel.core import db
 
 # Statements that never finish on their own.

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import bootstrap, bulk, models
-from keel.bittorrented.classify import ContentType
-from keel.bittorrented.query import Query, matches
+from keel.bittorrented import bootstrap, models
+from keel.bittorrented.catalog import bulk
+from keel.bittorrented.naming.classify import ContentType
 from keel.bittorrented.search.base import (
     SORTS,
     Filters,
@@ -25,9 +25,10 @@ from keel.bittorrented.search.base import (
     Sort,
 )
 from keel.bittorrented.search.fts5 import Fts5Search
+from keel.bittorrented.search.query import Query, matches
 from keel.bittorrented.search.ranking import SORT_COLUMNS, descending, relevance_key
+from keel.bittorrented.search.tokens import tokenize
 from keel.bittorrented.search.tsvector import TsvectorSearch
-from keel.bittorrented.tokens import tokenize
 from keel.core import db
 from tests.bittorrented.conftest import NOW, entry
 from tests.bittorrented.strategies import names, queries

@@ -9,11 +9,12 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import bulk, models, query
-from keel.bittorrented.query import Query, matches
-from keel.bittorrented.search import files, fuzzy
-from keel.bittorrented.tokens import tokenize
-from keel.bittorrented.torrents import TorrentFile
+from keel.bittorrented import models
+from keel.bittorrented.catalog import bulk
+from keel.bittorrented.search import files, fuzzy, query
+from keel.bittorrented.search.query import Query, matches
+from keel.bittorrented.search.tokens import tokenize
+from keel.bittorrented.torrent.values import TorrentFile
 from keel.core import db
 from tests.bittorrented.conftest import NOW, entry, make_indexer
 from tests.bittorrented.strategies import names, queries

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented.query import parse
 from keel.bittorrented.search import ranking, sql, tier_indexes, tsvector
 from keel.bittorrented.search.base import Filters, Kind, SearchRequest, Sort
+from keel.bittorrented.search.query import parse
 from keel.core import db
 from tests.bittorrented.conftest import NOW
 

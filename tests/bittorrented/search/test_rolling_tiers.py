@@ -13,11 +13,12 @@ from alembic import command
 from sqlalchemy import Connection, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import bootstrap, bulk, models
-from keel.bittorrented.query import parse
+from keel.bittorrented import bootstrap, models
+from keel.bittorrented.catalog import bulk
 from keel.bittorrented.search import ranking, sql, tier_indexes, tsvector
 from keel.bittorrented.search.base import Order, SearchEngine, SearchRequest
 from keel.bittorrented.search.fts5 import Fts5Search
+from keel.bittorrented.search.query import parse
 from keel.bittorrented.search.ranking import Tier
 from keel.bittorrented.search.tsvector import TsvectorSearch
 from keel.core import db, migrations

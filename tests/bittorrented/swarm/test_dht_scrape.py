@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keel.bittorrented import bencode
 from keel.bittorrented.swarm.base import SwarmCounts
 from keel.bittorrented.swarm.dht_scrape import DhtScraper, ScrapeFilter, parse_endpoint
+from keel.bittorrented.torrent import bencode
 from keel.core import netguard
 from tests.bittorrented.swarm.conftest import Swarm, synthetic_hash
 from tests.bittorrented.swarm.fakes import scrape_count, udp_server

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keel.bittorrented import bencode
 from keel.bittorrented.swarm import http_tracker
 from keel.bittorrented.swarm.base import SwarmCounts
 from keel.bittorrented.swarm.http_tracker import HttpTracker, scrape_url
+from keel.bittorrented.torrent import bencode
 from keel.core.resilience import CircuitBreaker, CircuitState
 from tests.bittorrented.swarm.conftest import (
     LEECHERS,

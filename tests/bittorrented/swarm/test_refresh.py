@@ -10,8 +10,11 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import bootstrap, bulk, catalog, models, query
-from keel.bittorrented.classify import Classification, ContentType
+from keel.bittorrented import bootstrap, models
+from keel.bittorrented.catalog import bulk
+from keel.bittorrented.catalog import store as catalog
+from keel.bittorrented.naming.classify import Classification, ContentType
+from keel.bittorrented.search import query
 from keel.bittorrented.search.base import SearchRequest, Sort
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.bittorrented.swarm import http_tracker, trackers
@@ -19,7 +22,7 @@ from keel.bittorrented.swarm.base import SwarmCounts
 from keel.bittorrented.swarm.dht_scrape import DhtScraper
 from keel.bittorrented.swarm.refresh import RoundReport, SwarmRefresher
 from keel.bittorrented.swarm.trackers import TrackerPool
-from keel.bittorrented.torrents import Metainfo
+from keel.bittorrented.torrent.values import Metainfo
 from keel.core.clock import FrozenClock
 from tests.bittorrented.conftest import NOW, entry
 from tests.bittorrented.swarm.conftest import LEECHERS, SEEDERS, Swarm

@@ -5,7 +5,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import bootstrap, bulk, catalog, models
+from keel.bittorrented import bootstrap, models
+from keel.bittorrented.catalog import bulk
+from keel.bittorrented.catalog import store as catalog
 from tests.bittorrented.conftest import NOW, entry
 
 SWARM_TABLES = {"torrent_trackers", "torrent_scrapes"}

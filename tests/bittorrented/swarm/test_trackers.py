@@ -5,7 +5,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented import bulk
+from keel.bittorrented.catalog import bulk
 from keel.bittorrented.swarm import trackers
 from keel.bittorrented.swarm.http_tracker import HttpTracker
 from keel.bittorrented.swarm.trackers import TrackerPool

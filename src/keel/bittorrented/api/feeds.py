@@ -9,9 +9,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from keel.bittorrented import presentation, saved_searches, torznab
 from keel.bittorrented.api.deps import MAX_SIZE_BYTES, errors, indexer, require_api_key
-from keel.bittorrented.classify import ContentType
+from keel.bittorrented.catalog import presentation
+from keel.bittorrented.feeds import saved as saved_searches
+from keel.bittorrented.feeds import torznab
+from keel.bittorrented.naming.classify import ContentType
 from keel.bittorrented.search.base import Filters
 from keel.core.openapi import NOT_A_BOOL
 

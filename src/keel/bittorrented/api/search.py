@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from keel.bittorrented import presentation
 from keel.bittorrented.api.deps import (
     MAX_SIZE_BYTES,
     csv_param,
@@ -15,7 +14,8 @@ from keel.bittorrented.api.deps import (
     indexer,
     rate_limited,
 )
-from keel.bittorrented.classify import ContentType
+from keel.bittorrented.catalog import presentation
+from keel.bittorrented.naming.classify import ContentType
 from keel.bittorrented.search.base import MAX_LIMIT, Filters, Order, Sort
 
 router = APIRouter(tags=["search"], dependencies=[Depends(rate_limited("search"))])

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from keel.bittorrented import presentation
 from keel.bittorrented.api.deps import (
     INFO_HASH,
     errors,
@@ -16,7 +15,8 @@ from keel.bittorrented.api.deps import (
     rate_limited,
     require_api_key,
 )
-from keel.bittorrented.magnet import MAX_MAGNET_CHARS
+from keel.bittorrented.catalog import presentation
+from keel.bittorrented.torrent.magnet import MAX_MAGNET_CHARS
 from keel.core.app import allow_body_bytes
 from keel.core.errors import BadRequest
 

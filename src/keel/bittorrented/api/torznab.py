@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from keel.bittorrented import torznab
 from keel.bittorrented.api.deps import (
     MissingApiKey,
     errors,
@@ -12,13 +11,14 @@ from keel.bittorrented.api.deps import (
     rate_limited,
     require_api_key,
 )
+from keel.bittorrented.feeds import torznab
 from keel.bittorrented.search.base import MAX_LIMIT
 
 router = APIRouter(tags=["torznab"], dependencies=[Depends(rate_limited("torznab"))])
 
 XML = "application/xml; charset=utf-8"
 RSS = "application/rss+xml; charset=utf-8"
-# Parsed by keel.bittorrented.torznab, not FastAPI, so that a bad value is answered with a
+# Parsed by keel.bittorrented.feeds.torznab, not FastAPI, so that a bad value is answered with a
 # Torznab error document rather than problem+json; listed here for the OpenAPI document.
 PARAMETERS = {
     "t": "caps, search, tvsearch, movie, music or book",

@@ -39,7 +39,7 @@ from keel.bittorrented.dht.fetcher import FetchStatus, MetadataFetcher
 from keel.bittorrented.dht.nodes import NodePool
 from keel.bittorrented.dht.peers import PeerFinder
 from keel.bittorrented.dht.session import DhtSession, Endpoint
-from keel.bittorrented.torrents import Metainfo
+from keel.bittorrented.torrent.values import Metainfo
 from keel.core.logging import get_logger
 
 __all__ = ["BanCheck", "CrawlStats", "Crawler", "CrawlerSettings", "Sink"]

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import libtorrent as lt
 
-from keel.bittorrented import errors, metainfo
+from keel.bittorrented import errors
 from keel.bittorrented.dht import metrics
 from keel.bittorrented.dht.session import DhtSession, Endpoint
-from keel.bittorrented.torrents import INFO_HASH_BYTES, Magnet, Metainfo
+from keel.bittorrented.torrent import metainfo
+from keel.bittorrented.torrent.values import INFO_HASH_BYTES, Magnet, Metainfo
 
 __all__ = ["FetchOutcome", "FetchStatus", "MetadataFetcher"]
 

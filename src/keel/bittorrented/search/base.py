@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from keel.bittorrented.query import Query
+from keel.bittorrented.search.query import Query
 
 Sort = Literal["relevance", "seeders", "size", "date"]
 Order = Literal["desc", "asc"]

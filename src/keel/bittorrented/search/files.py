@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented.query import Query
 from keel.bittorrented.search import deadline, fts5, sql, tsvector
+from keel.bittorrented.search.query import Query
 from keel.core import db
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keel.bittorrented.query import Clause, Phrase, Query
 from keel.bittorrented.search import sql
 from keel.bittorrented.search.base import SearchPage, SearchRequest
+from keel.bittorrented.search.query import Clause, Phrase, Query
 
 
 def phrase_expr(phrase: Phrase) -> str:
-    # Tokens are [a-z0-9]+ (keel.bittorrented.tokens), so quoting needs no escaping.
+    # Tokens are [a-z0-9]+ (keel.bittorrented.search.tokens), so quoting needs no escaping.
     return f'"{" ".join(phrase.tokens)}"' + ("*" if phrase.prefix else "")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keel.bittorrented.query import Clause, Phrase, Query
+from keel.bittorrented.search.query import Clause, Phrase, Query
 
 MIN_CHARS = 3
 CANDIDATE_SIMILARITY = 0.1

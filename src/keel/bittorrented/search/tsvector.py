@@ -26,9 +26,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from keel.bittorrented.query import Clause, Phrase, Query
 from keel.bittorrented.search import ranking, sql
 from keel.bittorrented.search.base import SearchHit, SearchPage, SearchRequest
+from keel.bittorrented.search.query import Clause, Phrase, Query
 from keel.core.clock import Clock, SystemClock
 
 

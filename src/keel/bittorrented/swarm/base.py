@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from keel.bittorrented.torrents import MAX_PEERS
+from keel.bittorrented.torrent.values import MAX_PEERS
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,11 +25,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias, TypeGuard, cast
 
-from keel.bittorrented import bencode
 from keel.bittorrented.errors import MalformedTorrent
 from keel.bittorrented.swarm import metrics
 from keel.bittorrented.swarm.base import Outcome, SwarmCounts, plausible
-from keel.bittorrented.torrents import INFO_HASH_BYTES
+from keel.bittorrented.torrent import bencode
+from keel.bittorrented.torrent.values import INFO_HASH_BYTES
 from keel.core import netguard
 
 __all__ = ["FILTER_BYTES", "DhtScraper", "ScrapeFilter", "parse_endpoint"]

@@ -15,11 +15,11 @@ from urllib.parse import quote_from_bytes, urlsplit, urlunsplit
 
 import httpx
 
-from keel.bittorrented import bencode
 from keel.bittorrented.errors import MalformedTorrent
 from keel.bittorrented.swarm import metrics
 from keel.bittorrented.swarm.base import Outcome, SwarmCounts, plausible
-from keel.bittorrented.torrents import INFO_HASH_BYTES
+from keel.bittorrented.torrent import bencode
+from keel.bittorrented.torrent.values import INFO_HASH_BYTES
 from keel.core import netguard
 from keel.core.resilience import CircuitBreaker, CircuitOpen
 

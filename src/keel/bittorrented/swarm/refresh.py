@@ -25,7 +25,8 @@ import httpx
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from keel.bittorrented import catalog, models
+from keel.bittorrented import models
+from keel.bittorrented.catalog import store as catalog
 from keel.bittorrented.settings import BittorrentedSettings
 from keel.bittorrented.swarm import http_tracker, metrics, trackers
 from keel.bittorrented.swarm.base import Scraper, SwarmCounts

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from keel.bittorrented.swarm import metrics
 from keel.bittorrented.swarm.base import Outcome, SwarmCounts, plausible
-from keel.bittorrented.torrents import INFO_HASH_BYTES
+from keel.bittorrented.torrent.values import INFO_HASH_BYTES
 from keel.core import netguard
 
 __all__ = ["MAX_HASHES_PER_PACKET", "UdpTracker", "parse_udp_url"]

@@ -17,10 +17,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from keel.bittorrented import magnet
 from keel.bittorrented.api.deps import indexer, rate_limited
-from keel.bittorrented.classify import ContentType
+from keel.bittorrented.naming.classify import ContentType
 from keel.bittorrented.search.base import Filters, SearchHit, SearchPage, Sort
+from keel.bittorrented.torrent import magnet
 from keel.core.errors import KeelError, NotFound
 
 router = APIRouter(include_in_schema=False)

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.bittorrented.torrents import Metainfo, TorrentFile
+from keel.bittorrented.torrent.values import Metainfo, TorrentFile
 from keel.core import db
 
 _TORRENTS = text(

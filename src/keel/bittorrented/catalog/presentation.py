@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from keel.bittorrented import magnet
-from keel.bittorrented.catalog import StoredTorrent
+from keel.bittorrented.catalog.store import StoredTorrent
 from keel.bittorrented.search.base import SearchHit
+from keel.bittorrented.torrent import magnet
 
 
 def iso(ts: int) -> str:

@@ -41,12 +41,12 @@ from email.utils import format_datetime
 from typing import Literal
 from xml.etree import ElementTree as ET
 
-from keel.bittorrented import magnet
-from keel.bittorrented.classify import ContentType
 from keel.bittorrented.errors import BadQuery, SearchTimeout
 from keel.bittorrented.indexer import Indexer
-from keel.bittorrented.query import MAX_QUERY_CHARS
+from keel.bittorrented.naming.classify import ContentType
 from keel.bittorrented.search.base import MAX_LIMIT, Filters, Kind, SearchHit, Sort
+from keel.bittorrented.search.query import MAX_QUERY_CHARS
+from keel.bittorrented.torrent import magnet
 
 TORZNAB_NS = "http://torznab.com/schemas/2015/feed"
 ATOM_NS = "http://www.w3.org/2005/Atom"

@@ -1,6 +1,6 @@
 """Classify a torrent by its name and files (bitmagnet's content types) and screen banned names.
 
-The name is read by :mod:`keel.bittorrented.release_name` (one regex pass, ~40 µs; guessit,
+The name is read by :mod:`keel.bittorrented.naming.release_name` (one regex pass, ~40 µs; guessit,
 which this module used first, took ~10 ms and capped ingest near 100 rows/s: ADR 0010). A
 name reader, guessit as much as ours, calls nearly everything a movie, so the name decides
 only between movie and tv_show, and only given video evidence: video files, or a season,
@@ -22,9 +22,9 @@ from enum import StrEnum
 
 from anyascii import anyascii
 
-from keel.bittorrented import release_name
-from keel.bittorrented.release_name import ReleaseName
-from keel.bittorrented.torrents import TorrentFile
+from keel.bittorrented.naming import release_name
+from keel.bittorrented.naming.release_name import ReleaseName
+from keel.bittorrented.torrent.values import TorrentFile
 
 _WORD = re.compile(r"[a-z0-9]+")
 

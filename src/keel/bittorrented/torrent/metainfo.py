@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import hashlib
 
-from keel.bittorrented import bencode
 from keel.bittorrented.errors import InfoHashMismatch, MalformedTorrent, UnsupportedTorrent
-from keel.bittorrented.torrents import INFO_HASH_BYTES, Metainfo, TorrentFile
+from keel.bittorrented.torrent import bencode
+from keel.bittorrented.torrent.values import INFO_HASH_BYTES, Metainfo, TorrentFile
 
 # Sizes are stored in signed 64-bit columns (bitmagnet's bigint).
 MAX_SIZE_BYTES = 2**63 - 1

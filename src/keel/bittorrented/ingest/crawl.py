@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from keel.bittorrented import seen_store
+from keel.bittorrented.catalog import bloom_store as seen_store
 from keel.bittorrented.dht.crawler import Crawler, CrawlerSettings
+from keel.bittorrented.dht.runtime import Swarm
 from keel.bittorrented.indexer import Indexer
-from keel.bittorrented.peers import Swarm
-from keel.bittorrented.torrents import Metainfo
+from keel.bittorrented.torrent.values import Metainfo
 
 
 async def crawler_for(index: Indexer, swarm: Swarm) -> Crawler:

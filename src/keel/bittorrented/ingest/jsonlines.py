@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
-from keel.bittorrented.torrents import MAX_PEERS, Metainfo, TorrentFile
+from keel.bittorrented.torrent.values import MAX_PEERS, Metainfo, TorrentFile
 
 _HEX40 = re.compile(r"[0-9a-fA-F]{40}")
 _SOURCE = re.compile(r"[A-Za-z0-9_.-]{1,64}")

@@ -2,7 +2,7 @@
 
 A torrent's info dict never changes (its hash is its identity), so re-adding a known torrent
 keeps the stored metadata and only refreshes what a source says about it: seeders, leechers,
-publication date. ``keel.bittorrented.bulk`` writes the rows built here.
+publication date. ``keel.bittorrented.catalog.bulk`` writes the rows built here.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.bittorrented import models
-from keel.bittorrented.classify import Classification
 from keel.bittorrented.errors import TorrentNotFound
+from keel.bittorrented.naming.classify import Classification
 from keel.bittorrented.search.ranking import MAX_SEEDERS, relevance_key, relevance_key_sql
-from keel.bittorrented.tokens import tokenize
-from keel.bittorrented.torrents import Metainfo, TorrentFile
+from keel.bittorrented.search.tokens import tokenize
+from keel.bittorrented.torrent.values import Metainfo, TorrentFile
 
 # bitmagnet's threshold: at or past it the file list is not kept in full.
 FILES_THRESHOLD = 100
@@ -72,7 +72,7 @@ async def refresh_swarm(conn: AsyncConnection, info_hashes: Sequence[bytes]) -> 
 
 
 # The row builders below are the one definition of what a torrent becomes in each table;
-# keel.bittorrented.bulk writes them (COPY on PostgreSQL, executemany on SQLite).
+# keel.bittorrented.catalog.bulk writes them (COPY on PostgreSQL, executemany on SQLite).
 
 
 def torrent_row(entry: Entry, now: datetime) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from urllib.parse import parse_qsl, quote
 
 from keel.bittorrented.errors import MalformedMagnet
-from keel.bittorrented.torrents import INFO_HASH_BYTES, Magnet
+from keel.bittorrented.torrent.values import INFO_HASH_BYTES, Magnet
 
 # Long tracker lists make real links a few KiB; beyond this it is not a link someone pasted.
 MAX_MAGNET_CHARS = 16 * 1024

@@ -18,11 +18,11 @@ from keel.bittorrented.dht.session import (
 )
 from keel.bittorrented.errors import SwarmUnavailable
 from keel.bittorrented.settings import BittorrentedSettings
-from keel.bittorrented.torrents import Magnet, Metainfo
+from keel.bittorrented.torrent.values import Magnet, Metainfo
 from keel.core import netguard
 from keel.core.logging import get_logger
 
-log = get_logger("keel.bittorrented.peers")
+log = get_logger("keel.bittorrented.dht.runtime")
 
 
 def parse_endpoint(text: str) -> Endpoint:

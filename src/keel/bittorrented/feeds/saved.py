@@ -14,9 +14,10 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select
 
-from keel.bittorrented import models, query
+from keel.bittorrented import models
 from keel.bittorrented.errors import SavedSearchNotFound
 from keel.bittorrented.indexer import Indexer
+from keel.bittorrented.search import query
 from keel.bittorrented.search.base import Filters, SearchPage
 from keel.core import db
 

@@ -7,7 +7,7 @@
     -cam                 exclude names that match
     x264 | x265          either (binds tighter than the space: ``a b | c`` = a AND (b OR c))
 
-Words are tokenised exactly as names are (keel.bittorrented.tokens), so ``Amélie`` finds
+Words are tokenised exactly as names are (keel.bittorrented.search.tokens), so ``Amélie`` finds
 ``amelie`` and ``S01E02`` finds ``s01e02``. An empty query matches everything (browsing).
 """
 
@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from keel.bittorrented.errors import BadQuery
-from keel.bittorrented.tokens import tokenize
+from keel.bittorrented.search.tokens import tokenize
 
 MAX_QUERY_CHARS = 500
 MAX_CLAUSES = 16

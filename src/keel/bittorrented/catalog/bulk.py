@@ -27,8 +27,9 @@ from typing import Any
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from keel.bittorrented import catalog, models
-from keel.bittorrented.catalog import Entry
+from keel.bittorrented import models
+from keel.bittorrented.catalog import store as catalog
+from keel.bittorrented.catalog.store import Entry
 from keel.core import db
 
 DEFAULT_BATCH = 20_000

@@ -1,1 +1,0 @@
-"""bittorrented's external systems, one module each."""

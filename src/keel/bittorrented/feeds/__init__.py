@@ -1,0 +1,1 @@
+"""Features served from the index as feeds: saved searches and the Torznab protocol."""

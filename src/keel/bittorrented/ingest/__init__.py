@@ -1,0 +1,1 @@
+"""Filling the index: bitmagnet's JSON-lines dumps and database, and the DHT crawl."""

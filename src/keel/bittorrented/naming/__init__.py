@@ -1,0 +1,1 @@
+"""Reading release names: their parts (title, year, episode, resolution) and content type."""
