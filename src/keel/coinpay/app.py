@@ -92,6 +92,10 @@ def create_app(
             await connection.execute(text("SELECT 1"))
         return True
 
+    async def detail() -> dict[str, Any]:
+        gw: Gateway = app.state.gateway
+        return {"chains": {c: await s.health() for c, s in gw.scanners.items()}}
+
     checkout_page = Link(
         "Checkout page",
         "/pay/{payment_id}",
@@ -103,4 +107,5 @@ def create_app(
         lifespan=lambda: lifespan(None),
         ready=ready,
         links=(checkout_page,),
+        detail=detail,
     )

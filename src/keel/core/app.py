@@ -376,6 +376,9 @@ class Product:
     lifespan: Callable[[], AbstractAsyncContextManager[None]]
     ready: Callable[[], Awaitable[bool]]
     links: tuple[pages.Link, ...] = ()
+    # What /readyz shows beside the verdict: the state of parts whose trouble degrades the
+    # product without making it unready (one chain's nodes down, a lagging scan).
+    detail: Callable[[], Awaitable[dict[str, Any]]] | None = None
 
 
 def listing(product: Product) -> pages.Listing:
@@ -418,16 +421,19 @@ def create_root_app(
     @root.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         checks = {}
+        details: dict[str, Any] = {}
         for product in products:
             try:
                 checks[product.name] = await product.ready()
+                if product.detail is not None and checks[product.name]:
+                    details[product.name] = await product.detail()
             except Exception:  # a failing probe is "not ready", never a 500
                 checks[product.name] = False
         ok = all(checks.values())
-        return JSONResponse(
-            {"status": "ok" if ok else "unavailable", "checks": checks},
-            status_code=200 if ok else 503,
-        )
+        body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
+        if details:
+            body["detail"] = details
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @root.get("/metrics", include_in_schema=False)
     async def metrics() -> PlainTextResponse:

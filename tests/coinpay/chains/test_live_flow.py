@@ -6,10 +6,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 
-from keel.coinpay.chains.base import Transfer
+from keel.coinpay.app import create_app
+from keel.coinpay.chains.base import BlockRef, Transfer
+from keel.coinpay.errors import ChainUnavailable
+from keel.coinpay.settings import CoinpaySettings
+from keel.core.app import create_root_app
+from keel.core.crypto import new_key
 from tests.coinpay.chains.scripted import ScriptedChain
 from tests.coinpay.conftest import Harness, WebhookSink, make_harness
 
@@ -108,3 +115,49 @@ async def test_an_underpaid_payment_topped_up_settles_and_a_late_one_is_flagged(
     await scan.run()
     flagged = await live.live_payment(late["id"])
     assert (flagged["status"], flagged["paid_late"]) == ("confirming", True)
+
+
+class Down(ScriptedChain):
+    """The chain's nodes, unreachable."""
+
+    down: bool = False
+
+    async def tip(self) -> BlockRef:
+        if self.down:
+            raise ChainUnavailable("ETH: no provider answered (connection refused)")
+        return await super().tip()
+
+
+async def test_readyz_shows_each_chains_scan_and_a_chain_outage_without_going_unready(
+    tmp_path: Path,
+) -> None:
+    chain = Down(chain="ETH")
+    chain.mine()
+    product = create_app(
+        CoinpaySettings(master_key=new_key(), run_workers=False),
+        data_dir=str(tmp_path),
+        sources=[chain],
+    )
+    root = create_root_app([product])
+    transport = httpx.ASGITransport(app=root)
+    async with product.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://k") as c:
+        before = (await c.get("/readyz")).json()
+        assert before["detail"]["coinpay"]["chains"]["ETH"]["status"] == "not started"
+        gw = product.app.state.gateway
+        await gw.scanners["ETH"].step()
+        healthy = (await c.get("/readyz")).json()
+        assert healthy["detail"]["coinpay"]["chains"]["ETH"] | {"cursor_age_seconds": 0} == {
+            "status": "ok",
+            "height": 1,
+            "lag_blocks": 0,
+            "cursor_age_seconds": 0,
+            "error": None,
+        }
+        chain.down = True
+        with pytest.raises(ChainUnavailable):
+            await gw.scanners["ETH"].step()
+        outage = await c.get("/readyz")
+        assert outage.status_code == 200  # coinpay still serves: one chain is degraded
+        eth = outage.json()["detail"]["coinpay"]["chains"]["ETH"]
+        assert eth["status"] == "failing"
+        assert "no provider answered" in eth["error"]

@@ -83,10 +83,43 @@ class Scanner:
         self._sessions = sessions
         self._clock = clock
         self._max_blocks = max_blocks_per_step
+        self.last_error: str | None = None
+        self.last_report: ScanReport | None = None
 
     async def step(self) -> ScanReport:
         """Scan the blocks that appeared since the last step (up to ``max_blocks_per_step``),
-        following a reorg back first if there was one, then look at the mempool."""
+        following a reorg back first if there was one, then look at the mempool. The outcome
+        (a report, or the error) is kept for :meth:`health`."""
+        try:
+            report = await self._step()
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            raise
+        self.last_error, self.last_report = None, report
+        return report
+
+    async def health(self) -> dict[str, Any]:
+        """How the chain is followed: the stored cursor and its age (from the database, so any
+        process can answer), the lag and the last error this process saw."""
+        t = models.chain_cursors
+        async with self._sessions() as session:
+            row = (await session.execute(select(t).where(t.c.chain == self.chain))).one_or_none()
+        if row is None:
+            return {"status": "not started", "error": self.last_error}
+        age = (self._clock.now() - row.updated_at).total_seconds()
+        lag = None
+        if self.last_report is not None and self.last_report.tip is not None:
+            lag = self.last_report.tip - row.height
+        status = "failing" if self.last_error else ("lagging" if lag and lag > 10 else "ok")
+        return {
+            "status": status,
+            "height": row.height,
+            "lag_blocks": lag,
+            "cursor_age_seconds": round(age, 1),
+            "error": self.last_error,
+        }
+
+    async def _step(self) -> ScanReport:
         # The mempool first: a transfer missing from it was mined at or below the tip read
         # next, or dropped; either way the blocks up to that tip tell which.
         mempool = await self.source.pending()
