@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, text
+from sqlalchemy import Column, Dialect, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keel.bittorrented import catalog, models
@@ -291,20 +291,47 @@ _UPSERT_LINK = (
 )
 
 
+def _binder(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """What SQLAlchemy itself binds for ``column`` on ``dialect`` (its dialect-level type's
+    processor: a datetime becomes SQLite's ``YYYY-MM-DD HH:MM:SS.ffffff`` text, ``bytes`` stay
+    as they are), or None when the value goes as it is. Each distinct value is converted once:
+    most of a batch's timestamps are its ``now``."""
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
+        return None
+    done: dict[Any, Any] = {}
+
+    def bind(value: Any) -> Any:
+        try:
+            return done[value]
+        except KeyError:
+            done[value] = converted = process(value)
+            return converted
+        except TypeError:  # unhashable (a JSON value): nothing to share
+            return process(value)
+
+    return bind
+
+
 async def _insert_rows(
     conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], tail: str
 ) -> None:
     if not rows:
         return
-    # The builders' keys are the column list; the bind processors turn datetimes, booleans
-    # and enums into what SQLAlchemy itself would store, so reads see no difference.
+    # The builders' keys are the column list; the binders turn datetimes and booleans into
+    # what SQLAlchemy itself would store (tests/bittorrented/test_bulk.py compares the two).
     columns = tuple(rows[0])
-    pairs = [(c, table.c[c].type.bind_processor(conn.dialect)) for c in columns]
+    binders = [_binder(table.c[c], conn.dialect) for c in columns]
+    if all(b is None for b in binders):
+        values = [tuple(row.values()) for row in rows]
+    else:
+        pairs = list(zip(columns, binders, strict=True))
+        values = [tuple(row[c] if b is None else b(row[c]) for c, b in pairs) for row in rows]
     names = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join("?" for _ in columns)
     await conn.exec_driver_sql(
         f"INSERT INTO {table.name} ({names}) VALUES ({marks}) {tail}",  # noqa: S608
-        [tuple(row[c] if p is None else p(row[c]) for c, p in pairs) for row in rows],
+        values,
     )
 
 
