@@ -167,11 +167,15 @@ async def test_a_stop_ends_the_load_after_the_batch_in_flight(bt_engine: AsyncEn
     assert len(stored) == len({e.metainfo.info_hash for e in FIRST + SECOND})
 
 
-async def test_sqlite_rows_hold_what_sqlalchemy_itself_would_store(bt_engine: AsyncEngine) -> None:
+async def test_sqlite_rows_hold_what_sqlalchemy_itself_would_store(
+    bt_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # bulk binds SQLite's tuples itself (bytes as they are, each distinct datetime converted
-    # once); SQLAlchemy's own INSERT of the same builder rows must store the very same values.
+    # once) into multi-row INSERTs; SQLAlchemy's own INSERT of the same builder rows must store
+    # the very same values, in the same order (ids included).
     if bt_engine.dialect.name != "sqlite":
         pytest.skip("the tuples are bound by hand on SQLite only")
+    monkeypatch.setattr(bulk, "_SQLITE_MAX_PARAMS", 40)  # a few rows per statement
     entries = list({e.metainfo.info_hash: e for e in FIRST + SECOND}.values())
     tables = (
         models.torrent_sources,

@@ -6,13 +6,15 @@ come from catalog's row builders:
 * PostgreSQL: the batch is COPYed (binary) into a temporary staging table, then moved with one
   ``INSERT … SELECT … ON CONFLICT DO NOTHING`` per table, so known torrents are skipped by the
   unique index rather than by a round trip, and a concurrent writer cannot make it fail.
-* SQLite: plain ``executemany`` of prepared tuples, one transaction per batch; SQLite's single
-  write lock (``BEGIN IMMEDIATE``) makes the "which torrents are new" check race-free.
+* SQLite: multi-row ``INSERT … VALUES`` statements of prepared tuples (thousands of rows a
+  statement), one transaction per batch; SQLite's single write lock (``BEGIN IMMEDIATE``) makes
+  the "which torrents are new" check race-free.
 
 Batches are committed one by one, so a crash loses at most the batch in flight and re-running
 the same load is harmless (known torrents only refresh their source's counts). While one batch
 is being written, the next is prepared in a worker thread: with the parser and the classifier
-feeding ``entries`` that is most of the Python work, and it overlaps the database's.
+feeding ``entries`` that is most of the Python work, and it overlaps the database's (which
+holds no GIL while a statement steps).
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from keel.bittorrented.catalog import Entry
 from keel.core import db
 
 DEFAULT_BATCH = 20_000
-# SQLite allows 32,766 bound parameters per statement since 3.32; stay well below.
-_SQLITE_IN_CHUNK = 5_000
+# SQLite allows 32,766 bound parameters per statement since 3.32 (some builds more).
+_SQLITE_MAX_PARAMS = 32_766
+_SQLITE_IN_CHUNK = 5_000  # hashes per lookup, well below that
 
 Progress = Callable[[int], object]
 
@@ -316,23 +319,34 @@ def _binder(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | Non
 async def _insert_rows(
     conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], tail: str
 ) -> None:
+    """INSERT ``rows`` a few thousand at a time, each group as one multi-row ``VALUES``
+    statement. ``executemany`` would step once per row, and sqlite3 takes Python's GIL back
+    after every step: with the next batch being prepared in a worker thread, each row then
+    waited for that thread's switch interval, and the writes crawled until it was done. One
+    statement steps once, so SQLite (the rows, their indexes and FTS5) runs beside the Python
+    work instead of after it."""
     if not rows:
         return
     # The builders' keys are the column list; the binders turn datetimes and booleans into
     # what SQLAlchemy itself would store (tests/bittorrented/test_bulk.py compares the two).
     columns = tuple(rows[0])
     binders = [_binder(table.c[c], conn.dialect) for c in columns]
-    if all(b is None for b in binders):
-        values = [tuple(row.values()) for row in rows]
-    else:
-        pairs = list(zip(columns, binders, strict=True))
-        values = [tuple(row[c] if b is None else b(row[c]) for c, b in pairs) for row in rows]
+    pairs = list(zip(columns, binders, strict=True))
+    bare = all(b is None for b in binders)
     names = ", ".join(f'"{c}"' for c in columns)
-    marks = ", ".join("?" for _ in columns)
-    await conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({names}) VALUES ({marks}) {tail}",  # noqa: S608
-        values,
-    )
+    one_row = "(" + ", ".join("?" for _ in columns) + ")"
+    per_statement = _SQLITE_MAX_PARAMS // len(columns)
+    for start in range(0, len(rows), per_statement):
+        part = rows[start : start + per_statement]
+        if bare:
+            values = tuple(v for row in part for v in row.values())
+        else:
+            values = tuple(row[c] if b is None else b(row[c]) for row in part for c, b in pairs)
+        await conn.exec_driver_sql(
+            f"INSERT INTO {table.name} ({names}) "  # noqa: S608
+            f"VALUES {', '.join([one_row] * len(part))} {tail}",
+            values,
+        )
 
 
 async def _write_sqlite(conn: AsyncConnection, batch: _Batch, now: datetime) -> int:
