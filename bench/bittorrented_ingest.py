@@ -76,6 +76,7 @@ class Run:
     startup_seconds: float  # the same command on an empty file
     stored: dict[str, Classification]  # info hash (hex) -> what the database holds
     torrents: int  # rows in ``torrents``
+    load: float  # the machine's 1-minute load average when the command ended
 
     @property
     def rate(self) -> float:
@@ -177,7 +178,8 @@ def run(
     report, seconds, cpu = timed(command(path, dump), environment(data_dir))
     stored, torrents = read_back(data_dir / "bittorrented.db")
     print(f"  {seconds:,.1f} s, {lines / seconds:,.0f} rows/s", file=sys.stderr, flush=True)
-    return Run(label, lines, report, seconds, cpu, startup_seconds, stored, torrents)
+    load = os.getloadavg()[0]
+    return Run(label, lines, report, seconds, cpu, startup_seconds, stored, torrents, load)
 
 
 def read_back(database: Path) -> tuple[dict[str, Classification], int]:
@@ -218,14 +220,14 @@ def accuracy(run: Run, truth: dict[str, Truth], hashes: Sequence[str]) -> dict[s
 def speed_table(runs: Sequence[Run]) -> list[str]:
     lines = [
         "| path | lines | stored | command s | startup s | rows/s | rows/s after startup "
-        "| CPU s | CPU µs/row |",
-        "|:--|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| CPU s | CPU µs/row | load after |",
+        "|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in runs:
         lines.append(
             f"| {r.label} | {r.lines:,} | {len(r.stored):,} | {r.seconds:,.1f} | "
             f"{r.startup_seconds:.1f} | {r.rate:,.0f} | {r.rate_after_startup:,.0f} | "
-            f"{r.cpu_seconds:,.1f} | {1e6 * r.cpu_seconds / r.lines:,.0f} |"
+            f"{r.cpu_seconds:,.1f} | {1e6 * r.cpu_seconds / r.lines:,.0f} | {r.load:.2f} |"
         )
     return lines
 
@@ -253,23 +255,32 @@ def verdicts(old: dict[str, float], new: dict[str, float]) -> list[str]:
     return out
 
 
-def header(args: argparse.Namespace, dump: Path) -> list[str]:
-    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+def header(args: argparse.Namespace, dump: Path, started: datetime, load: str) -> list[str]:
     return [
-        f"**bittorrented ingest — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC**, {platform.system()} "
+        f"**bittorrented ingest — {started:%Y-%m-%d %H:%M} UTC**, {platform.system()} "
         f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"SQLite {sqlite3.sqlite_version}; load average at the start {load}",
+        f"SQLite {sqlite3.sqlite_version}; load average (1, 5, 15 min) at the start {load}, "
+        f"at the end {_load()}",
         "",
         f"File: {args.names:,} generated names, bitmagnet JSON lines, "
         f"{dump.stat().st_size / 1e6:,.1f} MB, no file lists.",
     ]
 
 
+def _load() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def report(
-    args: argparse.Namespace, dump: Path, truth: dict[str, Truth], new: list[Run], old: Run | None
+    args: argparse.Namespace,
+    dump: Path,
+    truth: dict[str, Truth],
+    new: list[Run],
+    old: Run | None,
+    start: tuple[datetime, str],
 ) -> tuple[str, bool]:
     """The Markdown report, and whether every database holds exactly its file's rows."""
-    lines = header(args, dump)
+    lines = header(args, dump, *start)
     if old is not None and old.lines < args.names:
         lines.append(
             f"**The old path ran on a sample**: the file's first {old.lines:,} lines "
@@ -467,7 +478,8 @@ def alternatives(
         f"of each is a miss: {misses:.1%}); guessit on the misses alone caps ingest at "
         f"{1e6 / (misses * guessit_us):,.0f} rows/s."
         + (
-            f" guessit's {len(real):,} real test names have {real_distinct:,} shapes."
+            f" guessit's {len(real):,} real test names have {real_distinct:,} shapes "
+            f"({real_distinct / len(real):.0%} misses)."
             if real
             else ""
         ),
@@ -521,6 +533,7 @@ def main(argv: list[str]) -> int:
     if args.names < 1 or old_names < 0:
         parser.error("--names must be positive and --old-names not negative")
 
+    start = (datetime.now(UTC), _load())
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="keel-ingest-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -541,7 +554,7 @@ def main(argv: list[str]) -> int:
             old_startup = startup(OLD, workdir)
             old = run(OLD, OLD, old_dump, old_names, workdir / "old", old_startup)
             new.append(run(NEW, f"{NEW} (2)", dump, args.names, workdir / "new-2", new_startup))
-        text, complete = report(args, dump, truth, new, old)
+        text, complete = report(args, dump, truth, new, old, start)
         if args.alternatives:
             bare = run(BARE, BARE, dump, args.names, workdir / "bare", new_startup)
             complete = complete and len(bare.stored) == bare.lines
