@@ -284,7 +284,7 @@ async def _write_vocabulary(conn: AsyncConnection, batch: _Batch, fresh: set[byt
 
 
 # ---------------------------------------------------------------------------------------------
-# SQLite: executemany of tuples, passed through the columns' own bind processors.
+# SQLite: multi-row INSERT statements of tuples, bound as SQLAlchemy binds each column.
 
 _UPSERT_LINK = (
     "ON CONFLICT (source, info_hash) DO UPDATE SET "
