@@ -7,6 +7,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -166,3 +167,57 @@ async def test_a_stop_ends_the_load_after_the_batch_in_flight(bt_engine: AsyncEn
     async with bt_engine.connect() as conn:
         stored = (await conn.execute(select(models.torrents.c.info_hash))).all()
     assert len(stored) == len({e.metainfo.info_hash for e in FIRST + SECOND})
+
+
+async def test_sqlite_rows_hold_what_sqlalchemy_itself_would_store(
+    bt_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # bulk binds SQLite's tuples itself (bytes as they are, each distinct datetime converted
+    # once) into multi-row INSERTs; SQLAlchemy's own INSERT of the same builder rows must store
+    # the very same values, in the same order (ids included).
+    if bt_engine.dialect.name != "sqlite":
+        pytest.skip("the tuples are bound by hand on SQLite only")
+    monkeypatch.setattr(bulk, "_SQLITE_MAX_PARAMS", 40)  # a few rows per statement
+    entries = list({e.metainfo.info_hash: e for e in FIRST + SECOND}.values())
+    tables = (
+        models.torrent_sources,
+        models.torrents,
+        models.torrent_files,
+        models.torrent_search,
+        models.torrents_torrent_sources,
+    )
+
+    async def raw() -> dict[str, list[tuple[Any, ...]]]:
+        async with bt_engine.connect() as conn:
+            return {
+                t.name: [
+                    tuple(r)
+                    for r in await conn.exec_driver_sql(
+                        f"SELECT *, {', '.join(f'typeof({c.name!r})' for c in t.c)} "  # noqa: S608
+                        f"FROM {t.name} ORDER BY rowid"
+                    )
+                ]
+                for t in tables
+            }
+
+    async with bt_engine.begin() as conn:
+        await bulk.write(conn, entries, now=NOW)
+    ours = await raw()
+    await wipe(bt_engine)
+    sources = sorted({e.metainfo.source for e in entries})
+    async with bt_engine.begin() as conn:
+        await conn.execute(
+            models.torrent_sources.insert(),
+            [{"key": k, "name": k, "created_at": NOW, "updated_at": NOW} for k in sources],
+        )
+        await conn.execute(models.torrents.insert(), [catalog.torrent_row(e, NOW) for e in entries])
+        files = [f for e in entries for f in catalog.file_rows(e, NOW)]
+        await conn.execute(models.torrent_files.insert(), files)
+        await conn.execute(
+            models.torrent_search.insert(), [catalog.search_row(e, NOW) for e in entries]
+        )
+        await conn.execute(
+            models.torrents_torrent_sources.insert(), [catalog.source_row(e, NOW) for e in entries]
+        )
+    assert await raw() == ours
+    assert all(ours[t.name] for t in tables)

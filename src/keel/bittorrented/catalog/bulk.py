@@ -6,13 +6,15 @@ come from catalog's row builders:
 * PostgreSQL: the batch is COPYed (binary) into a temporary staging table, then moved with one
   ``INSERT … SELECT … ON CONFLICT DO NOTHING`` per table, so known torrents are skipped by the
   unique index rather than by a round trip, and a concurrent writer cannot make it fail.
-* SQLite: plain ``executemany`` of prepared tuples, one transaction per batch; SQLite's single
-  write lock (``BEGIN IMMEDIATE``) makes the "which torrents are new" check race-free.
+* SQLite: multi-row ``INSERT … VALUES`` statements of prepared tuples (thousands of rows a
+  statement), one transaction per batch; SQLite's single write lock (``BEGIN IMMEDIATE``) makes
+  the "which torrents are new" check race-free.
 
 Batches are committed one by one, so a crash loses at most the batch in flight and re-running
 the same load is harmless (known torrents only refresh their source's counts). While one batch
 is being written, the next is prepared in a worker thread: with the parser and the classifier
-feeding ``entries`` that is most of the Python work, and it overlaps the database's.
+feeding ``entries`` that is most of the Python work, and it overlaps the database's (which
+holds no GIL while a statement steps).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, text
+from sqlalchemy import Column, Dialect, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keel.bittorrented import models
@@ -33,8 +35,9 @@ from keel.bittorrented.catalog.store import Entry
 from keel.core import db
 
 DEFAULT_BATCH = 20_000
-# SQLite allows 32,766 bound parameters per statement since 3.32; stay well below.
-_SQLITE_IN_CHUNK = 5_000
+# SQLite allows 32,766 bound parameters per statement since 3.32 (some builds more).
+_SQLITE_MAX_PARAMS = 32_766
+_SQLITE_IN_CHUNK = 5_000  # hashes per lookup, well below that
 
 Progress = Callable[[int], object]
 
@@ -282,7 +285,7 @@ async def _write_vocabulary(conn: AsyncConnection, batch: _Batch, fresh: set[byt
 
 
 # ---------------------------------------------------------------------------------------------
-# SQLite: executemany of tuples, passed through the columns' own bind processors.
+# SQLite: multi-row INSERT statements of tuples, bound as SQLAlchemy binds each column.
 
 _UPSERT_LINK = (
     "ON CONFLICT (source, info_hash) DO UPDATE SET "
@@ -292,21 +295,59 @@ _UPSERT_LINK = (
 )
 
 
+def _binder(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """What SQLAlchemy itself binds for ``column`` on ``dialect`` (its dialect-level type's
+    processor: a datetime becomes SQLite's ``YYYY-MM-DD HH:MM:SS.ffffff`` text, ``bytes`` stay
+    as they are), or None when the value goes as it is. Each distinct value is converted once:
+    most of a batch's timestamps are its ``now``."""
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
+        return None
+    done: dict[Any, Any] = {}
+
+    def bind(value: Any) -> Any:
+        try:
+            return done[value]
+        except KeyError:
+            done[value] = converted = process(value)
+            return converted
+        except TypeError:  # unhashable (a JSON value): nothing to share
+            return process(value)
+
+    return bind
+
+
 async def _insert_rows(
     conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], tail: str
 ) -> None:
+    """INSERT ``rows`` a few thousand at a time, each group as one multi-row ``VALUES``
+    statement. ``executemany`` would step once per row, and sqlite3 takes Python's GIL back
+    after every step: with the next batch being prepared in a worker thread, each row then
+    waited for that thread's switch interval, and the writes crawled until it was done. One
+    statement steps once, so SQLite (the rows, their indexes and FTS5) runs beside the Python
+    work instead of after it."""
     if not rows:
         return
-    # The builders' keys are the column list; the bind processors turn datetimes, booleans
-    # and enums into what SQLAlchemy itself would store, so reads see no difference.
+    # The builders' keys are the column list; the binders turn datetimes and booleans into
+    # what SQLAlchemy itself would store (tests/bittorrented/test_bulk.py compares the two).
     columns = tuple(rows[0])
-    pairs = [(c, table.c[c].type.bind_processor(conn.dialect)) for c in columns]
+    binders = [_binder(table.c[c], conn.dialect) for c in columns]
+    pairs = list(zip(columns, binders, strict=True))
+    bare = all(b is None for b in binders)
     names = ", ".join(f'"{c}"' for c in columns)
-    marks = ", ".join("?" for _ in columns)
-    await conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({names}) VALUES ({marks}) {tail}",  # noqa: S608
-        [tuple(row[c] if p is None else p(row[c]) for c, p in pairs) for row in rows],
-    )
+    one_row = "(" + ", ".join("?" for _ in columns) + ")"
+    per_statement = _SQLITE_MAX_PARAMS // len(columns)
+    for start in range(0, len(rows), per_statement):
+        part = rows[start : start + per_statement]
+        if bare:
+            values = tuple(v for row in part for v in row.values())
+        else:
+            values = tuple(row[c] if b is None else b(row[c]) for row in part for c, b in pairs)
+        await conn.exec_driver_sql(
+            f"INSERT INTO {table.name} ({names}) "  # noqa: S608
+            f"VALUES {', '.join([one_row] * len(part))} {tail}",
+            values,
+        )
 
 
 async def _write_sqlite(conn: AsyncConnection, batch: _Batch, now: datetime) -> int:
