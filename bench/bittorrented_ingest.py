@@ -52,8 +52,8 @@ import bittorrented_classify
 import keel
 from bittorrented_classify import FIELDS, Truth, classify_before, measure, score
 from bittorrented_names import Corpus, releases
-from keel.bittorrented import classify
-from keel.bittorrented.classify import Classification, ContentType
+from keel.bittorrented.naming import classify
+from keel.bittorrented.naming.classify import Classification, ContentType
 
 # argv[1] of this script's child that runs `keel` with another classifier in place.
 AS_FILED, UNCLASSIFIED = "as-filed", "unclassified"
