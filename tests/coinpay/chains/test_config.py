@@ -158,3 +158,39 @@ def test_any_url_text_is_read_or_refused_with_invalid_chain_config(text: str) ->
     except InvalidChainConfig:
         return
     assert all(u.lower().startswith(("http://", "https://")) for u in loaded.chain("LTC").rpc_urls)
+
+
+def test_evm_chains_have_their_mainnet_chain_id_unless_told_otherwise() -> None:
+    loaded = config.load(
+        {"KEEL_COINPAY_ETH_CHAIN_ID": " 31337 ", "KEEL_COINPAY_BNB_CHAIN_ID": "97"}
+    )
+    ids = {chain: loaded.chain(chain).chain_id for chain in CHAINS}
+    assert ids == {**dict.fromkeys(CHAINS), "ETH": 31337, "POL": 137, "BNB": 97}
+    assert ids == {c: COINS[c].evm_chain_id for c in CHAINS} | {"ETH": 31337, "BNB": 97}
+    top = str(config.MAX_CHAIN_ID)
+    assert config.load({"KEEL_COINPAY_POL_CHAIN_ID": top}).chain("POL").chain_id == int(top)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("KEEL_COINPAY_ETH_CHAIN_ID", "0", "whole number from 1"),
+        ("KEEL_COINPAY_ETH_CHAIN_ID", "-1", "whole number from 1"),
+        ("KEEL_COINPAY_ETH_CHAIN_ID", "", "whole number from 1"),
+        ("KEEL_COINPAY_ETH_CHAIN_ID", "0x7a69", "whole number from 1"),
+        ("KEEL_COINPAY_ETH_CHAIN_ID", "031337", "whole number from 1"),
+        ("KEEL_COINPAY_ETH_CHAIN_ID", "1.0", "whole number from 1"),
+        ("KEEL_COINPAY_ETH_CHAIN_ID", "1e3", "whole number from 1"),
+        ("KEEL_COINPAY_ETH_CHAIN_ID", "٣١٣٣٧", "whole number from 1"),  # Arabic-Indic digits
+        ("KEEL_COINPAY_ETH_CHAIN_ID", str(config.MAX_CHAIN_ID + 1), "EIP-2294"),
+        ("KEEL_COINPAY_ETH_CHAIN_ID", "9" * 40, "EIP-2294"),
+        ("KEEL_COINPAY_BTC_CHAIN_ID", "1", "BTC is not an EVM chain"),
+        ("KEEL_COINPAY_SOL_CHAIN_ID", "101", "SOL is not an EVM chain"),
+        ("KEEL_COINPAY_USDC_ETH_CHAIN_ID", "1", "no chain 'USDC_ETH'"),
+        ("KEEL_COINPAY_GOERLI_CHAIN_ID", "5", "no chain 'GOERLI'"),
+    ],
+)
+def test_bad_chain_ids_are_refused_naming_the_key(key: str, value: str, message: str) -> None:
+    with pytest.raises(InvalidChainConfig, match=message) as caught:
+        config.load({key: value})
+    assert key in caught.value.detail

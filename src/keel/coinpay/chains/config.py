@@ -7,6 +7,9 @@ Per chain (``ETH``, ``LTC``, … as in ``keel.coinpay.assets``):
   no node, and live payments on it are refused.
 * ``KEEL_COINPAY_<CHAIN>_CONFIRMATIONS``: the default confirmation policy (0 to 10,000; unset:
   ``assets.DEFAULT_CONFIRMATIONS``).
+* ``KEEL_COINPAY_<CHAIN>_CHAIN_ID`` (EVM chains only): the EIP-155 chain id sweeps are signed
+  for and the nodes must report (unset: the mainnet id of ``assets``, e.g. 1 for ETH; a test
+  network or anvil, 31337, sets its own). A signature for one chain id is void on every other.
 
 Per token coin (``USDC_ETH``, ``USDT_SOL``…): ``KEEL_COINPAY_<COIN>_CONTRACT`` replaces the
 mainnet ERC-20 contract or SPL mint of ``assets`` (a test network, or a chain's own deployment).
@@ -32,16 +35,27 @@ from keel.coinpay.assets import COINS, DEFAULT_CONFIRMATIONS
 from keel.coinpay.errors import InvalidAddress, InvalidChainConfig
 from keel.coinpay.wallets import validate_address
 
-__all__ = ["MAX_CONFIRMATIONS", "MAX_RPC_URLS", "ChainConfig", "ChainsConfig", "Token", "load"]
+__all__ = [
+    "MAX_CHAIN_ID",
+    "MAX_CONFIRMATIONS",
+    "MAX_RPC_URLS",
+    "ChainConfig",
+    "ChainsConfig",
+    "Token",
+    "load",
+]
 
 MAX_CONFIRMATIONS: Final = 10_000
 MAX_RPC_URLS: Final = 16
+# EIP-2294: the largest chain id whose EIP-155 ``v`` (id * 2 + 36) still fits 64 bits.
+MAX_CHAIN_ID: Final = (2**64 - 1) // 2 - 36
 
 _PREFIX: Final = "KEEL_COINPAY_"
 _KEY: Final = re.compile(
-    r"KEEL_COINPAY_(?P<name>[A-Z0-9_]+?)_(?P<what>RPC_URLS|CONFIRMATIONS|CONTRACT)"
+    r"KEEL_COINPAY_(?P<name>[A-Z0-9_]+?)_(?P<what>RPC_URLS|CONFIRMATIONS|CONTRACT|CHAIN_ID)"
 )
 _DIGITS: Final = re.compile(r"[0-9]{1,6}", re.ASCII)
+_CHAIN_ID_DIGITS: Final = re.compile(r"[1-9][0-9]{0,18}", re.ASCII)
 # DNS labels as httpx leaves them (lower case, IDNs as xn--); "_" for container service names.
 _LABEL: Final = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOSTNAME: Final = re.compile(rf"{_LABEL}(\.{_LABEL})*\.?", re.ASCII)
@@ -60,12 +74,14 @@ class Token:
 @dataclass(frozen=True, slots=True)
 class ChainConfig:
     """One chain: its provider URLs (may hold credentials, so not in ``repr``), its default
-    confirmations and its token coins with their contracts."""
+    confirmations, its token coins with their contracts and, for an EVM chain, its EIP-155
+    chain id (None for other families)."""
 
     chain: str
     rpc_urls: tuple[str, ...] = field(repr=False)
     confirmations: int
     tokens: tuple[Token, ...]
+    chain_id: int | None = None
 
     @property
     def configured(self) -> bool:
@@ -95,6 +111,11 @@ def load(environ: Mapping[str, str]) -> ChainsConfig:
     urls: dict[str, tuple[str, ...]] = {}
     confirmations = dict(DEFAULT_CONFIRMATIONS)
     contracts: dict[str, str] = {}
+    chain_ids = {
+        coin.chain: coin.evm_chain_id
+        for coin in COINS.values()
+        if coin.contract is None and coin.evm_chain_id is not None
+    }
     for key, value in environ.items():
         if not key.upper().startswith(_PREFIX):
             continue
@@ -109,6 +130,10 @@ def load(environ: Mapping[str, str]) -> ChainsConfig:
                 raise ValueError(f"no chain {name!r}; chains: {', '.join(DEFAULT_CONFIRMATIONS)}")
             elif what == "RPC_URLS":
                 urls[name] = _rpc_urls(value)
+            elif what == "CHAIN_ID":
+                if name not in chain_ids:
+                    raise ValueError(f"{name} is not an EVM chain: it has no chain id")
+                chain_ids[name] = _chain_id(value)
             else:
                 confirmations[name] = _confirmations(value)
         except ValueError as exc:
@@ -125,6 +150,7 @@ def load(environ: Mapping[str, str]) -> ChainsConfig:
                 for coin in COINS.values()
                 if coin.chain == chain and (contract := coin.contract) is not None
             ),
+            chain_id=chain_ids.get(chain),
         )
         for chain in DEFAULT_CONFIRMATIONS
     }
@@ -174,6 +200,13 @@ def _confirmations(value: str) -> int:
     text = value.strip()
     if _DIGITS.fullmatch(text) is None or int(text) > MAX_CONFIRMATIONS:
         raise ValueError(f"must be a whole number from 0 to {MAX_CONFIRMATIONS}")
+    return int(text)
+
+
+def _chain_id(value: str) -> int:
+    text = value.strip()
+    if _CHAIN_ID_DIGITS.fullmatch(text) is None or int(text) > MAX_CHAIN_ID:
+        raise ValueError(f"must be a whole number from 1 to {MAX_CHAIN_ID} (EIP-2294)")
     return int(text)
 
 
