@@ -271,6 +271,19 @@ async def test_rejected_calls_do_not_count_against_a_provider() -> None:
         assert rpc.providers[0].breaker.state is CircuitState.CLOSED
 
 
+async def test_a_call_may_take_server_range_codes_as_its_own_rejection() -> None:
+    # geth refuses a transaction it already has with -32000, like a node in trouble would.
+    known = lambda r: reply(r, error={"code": -32000, "message": "already known"})  # noqa: E731
+    async with client("T13", {"10.0.0.1": known, "rpc.example.org": ok("0x1")}) as rpc:
+        for _ in range(10):
+            with pytest.raises(RpcCallRejected, match="already known") as caught:
+                await rpc.call("eth_sendRawTransaction", ["0x00"], rejected_codes={-32000})
+        assert caught.value.rpc_code == -32000
+        assert set(rpc.seen) == {"10.0.0.1"}  # type: ignore[attr-defined]
+        assert rpc.providers[0].breaker.state is CircuitState.CLOSED
+        assert await rpc.call("eth_sendRawTransaction", ["0x00"]) == "0x1"  # fails over
+
+
 def test_a_client_needs_a_url() -> None:
     with pytest.raises(ValueError, match="at least one"):
         RpcClient("ETH", [])

@@ -18,9 +18,13 @@ What moves a call on to the next provider, and counts against the provider's bre
 
 Any other JSON-RPC error is the call's own fault (bad parameters, unknown transaction, method
 not found): it is raised at once as :class:`~keel.coinpay.errors.RpcCallRejected` and the node
-counts as healthy. Bitcoin Core sends those with HTTP 500 or 404, so the JSON body decides, not
-the status. When no provider answers, :class:`~keel.coinpay.errors.ChainUnavailable` is raised
-(after ``rounds`` passes over the list, with a short jittered pause between passes).
+counts as healthy. A call may name server-range codes that blame it rather than the node
+(``rejected_codes``): EVM nodes refuse a transaction with ``-32000`` (geth: "already known",
+"nonce too low") or ``-32003`` (EIP-1474 "transaction rejected", anvil), which another provider
+would refuse just the same, and which must not open a healthy node's breaker. Bitcoin Core
+sends a call's own error with HTTP 500 or 404, so the JSON body decides, not the status. When
+no provider answers, :class:`~keel.coinpay.errors.ChainUnavailable` is raised (after ``rounds``
+passes over the list, with a short jittered pause between passes).
 
 Credentials: ``http://user:pass@host`` is sent as HTTP basic auth, and a provider is shown in
 logs, errors and metric labels only as ``scheme://host:port`` (:func:`provider_label`): hosted
@@ -41,7 +45,7 @@ import itertools
 import json
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, TypeVar, overload
@@ -231,7 +235,12 @@ class RpcClient:
 
     @overload
     async def call(
-        self, method: str, params: Params = (), *, timeout_seconds: float | None = None
+        self,
+        method: str,
+        params: Params = (),
+        *,
+        timeout_seconds: float | None = None,
+        rejected_codes: Collection[int] = (),
     ) -> Any: ...
 
     @overload
@@ -242,6 +251,7 @@ class RpcClient:
         *,
         parse: Callable[[Any], T],
         timeout_seconds: float | None = None,
+        rejected_codes: Collection[int] = (),
     ) -> T: ...
 
     async def call(
@@ -251,15 +261,17 @@ class RpcClient:
         *,
         parse: Callable[[Any], Any] | None = None,
         timeout_seconds: float | None = None,
+        rejected_codes: Collection[int] = (),
     ) -> Any:
         """``method(params)``'s result, read by ``parse`` (which raises MalformedResponse for a
-        result it cannot read). Raises RpcCallRejected for the call's own JSON-RPC error and
-        ChainUnavailable when no provider answered."""
+        result it cannot read). Raises RpcCallRejected for the call's own JSON-RPC error (and
+        for ``rejected_codes``, which this call's server errors mean) and ChainUnavailable when
+        no provider answered."""
         request_id = next(self._ids)
         payload = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
 
         def read(body: object) -> Any:
-            return _parse(parse, self._result(body, request_id))
+            return _parse(parse, self._result(body, request_id, rejected_codes))
 
         return await self._failover(method, payload, read, timeout_seconds)
 
@@ -394,7 +406,9 @@ class RpcClient:
             raise ProviderFailure(f"http_{status // 100}xx", f"HTTP {status}")
         return body
 
-    def _result(self, body: object, request_id: int) -> object:
+    def _result(
+        self, body: object, request_id: int, rejected_codes: Collection[int] = ()
+    ) -> object:
         if not isinstance(body, dict) or body.get("id") != request_id:
             raise ProviderFailure("invalid_response", "not the JSON-RPC reply to the request")
         error = body.get("error")
@@ -403,7 +417,8 @@ class RpcClient:
             message = str(error.get("message", ""))[:_SNIPPET] if isinstance(error, dict) else ""
             if not isinstance(code, int) or isinstance(code, bool):
                 raise ProviderFailure("invalid_response", f"malformed error {error!r:.200}")
-            if code == _INTERNAL_ERROR or code in _SERVER_ERRORS or code in self._transient:
+            server = code == _INTERNAL_ERROR or code in _SERVER_ERRORS or code in self._transient
+            if server and code not in rejected_codes:
                 raise ProviderFailure("rpc_server", f"error {code}: {message}")
             raise RpcCallRejected(
                 f"{self.chain}: the node rejected the call: {code} {message}",
