@@ -19,7 +19,9 @@ CoinpayError (KeelError)
 ├── InvalidChainConfig     a KEEL_COINPAY_<CHAIN>_… / <COIN>_CONTRACT value is wrong (at boot)
 ├── ChainUnavailable       no configured node of a chain answered (503)
 │   └── BlockNotFound      the nodes have no block at that height (yet) (503)
-└── RpcCallRejected        a node answered a call with its own error (a bug or bad input)
+├── RpcCallRejected        a node answered a call with its own error (a bug or bad input)
+├── SweepRefused           a sweep cannot be signed as asked (dust, wrong key, contract payee)
+└── SweepReverted          a sweep transaction was mined and failed: no value moved
 """
 
 from __future__ import annotations
@@ -155,3 +157,18 @@ class RpcCallRejected(CoinpayError):
         super().__init__(detail, rpc_code=rpc_code)
         self.rpc_code = rpc_code
         self.rpc_message = rpc_message
+
+
+class SweepRefused(CoinpayError):
+    """A sweep was not signed: the funds do not cover the commission and the network fee
+    (dust), the derived key does not control the payment address, or a payee cannot take a
+    plain transfer. Nothing was sent; the sweeper logs it and tries again next round."""
+
+    code = "sweep_refused"
+
+
+class SweepReverted(CoinpayError):
+    """A sweep transaction was mined with a failed status: it paid its fee and moved no value.
+    The sweeper records it on the sweep (``last_error``) and it shows as stuck."""
+
+    code = "sweep_reverted"
