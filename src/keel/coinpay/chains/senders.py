@@ -1,0 +1,89 @@
+"""The live senders of the configured chains: who signs and sends their sweeps.
+
+Each configured chain of a family with a sender gets one over an
+:class:`~keel.coinpay.chains.rpc.RpcClient` of its provider URLs: today the EVM chains' native
+coins (:class:`~keel.coinpay.chains.evm_sender.EvmSender`, signed for the chain id of
+``KEEL_COINPAY_<CHAIN>_CHAIN_ID``, else the mainnet id of ``assets``). Chains of other families
+get none yet, so their live payments wait at ``forwarding`` (the sweeper has no one to ask).
+
+Keys are derived from the custody root at signing time, never before: the root is asked for
+on each sweep (``Custody.root`` decrypts the seed once, on first use), so senders can be opened
+at boot before ``keel coinpay init`` has stored a seed.
+
+The sender's client is its own, not the chain source's: a sweep's calls never wait behind a
+block scan's. Its providers' circuit breakers are named ``coinpay_rpc:<CHAIN>:<provider>:send``
+so the scanner's breaker state (``keel_circuit_state``) is not blurred by another client's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from keel.coinpay.assets import COINS
+from keel.coinpay.chains.config import ChainConfig, ChainsConfig
+from keel.coinpay.chains.evm_sender import EvmSender, KeySource
+from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient, default_breaker
+from keel.coinpay.errors import InvalidChainConfig
+from keel.coinpay.wallets import Family, HDRoot
+from keel.core.resilience import CircuitBreaker
+
+__all__ = ["evm_keys", "open_sender", "open_senders"]
+
+RootSource = Callable[[], Awaitable[HDRoot]]
+
+
+def evm_keys(root: RootSource) -> Callable[[int], Awaitable[bytes]]:
+    """Derivation index -> the EVM private key there, from the custody root (``Custody.root``:
+    raises SeedMissing before ``keel coinpay init``)."""
+
+    async def key(index: int) -> bytes:
+        return (await root()).private_key(Family.EVM, index)
+
+    return key
+
+
+def open_sender(
+    config: ChainConfig,
+    keys: KeySource,
+    *,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    client: httpx.AsyncClient | None = None,
+) -> EvmSender:
+    """A sender of ``config.chain``'s native coin through its providers; close it with
+    ``aclose()``. Raises InvalidChainConfig for a chain with no URL or with no sender yet."""
+    if not config.configured:
+        raise InvalidChainConfig(f"{config.chain} has no RPC URL to send through")
+    if COINS[config.chain].family is not Family.EVM or config.chain_id is None:
+        raise InvalidChainConfig(f"{config.chain}: no sender for its family yet")
+    rpc = RpcClient(
+        config.chain,
+        config.rpc_urls,
+        timeout_seconds=timeout_seconds,
+        breaker=_send_breaker,
+        client=client,
+    )
+    return EvmSender(config.chain, rpc, keys, config.chain_id)
+
+
+def open_senders(
+    chains: ChainsConfig,
+    root: RootSource,
+    *,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    client: httpx.AsyncClient | None = None,
+) -> dict[str, EvmSender]:
+    """A sender for every configured chain that can have one (module docstring), by chain."""
+    keys = evm_keys(root)
+    return {
+        chain: open_sender(
+            chains.chain(chain), keys, timeout_seconds=timeout_seconds, client=client
+        )
+        for chain in chains.configured
+        if COINS[chain].family is Family.EVM
+    }
+
+
+def _send_breaker(name: str) -> CircuitBreaker:
+    return default_breaker(f"{name}:send")

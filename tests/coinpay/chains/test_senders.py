@@ -1,0 +1,58 @@
+"""Which configured chains get a live sender, signing for which chain id, with which keys."""
+
+from __future__ import annotations
+
+import pytest
+from eth_account import Account
+
+from keel.coinpay.chains import config, senders
+from keel.coinpay.errors import InvalidChainConfig, SeedMissing
+from keel.coinpay.wallets import Family, HDRoot
+from tests.coinpay.conftest import ABANDON
+
+ROOT = HDRoot.from_mnemonic(ABANDON)
+
+
+async def root() -> HDRoot:
+    return ROOT
+
+
+async def test_each_configured_evm_chain_gets_a_sender_for_its_chain_id() -> None:
+    chains = config.load(
+        {
+            "KEEL_COINPAY_ETH_RPC_URLS": "http://127.0.0.1:8545,https://eth.example.org/v3/KEY",
+            "KEEL_COINPAY_ETH_CHAIN_ID": "31337",
+            "KEEL_COINPAY_POL_RPC_URLS": "http://127.0.0.1:8546",
+            "KEEL_COINPAY_LTC_RPC_URLS": "http://u:p@127.0.0.1:19443",  # no UTXO sender yet
+        }
+    )
+    opened = senders.open_senders(chains, root)
+    try:
+        assert {chain: s.chain_id for chain, s in opened.items()} == {"ETH": 31337, "POL": 137}
+        assert all(s.batch_limit == 1 for s in opened.values())
+        assert "KEY" not in repr(opened)
+    finally:
+        for sender in opened.values():
+            await sender.aclose()
+    assert senders.open_senders(config.load({}), root) == {}
+
+
+def test_a_chain_without_a_node_or_a_sender_is_refused() -> None:
+    chains = config.load({"KEEL_COINPAY_LTC_RPC_URLS": "http://127.0.0.1:19443"})
+    keys = senders.evm_keys(root)
+    with pytest.raises(InvalidChainConfig, match="no RPC URL"):
+        senders.open_sender(chains.chain("ETH"), keys)
+    with pytest.raises(InvalidChainConfig, match="no sender"):
+        senders.open_sender(chains.chain("LTC"), keys)
+
+
+async def test_keys_are_the_custody_roots_evm_keys_derived_when_asked() -> None:
+    key = await senders.evm_keys(root)(5)
+    assert Account.from_key(key).address == ROOT.address(Family.EVM, 5)
+
+    async def no_seed_yet() -> HDRoot:
+        raise SeedMissing()
+
+    keys = senders.evm_keys(no_seed_yet)  # opening needs no seed; signing does
+    with pytest.raises(SeedMissing):
+        await keys(5)
