@@ -15,6 +15,7 @@ from keel.coinpay import models, notify, payments, rates
 from keel.coinpay.addresses import IndexAllocator, SequenceAllocator, system_family_key
 from keel.coinpay.assets import DEFAULT_CONFIRMATIONS
 from keel.coinpay.chains import config as chain_config
+from keel.coinpay.chains import senders as chain_senders
 from keel.coinpay.chains.base import ChainSource, ChainWatcher
 from keel.coinpay.chains.scanner import ObservedChain, Scanner
 from keel.coinpay.chains.simulated import SimulatedChain, SimulatedSender
@@ -89,6 +90,7 @@ async def open_gateway(
     When not given they are opened from ``KEEL_COINPAY_<CHAIN>_RPC_URLS`` in ``environ``
     (``os.environ``), which also gives ``KEEL_COINPAY_<CHAIN>_CONFIRMATIONS``."""
     closers: list[Callable[[], Awaitable[None]]] = []
+    chains: chain_config.ChainsConfig | None = None
     if sources is None:
         chains = chain_config.load(os.environ if environ is None else environ)
         opened = [open_source(chains.chain(chain)) for chain in chains.configured]
@@ -110,6 +112,10 @@ async def open_gateway(
         await migrations.upgrade(engine, MIGRATIONS, VERSION_TABLE)
     sessions = db.session_factory(engine)
     box = load_box(settings)
+    custody = Custody(box, sessions)
+    # Live sweeps of the configured chains that have a sender; keys are derived when signing.
+    live_senders = chain_senders.open_senders(chains, custody.root) if chains is not None else {}
+    closers.extend(sender.aclose for sender in live_senders.values())
     http = netguard.guarded_client(
         allow_private=settings.webhook_allow_private, timeout=settings.webhook_timeout_seconds
     )
@@ -141,7 +147,7 @@ async def open_gateway(
         sessions=sessions,
         clock=clock,
         box=box,
-        custody=Custody(box, sessions),
+        custody=custody,
         rates=provider,
         allocator=allocator,
         queue=JobQueue(models.jobs, sessions, clock),
@@ -153,7 +159,10 @@ async def open_gateway(
         simulated_chain=simulated,
         watchers={"test": test_watchers, "live": live_watchers},
         scanners=scanners,
-        senders={"test": {c: SimulatedSender(c) for c in DEFAULT_CONFIRMATIONS}, "live": {}},
+        senders={
+            "test": {c: SimulatedSender(c) for c in DEFAULT_CONFIRMATIONS},
+            "live": live_senders,
+        },
         closers=[
             *closers,
             http.aclose,

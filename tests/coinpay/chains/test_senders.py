@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from eth_account import Account
 
+from keel.coinpay import bootstrap
 from keel.coinpay.chains import config, senders
 from keel.coinpay.errors import InvalidChainConfig, SeedMissing
+from keel.coinpay.settings import CoinpaySettings
 from keel.coinpay.wallets import Family, HDRoot
+from keel.core.crypto import new_key
 from tests.coinpay.conftest import ABANDON
 
 ROOT = HDRoot.from_mnemonic(ABANDON)
@@ -56,3 +61,22 @@ async def test_keys_are_the_custody_roots_evm_keys_derived_when_asked() -> None:
     keys = senders.evm_keys(no_seed_yet)  # opening needs no seed; signing does
     with pytest.raises(SeedMissing):
         await keys(5)
+
+
+async def test_keel_serve_wires_the_configured_chains_from_the_environment(tmp_path: Path) -> None:
+    environ = {
+        "KEEL_COINPAY_ETH_RPC_URLS": "http://127.0.0.1:9",  # nothing is called at start
+        "KEEL_COINPAY_ETH_CONFIRMATIONS": "3",
+        "KEEL_COINPAY_LTC_RPC_URLS": "http://u:p@127.0.0.1:9",
+    }
+    settings = CoinpaySettings(master_key=new_key(), run_workers=False)
+    gw = await bootstrap.open_gateway(settings, data_dir=str(tmp_path), environ=environ)
+    try:
+        assert set(gw.scanners) == {"ETH", "LTC"}
+        assert set(gw.watchers["live"]) == {"ETH", "LTC"}
+        assert set(gw.senders["live"]) == {"ETH"}  # the EVM sender; UTXO signing comes later
+        assert gw.settings.required_confirmations("ETH") == 3
+        tasks = {p.name for p in bootstrap.build_worker(gw).periodic}
+        assert {"scan:ETH", "scan:LTC", "sweep:ETH", "sweep:test"} <= tasks
+    finally:
+        await bootstrap.close_gateway(gw)
