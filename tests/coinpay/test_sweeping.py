@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from keel.coinpay import models, payments
 from keel.coinpay.chains.base import SignedSweep, SweepInput
-from keel.coinpay.payments.sweeping import SWEEPS_STUCK, Sweeper
+from keel.coinpay.payments.sweeping import SWEEPS_STUCK, UNSIGNED_STUCK, Sweeper
 from tests.coinpay.conftest import Harness, make_harness
 
 
@@ -172,3 +172,22 @@ async def test_a_forgotten_transaction_is_sent_again_and_a_slow_one_reported_stu
     report = await sweeper(harness, sender, stuck_after=timedelta(minutes=30)).round()
     assert (report.confirmed, report.stuck) == (1, 0)
     assert (await stored(harness, payment_id)).status == "forwarded"
+
+
+async def test_a_sweep_the_sender_refuses_is_counted_once_overdue(harness: Harness) -> None:
+    [payment_id] = await forwarding(harness, 1)
+
+    class Refusing(ScriptedSender):
+        async def sign(self, inputs: tuple[SweepInput, ...], platform_address: str) -> SignedSweep:
+            raise ValueError("the merchant's part would be dust")
+
+    sender = Refusing()
+    options = {"stuck_after": timedelta(minutes=30)}
+    assert (await sweeper(harness, sender, **options).round()).signed == 0
+    assert UNSIGNED_STUCK.labels("test", "LTC")._value.get() == 0  # not overdue yet
+    harness.clock.advance(timedelta(minutes=31))
+    await sweeper(harness, sender, **options).round()
+    assert UNSIGNED_STUCK.labels("test", "LTC")._value.get() == 1
+    assert (await stored(harness, payment_id)).sweep_id is None
+    await sweeper(harness, ScriptedSender(), **options).round()  # the cause is fixed
+    assert UNSIGNED_STUCK.labels("test", "LTC")._value.get() == 0

@@ -49,6 +49,11 @@ SWEEP_ERRORS = Counter("coinpay_sweep_errors_total", "Sweep steps that failed", 
 SWEEPS_STUCK = Gauge(
     "coinpay_sweeps_stuck", "Sweeps sent and not confirmed past the threshold", ["mode", "chain"]
 )
+UNSIGNED_STUCK = Gauge(
+    "coinpay_sweeps_unsigned",
+    "Payments in forwarding the sender refuses to sign for past the threshold (see the log)",
+    ["mode", "chain"],
+)
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -126,23 +131,36 @@ class Sweeper:
         size = self.sender.batch_limit
         batches = [tuple(waiting[i : i + size]) for i in range(0, len(waiting), size)]
         done = await _bounded(self._parallel, self._sign_one, batches)
-        return sum(done)
+        # A refusal (dust, a contract payee, no seed) repeats every round: once a payment has
+        # waited past the threshold it is counted, so it cannot sit in forwarding unseen.
+        overdue = self._gw.clock.now() - self._stuck_after
+        refused = [b for b, ok in zip(batches, done, strict=True) if ok is None]
+        UNSIGNED_STUCK.labels(self.mode, self.chain).set(
+            sum(1 for b in refused for p in b if p.updated_at < overdue)
+        )
+        return sum(1 for ok in done if ok)
 
-    async def _sign_one(self, batch: tuple[Payment, ...]) -> int:
+    async def _sign_one(self, batch: tuple[Payment, ...]) -> bool | None:
+        """True: signed and claimed; False: another worker claimed first; None: refused."""
         inputs = tuple(_input(p) for p in batch)
         try:
             signed = await self.sender.sign(inputs, self._platform)
         except Exception as exc:
             SWEEP_ERRORS.labels(self.chain, "sign").inc()
-            log.warning("sweep_sign_failed", chain=self.chain, error=str(exc)[:200])
-            return 0
+            log.warning(
+                "sweep_sign_failed",
+                chain=self.chain,
+                payments=[p.id for p in batch],
+                error=str(exc)[:200],
+            )
+            return None
         try:
             await self._claim(batch, signed)
         except _Taken:
             log.info("sweep_claim_lost", chain=self.chain, tx_hash=signed.tx_hash)
-            return 0
+            return False
         SWEEPS.labels(self.chain, "signed").inc()
-        return 1
+        return True
 
     async def _claim(self, batch: tuple[Payment, ...], signed: SignedSweep) -> None:
         sweep_id = str(uuid.uuid4())
