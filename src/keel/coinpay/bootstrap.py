@@ -22,7 +22,7 @@ from keel.coinpay.chains.sources import open_source
 from keel.coinpay.custody import Custody
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
-from keel.coinpay.wallets import Family
+from keel.coinpay.wallets import Family, Network
 from keel.core import db, migrations, netguard
 from keel.core.clock import Clock, SystemClock
 from keel.core.crypto import SecretBox, load_or_create_key_file, parse_key
@@ -83,14 +83,19 @@ async def open_gateway(
     migrate: bool = True,
     sources: Sequence[ChainSource] | None = None,
     environ: Mapping[str, str] | None = None,
+    networks: Mapping[str, Network] | None = None,
 ) -> Gateway:
     """Everything coinpay runs on. ``sources`` are the live chains' nodes: each is scanned
     block by block and watched for live payments; a chain without one takes no live payment.
     When not given they are opened from ``KEEL_COINPAY_<CHAIN>_RPC_URLS`` in ``environ``
-    (``os.environ``), which also gives ``KEEL_COINPAY_<CHAIN>_CONFIRMATIONS``."""
+    (``os.environ``), which also gives ``KEEL_COINPAY_<CHAIN>_CONFIRMATIONS`` and
+    ``KEEL_COINPAY_<CHAIN>_NETWORK``; with ``sources`` given, ``networks`` says which live UTXO
+    chains are not on mainnet (``{"LTC": Network.REGTEST}``)."""
     closers: list[Callable[[], Awaitable[None]]] = []
+    networks = dict(networks or {})
     if sources is None:
         chains = chain_config.load(os.environ if environ is None else environ)
+        networks = {name: config.network for name, config in chains.chains.items()}
         opened = [open_source(chains.chain(chain)) for chain in chains.configured]
         closers.extend(source.aclose for source in opened)
         sources = opened
@@ -154,6 +159,7 @@ async def open_gateway(
         watchers={"test": test_watchers, "live": live_watchers},
         scanners=scanners,
         senders={"test": {c: SimulatedSender(c) for c in DEFAULT_CONFIRMATIONS}, "live": {}},
+        networks={c: n for c, n in networks.items() if n is not Network.MAINNET},
         closers=[
             *closers,
             http.aclose,

@@ -7,6 +7,10 @@ Per chain (``ETH``, ``LTC``, … as in ``keel.coinpay.assets``):
   no node, and live payments on it are refused.
 * ``KEEL_COINPAY_<CHAIN>_CONFIRMATIONS``: the default confirmation policy (0 to 10,000; unset:
   ``assets.DEFAULT_CONFIRMATIONS``).
+* ``KEEL_COINPAY_<CHAIN>_NETWORK`` (UTXO chains: BTC, LTC, DOGE, BCH): ``mainnet`` (the
+  default), ``testnet`` or ``regtest``. It decides how the chain's live payment and payout
+  addresses are written and derived (``keel.coinpay.wallets.networks``), and the node must be
+  on that network (``UtxoSource`` checks). Test mode's simulated chains always use mainnet.
 
 Per token coin (``USDC_ETH``, ``USDT_SOL``…): ``KEEL_COINPAY_<COIN>_CONTRACT`` replaces the
 mainnet ERC-20 contract or SPL mint of ``assets`` (a test network, or a chain's own deployment).
@@ -30,7 +34,7 @@ import httpx
 
 from keel.coinpay.assets import COINS, DEFAULT_CONFIRMATIONS
 from keel.coinpay.errors import InvalidAddress, InvalidChainConfig
-from keel.coinpay.wallets import validate_address
+from keel.coinpay.wallets import UTXO_FAMILIES, Network, validate_address
 
 __all__ = ["MAX_CONFIRMATIONS", "MAX_RPC_URLS", "ChainConfig", "ChainsConfig", "Token", "load"]
 
@@ -41,6 +45,7 @@ _PREFIX: Final = "KEEL_COINPAY_"
 _KEY: Final = re.compile(
     r"KEEL_COINPAY_(?P<name>[A-Z0-9_]+?)_(?P<what>RPC_URLS|CONFIRMATIONS|CONTRACT)"
 )
+_NETWORK_KEY: Final = re.compile(r"KEEL_COINPAY_(?P<name>[A-Z0-9_]+?)_NETWORK")
 _DIGITS: Final = re.compile(r"[0-9]{1,6}", re.ASCII)
 # DNS labels as httpx leaves them (lower case, IDNs as xn--); "_" for container service names.
 _LABEL: Final = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
@@ -66,6 +71,7 @@ class ChainConfig:
     rpc_urls: tuple[str, ...] = field(repr=False)
     confirmations: int
     tokens: tuple[Token, ...]
+    network: Network = Network.MAINNET  # UTXO chains only; the others are always MAINNET
 
     @property
     def configured(self) -> bool:
@@ -95,8 +101,16 @@ def load(environ: Mapping[str, str]) -> ChainsConfig:
     urls: dict[str, tuple[str, ...]] = {}
     confirmations = dict(DEFAULT_CONFIRMATIONS)
     contracts: dict[str, str] = {}
+    networks: dict[str, Network] = {}
     for key, value in environ.items():
         if not key.upper().startswith(_PREFIX):
+            continue
+        network_key = _NETWORK_KEY.fullmatch(key.upper())
+        if network_key is not None:
+            try:
+                networks[network_key["name"]] = _network(network_key["name"], value)
+            except ValueError as exc:
+                problems.append(f"{key}: {exc}")
             continue
         match = _KEY.fullmatch(key.upper())
         if match is None:
@@ -125,6 +139,7 @@ def load(environ: Mapping[str, str]) -> ChainsConfig:
                 for coin in COINS.values()
                 if coin.chain == chain and (contract := coin.contract) is not None
             ),
+            network=networks.get(chain, Network.MAINNET),
         )
         for chain in DEFAULT_CONFIRMATIONS
     }
@@ -188,3 +203,15 @@ def _contract(symbol: str, value: str) -> str:
         return validate_address(coin.family, value)
     except InvalidAddress as exc:
         raise ValueError(f"not a contract address for {coin.chain}: {exc.detail}") from None
+
+
+def _network(chain: str, value: str) -> Network:
+    if chain not in DEFAULT_CONFIRMATIONS:
+        raise ValueError(f"no chain {chain!r}; chains: {', '.join(DEFAULT_CONFIRMATIONS)}")
+    if COINS[chain].family not in UTXO_FAMILIES:
+        utxo = ", ".join(c for c in DEFAULT_CONFIRMATIONS if COINS[c].family in UTXO_FAMILIES)
+        raise ValueError(f"{chain} has no network setting: only UTXO chains ({utxo}) have one")
+    try:
+        return Network(value.strip().lower())
+    except ValueError:
+        raise ValueError(f"must be one of {', '.join(Network)}") from None

@@ -3,6 +3,7 @@
 ``HDRoot`` derives every family's receive addresses and keys from the
 installation's BIP39 mnemonic; ``WatchOnlyKey`` derives a merchant's UTXO
 addresses from their account xpub; ``validate_address`` checks payout addresses.
+A UTXO family's addresses are written for one ``Network`` (mainnet by default).
 """
 
 from keel.coinpay.wallets.address_validation import validate_address
@@ -11,10 +12,12 @@ from keel.coinpay.wallets.families import (
     PATH_TEMPLATES,
     UTXO_FAMILIES,
     Family,
+    cached_prefix,
     path_for,
 )
 from keel.coinpay.wallets.hd_root import HDRoot
 from keel.coinpay.wallets.mnemonic import generate_mnemonic
+from keel.coinpay.wallets.networks import Network
 from keel.coinpay.wallets.watch_only import WatchOnlyKey
 
 __all__ = [
@@ -23,7 +26,9 @@ __all__ = [
     "UTXO_FAMILIES",
     "Family",
     "HDRoot",
+    "Network",
     "WatchOnlyKey",
+    "cached_prefix",
     "generate_mnemonic",
     "path_for",
     "validate_address",
