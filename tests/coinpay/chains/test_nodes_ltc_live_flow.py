@@ -3,7 +3,9 @@ a ``cp_live_`` key: the chain configured from the environment as an operator wou
 (``KEEL_COINPAY_LTC_RPC_URLS``, ``_NETWORK=regtest``, ``_CONFIRMATIONS``), payment addresses in
 regtest form, a real ``sendtoaddress`` from the node's wallet seen in the mempool (0-conf) and
 then mined to the policy's depth, with signed webhooks; a reorg that drops the payment's
-transaction reverses it; an underpaid payment topped up settles; a late one is flagged."""
+transaction reverses it; an underpaid payment topped up settles; a late one is flagged; two
+confirmed payments are swept in one signed transaction (each merchant paid what arrived less the
+commission and its share of the fee, the platform the summed commission)."""
 
 from __future__ import annotations
 
@@ -14,10 +16,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from keel.coinpay import bootstrap, lifecycle, notify
+from keel.coinpay import apikeys, bootstrap, lifecycle, models, money, notify
 from keel.coinpay.chains import config, sources
-from keel.coinpay.chains.base import ChainSource
+from keel.coinpay.chains.base import ChainSource, SweepInput
+from keel.coinpay.chains.rpc import RpcClient
+from keel.coinpay.chains.utxo import TRANSIENT_CODES
+from keel.coinpay.chains.utxo_sender import UtxoSender, split_fee
 from keel.coinpay.wallets import Family, HDRoot, Network
 from keel.core.jobs import Periodic
 from tests.chains_nodes import ChainNodes, Litecoind
@@ -37,7 +43,7 @@ def chain_env(node: Litecoind) -> dict[str, str]:
 
 
 async def live_harness(
-    db_url: str, node: Litecoind, sink: WebhookSink
+    db_url: str, node: Litecoind, sink: WebhookSink, **settings: Any
 ) -> AsyncIterator[tuple[Harness, str]]:
     """A coinpay watching ``node`` as its live LTC chain, and a live webhook endpoint."""
     ltc = config.load(chain_env(node)).chain("LTC")
@@ -49,6 +55,7 @@ async def live_harness(
             sources=[source],
             networks={"LTC": ltc.network},
             confirmations={"LTC": ltc.confirmations},
+            **settings,
         ):
             async with h.gw.sessions() as session, session.begin():
                 _, secret = await notify.create_endpoint(
@@ -271,3 +278,133 @@ async def test_a_payment_after_expiry_is_seen_and_flagged_late(
         "payment.confirming",
         "payment.confirmed",
     ]
+
+
+async def test_two_confirmed_payments_are_swept_in_one_transaction(
+    litecoind: Litecoind, db_url: str, webhook_sink: WebhookSink
+) -> None:
+    node = litecoind
+    platform = node.new_address()
+    payouts = [node.new_address(), node.new_address()]
+    async for h, _ in live_harness(db_url, node, webhook_sink, platform_wallets={"LTC": platform}):
+        async with h.gw.sessions() as session, session.begin():
+            _, manager = await apikeys.create_key(
+                session,
+                h.gw.box,
+                h.operator,
+                business_id=h.business_id,
+                mode="live",
+                scopes=["wallets:manage"],
+            )
+        scan = task(h, "scan:LTC")
+        await scan.run()
+        payments = []
+        for payout, amount in zip(payouts, ("12.34", "56.78"), strict=True):
+            body = {"cryptocurrency": "LTC", "wallet_address": payout}
+            response = await h.client.post(
+                f"/api/businesses/{h.business_id}/wallets", json=body, headers=h.auth(manager)
+            )
+            assert response.status_code == 200, response.text
+            payments.append(await create_live(h, amount=amount))
+        for payment in payments:
+            node.send(payment["payment_address"], Decimal(payment["crypto_amount"]))
+        node.mine(DEPTH)
+        await scan.run()
+        assert [(await fetch(h, p["id"]))["status"] for p in payments] == ["confirmed"] * 2
+
+        # Both start forwarding (the split written down) while the chain has no sender yet;
+        # then one sweep round finds both waiting and batches them.
+        await h.run_jobs()
+        rows = await payment_rows(h, [p["id"] for p in payments])
+        assert [r.status for r in rows] == ["forwarding"] * 2
+        sender = UtxoSender(
+            "LTC",
+            RpcClient("LTC", [node.url], transient_codes=TRANSIENT_CODES),
+            h.gw.sessions,
+            h.gw.custody.root,
+            network=Network.REGTEST,
+        )
+        try:
+            inputs = tuple(sweep_input(r) for r in rows)
+            first = await sender.sign(inputs, platform)
+            assert await sender.sign(inputs, platform) == first  # the same bytes every time
+
+            h.gw.senders = {**h.gw.senders, "live": {"LTC": sender}}
+            sweep = task(h, "sweep:LTC")
+            await sweep.run()
+            rows = await payment_rows(h, [p["id"] for p in payments])
+            assert rows[0].sweep_id is not None
+            assert rows[0].sweep_id == rows[1].sweep_id  # one sweep for both
+            async with h.gw.sessions() as session:
+                [stored] = (await session.execute(select(models.sweeps))).all()
+            assert (stored.status, stored.payments, stored.raw_tx) == ("broadcast", 2, first.raw)
+            tx = node.rpc("getrawtransaction", stored.tx_hash, True)  # in the mempool
+            addresses = {p["payment_address"] for p in payments}
+            spent = [wallet_tx(node, i["txid"])["vout"][i["vout"]] for i in tx["vin"]]
+            assert {o["scriptPubKey"]["addresses"][0] for o in spent} == addresses
+            paid = {o["scriptPubKey"]["addresses"][0]: units(o["value"]) for o in tx["vout"]}
+            received = [units(p["crypto_amount"]) for p in payments]
+            fee = sum(units(o["value"]) for o in spent) - sum(paid.values())
+            assert fee == sum(r.network_fee for r in rows) > 0
+            assert paid == {
+                payouts[0]: received[0] - rows[0].commission_amount - rows[0].network_fee,
+                payouts[1]: received[1] - rows[1].commission_amount - rows[1].network_fee,
+                platform: rows[0].commission_amount + rows[1].commission_amount,
+            }
+            assert [r.commission_amount for r in rows] == [amount // 100 for amount in received]
+            # Fee shares follow what each merchant is owed, exactly.
+            owed = {
+                r.id: amount - r.commission_amount for r, amount in zip(rows, received, strict=True)
+            }
+            assert {r.id: r.network_fee for r in rows} == split_fee(fee, owed)
+
+            await sender.broadcast(stored.raw_tx)  # already in the mempool: sent
+            node.mine(DEPTH - 1)
+            await sweep.run()
+            assert [r.status for r in await payment_rows(h, [p["id"] for p in payments])] == [
+                "forwarding"
+            ] * 2
+            node.mine(1)
+            await sender.broadcast(stored.raw_tx)  # already in a block: sent
+            await sweep.run()
+            for payment, payout in zip(payments, payouts, strict=True):
+                done = await fetch(h, payment["id"])
+                assert (done["status"], done["forward_tx_hash"]) == ("forwarded", stored.tx_hash)
+                got = units(node.rpc("getreceivedbyaddress", payout, DEPTH))
+                assert got == paid[payout]
+            assert units(node.rpc("getreceivedbyaddress", platform, DEPTH)) == paid[platform]
+            await h.run_jobs()
+            forwarded = webhook_sink.events("payment.forwarded")
+            assert sorted(e["data"]["payment_id"] for e in forwarded) == sorted(
+                p["id"] for p in payments
+            )
+        finally:
+            await sender.aclose()
+
+
+def wallet_tx(node: Litecoind, txid: str) -> Any:
+    """A confirmed transaction of the node's wallet, decoded (no -txindex on the test nodes)."""
+    return node.rpc("decoderawtransaction", node.rpc("gettransaction", txid)["hex"])
+
+
+def units(value: Any) -> int:
+    return money.units_of(Decimal(str(value)), 8)
+
+
+async def payment_rows(h: Harness, ids: list[str]) -> list[Any]:
+    t = models.payments
+    async with h.gw.sessions() as session:
+        rows = (await session.execute(select(t).where(t.c.id.in_(ids)))).all()
+    return sorted(rows, key=lambda r: ids.index(r.id))
+
+
+def sweep_input(row: Any) -> SweepInput:
+    return SweepInput(
+        payment_id=row.id,
+        coin=row.blockchain,
+        address=row.payment_address,
+        derivation_index=row.derivation_index,
+        received=int(row.received_amount),
+        commission=int(row.commission_amount),
+        merchant_address=row.payout_address,
+    )

@@ -6,7 +6,7 @@ addresses from their account xpub; ``validate_address`` checks payout addresses.
 A UTXO family's addresses are written for one ``Network`` (mainnet by default).
 """
 
-from keel.coinpay.wallets.address_validation import validate_address
+from keel.coinpay.wallets.address_validation import output_script, validate_address
 from keel.coinpay.wallets.families import (
     MAX_INDEX,
     PATH_TEMPLATES,
@@ -30,6 +30,7 @@ __all__ = [
     "WatchOnlyKey",
     "cached_prefix",
     "generate_mnemonic",
+    "output_script",
     "path_for",
     "validate_address",
 ]

@@ -26,6 +26,7 @@ from bip_utils import (
     Base58Alphabets,
     Base58Decoder,
     Base58Encoder,
+    BchBech32Decoder,
     BchBech32Encoder,
     BchP2PKHAddrDecoder,
     BchP2SHAddrDecoder,
@@ -100,6 +101,30 @@ def validate_address(family: Family, address: str, network: Network = Network.MA
                 raise InvalidAddress(f"this {chain} address is a burn address (all zeros)")
             return normalised
     raise InvalidAddress(f"not a valid {chain} address (expected {expected})")
+
+
+def output_script(family: Family, address: str, network: Network = Network.MAINNET) -> bytes:
+    """The scriptPubKey paying ``address`` of a UTXO ``family`` on ``network`` (P2PKH, P2SH,
+    segwit v0 or Taproot; BCH's CashAddr as its P2PKH or P2SH script). Raises InvalidAddress
+    for an address ``validate_address`` refuses, ValueError for another family."""
+    params = utxo_network(family, network)
+    normalised = validate_address(family, address, network)
+    hrp = params.segwit_hrp
+    if hrp is not None and normalised.startswith(f"{hrp}1"):
+        version, program = SegwitBech32Decoder.Decode(hrp, normalised)
+        # OP_0 for v0, OP_1..OP_16 (0x51..0x60) above it; then the program's push.
+        return bytes([0x50 + version if version else 0, len(program)]) + bytes(program)
+    if params.cashaddr_hrp is not None:
+        kind, hash160 = BchBech32Decoder.Decode(params.cashaddr_hrp, normalised)
+        version, payload = bytes(kind), bytes(hash160)
+        is_p2sh = version == _CASHADDR_P2SH
+    else:
+        raw = bytes(Base58Decoder.CheckDecode(normalised))
+        version, payload = raw[:1], raw[1:]
+        is_p2sh = version == params.p2sh
+    if is_p2sh:
+        return b"\xa9\x14" + payload + b"\x87"  # OP_HASH160 <20> OP_EQUAL
+    return b"\x76\xa9\x14" + payload + b"\x88\xac"  # OP_DUP OP_HASH160 <20> OP_EQUALVERIFY …
 
 
 def _test_chain(family: Family, network: Network) -> tuple[str, str]:
