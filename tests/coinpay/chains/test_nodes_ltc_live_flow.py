@@ -21,9 +21,7 @@ from sqlalchemy import select
 from keel.coinpay import apikeys, bootstrap, lifecycle, models, money, notify
 from keel.coinpay.chains import config, sources
 from keel.coinpay.chains.base import ChainSource, SweepInput
-from keel.coinpay.chains.rpc import RpcClient
-from keel.coinpay.chains.utxo import TRANSIENT_CODES
-from keel.coinpay.chains.utxo_sender import UtxoSender, split_fee
+from keel.coinpay.chains.utxo_sender import open_utxo_sender, split_fee
 from keel.coinpay.wallets import Family, HDRoot, Network
 from keel.core.jobs import Periodic
 from tests.chains_nodes import ChainNodes, Litecoind
@@ -317,12 +315,11 @@ async def test_two_confirmed_payments_are_swept_in_one_transaction(
         await h.run_jobs()
         rows = await payment_rows(h, [p["id"] for p in payments])
         assert [r.status for r in rows] == ["forwarding"] * 2
-        sender = UtxoSender(
-            "LTC",
-            RpcClient("LTC", [node.url], transient_codes=TRANSIENT_CODES),
+        sender = open_utxo_sender(
+            config.load(chain_env(node)).chain("LTC"),
             h.gw.sessions,
             h.gw.custody.root,
-            network=Network.REGTEST,
+            platform_address=platform,
         )
         try:
             inputs = tuple(sweep_input(r) for r in rows)

@@ -14,6 +14,7 @@ from embit.transaction import Transaction, TransactionInput
 from hypothesis import given
 from hypothesis import strategies as st
 
+from keel.coinpay.chains import config
 from keel.coinpay.chains.base import SweepInput
 from keel.coinpay.chains.rpc import RpcClient
 from keel.coinpay.chains.utxo_sender import (
@@ -22,9 +23,10 @@ from keel.coinpay.chains.utxo_sender import (
     _Coin,
     _signed,
     _vsize,
+    open_utxo_sender,
     split_fee,
 )
-from keel.coinpay.errors import InvalidAddress
+from keel.coinpay.errors import InvalidAddress, InvalidChainConfig
 from keel.coinpay.wallets import Family, HDRoot, Network, output_script
 from tests.chains_nodes import closed_port_url
 from tests.coinpay.conftest import ABANDON
@@ -169,3 +171,18 @@ def test_output_scripts_are_the_ones_litecoind_reports() -> None:
     assert output_script(Family.BTC, taproot).hex() == (
         "5120a60869f0dbcf1dc659c9cecbaf8050135ea9e8cdc487053f1dc6880949dc684c"
     )
+
+
+async def test_a_sender_is_opened_only_with_a_platform_wallet_of_its_network() -> None:
+    env = {"KEEL_COINPAY_LTC_RPC_URLS": closed_port_url(), "KEEL_COINPAY_LTC_NETWORK": "regtest"}
+    ltc = config.load(env).chain("LTC")
+    keys = cast(Any, None)
+    with pytest.raises(
+        InvalidChainConfig, match="platform wallet is not an address of its regtest"
+    ):
+        open_utxo_sender(ltc, cast(Any, None), keys, platform_address=ROOT.address(Family.LTC, 0))
+    with pytest.raises(InvalidChainConfig, match="no RPC URL"):
+        open_utxo_sender(config.load({}).chain("LTC"), cast(Any, None), keys, platform_address="x")
+    opened = open_utxo_sender(ltc, cast(Any, None), keys, platform_address=PLATFORM)
+    assert (opened.chain, opened.network, opened.batch_limit) == ("LTC", Network.REGTEST, 50)
+    await opened.aclose()

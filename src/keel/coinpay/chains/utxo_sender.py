@@ -60,8 +60,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from keel.coinpay import models, money
 from keel.coinpay.assets import COINS
 from keel.coinpay.chains.base import SignedSweep, SweepInput
-from keel.coinpay.chains.rpc import MalformedResponse, RpcClient
-from keel.coinpay.errors import RpcCallRejected
+from keel.coinpay.chains.config import ChainConfig
+from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, MalformedResponse, RpcClient
+from keel.coinpay.chains.utxo import TRANSIENT_CODES
+from keel.coinpay.errors import InvalidAddress, InvalidChainConfig, RpcCallRejected
 from keel.coinpay.wallets import Family, HDRoot, Network, output_script
 from keel.core.logging import get_logger
 
@@ -70,6 +72,7 @@ __all__ = [
     "DEFAULT_FALLBACK_FEE_RATE",
     "NotSweepable",
     "UtxoSender",
+    "open_utxo_sender",
     "split_fee",
 ]
 
@@ -306,6 +309,36 @@ class UtxoSender:
         floors = [pool.get("mempoolminfee"), pool.get("minrelaytxfee")]
         floor = max((money.units_of(f, self._decimals) for f in floors if f is not None), default=0)
         return max(rate, floor)
+
+
+def open_utxo_sender(
+    config: ChainConfig,
+    sessions: async_sessionmaker[AsyncSession],
+    keys: Callable[[], Awaitable[HDRoot]],
+    *,
+    platform_address: str,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+) -> UtxoSender:
+    """The sender of a configured P2WPKH chain through its providers (close with
+    ``aclose()``). Refuses, at boot rather than at the first sweep, a chain with no URL and a
+    platform address that is not of the chain's network (InvalidChainConfig)."""
+    if not config.configured:
+        raise InvalidChainConfig(f"{config.chain} has no RPC URL to sweep through")
+    family = COINS[config.chain].family
+    try:
+        output_script(family, platform_address, config.network)
+    except InvalidAddress as exc:
+        raise InvalidChainConfig(
+            f"{config.chain}: the platform wallet is not an address of its {config.network} "
+            f"({exc.detail})"
+        ) from None
+    rpc = RpcClient(
+        config.chain,
+        config.rpc_urls,
+        timeout_seconds=timeout_seconds,
+        transient_codes=TRANSIENT_CODES,
+    )
+    return UtxoSender(config.chain, rpc, sessions, keys, network=config.network)
 
 
 def _outputs(
