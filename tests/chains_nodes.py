@@ -221,6 +221,12 @@ class Litecoind(Node):
         """A block with no transaction but its coinbase, whatever the mempool holds."""
         return str(self.rpc("generateblock", address or self.new_address(), [])["hash"])
 
+    def mine_block_with(self, *transactions: str, address: str | None = None) -> str:
+        """A block holding exactly ``transactions`` (raw hex, or txids in the mempool) after its
+        coinbase, whatever else the mempool holds; returns its hash."""
+        block = self.rpc("generateblock", address or self.new_address(), list(transactions))
+        return str(block["hash"])
+
     def height(self) -> int:
         return int(self.rpc("getblockcount"))
 

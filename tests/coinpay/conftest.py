@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +20,7 @@ from keel.coinpay.chains.base import ChainSource
 from keel.coinpay.chains.scanner import ObservedChain
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
-from keel.coinpay.wallets import Family, HDRoot
+from keel.coinpay.wallets import Family, HDRoot, Network
 from keel.core.clock import Clock, FrozenClock
 from keel.core.crypto import new_key
 from keel.core.jobs import Periodic
@@ -195,6 +195,7 @@ async def make_harness(
     *,
     rate_limits: RateLimitStore | None = None,
     sources: Sequence[ChainSource] = (),
+    networks: Mapping[str, Network] | None = None,
     **settings: Any,
 ) -> AsyncIterator[Harness]:
     clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
@@ -211,6 +212,7 @@ async def make_harness(
         run_workers=False,
         rate_limits=rate_limits,
         sources=sources,
+        networks=networks,
     )
     async with product.lifespan():
         gw: Gateway = product.app.state.gateway

@@ -9,6 +9,10 @@ payment creator of a chain serialised on that row (and retried when it lost). He
 * SQLite: one upsert on the family's row inside the payment's own transaction. SQLite has a
   single writer anyway, so this adds no contention beyond what the engine already imposes.
 
+A UTXO family on a test network (``KEEL_COINPAY_<CHAIN>_NETWORK``) counts apart from its
+mainnet (``system_family_key``): its keys lie on another path (coin type 1), so sharing the
+counter would only leave holes in both.
+
 The ``UNIQUE`` on ``coinpay_payments.payment_address`` backs both up.
 """
 
@@ -42,8 +46,15 @@ HD_INDEX_HEADROOM = Gauge(
 _WARN_RATIO = 0.9
 
 
-def system_family_key(family: wallets.Family) -> str:
-    return f"system:{family.value}"
+def system_family_key(
+    family: wallets.Family, network: wallets.Network = wallets.Network.MAINNET
+) -> str:
+    """The index counter of the installation's own addresses of ``family`` on ``network``:
+    ``system:LTC`` on mainnet (as before networks existed), ``system:LTC:regtest`` on a test
+    network, so a test network's indexes never advance or reuse mainnet's."""
+    if network is wallets.Network.MAINNET:
+        return f"system:{family.value}"
+    return f"system:{family.value}:{wallets.Network(network).value}"
 
 
 def watch_only_family_key(business_id: str, family: wallets.Family) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,6 +18,7 @@ from keel.coinpay.api.schemas import CoinpayProblem
 from keel.coinpay.chains.base import ChainSource
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
+from keel.coinpay.wallets import Network
 from keel.coinpay.web import checkout
 from keel.core import apidocs
 from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
@@ -43,6 +44,7 @@ def create_app(
     run_workers: bool | None = None,
     rate_limits: RateLimitStore | None = None,
     sources: Sequence[ChainSource] | None = None,
+    networks: Mapping[str, Network] | None = None,
 ) -> Product:
     """Build coinpay. Nothing touches the database until the lifespan is entered."""
     workers = settings.run_workers if run_workers is None else run_workers
@@ -57,6 +59,7 @@ def create_app(
             allocator=allocator,
             rate_limits=rate_limits,
             sources=sources,
+            networks=networks,
         )
         app.state.gateway = gw
         try:

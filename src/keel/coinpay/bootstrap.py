@@ -17,13 +17,15 @@ from keel.coinpay.assets import DEFAULT_CONFIRMATIONS
 from keel.coinpay.chains import config as chain_config
 from keel.coinpay.chains import senders as chain_senders
 from keel.coinpay.chains.base import ChainSource, ChainWatcher
+from keel.coinpay.chains.evm_sender import EvmSender
 from keel.coinpay.chains.scanner import ObservedChain, Scanner
 from keel.coinpay.chains.simulated import SimulatedChain, SimulatedSender
 from keel.coinpay.chains.sources import open_source
+from keel.coinpay.chains.utxo_sender import UtxoSender
 from keel.coinpay.custody import Custody
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
-from keel.coinpay.wallets import Family
+from keel.coinpay.wallets import Family, Network
 from keel.core import db, migrations, netguard
 from keel.core.clock import Clock, SystemClock
 from keel.core.crypto import SecretBox, load_or_create_key_file, parse_key
@@ -84,15 +86,20 @@ async def open_gateway(
     migrate: bool = True,
     sources: Sequence[ChainSource] | None = None,
     environ: Mapping[str, str] | None = None,
+    networks: Mapping[str, Network] | None = None,
 ) -> Gateway:
     """Everything coinpay runs on. ``sources`` are the live chains' nodes: each is scanned
     block by block and watched for live payments; a chain without one takes no live payment.
     When not given they are opened from ``KEEL_COINPAY_<CHAIN>_RPC_URLS`` in ``environ``
-    (``os.environ``), which also gives ``KEEL_COINPAY_<CHAIN>_CONFIRMATIONS``."""
+    (``os.environ``), which also gives ``KEEL_COINPAY_<CHAIN>_CONFIRMATIONS`` and
+    ``KEEL_COINPAY_<CHAIN>_NETWORK``; with ``sources`` given, ``networks`` says which live UTXO
+    chains are not on mainnet (``{"LTC": Network.REGTEST}``)."""
     closers: list[Callable[[], Awaitable[None]]] = []
     chains: chain_config.ChainsConfig | None = None
+    networks = dict(networks or {})
     if sources is None:
         chains = chain_config.load(os.environ if environ is None else environ)
+        networks = {name: config.network for name, config in chains.chains.items()}
         opened = [open_source(chains.chain(chain)) for chain in chains.configured]
         closers.extend(source.aclose for source in opened)
         sources = opened
@@ -114,7 +121,11 @@ async def open_gateway(
     box = load_box(settings)
     custody = Custody(box, sessions)
     # Live sweeps of the configured chains that have a sender; keys are derived when signing.
-    live_senders = chain_senders.open_senders(chains, custody.root) if chains is not None else {}
+    live_senders: dict[str, EvmSender | UtxoSender] = {}
+    if chains is not None:
+        live_senders = chain_senders.open_senders(
+            chains, custody.root, sessions=sessions, platform_wallets=settings.platform_wallets
+        )
     closers.extend(sender.aclose for sender in live_senders.values())
     http = netguard.guarded_client(
         allow_private=settings.webhook_allow_private, timeout=settings.webhook_timeout_seconds
@@ -163,6 +174,7 @@ async def open_gateway(
             "test": {c: SimulatedSender(c) for c in DEFAULT_CONFIRMATIONS},
             "live": live_senders,
         },
+        networks={c: n for c, n in networks.items() if n is not Network.MAINNET},
         closers=[
             *closers,
             http.aclose,

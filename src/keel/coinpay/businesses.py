@@ -7,7 +7,10 @@ world's wallet, a live payment to the live one, and changing either is audited.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +20,8 @@ from keel.coinpay.assets import COINS, Coin, get_coin
 from keel.coinpay.errors import BusinessNotFound, NoWalletForCoin
 from keel.core.clock import Clock
 from keel.core.errors import BadRequest
+
+MAINNET_EVERYWHERE: Final[Mapping[str, wallets.Network]] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -55,11 +60,15 @@ async def set_wallet(
     mode: str,
     coin: str,
     address: str,
+    networks: Mapping[str, wallets.Network] = MAINNET_EVERYWHERE,
 ) -> str:
-    """Set (or replace) one mode's payout address for a coin; returns the normalised address."""
+    """Set (or replace) one mode's payout address for a coin; returns the normalised address.
+    ``networks`` are the mode's chains not on mainnet (``Gateway.networks_of``): a live
+    regtest LTC chain takes ``rltc1…`` payout addresses, and refuses ``ltc1…`` ones."""
     await require_business(session, business_id)
     chosen = get_coin(coin)
-    normalised = wallets.validate_address(chosen.family, address.strip())
+    network = networks.get(chosen.chain, wallets.Network.MAINNET)
+    normalised = wallets.validate_address(chosen.family, address.strip(), network)
     t = models.wallets
     previous = await session.scalar(
         select(t.c.address).where(

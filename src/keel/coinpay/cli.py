@@ -153,6 +153,7 @@ def wallet_set(
                     mode=world,
                     coin=coin,
                     address=address,
+                    networks=gw.networks_of(world),
                 )
             return normalised
 

@@ -15,6 +15,7 @@ from keel.coinpay.chains.simulated import SimulatedChain
 from keel.coinpay.custody import Custody
 from keel.coinpay.rates import RateProvider
 from keel.coinpay.settings import CoinpaySettings
+from keel.coinpay.wallets import Network
 from keel.core.clock import Clock
 from keel.core.crypto import SecretBox
 from keel.core.jobs import JobQueue
@@ -48,3 +49,15 @@ class Gateway:
     # Per mode and chain: who signs and sends sweeps (payments.sweeping); none, no sweep.
     senders: Mapping[str, Mapping[str, ChainSender]] = field(default_factory=dict)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # The network of each live UTXO chain not on mainnet ("LTC": Network.REGTEST), from
+    # KEEL_COINPAY_<CHAIN>_NETWORK; see network().
+    networks: Mapping[str, Network] = field(default_factory=dict)
+
+    def network(self, mode: str, chain: str) -> Network:
+        """The network whose address forms ``chain`` uses in ``mode``: a live chain's
+        configured one; always mainnet in test mode, whose chains are simulated."""
+        return self.networks_of(mode).get(chain, Network.MAINNET)
+
+    def networks_of(self, mode: str) -> Mapping[str, Network]:
+        """The chains of ``mode`` not on mainnet, by chain (none in test mode)."""
+        return self.networks if mode == "live" else {}

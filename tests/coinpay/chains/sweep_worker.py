@@ -19,14 +19,12 @@ anything more) until the test kills it with SIGKILL:
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import threading
 
 from eth_utils.crypto import keccak
 
 from keel.coinpay import bootstrap
-from keel.coinpay.chains import config, senders
 from keel.coinpay.chains.base import ChainSender, SignedSweep, SweepInput
 from keel.coinpay.settings import CoinpaySettings
 from keel.core import cli
@@ -71,8 +69,8 @@ class Freezing:
 
 async def main(point: str) -> None:
     gw = await bootstrap.open_gateway(CoinpaySettings(), data_dir=str(KeelSettings().data_dir))
-    opened = senders.open_senders(config.load(os.environ), gw.custody.root)
-    live: dict[str, ChainSender] = {chain: Freezing(s, point) for chain, s in opened.items()}
+    # The senders keel serve opened from the environment, each wrapped to freeze at ``point``.
+    live: dict[str, ChainSender] = {c: Freezing(s, point) for c, s in gw.senders["live"].items()}
     gw.senders = {**gw.senders, "live": live}
     stop = cli.stop_on_signals()
     try:

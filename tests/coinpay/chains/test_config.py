@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from keel.coinpay.assets import COINS, DEFAULT_CONFIRMATIONS
 from keel.coinpay.chains import config
 from keel.coinpay.errors import InvalidChainConfig
+from keel.coinpay.wallets import Network
 
 CHAINS = list(DEFAULT_CONFIRMATIONS)
 USDC_ETH = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
@@ -171,6 +172,30 @@ def test_evm_chains_have_their_mainnet_chain_id_unless_told_otherwise() -> None:
     assert config.load({"KEEL_COINPAY_POL_CHAIN_ID": top}).chain("POL").chain_id == int(top)
 
 
+# Networks (UTXO chains) ----------------------------------------------------------------------
+
+UTXO_CHAINS = ["BTC", "BCH", "LTC", "DOGE"]
+
+
+def test_every_chain_is_on_mainnet_unless_told() -> None:
+    loaded = config.load({"KEEL_COINPAY_LTC_RPC_URLS": "http://127.0.0.1:19443"})
+    assert {c.network for c in loaded.chains.values()} == {Network.MAINNET}
+
+
+def test_reads_each_utxo_chains_network() -> None:
+    loaded = config.load(
+        {
+            "KEEL_COINPAY_LTC_NETWORK": "regtest",
+            "KEEL_COINPAY_BTC_NETWORK": " Testnet ",
+            "KEEL_COINPAY_DOGE_NETWORK": "mainnet",
+        }
+    )
+    assert loaded.chain("LTC").network is Network.REGTEST
+    assert loaded.chain("BTC").network is Network.TESTNET
+    assert loaded.chain("DOGE").network is Network.MAINNET
+    assert loaded.chain("BCH").network is Network.MAINNET
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
@@ -194,3 +219,38 @@ def test_bad_chain_ids_are_refused_naming_the_key(key: str, value: str, message:
     with pytest.raises(InvalidChainConfig, match=message) as caught:
         config.load({key: value})
     assert key in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("KEEL_COINPAY_LTC_NETWORK", "signet", "one of mainnet, testnet, regtest"),
+        ("KEEL_COINPAY_LTC_NETWORK", "", "one of mainnet, testnet, regtest"),
+        ("KEEL_COINPAY_LTC_NETWORK", "main", "one of mainnet, testnet, regtest"),
+        ("KEEL_COINPAY_ETH_NETWORK", "regtest", "only UTXO chains"),
+        ("KEEL_COINPAY_SOL_NETWORK", "mainnet", "only UTXO chains"),
+        ("KEEL_COINPAY_DOT_NETWORK", "regtest", "no chain 'DOT'"),
+        ("KEEL_COINPAY_USDC_ETH_NETWORK", "regtest", "no chain 'USDC_ETH'"),
+    ],
+)
+def test_bad_networks_are_refused_naming_the_key(key: str, value: str, message: str) -> None:
+    with pytest.raises(InvalidChainConfig, match=message) as caught:
+        config.load({key: value})
+    assert key in caught.value.detail
+
+
+def test_a_bad_network_is_listed_with_the_other_problems() -> None:
+    with pytest.raises(InvalidChainConfig) as caught:
+        config.load({"KEEL_COINPAY_LTC_NETWORK": "mainnet2", "KEEL_COINPAY_LTC_CONFIRMATIONS": "x"})
+    assert "KEEL_COINPAY_LTC_NETWORK" in caught.value.detail
+    assert "KEEL_COINPAY_LTC_CONFIRMATIONS" in caught.value.detail
+
+
+@given(st.sampled_from(UTXO_CHAINS), st.text(max_size=12))
+def test_a_network_is_one_of_three_names_or_refused(chain: str, text: str) -> None:
+    environ = {f"KEEL_COINPAY_{chain}_NETWORK": text}
+    if text.strip().lower() in {"mainnet", "testnet", "regtest"}:
+        assert config.load(environ).chain(chain).network == text.strip().lower()
+    else:
+        with pytest.raises(InvalidChainConfig):
+            config.load(environ)

@@ -13,7 +13,7 @@ from keel.coinpay.errors import InvalidChainConfig, SeedMissing
 from keel.coinpay.settings import CoinpaySettings
 from keel.coinpay.wallets import Family, HDRoot
 from keel.core.crypto import new_key
-from tests.coinpay.conftest import ABANDON
+from tests.coinpay.conftest import ABANDON, payout_address
 
 ROOT = HDRoot.from_mnemonic(ABANDON)
 
@@ -74,9 +74,17 @@ async def test_keel_serve_wires_the_configured_chains_from_the_environment(tmp_p
     try:
         assert set(gw.scanners) == {"ETH", "LTC"}
         assert set(gw.watchers["live"]) == {"ETH", "LTC"}
-        assert set(gw.senders["live"]) == {"ETH"}  # the EVM sender; UTXO signing comes later
+        assert set(gw.senders["live"]) == {"ETH"}  # LTC's needs its platform wallet
         assert gw.settings.required_confirmations("ETH") == 3
         tasks = {p.name for p in bootstrap.build_worker(gw).periodic}
         assert {"scan:ETH", "scan:LTC", "sweep:ETH", "sweep:test"} <= tasks
+    finally:
+        await bootstrap.close_gateway(gw)
+    wallets = {"LTC": payout_address("LTC")}
+    settings = CoinpaySettings(master_key=new_key(), run_workers=False, platform_wallets=wallets)
+    gw = await bootstrap.open_gateway(settings, data_dir=str(tmp_path), environ=environ)
+    try:
+        assert set(gw.senders["live"]) == {"ETH", "LTC"}
+        assert "sweep:LTC" in {p.name for p in bootstrap.build_worker(gw).periodic}
     finally:
         await bootstrap.close_gateway(gw)

@@ -14,10 +14,12 @@ import httpx
 import pytest
 import simplejson
 
+from keel.coinpay.chains import config, sources
 from keel.coinpay.chains.base import Transfer
 from keel.coinpay.chains.rpc import RpcClient
 from keel.coinpay.chains.utxo import TRANSIENT_CODES, UtxoSource
-from keel.coinpay.errors import BlockNotFound
+from keel.coinpay.errors import BlockNotFound, InvalidChainConfig
+from keel.coinpay.wallets import Network
 from tests.chains_nodes import ChainNodes, Litecoind, closed_port_url
 from tests.coinpay.chains.conftest import OPEN, breaker_state, provider_errors
 
@@ -201,3 +203,19 @@ async def test_reads_both_address_layouts_and_exact_amounts() -> None:
         Transfer("BTC", tx, 1, "1Old", 1),
         Transfer("BTC", tx, 4, "bc1qint", 21 * 10**8),
     )
+
+
+@pytest.mark.parametrize("network", list(Network))
+async def test_the_node_must_be_on_the_network_the_chain_is_configured_for(
+    litecoind: Litecoind, network: Network
+) -> None:
+    env = {"KEEL_COINPAY_LTC_RPC_URLS": litecoind.url, "KEEL_COINPAY_LTC_NETWORK": network.value}
+    source = sources.open_source(config.load(env).chain("LTC"), timeout_seconds=5)
+    try:
+        if network is Network.REGTEST:
+            assert (await source.tip()).height == litecoind.height()
+        else:
+            with pytest.raises(InvalidChainConfig, match=f"configured for {network}.*'regtest'"):
+                await source.tip()
+    finally:
+        await source.aclose()

@@ -10,7 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from keel.coinpay.errors import IndexExhausted, InvalidMnemonic
-from keel.coinpay.wallets import MAX_INDEX, Family, HDRoot, generate_mnemonic, path_for
+from keel.coinpay.wallets import (
+    MAX_INDEX,
+    UTXO_FAMILIES,
+    Family,
+    HDRoot,
+    Network,
+    generate_mnemonic,
+    path_for,
+)
 from keel.coinpay.wallets.hd_root import _Chain
 
 
@@ -104,23 +112,25 @@ def test_pickling_and_copying_are_refused(abandon_root: HDRoot) -> None:
         copy.copy(abandon_root)
 
 
-def test_hardened_prefix_is_derived_once_per_family(
+def test_hardened_prefix_is_derived_once_per_family_and_network(
     abandon: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    builds: list[Family] = []
+    builds: list[tuple[Family, Network]] = []
     original = HDRoot._build_chain
 
-    def counting(self: HDRoot, family: Family) -> _Chain:
-        builds.append(family)
-        return original(self, family)
+    def counting(self: HDRoot, family: Family, network: Network) -> _Chain:
+        builds.append((family, network))
+        return original(self, family, network)
 
     monkeypatch.setattr(HDRoot, "_build_chain", counting)
     root = HDRoot.from_mnemonic(abandon)
+    expected = [(f, Network.MAINNET) for f in Family]
+    expected += [(f, n) for f in UTXO_FAMILIES for n in (Network.TESTNET, Network.REGTEST)]
     for index in range(20):
-        for family in Family:
-            root.address(family, index)
-            root.private_key(family, index)
-    assert sorted(builds) == sorted(Family)
+        for family, network in expected:
+            root.address(family, index, network)
+            root.private_key(family, index, network)
+    assert sorted(builds) == sorted(expected)
 
 
 def test_concurrent_first_use_derives_the_same_addresses(

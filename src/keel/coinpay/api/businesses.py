@@ -57,7 +57,8 @@ async def set_wallet(
     business_id: str, body: WalletBody, request: Request, caller: Caller
 ) -> Response:
     """Set the payout address for a coin in the key's mode (needs ``wallets:manage``, which a
-    live key must carry by name). Audited; announced as ``business.updated``."""
+    live key must carry by name). Audited; announced as ``business.updated``. A live UTXO
+    chain configured for a test network takes that network's addresses (e.g. ``rltc1…``)."""
     await _may_change(request, caller, business_id, "wallets:manage")
     gw = gateway(request)
     async with gw.sessions() as session, session.begin():
@@ -68,6 +69,7 @@ async def set_wallet(
             mode=caller.mode,
             coin=body.cryptocurrency,
             address=body.wallet_address,
+            networks=gw.networks_of(caller.mode),
         )
     return ok(wallet={"cryptocurrency": body.cryptocurrency.upper(), "wallet_address": address})
 

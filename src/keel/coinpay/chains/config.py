@@ -10,6 +10,10 @@ Per chain (``ETH``, ``LTC``, … as in ``keel.coinpay.assets``):
 * ``KEEL_COINPAY_<CHAIN>_CHAIN_ID`` (EVM chains only): the EIP-155 chain id sweeps are signed
   for and the nodes must report (unset: the mainnet id of ``assets``, e.g. 1 for ETH; a test
   network or anvil, 31337, sets its own). A signature for one chain id is void on every other.
+* ``KEEL_COINPAY_<CHAIN>_NETWORK`` (UTXO chains: BTC, LTC, DOGE, BCH): ``mainnet`` (the
+  default), ``testnet`` or ``regtest``. It decides how the chain's live payment and payout
+  addresses are written and derived (``keel.coinpay.wallets.networks``), and the node must be
+  on that network (``UtxoSource`` checks). Test mode's simulated chains always use mainnet.
 
 Per token coin (``USDC_ETH``, ``USDT_SOL``…): ``KEEL_COINPAY_<COIN>_CONTRACT`` replaces the
 mainnet ERC-20 contract or SPL mint of ``assets`` (a test network, or a chain's own deployment).
@@ -33,7 +37,7 @@ import httpx
 
 from keel.coinpay.assets import COINS, DEFAULT_CONFIRMATIONS
 from keel.coinpay.errors import InvalidAddress, InvalidChainConfig
-from keel.coinpay.wallets import validate_address
+from keel.coinpay.wallets import UTXO_FAMILIES, Network, validate_address
 
 __all__ = [
     "MAX_CHAIN_ID",
@@ -54,6 +58,7 @@ _PREFIX: Final = "KEEL_COINPAY_"
 _KEY: Final = re.compile(
     r"KEEL_COINPAY_(?P<name>[A-Z0-9_]+?)_(?P<what>RPC_URLS|CONFIRMATIONS|CONTRACT|CHAIN_ID)"
 )
+_NETWORK_KEY: Final = re.compile(r"KEEL_COINPAY_(?P<name>[A-Z0-9_]+?)_NETWORK")
 _DIGITS: Final = re.compile(r"[0-9]{1,6}", re.ASCII)
 _CHAIN_ID_DIGITS: Final = re.compile(r"[1-9][0-9]{0,18}", re.ASCII)
 # DNS labels as httpx leaves them (lower case, IDNs as xn--); "_" for container service names.
@@ -82,6 +87,7 @@ class ChainConfig:
     confirmations: int
     tokens: tuple[Token, ...]
     chain_id: int | None = None
+    network: Network = Network.MAINNET  # UTXO chains only; the others are always MAINNET
 
     @property
     def configured(self) -> bool:
@@ -116,8 +122,16 @@ def load(environ: Mapping[str, str]) -> ChainsConfig:
         for coin in COINS.values()
         if coin.contract is None and coin.evm_chain_id is not None
     }
+    networks: dict[str, Network] = {}
     for key, value in environ.items():
         if not key.upper().startswith(_PREFIX):
+            continue
+        network_key = _NETWORK_KEY.fullmatch(key.upper())
+        if network_key is not None:
+            try:
+                networks[network_key["name"]] = _network(network_key["name"], value)
+            except ValueError as exc:
+                problems.append(f"{key}: {exc}")
             continue
         match = _KEY.fullmatch(key.upper())
         if match is None:
@@ -151,6 +165,7 @@ def load(environ: Mapping[str, str]) -> ChainsConfig:
                 if coin.chain == chain and (contract := coin.contract) is not None
             ),
             chain_id=chain_ids.get(chain),
+            network=networks.get(chain, Network.MAINNET),
         )
         for chain in DEFAULT_CONFIRMATIONS
     }
@@ -221,3 +236,15 @@ def _contract(symbol: str, value: str) -> str:
         return validate_address(coin.family, value)
     except InvalidAddress as exc:
         raise ValueError(f"not a contract address for {coin.chain}: {exc.detail}") from None
+
+
+def _network(chain: str, value: str) -> Network:
+    if chain not in DEFAULT_CONFIRMATIONS:
+        raise ValueError(f"no chain {chain!r}; chains: {', '.join(DEFAULT_CONFIRMATIONS)}")
+    if COINS[chain].family not in UTXO_FAMILIES:
+        utxo = ", ".join(c for c in DEFAULT_CONFIRMATIONS if COINS[c].family in UTXO_FAMILIES)
+        raise ValueError(f"{chain} has no network setting: only UTXO chains ({utxo}) have one")
+    try:
+        return Network(value.strip().lower())
+    except ValueError:
+        raise ValueError(f"must be one of {', '.join(Network)}") from None

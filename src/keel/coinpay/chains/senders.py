@@ -3,8 +3,10 @@
 Each configured chain of a family with a sender gets one over an
 :class:`~keel.coinpay.chains.rpc.RpcClient` of its provider URLs: today the EVM chains' native
 coins (:class:`~keel.coinpay.chains.evm_sender.EvmSender`, signed for the chain id of
-``KEEL_COINPAY_<CHAIN>_CHAIN_ID``, else the mainnet id of ``assets``). Chains of other families
-get none yet, so their live payments wait at ``forwarding`` (the sweeper has no one to ask).
+``KEEL_COINPAY_<CHAIN>_CHAIN_ID``, else the mainnet id of ``assets``) and the P2WPKH chains
+(:class:`~keel.coinpay.chains.utxo_sender.UtxoSender`, batched). Chains of other families get
+none yet, so their live payments wait at ``forwarding``; the forward job's retries count them
+in ``coinpay_settlement_failures_total``.
 
 Keys are derived from the custody root at signing time, never before: the root is asked for
 on each sweep (``Custody.root`` decrypts the seed once, on first use), so senders can be opened
@@ -17,14 +19,16 @@ so the scanner's breaker state (``keel_circuit_state``) is not blurred by anothe
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keel.coinpay.assets import COINS
 from keel.coinpay.chains.config import ChainConfig, ChainsConfig
 from keel.coinpay.chains.evm_sender import EvmSender, KeySource
 from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient, default_breaker
+from keel.coinpay.chains.utxo_sender import P2WPKH_FAMILIES, UtxoSender, open_utxo_sender
 from keel.coinpay.errors import InvalidChainConfig
 from keel.coinpay.wallets import Family, HDRoot
 from keel.core.resilience import CircuitBreaker
@@ -71,18 +75,33 @@ def open_senders(
     chains: ChainsConfig,
     root: RootSource,
     *,
+    sessions: async_sessionmaker[AsyncSession] | None = None,
+    platform_wallets: Mapping[str, str] | None = None,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     client: httpx.AsyncClient | None = None,
-) -> dict[str, EvmSender]:
-    """A sender for every configured chain that can have one (module docstring), by chain."""
+) -> dict[str, EvmSender | UtxoSender]:
+    """A sender for every configured chain that can have one (module docstring), by chain.
+    A P2WPKH chain's needs the database (it spends the deposits the scanner stored) and its
+    platform wallet (checked against the chain's network here, at boot); without them it gets
+    none, as its sweeps could not go anywhere."""
     keys = evm_keys(root)
-    return {
-        chain: open_sender(
-            chains.chain(chain), keys, timeout_seconds=timeout_seconds, client=client
-        )
-        for chain in chains.configured
-        if COINS[chain].family is Family.EVM
-    }
+    wallets = platform_wallets or {}
+    senders: dict[str, EvmSender | UtxoSender] = {}
+    for chain in chains.configured:
+        family = COINS[chain].family
+        if family is Family.EVM:
+            senders[chain] = open_sender(
+                chains.chain(chain), keys, timeout_seconds=timeout_seconds, client=client
+            )
+        elif family in P2WPKH_FAMILIES and sessions is not None and chain in wallets:
+            senders[chain] = open_utxo_sender(
+                chains.chain(chain),
+                sessions,
+                root,
+                platform_address=wallets[chain],
+                timeout_seconds=timeout_seconds,
+            )
+    return senders
 
 
 def _send_breaker(name: str) -> CircuitBreaker:

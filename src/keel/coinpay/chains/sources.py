@@ -41,5 +41,5 @@ def open_source(
             transient_codes=TRANSIENT_CODES,
             client=client,
         )
-        return UtxoSource(config.chain, rpc)
+        return UtxoSource(config.chain, rpc, network=config.network)
     raise InvalidChainConfig(f"{config.chain}: no JSON-RPC chain source for {family} yet")

@@ -7,6 +7,9 @@ Works with any node speaking Bitcoin Core's RPC (tested against Litecoin Core 0.
 * ``block(h)``: ``getblockhash`` then ``getblock(hash, 2)``, every transaction decoded.
 * ``pending()``: ``getrawmempool`` then, in one JSON-RPC batch, ``getrawtransaction(txid,
   true)`` of transactions not seen before (see :class:`UtxoSource` for the bounds).
+* Once per source, ``getblockchaininfo``: the node must be on the network the chain is
+  configured for (``KEEL_COINPAY_<CHAIN>_NETWORK``), or payment addresses would be written for
+  one network while another is watched.
 
 Each output paying exactly one address is a transfer (position: the output index). Outputs
 without an address (``OP_RETURN``, bare multisig, Litecoin MWEB outputs, whose amounts are
@@ -28,7 +31,14 @@ from keel.coinpay import money
 from keel.coinpay.assets import COINS
 from keel.coinpay.chains.base import Block, BlockRef, Mempool, Transfer
 from keel.coinpay.chains.rpc import MalformedResponse, RpcClient
-from keel.coinpay.errors import BlockNotFound, ChainUnavailable, RpcCallRejected
+from keel.coinpay.errors import (
+    BlockNotFound,
+    ChainUnavailable,
+    InvalidChainConfig,
+    RpcCallRejected,
+)
+from keel.coinpay.wallets import Network
+from keel.coinpay.wallets.networks import NODE_CHAINS
 
 __all__ = ["MAX_PENDING_FETCH", "MAX_PENDING_TXS", "TRANSIENT_CODES", "UtxoSource"]
 
@@ -51,7 +61,9 @@ class UtxoSource:
     """:class:`~keel.coinpay.chains.base.ChainSource` of one Bitcoin-Core-compatible chain.
 
     ``chain`` is its code in ``keel.coinpay.assets`` and the symbol of its coin; ``rpc``
-    should be made with ``transient_codes=TRANSIENT_CODES``.
+    should be made with ``transient_codes=TRANSIENT_CODES``. ``network`` is the network it is
+    configured for: the first ``tip()`` checks that the node answering is on it and raises
+    InvalidChainConfig otherwise (None: not checked).
 
     ``pending()`` keeps the outputs of the mempool transactions it has decoded (dropping each
     once it leaves the mempool), so a poll costs one ``getrawmempool`` and one batch of at most
@@ -68,10 +80,13 @@ class UtxoSource:
         *,
         max_fetch: int = MAX_PENDING_FETCH,
         max_txs: int = MAX_PENDING_TXS,
+        network: Network | None = None,
     ) -> None:
         if max_fetch < 1 or max_txs < 1:
             raise ValueError("max_fetch and max_txs must be at least 1")
         self.chain = chain
+        self.network = network
+        self._network_checked = network is None
         self._rpc = rpc
         self._decimals = COINS[chain].decimals
         self._max_fetch = max_fetch
@@ -84,7 +99,10 @@ class UtxoSource:
         await self._rpc.aclose()
 
     async def tip(self) -> BlockRef:
-        """The node's best block."""
+        """The node's best block; InvalidChainConfig if the node is on another network than
+        the one configured (checked on the first call)."""
+        if not self._network_checked:
+            await self._check_network()
         best: str = await self._rpc.call("getbestblockhash", [], parse=_hash)
         try:
             ref: BlockRef = await self._rpc.call("getblockheader", [best, True], parse=_block_ref)
@@ -96,6 +114,17 @@ class UtxoSource:
                 f"{self.chain}: nodes disagree on the tip", chain=self.chain
             ) from exc
         return ref
+
+    async def _check_network(self) -> None:
+        node_chain: str = await self._rpc.call("getblockchaininfo", [], parse=_chain_name)
+        found = NODE_CHAINS.get(node_chain)
+        if found is not self.network:
+            raise InvalidChainConfig(
+                f"{self.chain} is configured for {self.network} but its node is on "
+                f"{node_chain!r}: set KEEL_COINPAY_{self.chain}_NETWORK to match the node, or "
+                "point the RPC URLs at a node of that network"
+            )
+        self._network_checked = True
 
     async def block(self, height: int) -> Block:
         """Every output of the block at ``height`` paying an address; BlockNotFound above the
@@ -200,6 +229,13 @@ def _hash(value: Any) -> str:
     if not isinstance(value, str) or _HASH.fullmatch(value) is None:
         raise MalformedResponse(f"not a block or transaction hash: {value!r:.80}")
     return value
+
+
+def _chain_name(result: Any) -> str:
+    chain = result["chain"] if isinstance(result, dict) else None
+    if not isinstance(chain, str) or not chain:
+        raise MalformedResponse("getblockchaininfo has no chain name")
+    return chain
 
 
 def _txids(result: Any) -> list[str]:

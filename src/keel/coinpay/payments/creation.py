@@ -110,9 +110,10 @@ async def create(
             else:
                 if root is None:
                     raise SeedMissing()
-                family_key = addresses.system_family_key(coin.family)
+                network = gw.network(principal.mode, coin.chain)
+                family_key = addresses.system_family_key(coin.family, network)
                 index = await gw.allocator.allocate(session, family_key)
-                address = root.address(coin.family, index)
+                address = root.address(coin.family, index, network)
             expires_at = now + timedelta(minutes=minutes)
             await session.execute(
                 models.payments.insert().values(

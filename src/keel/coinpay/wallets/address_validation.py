@@ -1,4 +1,8 @@
-"""Validation and normalisation of mainnet payout addresses, per derivation family.
+"""Validation and normalisation of payout addresses, per derivation family and network.
+
+A UTXO family accepts the forms of one ``Network`` at a time (mainnet by default; a testnet
+or regtest address is refused on mainnet and the other way round); other families have
+mainnet only.
 
 Every accepted form is decoded with bip-utils (checksums included); anything a
 decoder rejects, for any reason, is an ``InvalidAddress`` naming the chain.
@@ -22,6 +26,7 @@ from bip_utils import (
     Base58Alphabets,
     Base58Decoder,
     Base58Encoder,
+    BchBech32Decoder,
     BchBech32Encoder,
     BchP2PKHAddrDecoder,
     BchP2SHAddrDecoder,
@@ -37,7 +42,8 @@ from bip_utils import (
 )
 
 from keel.coinpay.errors import InvalidAddress
-from keel.coinpay.wallets.families import Family
+from keel.coinpay.wallets.families import UTXO_FAMILIES, Family
+from keel.coinpay.wallets.networks import Network, UtxoNetwork, check_network, utxo_network
 
 # Longest accepted form is a Byron legacy address (~110 chars); the cap keeps
 # hostile input away from the CBOR decoder.
@@ -65,21 +71,26 @@ _CHAINS: Final = MappingProxyType(
 )
 
 
-def validate_address(family: Family, address: str) -> str:
-    """Return ``address`` normalised for ``family``'s mainnet, or raise ``InvalidAddress``.
+def validate_address(family: Family, address: str, network: Network = Network.MAINNET) -> str:
+    """Return ``address`` normalised for ``family`` on ``network``, or raise ``InvalidAddress``.
 
     Normalisation: surrounding whitespace stripped; bech32 lower-cased; BCH as
-    ``bitcoincash:`` CashAddr (legacy forms converted); LTC P2SH as ``M…`` (the
-    deprecated ``3…`` form converted); EVM EIP-55 checksummed; an XRP X-address
-    without a tag as its classic ``r…`` address (one with a tag is kept, since the
-    tag must reach the payout). Mixed-case EVM input must carry a correct EIP-55
-    checksum. All-zero keys/hashes (burn addresses) are rejected.
+    CashAddr with its network's prefix (``bitcoincash:``; legacy forms converted); LTC
+    P2SH as ``M…`` (``Q…`` on its test networks; the deprecated ``3…``/``2…`` form
+    converted); EVM EIP-55 checksummed; an XRP X-address without a tag as its classic
+    ``r…`` address (one with a tag is kept, since the tag must reach the payout).
+    Mixed-case EVM input must carry a correct EIP-55 checksum. All-zero keys/hashes
+    (burn addresses) are rejected. ValueError for a test network of a family without one.
     """
     family = Family(family)
-    chain, expected = _CHAINS[family]
+    network = check_network(family, network)
+    if network is Network.MAINNET:
+        chain, expected = _CHAINS[family]
+    else:
+        chain, expected = _test_chain(family, network)
     candidate = address.strip() if isinstance(address, str) else ""
     if 0 < len(candidate) <= _MAX_CHARS and candidate.isascii() and candidate.isprintable():
-        for parse in _PARSERS[family]:
+        for parse in _PARSERS[(family, network)]:
             try:
                 normalised, payload = parse(candidate)
             except InvalidAddress:
@@ -92,9 +103,45 @@ def validate_address(family: Family, address: str) -> str:
     raise InvalidAddress(f"not a valid {chain} address (expected {expected})")
 
 
-_BTC, _LTC, _DOGE = CoinsConf.BitcoinMainNet, CoinsConf.LitecoinMainNet, CoinsConf.DogecoinMainNet
-_BCH = CoinsConf.BitcoinCashMainNet
-_BCH_HRP: Final[str] = _BCH.ParamByKey("p2pkh_std_hrp")
+def output_script(family: Family, address: str, network: Network = Network.MAINNET) -> bytes:
+    """The scriptPubKey paying ``address`` of a UTXO ``family`` on ``network`` (P2PKH, P2SH,
+    segwit v0 or Taproot; BCH's CashAddr as its P2PKH or P2SH script). Raises InvalidAddress
+    for an address ``validate_address`` refuses, ValueError for another family."""
+    params = utxo_network(family, network)
+    normalised = validate_address(family, address, network)
+    hrp = params.segwit_hrp
+    if hrp is not None and normalised.startswith(f"{hrp}1"):
+        version, program = SegwitBech32Decoder.Decode(hrp, normalised)
+        # OP_0 for v0, OP_1..OP_16 (0x51..0x60) above it; then the program's push.
+        return bytes([0x50 + version if version else 0, len(program)]) + bytes(program)
+    if params.cashaddr_hrp is not None:
+        kind, hash160 = BchBech32Decoder.Decode(params.cashaddr_hrp, normalised)
+        version, payload = bytes(kind), bytes(hash160)
+        is_p2sh = version == _CASHADDR_P2SH
+    else:
+        raw = bytes(Base58Decoder.CheckDecode(normalised))
+        version, payload = raw[:1], raw[1:]
+        is_p2sh = version == params.p2sh
+    if is_p2sh:
+        return b"\xa9\x14" + payload + b"\x87"  # OP_HASH160 <20> OP_EQUAL
+    return b"\x76\xa9\x14" + payload + b"\x88\xac"  # OP_DUP OP_HASH160 <20> OP_EQUALVERIFY …
+
+
+def _test_chain(family: Family, network: Network) -> tuple[str, str]:
+    """The chain's name and the forms expected on one of its test networks."""
+    name = f"{_CHAINS[family][0]} {network}"
+    params = utxo_network(family, network)
+    if params.segwit_hrp is not None:
+        hrp = params.segwit_hrp
+        return name, f"{hrp}1q…, {hrp}1p… or a base58 {network} address"
+    if params.cashaddr_hrp is not None:
+        return name, f"{params.cashaddr_hrp}:q…/p… or a legacy base58 {network} address"
+    return name, f"a base58 {network} address"
+
+
+# CashAddr version bytes (the type of hash), the same on every network: the prefix tells
+# networks apart.
+_CASHADDR_P2PKH, _CASHADDR_P2SH = b"\x00", b"\x08"
 
 
 def _segwit(hrp: str) -> Parser:
@@ -130,21 +177,21 @@ def _base58check(decoder: Any, net_ver: bytes, *, rewrite: Rewrite | None = None
     return parse
 
 
-def _as_cashaddr(version: bytes) -> Rewrite:
-    return lambda hash160: str(BchBech32Encoder.Encode(_BCH_HRP, version, hash160))
+def _as_cashaddr(hrp: str, version: bytes) -> Rewrite:
+    return lambda hash160: str(BchBech32Encoder.Encode(hrp, version, hash160))
 
 
 def _as_base58check(version: bytes) -> Rewrite:
     return lambda hash160: str(Base58Encoder.CheckEncode(version + hash160))
 
 
-def _cashaddr(decoder: Any, net_ver: bytes) -> Parser:
+def _cashaddr(decoder: Any, hrp: str, net_ver: bytes) -> Parser:
     def parse(candidate: str) -> tuple[str, bytes]:
         if candidate.isupper():  # CashAddr may be all upper case (QR codes)
             candidate = candidate.lower()
         if ":" not in candidate:
-            candidate = f"{_BCH_HRP}:{candidate}"
-        return candidate, bytes(decoder.DecodeAddr(candidate, hrp=_BCH_HRP, net_ver=net_ver))
+            candidate = f"{hrp}:{candidate}"
+        return candidate, bytes(decoder.DecodeAddr(candidate, hrp=hrp, net_ver=net_ver))
 
     return parse
 
@@ -242,47 +289,46 @@ def _cardano_byron(candidate: str) -> tuple[str, bytes]:
     return candidate, payload
 
 
-_PARSERS: Final[Mapping[Family, tuple[Parser, ...]]] = MappingProxyType(
+def _utxo_parsers(family: Family, params: UtxoNetwork) -> tuple[Parser, ...]:
+    """Every accepted form of a UTXO family's addresses on one network, preferred form first."""
+    if params.cashaddr_hrp is not None:  # BCH
+        hrp = params.cashaddr_hrp
+        return (
+            _cashaddr(BchP2PKHAddrDecoder, hrp, _CASHADDR_P2PKH),
+            _cashaddr(BchP2SHAddrDecoder, hrp, _CASHADDR_P2SH),
+            _base58check(
+                P2PKHAddrDecoder, params.p2pkh, rewrite=_as_cashaddr(hrp, _CASHADDR_P2PKH)
+            ),
+            _base58check(P2SHAddrDecoder, params.p2sh, rewrite=_as_cashaddr(hrp, _CASHADDR_P2SH)),
+        )
+    parsers: list[Parser] = []
+    if params.segwit_hrp is not None:
+        # Litecoin activated segwit and (in 0.21, by BIP8) Taproot with Bitcoin's rules.
+        parsers.append(_segwit(params.segwit_hrp))
+    parsers += [
+        _base58check(P2PKHAddrDecoder, params.p2pkh),
+        _base58check(P2SHAddrDecoder, params.p2sh),
+    ]
+    if params.p2sh_legacy is not None:
+        # Older Litecoin wallets still show P2SH with Bitcoin's prefix (3…, 2… on test
+        # networks; same script); stored in Litecoin's own form (M…, Q…) so the record cannot
+        # be mistaken for a Bitcoin address.
+        parsers.append(
+            _base58check(P2SHAddrDecoder, params.p2sh_legacy, rewrite=_as_base58check(params.p2sh))
+        )
+    return tuple(parsers)
+
+
+_PARSERS: Final[Mapping[tuple[Family, Network], tuple[Parser, ...]]] = MappingProxyType(
     {
-        Family.BTC: (
-            _segwit(_BTC.ParamByKey("p2wpkh_hrp")),
-            _base58check(P2PKHAddrDecoder, _BTC.ParamByKey("p2pkh_net_ver")),
-            _base58check(P2SHAddrDecoder, _BTC.ParamByKey("p2sh_net_ver")),
-        ),
-        Family.LTC: (
-            # Litecoin activated segwit and (in 0.21, by BIP8) Taproot with Bitcoin's rules.
-            _segwit(_LTC.ParamByKey("p2wpkh_hrp")),
-            _base58check(P2PKHAddrDecoder, _LTC.ParamByKey("p2pkh_std_net_ver")),
-            _base58check(P2SHAddrDecoder, _LTC.ParamByKey("p2sh_std_net_ver")),
-            # Older wallets still show P2SH as 3… (Bitcoin's prefix, same script); stored as
-            # M… so the record cannot be mistaken for a Bitcoin address.
-            _base58check(
-                P2SHAddrDecoder,
-                _LTC.ParamByKey("p2sh_depr_net_ver"),
-                rewrite=_as_base58check(_LTC.ParamByKey("p2sh_std_net_ver")),
-            ),
-        ),
-        Family.BCH: (
-            _cashaddr(BchP2PKHAddrDecoder, _BCH.ParamByKey("p2pkh_std_net_ver")),
-            _cashaddr(BchP2SHAddrDecoder, _BCH.ParamByKey("p2sh_std_net_ver")),
-            _base58check(
-                P2PKHAddrDecoder,
-                _BCH.ParamByKey("p2pkh_legacy_net_ver"),
-                rewrite=_as_cashaddr(_BCH.ParamByKey("p2pkh_std_net_ver")),
-            ),
-            _base58check(
-                P2SHAddrDecoder,
-                _BCH.ParamByKey("p2sh_legacy_net_ver"),
-                rewrite=_as_cashaddr(_BCH.ParamByKey("p2sh_std_net_ver")),
-            ),
-        ),
-        Family.DOGE: (
-            _base58check(P2PKHAddrDecoder, _DOGE.ParamByKey("p2pkh_net_ver")),
-            _base58check(P2SHAddrDecoder, _DOGE.ParamByKey("p2sh_net_ver")),
-        ),
-        Family.EVM: (_evm,),
-        Family.SOL: (_solana,),
-        Family.XRP: (_xrp, _xrp_x_address),
-        Family.ADA: (_cardano_shelley, _cardano_byron),
+        **{
+            (family, network): _utxo_parsers(family, utxo_network(family, network))
+            for family in sorted(UTXO_FAMILIES)
+            for network in Network
+        },
+        (Family.EVM, Network.MAINNET): (_evm,),
+        (Family.SOL, Network.MAINNET): (_solana,),
+        (Family.XRP, Network.MAINNET): (_xrp, _xrp_x_address),
+        (Family.ADA, Network.MAINNET): (_cardano_shelley, _cardano_byron),
     }
 )

@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Final
 
 from keel.coinpay.errors import IndexExhausted
+from keel.coinpay.wallets.networks import Network, check_network, coin_type
 
 MAX_INDEX: Final = 2**31 - 1
 """Highest usable index: the last non-hardened BIP32 child number."""
@@ -35,6 +36,8 @@ UTXO_FAMILIES: Final = frozenset({Family.BTC, Family.LTC, Family.BCH, Family.DOG
 # Each path is split where derivation becomes per-payment: the prefix is derived
 # once per HDRoot and cached, the leaf is derived per index. Keeping the split in
 # one table means the displayed path and the derived key cannot drift apart.
+# These are the mainnet paths; a UTXO family's test networks swap in coin type 1
+# (``cached_prefix``, ``wallets.networks``).
 CACHED_PREFIX: Final = MappingProxyType(
     {
         Family.BTC: "m/84'/0'/0'/0",
@@ -55,7 +58,7 @@ LEAF: Final = MappingProxyType(
 PATH_TEMPLATES: Final = MappingProxyType(
     {family: f"{CACHED_PREFIX[family]}/{LEAF[family]}" for family in Family}
 )
-"""Full BIP32 path per family with an ``{index}`` placeholder, for display and storage."""
+"""Full mainnet BIP32 path per family with an ``{index}`` placeholder, for display."""
 
 
 def check_index(index: int) -> int:
@@ -74,9 +77,23 @@ def check_index(index: int) -> int:
     return index
 
 
-def path_for(family: Family, index: int) -> str:
-    """Return the BIP32 path of ``family`` at ``index``, e.g. ``m/84'/0'/0'/0/7``.
+def cached_prefix(family: Family, network: Network = Network.MAINNET) -> str:
+    """The hardened prefix of ``family``'s receive chain on ``network``: ``CACHED_PREFIX`` on
+    mainnet; on a UTXO family's test network the same path with coin type 1
+    (``m/84'/1'/0'/0``). ValueError for a test network of a family without one."""
+    prefix = CACHED_PREFIX[family]
+    if check_network(family, network) is Network.MAINNET:
+        return prefix
+    root, purpose, _coin, *rest = prefix.split("/")
+    return "/".join([root, purpose, f"{coin_type(family, network)}'", *rest])
 
-    Raises like ``check_index`` for an out-of-range index.
+
+def path_for(family: Family, index: int, network: Network = Network.MAINNET) -> str:
+    """Return the BIP32 path of ``family`` at ``index`` on ``network``, e.g.
+    ``m/84'/0'/0'/0/7`` (mainnet) or ``m/84'/1'/0'/0/7`` (a test network).
+
+    Raises like ``check_index`` for an out-of-range index, and ValueError for a test network
+    of a family that has none.
     """
-    return PATH_TEMPLATES[family].format(index=check_index(index))
+    leaf = LEAF[family].format(index=check_index(index))
+    return f"{cached_prefix(family, network)}/{leaf}"

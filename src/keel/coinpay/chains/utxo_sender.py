@@ -1,0 +1,429 @@
+"""Sweeps of a P2WPKH UTXO chain (Litecoin, Bitcoin): signed here, sent over Bitcoin Core's RPC.
+
+One transaction sweeps a batch of payments (``batch_limit`` of them): it spends every confirmed,
+unspent output paying each payment's address, and pays
+
+* each merchant address its payments' part: what arrived, less the commission written on the
+  payment, less the payment's share of the network fee (several payments to one merchant
+  address share one output);
+* the platform address ONE output with the summed commission.
+
+**Fee.** ``estimatesmartfee`` for ``fee_target_blocks``; where the node has no estimate yet
+(regtest, a fresh node) ``fallback_fee_rate``; never below the node's ``mempoolminfee`` or
+``minrelaytxfee``. The size is the transaction's virtual size with every signature at its
+largest (signatures are ground to low R, so 71 bytes with the sighash type), known before
+signing because amounts do not change a transaction's size. The fee is split across the
+batch's payments in proportion to what each merchant is owed before the fee (so every merchant
+of a batch pays the same fraction), exactly in integers by largest remainder
+(:func:`split_fee`), and returned per payment in ``SignedSweep.fees``.
+
+**Outputs to spend** come from what the scanner stored for the payment addresses (each output
+already matched to its payment, with its block), each checked with ``gettxout`` (including the
+mempool) to be unspent, confirmed and of the stored amount: one JSON-RPC batch, however large
+the UTXO set (``scantxoutset`` reads the whole set per call and runs one at a time). Outputs
+still in the mempool are left for a later sweep.
+
+**Signing** is local and deterministic: the key of each payment address is derived from the
+installation's seed at the moment of signing (``HDRoot.private_key`` on the chain's network),
+checked to be the key of that address, and signs BIP143 digests with RFC 6979 nonces; so the
+same inputs give the same bytes. Inputs and outputs are ordered by BIP69. Sequence
+``0xfffffffd`` signals replaceability (BIP125) for a later fee bump that spends the same inputs.
+
+**Library: embit** (0.8, MIT, pure Python; it loads the libsecp256k1 it ships, or the
+system's, through ctypes, and falls back to pure Python). It does exactly what is needed here
+(transaction serialisation, BIP143 sighash, low-R ECDSA) without a wallet or a database of its
+own, and its address handling is not needed: scripts come from ``wallets.output_script`` for
+any network. python-bitcointx needs a system libsecp256k1 (no wheel carries one);
+bitcoinlib brings its own wallet database and service layer (python-stack.md).
+
+**Broadcast** is ``sendrawtransaction``; "already in the block chain" (``-27``) and "already
+known / in the mempool" count as sent. **Confirmations** come from ``getrawtransaction``
+(in the mempool, or on a node with ``-txindex``), else from ``gettxout`` of the sweep's
+outputs (a node without ``-txindex`` serves confirmed transactions only through their unspent
+outputs: once every output of a sweep is spent before it reaches the policy's depth, it reads as
+unknown and is reported stuck; run the sweeping node with ``-txindex=1`` to rule that out).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+from embit import ec, script
+from embit.transaction import SIGHASH, Transaction, TransactionInput, TransactionOutput
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from keel.coinpay import models, money
+from keel.coinpay.assets import COINS
+from keel.coinpay.chains.base import SignedSweep, SweepInput
+from keel.coinpay.chains.config import ChainConfig
+from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, MalformedResponse, RpcClient
+from keel.coinpay.chains.utxo import TRANSIENT_CODES
+from keel.coinpay.errors import InvalidAddress, InvalidChainConfig, RpcCallRejected
+from keel.coinpay.wallets import Family, HDRoot, Network, output_script
+from keel.core.logging import get_logger
+
+__all__ = [
+    "DEFAULT_BATCH_LIMIT",
+    "DEFAULT_FALLBACK_FEE_RATE",
+    "NotSweepable",
+    "UtxoSender",
+    "open_utxo_sender",
+    "split_fee",
+]
+
+log = get_logger("keel.coinpay.utxo_sender")
+
+DEFAULT_BATCH_LIMIT: Final = 50
+# Base units per 1,000 virtual bytes when the node has no estimate: Litecoin Core's -mintxfee
+# (0.0001 LTC/kvB), ten times Bitcoin Core's relay minimum.
+DEFAULT_FALLBACK_FEE_RATE: Final = 10_000
+DEFAULT_FEE_TARGET_BLOCKS: Final = 6
+# Each chain's -dustrelayfee default (base units per kvB): an output worth less than spending
+# it costs at this rate is not relayed.
+DUST_RELAY_FEE: Final = {"BTC": 3_000, "LTC": 30_000}
+SEQUENCE: Final = 0xFFFFFFFD  # final for locktime, replaceable (BIP125)
+MAX_SWEEP_OUTPUTS: Final = DEFAULT_BATCH_LIMIT + 1
+
+# Serialised sizes (bytes) for the virtual size: version, locktime; an input without its
+# witness (outpoint 36, empty script 1, sequence 4); a P2WPKH witness at its largest (item
+# count, 72-byte signature with its sighash type... ground to at most 71, pushed with its
+# length, and the 33-byte compressed key); segwit's marker and flag.
+# The families whose coins this sender sweeps (native segwit v0 outputs).
+P2WPKH_FAMILIES: frozenset[Family] = frozenset({Family.BTC, Family.LTC})
+_TX_FIXED, _INPUT, _P2WPKH_WITNESS, _SEGWIT_MARKER = 8, 41, 1 + 1 + 71 + 1 + 33, 2
+_WITNESS_SCALE = 4
+# RPC_VERIFY_ALREADY_IN_CHAIN; RPC_VERIFY_REJECTED / RPC_VERIFY_ERROR carry "already known".
+_ALREADY_IN_CHAIN: Final = -27
+_ALREADY_KNOWN: Final = ("txn-already-known", "txn-already-in-mempool", "already in mempool")
+_NOT_FOUND: Final = -5
+
+
+class NotSweepable(Exception):
+    """A batch cannot be signed as asked (nothing confirmed to spend yet, an output below dust,
+    a key that is not the address's): the sweeper records it and tries again next round."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Coin:
+    """One confirmed, unspent output paying a payment's address."""
+
+    payment_id: str
+    txid: str
+    vout: int
+    amount: int
+    script: bytes
+
+
+def split_fee(fee: int, weights: Mapping[str, int]) -> dict[str, int]:
+    """``fee`` base units split in proportion to ``weights`` (each ≥ 0, not all 0), exactly:
+    every share is the floor of its exact proportion or one more, and they add up to ``fee``
+    (largest remainder; ties to the key that sorts first). Raises ValueError otherwise."""
+    total = sum(weights.values())
+    if fee < 0 or total <= 0 or any(w < 0 for w in weights.values()):
+        raise ValueError("the fee must be >= 0 and the weights >= 0 with a positive sum")
+    shares = {key: fee * weight // total for key, weight in weights.items()}
+    left = fee - sum(shares.values())
+    by_remainder = sorted(weights, key=lambda key: (-(fee * weights[key] % total), key))
+    for key in by_remainder[:left]:
+        shares[key] += 1
+    return shares
+
+
+class UtxoSender:
+    """:class:`~keel.coinpay.chains.base.ChainSender` of one P2WPKH chain (module docstring).
+
+    ``rpc`` reaches the chain's nodes (the source's URLs); ``sessions`` reads what the scanner
+    stored; ``keys`` returns the installation's HD root (``Custody.root``); ``network`` is the
+    chain's (``KEEL_COINPAY_<CHAIN>_NETWORK``). Rates are in base units per 1,000 vbytes.
+    """
+
+    def __init__(
+        self,
+        chain: str,
+        rpc: RpcClient,
+        sessions: async_sessionmaker[AsyncSession],
+        keys: Callable[[], Awaitable[HDRoot]],
+        *,
+        network: Network = Network.MAINNET,
+        batch_limit: int = DEFAULT_BATCH_LIMIT,
+        fallback_fee_rate: int = DEFAULT_FALLBACK_FEE_RATE,
+        fee_target_blocks: int = DEFAULT_FEE_TARGET_BLOCKS,
+    ) -> None:
+        coin = COINS.get(chain)
+        if coin is None or coin.family not in P2WPKH_FAMILIES:
+            raise ValueError(f"{chain}: P2WPKH sweeps are for BTC and LTC")
+        if not 1 <= batch_limit <= DEFAULT_BATCH_LIMIT:
+            raise ValueError(f"batch_limit must be 1 to {DEFAULT_BATCH_LIMIT}")
+        if fallback_fee_rate < 1 or fee_target_blocks < 1:
+            raise ValueError("fallback_fee_rate and fee_target_blocks must be at least 1")
+        self.chain = chain
+        self.batch_limit = batch_limit
+        self.network = network
+        self._family = coin.family
+        self._decimals = coin.decimals
+        self._rpc = rpc
+        self._sessions = sessions
+        self._keys = keys
+        self._fallback = fallback_fee_rate
+        self._target = fee_target_blocks
+        self._dust_fee = DUST_RELAY_FEE[chain]
+
+    async def aclose(self) -> None:
+        """Close the RPC client's connections."""
+        await self._rpc.aclose()
+
+    # ChainSender ------------------------------------------------------------------------------
+
+    async def sign(self, inputs: tuple[SweepInput, ...], platform_address: str) -> SignedSweep:
+        """One signed transaction sweeping ``inputs`` (module docstring); NotSweepable when
+        the batch cannot be paid as asked, InvalidAddress for an address of another network,
+        ChainUnavailable when no node answers."""
+        if not inputs or len(inputs) > self.batch_limit:
+            raise ValueError(f"a sweep takes 1 to {self.batch_limit} payments")
+        if len({i.payment_id for i in inputs}) != len(inputs):
+            raise ValueError("a payment appears twice in one sweep")
+        platform = output_script(self._family, platform_address, self.network)
+        merchants = {
+            i.payment_id: output_script(self._family, i.merchant_address, self.network)
+            for i in inputs
+        }
+        keys = await self._payment_keys(inputs)
+        coins = await self._spendable(inputs)
+        held = {
+            i.payment_id: sum(c.amount for c in coins if c.payment_id == i.payment_id)
+            for i in inputs
+        }
+        for i in inputs:
+            if held[i.payment_id] < i.received or i.commission > i.received:
+                raise NotSweepable(
+                    f"payment {i.payment_id}: {held[i.payment_id]} of its {i.received} base "
+                    "units are confirmed and unspent at its address"
+                )
+        owed = {i.payment_id: held[i.payment_id] - i.commission for i in inputs}
+        commission = sum(i.commission for i in inputs)
+
+        outputs = _outputs(merchants, owed, platform, commission)  # amounts before the fee
+        fee = _fee(await self._fee_rate(), _vsize(len(coins), [s for s, _ in outputs]))
+        shares = split_fee(fee, owed)
+        paid = {pid: owed[pid] - shares[pid] for pid in owed}
+        outputs = _outputs(merchants, paid, platform, commission)
+        for out_script, amount in outputs:
+            if amount < _dust(out_script, self._dust_fee):
+                raise NotSweepable(
+                    f"an output of {amount} base units is dust on {self.chain} (the fee is {fee})"
+                )
+        tx = _signed(coins, outputs, keys)
+        return SignedSweep(tx.txid().hex(), tx.serialize().hex(), shares)
+
+    async def broadcast(self, raw: str) -> None:
+        """Send ``raw``; one the node already has (in its mempool or a block) counts as sent."""
+        try:
+            await self._rpc.call("sendrawtransaction", [raw])
+        except RpcCallRejected as exc:
+            message = exc.rpc_message.lower()
+            if exc.rpc_code == _ALREADY_IN_CHAIN or any(m in message for m in _ALREADY_KNOWN):
+                return
+            raise
+
+    async def confirmations(self, tx_hash: str) -> int | None:
+        """How deep ``tx_hash`` is: 0 in the mempool, None when the node knows it nowhere."""
+        try:
+            return await self._rpc.call(
+                "getrawtransaction", [tx_hash, True], parse=_tx_confirmations
+            )
+        except RpcCallRejected as exc:
+            if exc.rpc_code != _NOT_FOUND:
+                raise
+        # Confirmed, on a node without -txindex: one of its outputs, while unspent, knows.
+        found = await self._rpc.batch(
+            [("gettxout", [tx_hash, n, True]) for n in range(MAX_SWEEP_OUTPUTS)],
+            parse=_utxo_confirmations,
+        )
+        depths = [d for d in found if isinstance(d, int)]
+        return max(depths) if depths else None
+
+    # Signing ----------------------------------------------------------------------------------
+
+    async def _payment_keys(self, inputs: Sequence[SweepInput]) -> dict[str, ec.PrivateKey]:
+        """Each payment address's key, derived now and checked against the address (a payment
+        created on another network, or with another seed, is refused, not signed for)."""
+        root = await self._keys()
+        keys: dict[str, ec.PrivateKey] = {}
+        for i in inputs:
+            secret = root.private_key(self._family, i.derivation_index, self.network)
+            key = ec.PrivateKey(secret)
+            expected = output_script(self._family, i.address, self.network)
+            if script.p2wpkh(key.get_public_key()).data != expected:
+                raise NotSweepable(
+                    f"payment {i.payment_id}: index {i.derivation_index} on {self.network} is "
+                    "not the key of its address"
+                )
+            keys[i.payment_id] = key
+        return keys
+
+    async def _spendable(self, inputs: Sequence[SweepInput]) -> list[_Coin]:
+        """The confirmed, unspent outputs paying the inputs' addresses (module docstring)."""
+        payment_of = {i.address: i.payment_id for i in inputs}
+        t = models.chain_transfers
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(t.c.address, t.c.tx_hash, t.c.position, t.c.amount)
+                    .where(
+                        t.c.chain == self.chain,
+                        t.c.address.in_(sorted(payment_of)),
+                        t.c.block_hash.is_not(None),
+                        t.c.orphaned.is_(False),
+                    )
+                    .order_by(t.c.id)
+                )
+            ).all()
+        seen = await self._rpc.batch(
+            [("gettxout", [r.tx_hash, r.position, True]) for r in rows], parse=_utxo
+        )
+        coins: list[_Coin] = []
+        for row, utxo in zip(rows, seen, strict=True):
+            if isinstance(utxo, RpcCallRejected) or utxo is None:
+                continue  # spent, or no longer on the chain
+            depth, value, script_hex = utxo
+            amount = money.units_of(value, self._decimals)
+            expected = output_script(self._family, row.address, self.network)
+            if depth < 1 or amount != int(row.amount) or bytes.fromhex(script_hex) != expected:
+                continue
+            coins.append(
+                _Coin(payment_of[row.address], row.tx_hash, int(row.position), amount, expected)
+            )
+        return coins
+
+    async def _fee_rate(self) -> int:
+        """Base units per 1,000 vbytes: the node's estimate or the fallback, never below what
+        its mempool accepts."""
+        estimate = await self._rpc.call("estimatesmartfee", [self._target], parse=_dict)
+        pool = await self._rpc.call("getmempoolinfo", [], parse=_dict)
+        rate = self._fallback
+        if isinstance(estimate.get("feerate"), Decimal):
+            rate = money.units_of(estimate["feerate"], self._decimals)
+        floors = [pool.get("mempoolminfee"), pool.get("minrelaytxfee")]
+        floor = max((money.units_of(f, self._decimals) for f in floors if f is not None), default=0)
+        return max(rate, floor)
+
+
+def open_utxo_sender(
+    config: ChainConfig,
+    sessions: async_sessionmaker[AsyncSession],
+    keys: Callable[[], Awaitable[HDRoot]],
+    *,
+    platform_address: str,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+) -> UtxoSender:
+    """The sender of a configured P2WPKH chain through its providers (close with
+    ``aclose()``). Refuses, at boot rather than at the first sweep, a chain with no URL and a
+    platform address that is not of the chain's network (InvalidChainConfig)."""
+    if not config.configured:
+        raise InvalidChainConfig(f"{config.chain} has no RPC URL to sweep through")
+    family = COINS[config.chain].family
+    try:
+        output_script(family, platform_address, config.network)
+    except InvalidAddress as exc:
+        raise InvalidChainConfig(
+            f"{config.chain}: the platform wallet is not an address of its {config.network} "
+            f"({exc.detail})"
+        ) from None
+    rpc = RpcClient(
+        config.chain,
+        config.rpc_urls,
+        timeout_seconds=timeout_seconds,
+        transient_codes=TRANSIENT_CODES,
+    )
+    return UtxoSender(config.chain, rpc, sessions, keys, network=config.network)
+
+
+def _outputs(
+    merchants: Mapping[str, bytes], amounts: Mapping[str, int], platform: bytes, commission: int
+) -> list[tuple[bytes, int]]:
+    """One output per merchant script (its payments' amounts added) and one to the platform,
+    in BIP69 order (amount, then script)."""
+    by_script: dict[bytes, int] = {}
+    for payment_id, amount in amounts.items():
+        by_script[merchants[payment_id]] = by_script.get(merchants[payment_id], 0) + amount
+    outputs = list(by_script.items())
+    if commission:
+        outputs.append((platform, commission))
+    return sorted(outputs, key=lambda out: (out[1], out[0]))
+
+
+def _vsize(inputs: int, scripts: Iterable[bytes]) -> int:
+    """Virtual size of a transaction of ``inputs`` P2WPKH inputs paying ``scripts``, every
+    signature at its largest."""
+    outs = list(scripts)
+    base = _TX_FIXED + _varint_size(inputs) + inputs * _INPUT + _varint_size(len(outs))
+    base += sum(8 + _varint_size(len(s)) + len(s) for s in outs)
+    weight = base * _WITNESS_SCALE + _SEGWIT_MARKER + inputs * _P2WPKH_WITNESS
+    return math.ceil(weight / _WITNESS_SCALE)
+
+
+def _fee(rate_per_kvb: int, vsize: int) -> int:
+    return math.ceil(rate_per_kvb * vsize / 1000)
+
+
+def _dust(out_script: bytes, dust_fee_per_kvb: int) -> int:
+    """Bitcoin Core's GetDustThreshold: the cost of the output plus the input spending it."""
+    spend = 67 if out_script[:1] == b"\x00" or 0x51 <= out_script[0] <= 0x60 else 148
+    size = 8 + _varint_size(len(out_script)) + len(out_script) + spend
+    return dust_fee_per_kvb * size // 1000
+
+
+def _varint_size(n: int) -> int:
+    return 1 if n < 0xFD else 3 if n <= 0xFFFF else 5
+
+
+def _signed(
+    coins: Sequence[_Coin], outputs: Sequence[tuple[bytes, int]], keys: Mapping[str, ec.PrivateKey]
+) -> Any:
+    ordered = sorted(coins, key=lambda c: (c.txid, c.vout))  # BIP69
+    tx = Transaction(
+        version=2,
+        vin=[TransactionInput(bytes.fromhex(c.txid), c.vout, sequence=SEQUENCE) for c in ordered],
+        vout=[TransactionOutput(amount, script.Script(s)) for s, amount in outputs],
+        locktime=0,
+    )
+    for index, coin in enumerate(ordered):
+        key = keys[coin.payment_id]
+        public = key.get_public_key()
+        # BIP143: a P2WPKH input signs the P2PKH script of its key as its script code.
+        digest = tx.sighash_segwit(index, script.p2pkh(public), coin.amount)
+        signature = key.sign(digest).serialize() + bytes([SIGHASH.ALL])
+        tx.vin[index].witness = script.Witness([signature, public.sec()])
+    return tx
+
+
+def _dict(result: Any) -> dict[str, Any]:
+    if not isinstance(result, dict):
+        raise MalformedResponse("expected an object")
+    return result
+
+
+def _tx_confirmations(result: Any) -> int:
+    depth = _dict(result).get("confirmations", 0)  # absent while in the mempool
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
+        raise MalformedResponse(f"confirmations {depth!r:.40}")
+    return depth
+
+
+def _utxo(result: Any) -> tuple[int, Decimal, str] | None:
+    if result is None:
+        return None
+    found = _dict(result)
+    script_pubkey = found.get("scriptPubKey")
+    if not isinstance(script_pubkey, dict) or not isinstance(script_pubkey.get("hex"), str):
+        raise MalformedResponse("gettxout without scriptPubKey.hex")
+    return _tx_confirmations(found), found["value"], script_pubkey["hex"]
+
+
+def _utxo_confirmations(result: Any) -> int | None:
+    return None if result is None else _tx_confirmations(result)
