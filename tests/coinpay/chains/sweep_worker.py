@@ -76,9 +76,7 @@ async def main(point: str) -> None:
     try:
         await bootstrap.build_worker(gw).run(stop)
     finally:
-        for sender in opened.values():
-            await sender.aclose()
-        await bootstrap.close_gateway(gw)
+        await bootstrap.close_gateway(gw)  # closes the senders it opened
 
 
 if __name__ == "__main__":
