@@ -191,3 +191,20 @@ async def test_a_sweep_the_sender_refuses_is_counted_once_overdue(harness: Harne
     assert (await stored(harness, payment_id)).sweep_id is None
     await sweeper(harness, ScriptedSender(), **options).round()  # the cause is fixed
     assert UNSIGNED_STUCK.labels("test", "LTC")._value.get() == 0
+
+
+async def test_a_batching_chains_payments_wait_for_its_round_and_leave_in_one_transaction(
+    harness: Harness,
+) -> None:
+    sender = ScriptedSender(batch_limit=10)
+    harness.gw.senders = {**harness.gw.senders, "test": {"LTC": sender}}
+    ids = []
+    for _ in range(3):
+        payment = await harness.create_payment(blockchain="LTC")
+        await harness.simulate(payment["id"], amount_crypto=payment["crypto_amount"])
+        ids.append(payment["id"])
+    await harness.run_jobs()  # each forward job writes its split and leaves the sweep to the round
+    assert sender.signed == []
+    await harness.periodic("sweep:test").run()
+    assert len(sender.accepted) == 1  # one transaction for the three
+    assert sender.payments_on_chain() == dict.fromkeys(ids, 1)

@@ -64,10 +64,11 @@ class SimulatedChain:
 
 
 class SimulatedSender:
-    """Test mode's sweeps: signed, sent and buried under a million blocks at once. The hash is
-    derived from the payments it carries, so asking twice gives the same transaction."""
+    """Test mode's sweeps: signed, sent and buried under a million blocks at once, one payment a
+    sweep (so the forward job forwards it at once). The hash is derived from the payments it
+    carries, so asking twice gives the same transaction."""
 
-    batch_limit = 50
+    batch_limit = 1
 
     def __init__(self, chain: str) -> None:
         self.chain = chain

@@ -1,7 +1,7 @@
 """Forwarding: the ``payment.forward`` job starts a confirmed custodial payment's sweep: it
-writes the commission split down, then runs a sweep round of the payment's chain, which signs
-and sends it with any other payment waiting there (``sweeping``). Confirmation of what was sent
-is followed by the chain's periodic sweep round."""
+writes the commission split down, then, on a chain that sends one payment a transaction, runs a
+sweep round at once (``sweeping``); a batching chain's periodic round takes it with the others
+waiting there. Confirmation of what was sent is followed by the chain's periodic round."""
 
 from __future__ import annotations
 
@@ -72,6 +72,10 @@ async def forward(gw: Gateway, job: Job) -> None:
     if sweeps is None:
         SETTLEMENT_FAILURES.labels(chain).inc()
         raise RetryLater(timedelta(hours=1), f"no {chain} sender or platform wallet configured")
+    if sweeps.sender.batch_limit > 1:
+        # A batching chain (UTXO) sweeps at its next periodic round, together with every other
+        # payment that reached forwarding meanwhile: one transaction, one fee, for all of them.
+        return
     await sweeps.round()
     async with gw.sessions() as session:
         payment = await load(session, payment_id)
