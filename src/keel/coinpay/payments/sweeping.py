@@ -226,12 +226,14 @@ class Sweeper:
     async def _confirm(self) -> tuple[int, int]:
         confirmed = stuck = 0
         now = self._gw.clock.now()
-        for sweep in await self._sweeps(SweepStatus.BROADCAST):
-            try:
-                depth = await self.sender.confirmations(sweep.tx_hash)
-            except Exception as exc:
+        waiting = await self._sweeps(SweepStatus.BROADCAST)
+        # Asked of the node within the round's bound, not one after another: with hundreds of
+        # sweeps waiting (12 blocks on Ethereum) a remote provider's round trips would add up.
+        depths = await _bounded(self._parallel, self._depth_of, waiting)
+        for sweep, depth in zip(waiting, depths, strict=True):
+            if isinstance(depth, Exception):
                 SWEEP_ERRORS.labels(self.chain, "confirm").inc()
-                await self._note(sweep.id, f"status unknown: {exc}"[:2000])
+                await self._note(sweep.id, f"status unknown: {depth}"[:2000])
                 continue
             if depth is None:
                 # The node forgot it (evicted, or a reorg): send the same bytes again.
@@ -249,6 +251,12 @@ class Sweeper:
                 )
         SWEEPS_STUCK.labels(self.mode, self.chain).set(stuck)
         return confirmed, stuck
+
+    async def _depth_of(self, sweep: Any) -> int | Exception | None:
+        try:
+            return await self.sender.confirmations(sweep.tx_hash)
+        except Exception as exc:  # reported per sweep by the caller
+            return exc
 
     async def _forward(self, sweep: Any) -> None:
         s, t = models.sweeps, models.payments
