@@ -173,7 +173,7 @@ class EvmSource:
         for log in result:
             if log.get("removed") is True:
                 continue
-            if _hash(log["blockHash"]) != block_hash:
+            if hash32(log["blockHash"]) != block_hash:
                 raise MalformedResponse("a log of another block")
             token = self._tokens.get(str(log["address"]).lower())
             topics = log["topics"]
@@ -189,22 +189,24 @@ class EvmSource:
                 continue
             transfer = Transfer(
                 token.coin,
-                _hash(log["transactionHash"]),
-                _quantity(log["logIndex"]),
+                hash32(log["transactionHash"]),
+                quantity(log["logIndex"]),
                 eip55("0x" + to["address"]),
                 amount,
             )
-            out.append((_quantity(log["transactionIndex"]), transfer))
+            out.append((quantity(log["transactionIndex"]), transfer))
         return out
 
 
-def _hash(value: object) -> str:
+def hash32(value: object) -> str:
+    """A 32-byte hash as the node prints it (``0x`` and 64 hex digits), lower-cased."""
     if not isinstance(value, str) or _HASH.fullmatch(value) is None:
         raise MalformedResponse(f"not a 32-byte hash: {value!r:.80}")
     return value.lower()
 
 
-def _quantity(value: object) -> int:
+def quantity(value: object) -> int:
+    """A JSON-RPC hex quantity (``0x1f``) as an integer."""
     if not isinstance(value, str) or _QUANTITY.fullmatch(value) is None:
         raise MalformedResponse(f"not a hex quantity: {value!r:.80}")
     return int(value, 16)
@@ -213,7 +215,9 @@ def _quantity(value: object) -> int:
 def _block_ref(result: Any) -> BlockRef | None:
     if result is None:
         return None
-    return BlockRef(_quantity(result["number"]), _hash(result["hash"]), _hash(result["parentHash"]))
+    return BlockRef(
+        quantity(result["number"]), hash32(result["hash"]), hash32(result["parentHash"])
+    )
 
 
 def _latest(result: Any) -> BlockRef:
@@ -231,12 +235,12 @@ def _full_block(result: Any) -> _FullBlock | None:
     for tx in result["transactions"]:
         if not isinstance(tx, dict):
             raise MalformedResponse("a block without full transactions")
-        to, value = tx.get("to"), _quantity(tx["value"])
+        to, value = tx.get("to"), quantity(tx["value"])
         if to is None or value == 0:
             continue  # a contract creation, or a call that moves no ether
         if not isinstance(to, str) or _ADDRESS.fullmatch(to) is None:
             raise MalformedResponse(f"not an address: {to!r:.80}")
-        txs.append(_Tx(_hash(tx["hash"]), _quantity(tx["transactionIndex"]), eip55(to), value))
+        txs.append(_Tx(hash32(tx["hash"]), quantity(tx["transactionIndex"]), eip55(to), value))
     return _FullBlock(ref, tuple(txs))
 
 
@@ -248,9 +252,9 @@ def _statuses(result: Any, block_hash: str) -> dict[str, bool]:
     for receipt in result:
         if receipt is None:
             continue  # a receipt the provider does not have (yet)
-        if _hash(receipt["blockHash"]) != block_hash:
+        if hash32(receipt["blockHash"]) != block_hash:
             raise MalformedResponse("a receipt of another block")
         # Receipts before Byzantium (2017) carry a state root instead: those all succeeded.
         status = receipt.get("status")
-        out[_hash(receipt["transactionHash"])] = status is None or _quantity(status) == 1
+        out[hash32(receipt["transactionHash"])] = status is None or quantity(status) == 1
     return out

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Final
 from eth_hash.auto import keccak
 
 from keel.coinpay.chains.base import SignedSweep, SweepInput
+from keel.coinpay.chains.evm import hash32, quantity
 from keel.coinpay.chains.rpc import MalformedResponse, RpcClient
 from keel.coinpay.errors import InvalidChainConfig, RpcCallRejected, SweepRefused, SweepReverted
 from keel.coinpay.wallets.address_validation import eip55
@@ -73,8 +74,6 @@ DEFAULT_GAS_PRICE_MARGIN_PERCENT: Final = 25
 # Derivation index -> the 32-byte secp256k1 private key at that index (custody root, EVM family).
 KeySource = Callable[[int], bytes] | Callable[[int], Awaitable[bytes]]
 
-_HASH: Final = re.compile(r"0x[0-9a-fA-F]{64}", re.ASCII)
-_QUANTITY: Final = re.compile(r"0x[0-9a-fA-F]{1,64}", re.ASCII)
 # How nodes refuse a transaction (geth -32000 "already known" / "nonce too low", EIP-1474 and
 # anvil -32003 "transaction rejected", Nethermind -32010): the transaction's fault, not the
 # node's, so no failover and no breaker count. Whether it is ours already is asked, not read.
@@ -189,7 +188,7 @@ class EvmSender:
                 await self._rpc.call(
                     "eth_sendRawTransaction",
                     [line],
-                    parse=_hash,
+                    parse=hash32,
                     rejected_codes=SEND_REJECTED_CODES,
                 )
             except RpcCallRejected:
@@ -209,13 +208,13 @@ class EvmSender:
             raise SweepReverted(
                 f"{self.chain} sweep {tx_hash} failed in block {number}: it moved no value"
             )
-        tip = await self._rpc.call("eth_blockNumber", parse=_quantity)
+        tip = await self._rpc.call("eth_blockNumber", parse=quantity)
         return max(tip - number + 1, 1)  # a lagging provider's tip may be below the block
 
     async def _check_chain(self) -> None:
         if self._chain_checked:
             return
-        reported = await self._rpc.call("eth_chainId", parse=_quantity)
+        reported = await self._rpc.call("eth_chainId", parse=quantity)
         if reported != self.chain_id:
             raise InvalidChainConfig(
                 f"{self.chain}: the node reports chain id {reported}, not {self.chain_id} "
@@ -238,7 +237,7 @@ class EvmSender:
             if isinstance(result, RpcCallRejected):
                 raise result
             values.append(result)
-        nonce, balance, price = (_quantity(v) for v in values[:3])
+        nonce, balance, price = (quantity(v) for v in values[:3])
         return nonce, balance, price, [v.lower() for v in values[3:]]
 
     async def _known(self, tx_hash: str) -> bool:
@@ -290,18 +289,6 @@ def _address(value: str, what: str) -> str:
         raise SweepRefused(f"the {what} {value[:50]!r} is not an EVM address") from None
 
 
-def _hash(value: object) -> str:
-    if not isinstance(value, str) or _HASH.fullmatch(value) is None:
-        raise MalformedResponse(f"not a 32-byte hash: {value!r:.80}")
-    return value.lower()
-
-
-def _quantity(value: object) -> int:
-    if not isinstance(value, str) or _QUANTITY.fullmatch(value) is None:
-        raise MalformedResponse(f"not a hex quantity: {value!r:.80}")
-    return int(value, 16)
-
-
 def _hex(value: object) -> str:
     """A quantity or byte string in hex (parsed further by the caller)."""
     if not isinstance(value, str) or _HEX.fullmatch(value) is None:
@@ -319,6 +306,6 @@ def _receipt(value: object) -> tuple[int | None, bool] | None:
     # Receipts before Byzantium (2017) carry a state root instead: those all succeeded.
     status = value.get("status")
     return (
-        None if number is None else _quantity(number),
-        status is None or _quantity(status) == 1,
+        None if number is None else quantity(number),
+        status is None or quantity(status) == 1,
     )
