@@ -101,3 +101,8 @@ def get_coin(symbol: str) -> Coin:
         supported = ", ".join(COINS)
         raise UnsupportedCoin(f"Unsupported blockchain {symbol!r}; supported: {supported}")
     return coin
+
+
+def coins_on(chain: str) -> list[str]:
+    """The symbols of every coin carried by ``chain`` (its native coin and its tokens)."""
+    return [coin.symbol for coin in COINS.values() if coin.chain == chain]

@@ -275,22 +275,29 @@ class Scanner:
             height -= 1
 
 
-async def _ours(session: AsyncSession, transfers: Iterable[Transfer]) -> list[Transfer]:
-    """The transfers paying a live payment's address in that payment's coin: one indexed lookup
-    per chunk of recipients, whatever the number of open payments."""
-    transfers = list(transfers)
-    recipients = sorted({t.address for t in transfers})
+async def live_payments_at(
+    session: AsyncSession, addresses: Iterable[str]
+) -> dict[str, tuple[str, str]]:
+    """The live payments waiting at ``addresses``: address -> (payment id, coin). One indexed
+    lookup per chunk of addresses, whatever the number of open payments."""
+    wanted = sorted(set(addresses))
     p = models.payments
-    coins: dict[str, str] = {}
-    for start in range(0, len(recipients), _LOOKUP_CHUNK):
-        chunk = recipients[start : start + _LOOKUP_CHUNK]
+    found: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(wanted), _LOOKUP_CHUNK):
         rows = await session.execute(
-            select(p.c.payment_address, p.c.blockchain).where(
-                p.c.payment_address.in_(chunk), p.c.mode == "live"
+            select(p.c.payment_address, p.c.id, p.c.blockchain).where(
+                p.c.payment_address.in_(wanted[start : start + _LOOKUP_CHUNK]), p.c.mode == "live"
             )
         )
-        coins.update({address: coin for address, coin in rows.all()})
-    return [t for t in transfers if coins.get(t.address) == t.coin]
+        found.update({address: (payment_id, coin) for address, payment_id, coin in rows.all()})
+    return found
+
+
+async def _ours(session: AsyncSession, transfers: Iterable[Transfer]) -> list[Transfer]:
+    """The transfers paying a live payment's address in that payment's coin."""
+    transfers = list(transfers)
+    payments = await live_payments_at(session, (t.address for t in transfers))
+    return [t for t in transfers if t.address in payments and payments[t.address][1] == t.coin]
 
 
 async def _upsert(

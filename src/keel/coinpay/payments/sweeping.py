@@ -34,7 +34,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import select, update
 
 from keel.coinpay import lifecycle, models
-from keel.coinpay.assets import COINS
+from keel.coinpay.assets import coins_on
 from keel.coinpay.chains.base import ChainSender, SignedSweep, SweepInput
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.lifecycle import Status
@@ -99,7 +99,7 @@ class Sweeper:
         self._depth = confirmations
         self._parallel = parallel
         self._stuck_after = stuck_after
-        self._coins = [c.symbol for c in COINS.values() if c.chain == self.chain]
+        self._coins = coins_on(self.chain)
 
     async def round(self) -> RoundReport:
         signed = await self._sign_and_claim()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import and_, or_, select
 
 from keel.coinpay import lifecycle, models
-from keel.coinpay.assets import COINS, get_coin
-from keel.coinpay.chains.scanner import ScanReport
+from keel.coinpay.assets import coins_on, get_coin
+from keel.coinpay.chains.scanner import ScanReport, live_payments_at
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.lifecycle import Status
 from keel.coinpay.payments.model import Payment
@@ -96,24 +96,18 @@ async def after_scan(gw: Gateway, report: ScanReport) -> int:
     were added or dropped, every payment of the chain still counting confirmations. Returns how
     many were looked at."""
     t = models.payments
-    coins = [c.symbol for c in COINS.values() if c.chain == report.chain]
-    ids: set[str] = set()
     async with gw.sessions() as session:
-        touched = sorted(report.touched)
-        for start in range(0, len(touched), 500):
-            rows = await session.execute(
-                select(t.c.id).where(
-                    t.c.payment_address.in_(touched[start : start + 500]), t.c.mode == "live"
-                )
-            )
-            ids.update(rows.scalars())
+        touched = await live_payments_at(session, report.touched)
+        ids = {payment_id for payment_id, _coin in touched.values()}
         if report.scanned or report.dropped:
             statuses = [Status.CONFIRMING.value]
             if report.dropped:  # a reorg can take back what had confirmed
                 statuses.append(Status.CONFIRMED.value)
             rows = await session.execute(
                 select(t.c.id).where(
-                    t.c.status.in_(statuses), t.c.mode == "live", t.c.blockchain.in_(coins)
+                    t.c.status.in_(statuses),
+                    t.c.mode == "live",
+                    t.c.blockchain.in_(coins_on(report.chain)),
                 )
             )
             ids.update(rows.scalars())
