@@ -167,3 +167,18 @@ def test_generated_mnemonics_are_valid_and_fresh(words: int) -> None:
 def test_generate_mnemonic_rejects_non_bip39_word_counts(words: int) -> None:
     with pytest.raises(ValueError, match="words must be one of"):
         generate_mnemonic(words)
+
+
+def test_the_fee_wallets_are_off_every_payment_path(abandon_root: HDRoot) -> None:
+    from eth_account import Account
+
+    evm_address, evm_key = abandon_root.fee_wallet(Family.EVM)
+    assert Account.from_key(evm_key).address == evm_address  # the key signs for the address
+    # m/44'/60'/1'/0/0 for the abandon-about mnemonic (any BIP44 wallet derives the same)
+    assert evm_address == "0x78839F6054d7ed13918bAe0473BA31b1Ca9D7265"
+    sol_address, sol_key = abandon_root.fee_wallet(Family.SOL)
+    assert len(sol_key) == 32
+    payments = {abandon_root.address(f, i) for f in (Family.EVM, Family.SOL) for i in range(3)}
+    assert {evm_address, sol_address}.isdisjoint(payments)
+    with pytest.raises(KeyError):
+        abandon_root.fee_wallet(Family.BTC)

@@ -55,6 +55,16 @@ CACHED_PREFIX: Final = MappingProxyType(
 LEAF: Final = MappingProxyType(
     {family: ("{index}'/0'" if family is Family.SOL else "{index}") for family in Family}
 )
+# The platform's fee wallet of an account family: it pays the network fee of a token sweep
+# (EVM gas sent ahead to a deposit address; Solana's fee payer), so a payment address never
+# needs coins of its own. Off every payment path: EVM payments stay in account 0's receive
+# chain, Solana payments end in ``/0'``.
+FEE_WALLET_PATHS: Final = MappingProxyType(
+    {
+        Family.EVM: "m/44'/60'/1'/0/0",
+        Family.SOL: "m/44'/501'/0'/1'",
+    }
+)
 PATH_TEMPLATES: Final = MappingProxyType(
     {family: f"{CACHED_PREFIX[family]}/{LEAF[family]}" for family in Family}
 )

@@ -31,6 +31,7 @@ from bip_utils.bip.conf.bip44 import Bip44Conf
 
 from keel.coinpay.wallets.cardano import icarus_account, icarus_entropy
 from keel.coinpay.wallets.families import (
+    FEE_WALLET_PATHS,
     LEAF,
     UTXO_FAMILIES,
     Family,
@@ -117,6 +118,19 @@ class HDRoot:
         chain = self._chain(family, network)
         node = chain.node.DerivePath(chain.leaf.format(index=index))
         return bytes(node.PrivateKey().KeyObject().Raw().ToBytes())
+
+    def fee_wallet(self, family: Family) -> tuple[str, bytes]:
+        """The platform fee wallet of ``family`` (``FEE_WALLET_PATHS``: EVM and SOL): its address
+        and raw private key. It pays the network fees of token sweeps; the operator keeps it
+        funded (``/readyz`` and the sweep metrics show when it runs dry). KeyError for a family
+        without one."""
+        conf = _COIN_CONF[family] if family in FEE_WALLET_PATHS else None
+        if conf is None:
+            raise KeyError(f"{family} has no fee wallet")
+        master = conf.Bip32Class().FromSeed(self._seed, conf.KeyNetVersions())
+        node = master.DerivePath(FEE_WALLET_PATHS[family])
+        address = str(conf.AddrClass().EncodeKey(node.PublicKey().KeyObject(), **conf.AddrParams()))
+        return address, bytes(node.PrivateKey().KeyObject().Raw().ToBytes())
 
     def __repr__(self) -> str:
         return "HDRoot(<secret>)"
