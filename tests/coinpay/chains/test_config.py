@@ -254,3 +254,26 @@ def test_a_network_is_one_of_three_names_or_refused(chain: str, text: str) -> No
     else:
         with pytest.raises(InvalidChainConfig):
             config.load(environ)
+
+
+def test_each_chain_speaks_its_default_api_unless_told() -> None:
+    loaded = config.load({"KEEL_COINPAY_BTC_API": " Esplora ", "KEEL_COINPAY_LTC_API": "jsonrpc"})
+    assert loaded.chain("BTC").api == "esplora"
+    assert loaded.chain("LTC").api == "jsonrpc"
+    assert loaded.chain("ADA").api == "koios"
+    assert {loaded.chain(c).api for c in ("ETH", "SOL", "XRP", "DOGE")} == {"jsonrpc"}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("KEEL_COINPAY_ETH_API", "esplora", "ETH providers speak jsonrpc, not 'esplora'"),
+        ("KEEL_COINPAY_BTC_API", "", "BTC providers speak jsonrpc or esplora"),
+        ("KEEL_COINPAY_ADA_API", "jsonrpc", "ADA providers speak koios"),
+        ("KEEL_COINPAY_DOT_API", "jsonrpc", "no chain 'DOT'"),
+    ],
+)
+def test_bad_apis_are_refused_naming_the_key(key: str, value: str, message: str) -> None:
+    with pytest.raises(InvalidChainConfig, match=message) as caught:
+        config.load({key: value})
+    assert key in caught.value.detail

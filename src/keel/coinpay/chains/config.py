@@ -10,6 +10,9 @@ Per chain (``ETH``, ``LTC``, … as in ``keel.coinpay.assets``):
 * ``KEEL_COINPAY_<CHAIN>_CHAIN_ID`` (EVM chains only): the EIP-155 chain id sweeps are signed
   for and the nodes must report (unset: the mainnet id of ``assets``, e.g. 1 for ETH; a test
   network or anvil, 31337, sets its own). A signature for one chain id is void on every other.
+* ``KEEL_COINPAY_<CHAIN>_API``: what the URLs speak, where a chain has a choice: ``jsonrpc``
+  (Bitcoin-Core-compatible or the chain's own JSON-RPC; the default everywhere but ADA) or
+  ``esplora`` (the Esplora REST API, BTC and LTC); ADA speaks ``koios``.
 * ``KEEL_COINPAY_<CHAIN>_NETWORK`` (UTXO chains: BTC, LTC, DOGE, BCH): ``mainnet`` (the
   default), ``testnet`` or ``regtest``. It decides how the chain's live payment and payout
   addresses are written and derived (``keel.coinpay.wallets.networks``), and the node must be
@@ -40,6 +43,7 @@ from keel.coinpay.errors import InvalidAddress, InvalidChainConfig
 from keel.coinpay.wallets import UTXO_FAMILIES, Network, validate_address
 
 __all__ = [
+    "APIS",
     "MAX_CHAIN_ID",
     "MAX_CONFIRMATIONS",
     "MAX_RPC_URLS",
@@ -58,7 +62,15 @@ _PREFIX: Final = "KEEL_COINPAY_"
 _KEY: Final = re.compile(
     r"KEEL_COINPAY_(?P<name>[A-Z0-9_]+?)_(?P<what>RPC_URLS|CONFIRMATIONS|CONTRACT|CHAIN_ID)"
 )
-_NETWORK_KEY: Final = re.compile(r"KEEL_COINPAY_(?P<name>[A-Z0-9_]+?)_NETWORK")
+_NETWORK_KEY: Final = re.compile(r"KEEL_COINPAY_(?P<name>[A-Z0-9_]+?)_(?P<what>NETWORK|API)")
+#: The APIs a chain's providers may speak, the default first.
+_OTHER_APIS: Final = {"BTC": ("esplora",), "LTC": ("esplora",)}
+APIS: Final = MappingProxyType(
+    {
+        chain: ("koios",) if chain == "ADA" else ("jsonrpc", *_OTHER_APIS.get(chain, ()))
+        for chain in DEFAULT_CONFIRMATIONS
+    }
+)
 _DIGITS: Final = re.compile(r"[0-9]{1,6}", re.ASCII)
 _CHAIN_ID_DIGITS: Final = re.compile(r"[1-9][0-9]{0,18}", re.ASCII)
 # DNS labels as httpx leaves them (lower case, IDNs as xn--); "_" for container service names.
@@ -88,6 +100,7 @@ class ChainConfig:
     tokens: tuple[Token, ...]
     chain_id: int | None = None
     network: Network = Network.MAINNET  # UTXO chains only; the others are always MAINNET
+    api: str = "jsonrpc"  # what the URLs speak: one of APIS[chain]
 
     @property
     def configured(self) -> bool:
@@ -123,13 +136,18 @@ def load(environ: Mapping[str, str]) -> ChainsConfig:
         if coin.contract is None and coin.evm_chain_id is not None
     }
     networks: dict[str, Network] = {}
+    apis: dict[str, str] = {}
     for key, value in environ.items():
         if not key.upper().startswith(_PREFIX):
             continue
         network_key = _NETWORK_KEY.fullmatch(key.upper())
         if network_key is not None:
+            name = network_key["name"]
             try:
-                networks[network_key["name"]] = _network(network_key["name"], value)
+                if network_key["what"] == "API":
+                    apis[name] = _api(name, value)
+                else:
+                    networks[name] = _network(name, value)
             except ValueError as exc:
                 problems.append(f"{key}: {exc}")
             continue
@@ -166,6 +184,7 @@ def load(environ: Mapping[str, str]) -> ChainsConfig:
             ),
             chain_id=chain_ids.get(chain),
             network=networks.get(chain, Network.MAINNET),
+            api=apis.get(chain, APIS[chain][0]),
         )
         for chain in DEFAULT_CONFIRMATIONS
     }
@@ -248,3 +267,12 @@ def _network(chain: str, value: str) -> Network:
         return Network(value.strip().lower())
     except ValueError:
         raise ValueError(f"must be one of {', '.join(Network)}") from None
+
+
+def _api(chain: str, value: str) -> str:
+    if chain not in APIS:
+        raise ValueError(f"no chain {chain!r}; chains: {', '.join(DEFAULT_CONFIRMATIONS)}")
+    api = value.strip().lower()
+    if api not in APIS[chain]:
+        raise ValueError(f"{chain} providers speak {' or '.join(APIS[chain])}, not {value!r}")
+    return api

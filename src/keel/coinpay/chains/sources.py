@@ -28,6 +28,8 @@ def open_source(
     if not config.configured:
         raise InvalidChainConfig(f"{config.chain} has no RPC URL to watch it through")
     family = COINS[config.chain].family
+    if config.api != "jsonrpc":
+        raise InvalidChainConfig(f"{config.chain}: no {config.api} chain source yet")
     if family is Family.EVM:
         rpc = RpcClient(
             config.chain, config.rpc_urls, timeout_seconds=timeout_seconds, client=client
