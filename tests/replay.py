@@ -8,7 +8,8 @@ A recording is ``<root>/<provider>/<name>.json``, either one exchange::
 
     {"request":  {"method": "GET", "path": "/0/public/Ticker", "query": {"pair": "XBTUSD"}},
      "response": {"status": 200, "headers": {...},
-                  "body": <JSON as the API sent it> | "body_text": "<raw text>",
+                  "body": <JSON as the API sent it> | "body_text": "<raw text>"
+                          | "body_hex": "<binary body, hex>",
                   "delay_seconds": 0.5}}
 
 or several: ``{"exchanges": [{"request": ..., "response": ...}, ...]}``. A request may also name
@@ -135,6 +136,8 @@ class _Handler(BaseHTTPRequestHandler):
         response = exchanges[chosen]["response"]
         if "body_text" in response:
             payload = response["body_text"].encode()
+        elif "body_hex" in response:
+            payload = bytes.fromhex(response["body_hex"])
         else:
             reply = response["body"]
             if isinstance(body, dict) and isinstance(reply, dict) and "jsonrpc" in reply:
