@@ -14,6 +14,7 @@ from keel.cli import app
 from keel.coinpay import audit, businesses
 from keel.coinpay.app import create_app
 from keel.coinpay.settings import CoinpaySettings
+from keel.coinpay.wallets.families import FEE_WALLET_PATHS
 from keel.core.crypto import new_key
 
 ABANDON = " ".join(["abandon"] * 11 + ["about"])
@@ -92,6 +93,22 @@ def test_init_with_the_abandon_mnemonic_gives_the_published_first_addresses(
     code, out, _ = run(env, "coinpay", "payments", "list", "--json")
     assert code == 0
     assert len(json.loads(out)) == 3
+
+
+def test_fee_wallets_are_shown_once_there_is_a_seed(env: dict[str, str], tmp_path: Path) -> None:
+    code, _, err = run(env, "coinpay", "fee-wallets")
+    assert (code, err.splitlines()[-1]) == (
+        2,
+        "error: The master seed is not initialised; run `keel coinpay init`.",
+    )
+    mnemonic = tmp_path / "seed.txt"
+    mnemonic.write_text(ABANDON)
+    assert run(env, "coinpay", "init", "--mnemonic-file", str(mnemonic))[0] == 0
+    code, out, _ = run(env, "coinpay", "fee-wallets", "--json")
+    assert code == 0
+    wallets = json.loads(out)
+    assert wallets["EVM"] == "0x78839F6054d7ed13918bAe0473BA31b1Ca9D7265"  # m/44'/60'/1'/0/0
+    assert set(wallets) == set(FEE_WALLET_PATHS) >= {"EVM", "SOL"}
 
 
 def test_init_again_with_another_seed_is_refused(env: dict[str, str], tmp_path: Path) -> None:

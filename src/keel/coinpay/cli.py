@@ -14,6 +14,8 @@ import typer
 from keel.coinpay import apikeys, audit, bootstrap, businesses, notify, payments, presentation
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.settings import CoinpaySettings
+from keel.coinpay.wallets import Family
+from keel.coinpay.wallets.families import FEE_WALLET_PATHS
 from keel.core import cli
 from keel.core import logging as keel_logging
 from keel.core.cli import JsonOpt, fail
@@ -93,6 +95,19 @@ def init(
             else []
         ),
     )
+
+
+@app.command("fee-wallets")
+def fee_wallets(as_json: JsonOpt = False) -> None:
+    """The platform's fee wallets, derived from the master seed: fund them, as they pay the
+    network fees of token sweeps (EVM gas top-ups, Solana's fee payer)."""
+
+    async def work(gw: Gateway) -> dict[str, str]:
+        root = await gw.custody.root()
+        return {family: root.fee_wallet(Family(family))[0] for family in FEE_WALLET_PATHS}
+
+    wallets = _run(work)
+    _emit(as_json, wallets, [f"{family}  {address}" for family, address in wallets.items()])
 
 
 @business_app.command("create")

@@ -167,6 +167,14 @@ class SweepRefused(CoinpayError):
     code = "sweep_refused"
 
 
+class SweepWaiting(CoinpayError):
+    """A sweep cannot be signed yet, for a reason that passes by itself: the network fee a token
+    sweep needs was sent to the payment address from the platform's fee wallet and has not
+    landed. The sweeper tries again next round; past the stuck threshold it is counted."""
+
+    code = "sweep_waiting"
+
+
 class SweepReverted(CoinpayError):
     """A sweep transaction was mined with a failed status: it paid its fee and moved no value.
     The sweeper records it on the sweep (``last_error``) and it shows as stuck."""

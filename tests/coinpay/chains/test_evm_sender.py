@@ -18,9 +18,15 @@ from eth_utils.crypto import keccak
 from keel.coinpay.chains.base import SignedSweep, SweepInput
 from keel.coinpay.chains.evm_sender import TRANSFER_GAS, EvmSender
 from keel.coinpay.chains.rpc import RpcClient
-from keel.coinpay.errors import InvalidChainConfig, RpcCallRejected, SweepRefused, SweepReverted
+from keel.coinpay.errors import (
+    InvalidChainConfig,
+    RpcCallRejected,
+    SweepRefused,
+    SweepReverted,
+    SweepWaiting,
+)
 from keel.coinpay.wallets.address_validation import eip55
-from tests.chains_nodes import Anvil
+from tests.chains_nodes import Anvil, ChainNodes
 from tests.coinpay.chains.test_nodes_live_flow import mined
 
 ANVIL_CHAIN_ID = 31337
@@ -286,3 +292,79 @@ async def test_a_failed_transaction_is_reported_not_counted(
     assert anvil.receipt(failed)["status"] == "0x0"
     with pytest.raises(SweepReverted, match="moved no value"):
         await sender.confirmations(failed)
+
+
+# Token sweeps -------------------------------------------------------------------------------------
+
+
+def token_input(index: int, address: str, received: int = 1_000_000) -> SweepInput:
+    return SweepInput(
+        payment_id=f"p{index}",
+        coin="USDC_ETH",
+        address=address,
+        derivation_index=index,
+        received=received,
+        commission=received // 100,
+        merchant_address=fresh_address(),
+    )
+
+
+@dataclass
+class FeeWallet:
+    key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+    @property
+    def address(self) -> str:
+        return str(Account.from_key(self.key).address)
+
+    async def __call__(self) -> tuple[str, bytes]:
+        return self.address, self.key
+
+
+async def test_a_token_sweep_waits_for_one_top_up_even_while_it_sits_in_the_pool(
+    chain_nodes: ChainNodes, keys: Keys
+) -> None:
+    anvil = chain_nodes.anvil()  # automine is switched off here: a node of its own
+    token = anvil.deploy_token()
+    wallet = FeeWallet()
+    await mined(anvil, anvil.send_eth(wallet.address, 10**18))
+    address = keys.address(1)
+    await mined(anvil, anvil.send_token(token, address, 1_000_000))
+    rpc = RpcClient("ETH", [anvil.url], timeout_seconds=5)
+    sender = EvmSender(
+        "ETH", rpc, keys, ANVIL_CHAIN_ID, tokens={"USDC_ETH": token}, fee_wallet=wallet
+    )
+    try:
+        anvil.rpc("evm_setAutomine", False)
+        with pytest.raises(SweepWaiting, match="wei for its token sweep's gas"):
+            await sender.sign((token_input(1, address),), fresh_address())
+        with pytest.raises(SweepWaiting, match="in the pool"):
+            await sender.sign((token_input(1, address),), fresh_address())
+        pool = anvil.rpc("txpool_content")["pending"]
+        assert list(pool) == [wallet.address.lower()] or list(pool) == [wallet.address]
+        assert len(next(iter(pool.values()))) == 1  # one top-up, not two
+        anvil.mine(1)
+        signed = await sender.sign((token_input(1, address),), fresh_address())
+        assert signed.fees == {"p1": 0}  # the merchant's token amount pays no network fee
+        assert keys.asked == [1]  # the payment's key only once the gas was there
+    finally:
+        await sender.aclose()
+
+
+async def test_a_token_sweep_with_no_fee_wallet_or_short_funds_is_refused(
+    anvil: Anvil, rpc: RpcClient, keys: Keys
+) -> None:
+    token = anvil.deploy_token()
+    address = keys.address(2)
+    await mined(anvil, anvil.send_token(token, address, 1_000_000))
+    alone = EvmSender("ETH", rpc, keys, ANVIL_CHAIN_ID, tokens={"USDC_ETH": token})
+    with pytest.raises(SweepRefused, match="needs a fee wallet"):
+        await alone.sign((token_input(2, address),), fresh_address())
+    wallet = FeeWallet()  # never funded
+    dry = EvmSender("ETH", rpc, keys, ANVIL_CHAIN_ID, tokens={"USDC_ETH": token}, fee_wallet=wallet)
+    with pytest.raises(SweepRefused, match=f"fee wallet {wallet.address} holds 0 wei"):
+        await dry.sign((token_input(2, address),), fresh_address())
+    with pytest.raises(SweepRefused, match="less than the 2000000 received"):
+        await dry.sign((token_input(2, address, received=2_000_000),), fresh_address())
+    assert keys.asked == []
+    assert nonce(anvil, address) == 0

@@ -28,6 +28,7 @@ from keel.coinpay import models, payments
 from keel.coinpay.chains import config, senders, sources
 from keel.coinpay.chains.base import ChainSource
 from keel.coinpay.chains.evm_sender import TRANSFER_GAS
+from keel.coinpay.wallets import Family
 from keel.coinpay.wallets.address_validation import eip55
 from keel.core.crypto import new_key
 from tests.chains_nodes import Anvil, ChainNodes
@@ -174,6 +175,96 @@ async def test_a_confirmed_live_payment_is_swept_exactly_and_announced(
     assert forwarded["data"]["payment_id"] == payment["id"]
     assert forwarded["data"]["merchant_tx_hash"] == done.forward_tx_hash
     assert all(signed_by(secret, r) for r in webhook_sink.received)
+
+
+def token_balance(anvil: Anvil, token: str, address: str) -> int:
+    data = "0x70a08231" + address[2:].lower().rjust(64, "0")
+    return int(anvil.rpc("eth_call", {"to": token, "data": data}, "latest"), 16)
+
+
+async def test_a_token_payment_is_swept_with_gas_from_the_fee_wallet(
+    anvil: Anvil, db_url: str, webhook_sink: WebhookSink
+) -> None:
+    """An ERC-20 payment's address holds no ether: the fee wallet sends it the gas first, then
+    the merchant gets exactly amount - commission of the token and the platform the commission,
+    and the fee wallet alone paid the network."""
+    token = anvil.deploy_token()
+    platform = fresh_address()
+    env = {
+        "KEEL_COINPAY_ETH_RPC_URLS": anvil.url,
+        "KEEL_COINPAY_ETH_CHAIN_ID": "31337",
+        "KEEL_COINPAY_USDC_ETH_CONTRACT": token,
+    }
+    evm = sources.open_source(config.load(env).chain("ETH"), timeout_seconds=5)
+    async for h in make_harness(
+        db_url,
+        None,
+        sources=[evm],
+        confirmations={"ETH": DEPTH},
+        platform_wallets={"ETH": platform},
+    ):
+        await h.add_live_endpoint(webhook_sink.url)
+        live = senders.open_senders(config.load(env), h.gw.custody.root)
+        h.gw.senders = {**h.gw.senders, "live": live}
+        fee_wallet, _ = (await h.gw.custody.root()).fee_wallet(Family.EVM)
+        try:
+            scan, sweep = h.periodic("scan:ETH"), h.periodic("sweep:ETH")
+            await scan.run()
+            payment = await h.create_live_payment("USDC_ETH")
+            address, amount = payment["payment_address"], int(payment["crypto_amount_base_units"])
+            await mined(anvil, anvil.send_token(token, address, amount))
+            anvil.mine(DEPTH - 1)
+            await scan.run()
+            assert (await h.live_payment(payment["id"]))["status"] == "confirmed"
+
+            # No fee wallet money: the sweep waits, refused, and nothing moves.
+            await h.run_jobs()
+            await sweep.run()
+            assert (await stored(h, payment["id"])).sweep_id is None
+            assert balance(anvil, address) == 0
+
+            await mined(anvil, anvil.send_eth(fee_wallet, 10**18))
+            fee_before = balance(anvil, fee_wallet)
+            await sweep.run()  # the gas is sent: the sweep waits for it
+            assert (await stored(h, payment["id"])).sweep_id is None
+            gas_sent = balance(anvil, address)
+            assert gas_sent > 0
+            await sweep.run()  # the gas is there: signed, stored, sent (anvil mines at once)
+            signing = await stored(h, payment["id"])
+            assert signing.sweep_id is not None
+            await sent(anvil, address, 2)
+            anvil.mine(DEPTH - 1)
+            await sweep.run()
+            done = await stored(h, payment["id"])
+            assert done.status == "forwarded"
+            await mined(anvil, str(done.forward_tx_hash))
+            await h.run_jobs()
+        finally:
+            for sender in live.values():
+                await sender.aclose()
+            await evm.aclose()
+    commission = amount // 100
+    assert (done.commission_amount, done.network_fee) == (commission, 0)
+    assert token_balance(anvil, token, payout_address("ETH")) == amount - commission
+    assert token_balance(anvil, token, platform) == commission
+    assert token_balance(anvil, token, address) == 0
+    # The fee wallet paid the top-up and its own transfer fee; what the two calls did not
+    # burn of the top-up is all that is left at the payment address.
+    receipts = [anvil.receipt(tx) for tx in anvil_txs_from(anvil, address)]
+    burnt = sum(int(r["gasUsed"], 16) * int(r["effectiveGasPrice"], 16) for r in receipts)
+    assert balance(anvil, address) == gas_sent - burnt
+    assert fee_before - balance(anvil, fee_wallet) > gas_sent
+    [forwarded] = webhook_sink.events("payment.forwarded")
+    assert forwarded["data"]["merchant_tx_hash"] == done.forward_tx_hash
+
+
+def anvil_txs_from(anvil: Anvil, address: str) -> list[str]:
+    """The hashes of the transactions ``address`` sent, scanning the node's blocks."""
+    found = []
+    for number in range(anvil.height() + 1):
+        block = anvil.rpc("eth_getBlockByNumber", hex(number), True)
+        found += [tx["hash"] for tx in block["transactions"] if tx["from"] == address.lower()]
+    return found
 
 
 # The kill test ----------------------------------------------------------------------------------

@@ -126,9 +126,11 @@ class SignedSweep:
 class ChainSender(Protocol):
     """Signs and sends sweeps on one network.
 
-    ``sign`` is pure: it spends everything at the inputs' addresses (the same outputs, or the
-    same account nonce, every time it is asked), so two signings of one sweep can never both
-    confirm. ``broadcast`` treats "already known" and "already in a block" as success.
+    ``sign`` spends everything at the inputs' addresses (the same outputs, or the same account
+    nonce, every time it is asked), so two signings of one sweep can never both confirm. It
+    sends nothing of the payments' funds; the one thing it may send is the platform's own
+    network fee ahead of a token sweep (an EVM gas top-up), raising ``SweepWaiting`` until it
+    has landed. ``broadcast`` treats "already known" and "already in a block" as success.
     """
 
     chain: str

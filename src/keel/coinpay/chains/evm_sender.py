@@ -1,4 +1,5 @@
-"""Native-coin sweeps on an EVM chain (ETH, POL, BNB): signed here, sent through its nodes.
+"""Sweeps on an EVM chain (ETH, POL, BNB; native coin and ERC-20 tokens): signed here, sent
+through its nodes.
 
 A payment is swept by at most two legacy (type-0, EIP-155) transactions from its address: nonce
 ``n`` pays the commission to the platform address, nonce ``n + 1`` pays the merchant what is
@@ -25,6 +26,21 @@ loser's signature is discarded unsent) carry the same nonces and at most one of 
 mined. ``latest`` rather than ``pending``: a transaction of ours still in the pool then conflicts
 with a new signing instead of being followed by a second sweep.
 
+**Tokens** (``USDC_ETH``…) are swept the same way, by two ``transfer`` calls of the token
+contract (commission, then merchant: ``received - commission`` exactly, since the network fee is
+paid in the chain's coin). The payment address holds no coin to pay that fee with, so the
+platform's **fee wallet** (``HDRoot.fee_wallet``, kept funded by the operator) first sends it
+exactly the gas the two calls may burn: ``eth_estimateGas`` of each, plus
+``TOKEN_GAS_MARGIN_PERCENT`` (a payee's balance going to zero between estimate and mining makes
+its next credit cost 17,100 gas more), times the gas price. Until that top-up is in the latest
+block :meth:`EvmSender.sign` raises :class:`~keel.coinpay.errors.SweepWaiting`; a top-up still in
+the pool is not sent twice (the pending balance already counts it). The calls are then signed
+at the highest gas price the address can pay, up to the usual margin: a price that rose since
+the top-up costs nothing more while the node's own price is still covered. The top-up moves only the
+platform's money, and the worst a crash can do is send it twice; what gas is left unused stays
+at the payment address (logged). Top-ups are signed and sent one at a time per sender, at the
+fee wallet's pending nonce.
+
 **Refused at signing** (:class:`~keel.coinpay.errors.SweepRefused`, nothing sent): funds that do
 not cover commission plus fee (dust), an address holding less than was received, a payee with
 code (21,000 gas cannot run a contract wallet's or an EIP-7702 account's code: it would fail and
@@ -42,17 +58,24 @@ frame of a raised traceback still holds the key), logs or reprs.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from eth_hash.auto import keccak
 
 from keel.coinpay.chains.base import SignedSweep, SweepInput
 from keel.coinpay.chains.evm import hash32, quantity
 from keel.coinpay.chains.rpc import MalformedResponse, RpcClient
-from keel.coinpay.errors import InvalidChainConfig, RpcCallRejected, SweepRefused, SweepReverted
+from keel.coinpay.errors import (
+    InvalidChainConfig,
+    RpcCallRejected,
+    SweepRefused,
+    SweepReverted,
+    SweepWaiting,
+)
 from keel.coinpay.wallets.address_validation import eip55
 from keel.core.logging import get_logger
 
@@ -62,8 +85,10 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_GAS_PRICE_MARGIN_PERCENT",
     "SEND_REJECTED_CODES",
+    "TOKEN_GAS_MARGIN_PERCENT",
     "TRANSFER_GAS",
     "EvmSender",
+    "FeeWallet",
     "KeySource",
 ]
 
@@ -71,8 +96,15 @@ __all__ = [
 TRANSFER_GAS: Final = 21_000
 DEFAULT_GAS_PRICE_MARGIN_PERCENT: Final = 25
 
+TOKEN_GAS_MARGIN_PERCENT: Final = 25
+# ERC-20 selectors: transfer(address,uint256), balanceOf(address).
+_TRANSFER: Final = "0xa9059cbb"
+_BALANCE_OF: Final = "0x70a08231"
+
 # Derivation index -> the 32-byte secp256k1 private key at that index (custody root, EVM family).
 KeySource = Callable[[int], bytes] | Callable[[int], Awaitable[bytes]]
+# The platform fee wallet's address and 32-byte key (``HDRoot.fee_wallet(Family.EVM)``).
+FeeWallet = Callable[[], Awaitable[tuple[str, bytes]]]
 
 # How nodes refuse a transaction (geth -32000 "already known" / "nonce too low", EIP-1474 and
 # anvil -32003 "transaction rejected", Nethermind -32010): the transaction's fault, not the
@@ -100,6 +132,8 @@ class EvmSender:
         chain_id: int,
         *,
         gas_price_margin_percent: int = DEFAULT_GAS_PRICE_MARGIN_PERCENT,
+        tokens: Mapping[str, str] | None = None,
+        fee_wallet: FeeWallet | None = None,
     ) -> None:
         if chain_id < 1:
             raise ValueError("chain_id must be positive")
@@ -111,6 +145,9 @@ class EvmSender:
         self._keys = keys
         self._margin = gas_price_margin_percent
         self._chain_checked = False
+        self._tokens = {coin: eip55(contract) for coin, contract in (tokens or {}).items()}
+        self._fee_wallet = fee_wallet
+        self._top_up_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"EvmSender({self.chain!r}, chain_id={self.chain_id})"
@@ -121,7 +158,8 @@ class EvmSender:
 
     async def sign(self, inputs: tuple[SweepInput, ...], platform_address: str) -> SignedSweep:
         """The commission and merchant transactions of one payment, signed at the address's
-        current nonce; raises SweepRefused (module docstring) and ChainUnavailable."""
+        current nonce; raises SweepRefused (module docstring), SweepWaiting (a token sweep's
+        gas on its way) and ChainUnavailable."""
         if len(inputs) != 1:
             raise ValueError(f"an EVM sweep moves one payment, not {len(inputs)}")
         [sweep] = inputs
@@ -132,11 +170,14 @@ class EvmSender:
             raise SweepRefused(
                 f"nothing to sweep: received {sweep.received}, commission out of range"
             )
+        contract = self._tokens.get(sweep.coin)
+        if contract is not None:
+            return await self._sign_token(sweep, source, merchant, platform_address, contract)
         payees = [(merchant, 0)]
         if sweep.commission:
             payees.insert(0, (_address(platform_address, "platform address"), sweep.commission))
         nonce, balance, node_price, codes = await self._state(source, [p for p, _ in payees])
-        gas_price = -(-node_price * (100 + self._margin) // 100)  # rounded up
+        gas_price = self._gas_price(node_price)
         fee = TRANSFER_GAS * gas_price * len(payees)
         merchant_wei = sweep.received - sweep.commission - fee
         if merchant_wei <= 0:
@@ -175,6 +216,99 @@ class EvmSender:
         signed = await self._signed(sweep.derivation_index, source, txs)
         raws = ["0x" + tx.raw_transaction.hex() for tx in signed]
         return SignedSweep("0x" + signed[-1].hash.hex(), "\n".join(raws), {sweep.payment_id: fee})
+
+    async def _sign_token(
+        self, sweep: SweepInput, source: str, merchant: str, platform: str, contract: str
+    ) -> SignedSweep:
+        """A token payment's two ``transfer`` calls, once the fee wallet's gas is there."""
+        payees = [(merchant, sweep.received - sweep.commission)]
+        if sweep.commission:
+            payees.insert(0, (_address(platform, "platform address"), sweep.commission))
+        if payees[-1][1] <= 0:
+            raise SweepRefused(f"nothing left for the merchant: commission {sweep.commission}")
+        data = [_TRANSFER + _word(to) + f"{value:064x}" for to, value in payees]
+        calls: list[tuple[str, Sequence[object]]] = [
+            ("eth_getTransactionCount", [source, "latest"]),
+            ("eth_getBalance", [source, "latest"]),
+            ("eth_getBalance", [source, "pending"]),
+            ("eth_gasPrice", []),
+            ("eth_call", [{"to": contract, "data": _BALANCE_OF + _word(source)}, "latest"]),
+            *(("eth_estimateGas", [{"from": source, "to": contract, "data": d}]) for d in data),
+        ]
+        results = await self._rpc.batch(calls, parse=_hex)
+        held = results[4]
+        if not isinstance(held, RpcCallRejected) and quantity(held) < sweep.received:
+            # Before the estimates are read: a transfer of more than is held cannot be estimated.
+            raise SweepRefused(
+                f"{source} holds {quantity(held)} {sweep.coin} base units, less than the "
+                f"{sweep.received} received"
+            )
+        for result in results:
+            if isinstance(result, RpcCallRejected):
+                raise result
+        nonce, balance, pending, node_price, _, *estimates = (quantity(str(r)) for r in results)
+        limits = [-(-gas * (100 + TOKEN_GAS_MARGIN_PERCENT) // 100) for gas in estimates]
+        # The gas price the address can pay, up to the usual margin: a top-up sent a round ago
+        # at a lower price still serves while it covers the node's price, so a rising price
+        # does not send a top-up every round.
+        gas_price = min(self._gas_price(node_price), balance // sum(limits))
+        if gas_price < node_price:
+            gas_price = self._gas_price(node_price)
+            await self._top_up(source, sum(limits) * gas_price, pending, gas_price)
+        if balance > sum(limits) * gas_price:
+            surplus = balance - sum(limits) * gas_price
+            log.info("sweep_gas_surplus", chain=self.chain, address=source, wei=surplus)
+        txs: list[dict[str, Any]] = [
+            {
+                "nonce": nonce + offset,
+                "gasPrice": gas_price,
+                "gas": limit,
+                "to": contract,
+                "value": 0,
+                "data": bytes.fromhex(call[2:]),
+                "chainId": self.chain_id,
+            }
+            for offset, (call, limit) in enumerate(zip(data, limits, strict=True))
+        ]
+        signed = await self._signed(sweep.derivation_index, source, txs)
+        raws = ["0x" + tx.raw_transaction.hex() for tx in signed]
+        return SignedSweep("0x" + signed[-1].hash.hex(), "\n".join(raws), {sweep.payment_id: 0})
+
+    async def _top_up(self, address: str, needed: int, pending: int, gas_price: int) -> NoReturn:
+        """Send ``address`` from the fee wallet what it lacks of ``needed`` wei (unless the
+        pool already holds it); always raises SweepWaiting (or SweepRefused: no fee wallet,
+        or one that cannot pay)."""
+        if pending >= needed:
+            raise SweepWaiting(f"{address}: the gas for its token sweep is in the pool")
+        if self._fee_wallet is None:
+            raise SweepRefused(f"{self.chain}: a token sweep needs a fee wallet, and none is set")
+        async with self._top_up_lock:
+            fee_address, _ = await self._fee_wallet()
+            calls: list[tuple[str, Sequence[object]]] = [
+                ("eth_getTransactionCount", [fee_address, "pending"]),
+                ("eth_getBalance", [fee_address, "pending"]),
+            ]
+            nonce, funds = map(quantity, await self._values(calls))
+            value = needed - pending
+            if funds < value + TRANSFER_GAS * gas_price:
+                raise SweepRefused(
+                    f"{self.chain} fee wallet {fee_address} holds {funds} wei: it needs "
+                    f"{value + TRANSFER_GAS * gas_price} to send {address} its sweep's gas"
+                )
+            tx = {
+                "nonce": nonce,
+                "gasPrice": gas_price,
+                "gas": TRANSFER_GAS,
+                "to": address,
+                "value": value,
+                "data": b"",
+                "chainId": self.chain_id,
+            }
+            [signed] = await self._signed(None, fee_address, [tx])
+            raw = "0x" + signed.raw_transaction.hex()
+            await self.broadcast(raw)
+        log.info("sweep_gas_sent", chain=self.chain, address=address, wei=value)
+        raise SweepWaiting(f"{address}: sent {value} wei for its token sweep's gas")
 
     async def broadcast(self, raw: str) -> None:
         """Send each stored transaction in nonce order; one the node already has counts as
@@ -231,36 +365,47 @@ class EvmSender:
             ("eth_gasPrice", []),
             *(("eth_getCode", [payee, "latest"]) for payee in payees),
         ]
-        results = await self._rpc.batch(calls, parse=_hex)
+        values = await self._values(calls)
+        nonce, balance, price = (quantity(v) for v in values[:3])
+        return nonce, balance, price, [v.lower() for v in values[3:]]
+
+    async def _values(self, calls: list[tuple[str, Sequence[object]]]) -> list[str]:
+        """The hex results of ``calls`` in one request (one node's view); a refusal raises."""
         values: list[str] = []
-        for result in results:
+        for result in await self._rpc.batch(calls, parse=_hex):
             if isinstance(result, RpcCallRejected):
                 raise result
             values.append(result)
-        nonce, balance, price = (quantity(v) for v in values[:3])
-        return nonce, balance, price, [v.lower() for v in values[3:]]
+        return values
+
+    def _gas_price(self, node_price: int) -> int:
+        return -(-node_price * (100 + self._margin) // 100)  # rounded up
 
     async def _known(self, tx_hash: str) -> bool:
         found = await self._rpc.call("eth_getTransactionByHash", [tx_hash])
         return isinstance(found, dict)
 
     async def _signed(
-        self, index: int, source: str, txs: list[dict[str, Any]]
+        self, index: int | None, source: str, txs: list[dict[str, Any]]
     ) -> list[SignedTransaction]:
-        """``txs`` signed by the key at ``index``, which must control ``source``. The key lives
-        in this frame alone and is gone from it before anything is raised."""
+        """``txs`` signed by the key at ``index`` (None: the fee wallet's), which must control
+        ``source``. The key lives in this frame alone and is gone from it before anything is
+        raised."""
         # Imported on first use: eth-account takes about a second to import, which every
         # `keel` command opening the gateway would pay otherwise.
         from eth_account import Account
 
-        key: bytes | None = await _key(self._keys, index)
+        key: bytes | None = await (
+            _key(self._keys, index) if index is not None else _fee_key(self._fee_wallet)
+        )
         account: Any = None
         problem = None
         signed: list[SignedTransaction] = []
         try:
             account = Account.from_key(key)
             if account.address != source:
-                problem = f"the key at derivation index {index} does not control {source}"
+                whose = "the fee wallet's key" if index is None else f"the key at index {index}"
+                problem = f"{whose} does not control {source}"
             else:
                 signed = [account.sign_transaction(tx) for tx in txs]
         except Exception as exc:  # eth-account's message could quote its input
@@ -270,6 +415,15 @@ class EvmSender:
         if problem is not None:
             raise SweepRefused(problem)
         return signed
+
+
+async def _fee_key(wallet: FeeWallet | None) -> bytes:
+    if wallet is None:
+        raise SweepRefused("no fee wallet is set")
+    _, key = await wallet()
+    if len(key) != 32:
+        raise SweepRefused("the fee wallet's key is not 32 bytes")
+    return key
 
 
 async def _key(keys: KeySource, index: int) -> bytes:
@@ -287,6 +441,11 @@ def _address(value: str, what: str) -> str:
         return eip55(value.strip())
     except ValueError:
         raise SweepRefused(f"the {what} {value[:50]!r} is not an EVM address") from None
+
+
+def _word(address: str) -> str:
+    """An address as a 32-byte ABI word, hex without 0x."""
+    return address[2:].lower().rjust(64, "0")
 
 
 def _hex(value: object) -> str:

@@ -1,9 +1,10 @@
 """The live senders of the configured chains: who signs and sends their sweeps.
 
 Each configured chain of a family with a sender gets one over an
-:class:`~keel.coinpay.chains.rpc.RpcClient` of its provider URLs: today the EVM chains' native
-coins (:class:`~keel.coinpay.chains.evm_sender.EvmSender`, signed for the chain id of
-``KEEL_COINPAY_<CHAIN>_CHAIN_ID``, else the mainnet id of ``assets``) and the P2WPKH chains
+:class:`~keel.coinpay.chains.rpc.RpcClient` of its provider URLs: today the EVM chains' coins
+and tokens (:class:`~keel.coinpay.chains.evm_sender.EvmSender`, signed for the chain id of
+``KEEL_COINPAY_<CHAIN>_CHAIN_ID``, else the mainnet id of ``assets``; token sweeps' gas comes
+from the custody root's EVM fee wallet) and the P2WPKH chains
 (:class:`~keel.coinpay.chains.utxo_sender.UtxoSender`, batched). Chains of other families get
 none yet, so their live payments wait at ``forwarding``; the forward job's retries count them
 in ``coinpay_settlement_failures_total``.
@@ -26,14 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keel.coinpay.assets import COINS
 from keel.coinpay.chains.config import ChainConfig, ChainsConfig
-from keel.coinpay.chains.evm_sender import EvmSender, KeySource
+from keel.coinpay.chains.evm_sender import EvmSender, FeeWallet, KeySource
 from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient, default_breaker
 from keel.coinpay.chains.utxo_sender import P2WPKH_FAMILIES, UtxoSender, open_utxo_sender
 from keel.coinpay.errors import InvalidChainConfig
 from keel.coinpay.wallets import Family, HDRoot
 from keel.core.resilience import CircuitBreaker
 
-__all__ = ["evm_keys", "open_sender", "open_senders"]
+__all__ = ["evm_fee_wallet", "evm_keys", "open_sender", "open_senders"]
 
 RootSource = Callable[[], Awaitable[HDRoot]]
 
@@ -48,10 +49,20 @@ def evm_keys(root: RootSource) -> Callable[[int], Awaitable[bytes]]:
     return key
 
 
+def evm_fee_wallet(root: RootSource) -> FeeWallet:
+    """The custody root's EVM fee wallet (address, key), derived when asked."""
+
+    async def wallet() -> tuple[str, bytes]:
+        return (await root()).fee_wallet(Family.EVM)
+
+    return wallet
+
+
 def open_sender(
     config: ChainConfig,
     keys: KeySource,
     *,
+    fee_wallet: FeeWallet | None = None,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     client: httpx.AsyncClient | None = None,
 ) -> EvmSender:
@@ -68,7 +79,8 @@ def open_sender(
         breaker=_send_breaker,
         client=client,
     )
-    return EvmSender(config.chain, rpc, keys, config.chain_id)
+    tokens = {token.coin: token.contract for token in config.tokens}
+    return EvmSender(config.chain, rpc, keys, config.chain_id, tokens=tokens, fee_wallet=fee_wallet)
 
 
 def open_senders(
@@ -91,7 +103,11 @@ def open_senders(
         family = COINS[chain].family
         if family is Family.EVM:
             senders[chain] = open_sender(
-                chains.chain(chain), keys, timeout_seconds=timeout_seconds, client=client
+                chains.chain(chain),
+                keys,
+                fee_wallet=evm_fee_wallet(root),
+                timeout_seconds=timeout_seconds,
+                client=client,
             )
         elif family in P2WPKH_FAMILIES and sessions is not None and chain in wallets:
             senders[chain] = open_utxo_sender(

@@ -36,6 +36,7 @@ from sqlalchemy import select, update
 from keel.coinpay import lifecycle, models
 from keel.coinpay.assets import coins_on
 from keel.coinpay.chains.base import ChainSender, SignedSweep, SweepInput
+from keel.coinpay.errors import SweepWaiting
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.lifecycle import Status
 from keel.coinpay.payments.model import Payment
@@ -145,6 +146,11 @@ class Sweeper:
         inputs = tuple(_input(p) for p in batch)
         try:
             signed = await self.sender.sign(inputs, self._platform)
+        except SweepWaiting as exc:
+            log.info(
+                "sweep_waiting", chain=self.chain, payments=[p.id for p in batch], why=str(exc)
+            )
+            return None
         except Exception as exc:
             SWEEP_ERRORS.labels(self.chain, "sign").inc()
             log.warning(
