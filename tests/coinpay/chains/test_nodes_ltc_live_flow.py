@@ -16,13 +16,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from bip_utils import Base58Encoder
 from sqlalchemy import select
 
 from keel.coinpay import apikeys, bootstrap, lifecycle, models, money, notify
 from keel.coinpay.chains import config, sources
 from keel.coinpay.chains.base import ChainSource, SweepInput
-from keel.coinpay.chains.utxo_sender import open_utxo_sender, split_fee
-from keel.coinpay.wallets import Family, HDRoot, Network
+from keel.coinpay.chains.rpc import RpcClient
+from keel.coinpay.chains.utxo_sender import UtxoSender, open_utxo_sender, split_fee
+from keel.coinpay.wallets import Family, HDRoot, Network, output_script
 from keel.core.jobs import Periodic
 from tests.chains_nodes import ChainNodes, Litecoind
 from tests.coinpay.conftest import ABANDON, Harness, WebhookSink, make_harness
@@ -405,3 +407,63 @@ def sweep_input(row: Any) -> SweepInput:
         commission=int(row.commission_amount),
         merchant_address=row.payout_address,
     )
+
+
+async def test_a_legacy_p2pkh_sweep_as_signed_for_dogecoin_is_valid_on_a_real_node(
+    litecoind: Litecoind, db_url: str, webhook_sink: WebhookSink
+) -> None:
+    """No Dogecoin node installs here, but its payment addresses are P2PKH with Bitcoin's
+    legacy signatures, which litecoind verifies the same way: funds sent to the script of a
+    DOGE regtest address, swept by a DOGE sender through litecoind, are accepted and mined."""
+    node = litecoind
+    address = ROOT.address(Family.DOGE, 3, Network.REGTEST)
+    doge_script = output_script(Family.DOGE, address, Network.REGTEST)
+    assert doge_script[:3] == b"\x76\xa9\x14"  # P2PKH: the same script on any network
+    ltc_address = base58check(b"\x6f" + doge_script[3:23])  # Litecoin regtest P2PKH
+    txid = node.send(ltc_address, Decimal("1.5"))
+    node.mine(1)
+    vout = next(
+        o["n"]
+        for o in wallet_tx(node, txid)["vout"]
+        if o["scriptPubKey"]["hex"] == doge_script.hex()
+    )
+    payout = ROOT.address(Family.DOGE, 4, Network.REGTEST)
+    platform = ROOT.address(Family.DOGE, 5, Network.REGTEST)
+    async for h, _ in live_harness(db_url, node, webhook_sink):
+        async with h.gw.sessions() as session, session.begin():
+            await session.execute(
+                models.chain_transfers.insert().values(
+                    chain="DOGE", coin="DOGE", tx_hash=txid, position=vout,
+                    address=address, amount=150_000_000, block_height=node.height(),
+                    block_hash=node.rpc("getbestblockhash"), orphaned=False,
+                    first_seen_at=h.gw.clock.now(),
+                )
+            )  # fmt: skip
+
+        async def keys() -> HDRoot:
+            return ROOT
+
+        rpc = RpcClient("DOGE", [node.url], timeout_seconds=10)
+        sender = UtxoSender("DOGE", rpc, h.gw.sessions, keys, network=Network.REGTEST)
+        try:
+            sweep = SweepInput("p", "DOGE", address, 3, 150_000_000, 1_500_000, payout)
+            signed = await sender.sign((sweep,), platform)
+            await sender.broadcast(signed.raw)
+            assert await sender.confirmations(signed.tx_hash) == 0
+            node.mine(1)
+            assert await sender.confirmations(signed.tx_hash) == 1
+        finally:
+            await sender.aclose()
+    tx = node.rpc("decoderawtransaction", signed.raw)
+    paid = {o["scriptPubKey"]["hex"]: units(o["value"]) for o in tx["vout"]}
+    payout_script = output_script(Family.DOGE, payout, Network.REGTEST).hex()
+    platform_script = output_script(Family.DOGE, platform, Network.REGTEST).hex()
+    assert paid == {
+        payout_script: 150_000_000 - 1_500_000 - signed.fees["p"],
+        platform_script: 1_500_000,
+    }
+    assert (tx["version"], tx["vin"][0]["sequence"]) == (1, 0xFFFFFFFF)
+
+
+def base58check(payload: bytes) -> str:
+    return str(Base58Encoder.CheckEncode(payload))

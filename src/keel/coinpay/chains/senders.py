@@ -4,7 +4,7 @@ Each configured chain of a family with a sender gets one over an
 :class:`~keel.coinpay.chains.rpc.RpcClient` of its provider URLs: today the EVM chains' coins
 and tokens (:class:`~keel.coinpay.chains.evm_sender.EvmSender`, signed for the chain id of
 ``KEEL_COINPAY_<CHAIN>_CHAIN_ID``, else the mainnet id of ``assets``; token sweeps' gas comes
-from the custody root's EVM fee wallet) and the P2WPKH chains
+from the custody root's EVM fee wallet) and the UTXO chains
 (:class:`~keel.coinpay.chains.utxo_sender.UtxoSender`, batched). Chains of other families get
 none yet, so their live payments wait at ``forwarding``; the forward job's retries count them
 in ``coinpay_settlement_failures_total``.
@@ -29,9 +29,9 @@ from keel.coinpay.assets import COINS
 from keel.coinpay.chains.config import ChainConfig, ChainsConfig
 from keel.coinpay.chains.evm_sender import EvmSender, FeeWallet, KeySource
 from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient, default_breaker
-from keel.coinpay.chains.utxo_sender import P2WPKH_FAMILIES, UtxoSender, open_utxo_sender
+from keel.coinpay.chains.utxo_sender import UtxoSender, open_utxo_sender
 from keel.coinpay.errors import InvalidChainConfig
-from keel.coinpay.wallets import Family, HDRoot
+from keel.coinpay.wallets import UTXO_FAMILIES, Family, HDRoot
 from keel.core.resilience import CircuitBreaker
 
 __all__ = ["evm_fee_wallet", "evm_keys", "open_sender", "open_senders"]
@@ -93,7 +93,7 @@ def open_senders(
     client: httpx.AsyncClient | None = None,
 ) -> dict[str, EvmSender | UtxoSender]:
     """A sender for every configured chain that can have one (module docstring), by chain.
-    A P2WPKH chain's needs the database (it spends the deposits the scanner stored) and its
+    A UTXO chain's needs the database (it spends the deposits the scanner stored) and its
     platform wallet (checked against the chain's network here, at boot); without them it gets
     none, as its sweeps could not go anywhere."""
     keys = evm_keys(root)
@@ -109,7 +109,7 @@ def open_senders(
                 timeout_seconds=timeout_seconds,
                 client=client,
             )
-        elif family in P2WPKH_FAMILIES and sessions is not None and chain in wallets:
+        elif family in UTXO_FAMILIES and sessions is not None and chain in wallets:
             senders[chain] = open_utxo_sender(
                 chains.chain(chain),
                 sessions,

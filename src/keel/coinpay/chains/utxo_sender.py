@@ -1,4 +1,5 @@
-"""Sweeps of a P2WPKH UTXO chain (Litecoin, Bitcoin): signed here, sent over Bitcoin Core's RPC.
+"""Sweeps of a UTXO chain (Bitcoin, Litecoin, Dogecoin, Bitcoin Cash): signed here, sent over
+Bitcoin Core's RPC.
 
 One transaction sweeps a batch of payments (``batch_limit`` of them): it spends every confirmed,
 unspent output paying each payment's address, and pays
@@ -25,9 +26,21 @@ still in the mempool are left for a later sweep.
 
 **Signing** is local and deterministic: the key of each payment address is derived from the
 installation's seed at the moment of signing (``HDRoot.private_key`` on the chain's network),
-checked to be the key of that address, and signs BIP143 digests with RFC 6979 nonces; so the
-same inputs give the same bytes. Inputs and outputs are ordered by BIP69. Sequence
-``0xfffffffd`` signals replaceability (BIP125) for a later fee bump that spends the same inputs.
+checked to be the key of that address, and signs with RFC 6979 nonces; so the same inputs give
+the same bytes. Inputs and outputs are ordered by BIP69. What is signed depends on the chain:
+
+* BTC and LTC payment addresses are P2WPKH: BIP143 digests, signatures in the witness; sequence
+  ``0xfffffffd`` signals replaceability (BIP125) for a later fee bump spending the same inputs.
+* DOGE addresses are P2PKH: the legacy digest, signature and key in the input script.
+* BCH addresses are P2PKH written as CashAddr, and Bitcoin Cash accepts only signatures with
+  ``SIGHASH_FORKID`` (replay protection since the 2017 split): the BIP143 digest (which commits
+  to the amount spent) with the hash type ``ALL | FORKID`` (0x41, fork id 0) in the preimage and
+  after the signature. A signature without it is invalid there, and this one is invalid on
+  Bitcoin, so a sweep can never be replayed across the two.
+
+DOGE and BCH have no BIP125: their inputs use sequence ``0xffffffff``. Bitcoin Cash Node has no
+``estimatesmartfee``; where a node lacks it the chain's fallback rate applies (1 sat/byte on
+BCH, the node's floor permitting; 0.01 DOGE per kB on Dogecoin, its recommended fee).
 
 **Library: embit** (0.8, MIT, pure Python; it loads the libsecp256k1 it ships, or the
 system's, through ctypes, and falls back to pure Python). It does exactly what is needed here
@@ -46,6 +59,7 @@ unknown and is reported stuck; run the sweeping node with ``-txindex=1`` to rule
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -64,7 +78,7 @@ from keel.coinpay.chains.config import ChainConfig
 from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, MalformedResponse, RpcClient
 from keel.coinpay.chains.utxo import TRANSIENT_CODES
 from keel.coinpay.errors import InvalidAddress, InvalidChainConfig, RpcCallRejected
-from keel.coinpay.wallets import Family, HDRoot, Network, output_script
+from keel.coinpay.wallets import UTXO_FAMILIES, Family, HDRoot, Network, output_script
 from keel.core.logging import get_logger
 
 __all__ = [
@@ -72,6 +86,7 @@ __all__ = [
     "DEFAULT_FALLBACK_FEE_RATE",
     "NotSweepable",
     "UtxoSender",
+    "forkid_digest",
     "open_utxo_sender",
     "split_fee",
 ]
@@ -82,25 +97,37 @@ DEFAULT_BATCH_LIMIT: Final = 50
 # Base units per 1,000 virtual bytes when the node has no estimate: Litecoin Core's -mintxfee
 # (0.0001 LTC/kvB), ten times Bitcoin Core's relay minimum.
 DEFAULT_FALLBACK_FEE_RATE: Final = 10_000
+# Per chain where it differs: BCH 1 sat/byte (blocks are not full); DOGE 0.01 DOGE/kB, the fee
+# Dogecoin Core recommends (its relay floor is a tenth of that).
+FALLBACK_FEE_RATES: Final = {"BCH": 1_000, "DOGE": 1_000_000}
 DEFAULT_FEE_TARGET_BLOCKS: Final = 6
 # Each chain's -dustrelayfee default (base units per kvB): an output worth less than spending
 # it costs at this rate is not relayed.
-DUST_RELAY_FEE: Final = {"BTC": 3_000, "LTC": 30_000}
+DUST_RELAY_FEE: Final = {"BTC": 3_000, "LTC": 30_000, "BCH": 3_000}
+# Dogecoin Core's soft dust limit (0.01 DOGE): a fixed amount, not a rate; below it an output
+# costs an extra fee of that much to relay.
+DOGE_DUST_LIMIT: Final = 1_000_000
 SEQUENCE: Final = 0xFFFFFFFD  # final for locktime, replaceable (BIP125)
+FINAL_SEQUENCE: Final = 0xFFFFFFFF  # chains without BIP125
+# The hash type Bitcoin Cash signs with: SIGHASH_ALL | SIGHASH_FORKID, fork id 0.
+SIGHASH_ALL_FORKID: Final = 0x41
 MAX_SWEEP_OUTPUTS: Final = DEFAULT_BATCH_LIMIT + 1
 
 # Serialised sizes (bytes) for the virtual size: version, locktime; an input without its
 # witness (outpoint 36, empty script 1, sequence 4); a P2WPKH witness at its largest (item
 # count, 72-byte signature with its sighash type... ground to at most 71, pushed with its
 # length, and the 33-byte compressed key); segwit's marker and flag.
-# The families whose coins this sender sweeps (native segwit v0 outputs).
-P2WPKH_FAMILIES: frozenset[Family] = frozenset({Family.BTC, Family.LTC})
+# A legacy P2PKH input: outpoint, script length, the script (signature push, signature with its
+# hash type at its largest, key push, key), sequence.
+_SEGWIT_FAMILIES: Final = frozenset({Family.BTC, Family.LTC})  # P2WPKH payment addresses
 _TX_FIXED, _INPUT, _P2WPKH_WITNESS, _SEGWIT_MARKER = 8, 41, 1 + 1 + 71 + 1 + 33, 2
+_P2PKH_INPUT: Final = 36 + 1 + (1 + 71 + 1 + 33) + 4
 _WITNESS_SCALE = 4
 # RPC_VERIFY_ALREADY_IN_CHAIN; RPC_VERIFY_REJECTED / RPC_VERIFY_ERROR carry "already known".
 _ALREADY_IN_CHAIN: Final = -27
 _ALREADY_KNOWN: Final = ("txn-already-known", "txn-already-in-mempool", "already in mempool")
 _NOT_FOUND: Final = -5
+_METHOD_NOT_FOUND: Final = -32601
 
 
 class NotSweepable(Exception):
@@ -135,7 +162,7 @@ def split_fee(fee: int, weights: Mapping[str, int]) -> dict[str, int]:
 
 
 class UtxoSender:
-    """:class:`~keel.coinpay.chains.base.ChainSender` of one P2WPKH chain (module docstring).
+    """:class:`~keel.coinpay.chains.base.ChainSender` of one UTXO chain (module docstring).
 
     ``rpc`` reaches the chain's nodes (the source's URLs); ``sessions`` reads what the scanner
     stored; ``keys`` returns the installation's HD root (``Custody.root``); ``network`` is the
@@ -151,14 +178,16 @@ class UtxoSender:
         *,
         network: Network = Network.MAINNET,
         batch_limit: int = DEFAULT_BATCH_LIMIT,
-        fallback_fee_rate: int = DEFAULT_FALLBACK_FEE_RATE,
+        fallback_fee_rate: int | None = None,
         fee_target_blocks: int = DEFAULT_FEE_TARGET_BLOCKS,
     ) -> None:
         coin = COINS.get(chain)
-        if coin is None or coin.family not in P2WPKH_FAMILIES:
-            raise ValueError(f"{chain}: P2WPKH sweeps are for BTC and LTC")
+        if coin is None or coin.family not in UTXO_FAMILIES:
+            raise ValueError(f"{chain} is not a UTXO chain")
         if not 1 <= batch_limit <= DEFAULT_BATCH_LIMIT:
             raise ValueError(f"batch_limit must be 1 to {DEFAULT_BATCH_LIMIT}")
+        if fallback_fee_rate is None:
+            fallback_fee_rate = FALLBACK_FEE_RATES.get(chain, DEFAULT_FALLBACK_FEE_RATE)
         if fallback_fee_rate < 1 or fee_target_blocks < 1:
             raise ValueError("fallback_fee_rate and fee_target_blocks must be at least 1")
         self.chain = chain
@@ -171,7 +200,7 @@ class UtxoSender:
         self._keys = keys
         self._fallback = fallback_fee_rate
         self._target = fee_target_blocks
-        self._dust_fee = DUST_RELAY_FEE[chain]
+        self._segwit = coin.family in _SEGWIT_FAMILIES
 
     async def aclose(self) -> None:
         """Close the RPC client's connections."""
@@ -208,16 +237,17 @@ class UtxoSender:
         commission = sum(i.commission for i in inputs)
 
         outputs = _outputs(merchants, owed, platform, commission)  # amounts before the fee
-        fee = _fee(await self._fee_rate(), _vsize(len(coins), [s for s, _ in outputs]))
+        size = _vsize(len(coins), [s for s, _ in outputs], segwit=self._segwit)
+        fee = _fee(await self._fee_rate(), size)
         shares = split_fee(fee, owed)
         paid = {pid: owed[pid] - shares[pid] for pid in owed}
         outputs = _outputs(merchants, paid, platform, commission)
         for out_script, amount in outputs:
-            if amount < _dust(out_script, self._dust_fee):
+            if amount < self._dust(out_script):
                 raise NotSweepable(
                     f"an output of {amount} base units is dust on {self.chain} (the fee is {fee})"
                 )
-        tx = _signed(coins, outputs, keys)
+        tx = _signed(self._family, coins, outputs, keys)
         return SignedSweep(tx.txid().hex(), tx.serialize().hex(), shares)
 
     async def broadcast(self, raw: str) -> None:
@@ -258,7 +288,7 @@ class UtxoSender:
             secret = root.private_key(self._family, i.derivation_index, self.network)
             key = ec.PrivateKey(secret)
             expected = output_script(self._family, i.address, self.network)
-            if script.p2wpkh(key.get_public_key()).data != expected:
+            if _payment_script(self._family, key.get_public_key()).data != expected:
                 raise NotSweepable(
                     f"payment {i.payment_id}: index {i.derivation_index} on {self.network} is "
                     "not the key of its address"
@@ -303,7 +333,12 @@ class UtxoSender:
     async def _fee_rate(self) -> int:
         """Base units per 1,000 vbytes: the node's estimate or the fallback, never below what
         its mempool accepts."""
-        estimate = await self._rpc.call("estimatesmartfee", [self._target], parse=_dict)
+        try:
+            estimate = await self._rpc.call("estimatesmartfee", [self._target], parse=_dict)
+        except RpcCallRejected as exc:
+            if exc.rpc_code != _METHOD_NOT_FOUND:  # Bitcoin Cash Node has no estimatesmartfee
+                raise
+            estimate = {}
         pool = await self._rpc.call("getmempoolinfo", [], parse=_dict)
         rate = self._fallback
         if isinstance(estimate.get("feerate"), Decimal):
@@ -311,6 +346,12 @@ class UtxoSender:
         floors = [pool.get("mempoolminfee"), pool.get("minrelaytxfee")]
         floor = max((money.units_of(f, self._decimals) for f in floors if f is not None), default=0)
         return max(rate, floor)
+
+    def _dust(self, out_script: bytes) -> int:
+        """The smallest output the chain's nodes relay to ``out_script``."""
+        if self.chain == "DOGE":
+            return DOGE_DUST_LIMIT
+        return _dust(out_script, DUST_RELAY_FEE[self.chain])
 
 
 def open_utxo_sender(
@@ -321,7 +362,7 @@ def open_utxo_sender(
     platform_address: str,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> UtxoSender:
-    """The sender of a configured P2WPKH chain through its providers (close with
+    """The sender of a configured UTXO chain through its providers (close with
     ``aclose()``). Refuses, at boot rather than at the first sweep, a chain with no URL and a
     platform address that is not of the chain's network (InvalidChainConfig)."""
     if not config.configured:
@@ -357,12 +398,15 @@ def _outputs(
     return sorted(outputs, key=lambda out: (out[1], out[0]))
 
 
-def _vsize(inputs: int, scripts: Iterable[bytes]) -> int:
-    """Virtual size of a transaction of ``inputs`` P2WPKH inputs paying ``scripts``, every
-    signature at its largest."""
+def _vsize(inputs: int, scripts: Iterable[bytes], *, segwit: bool = True) -> int:
+    """Virtual size of a transaction of ``inputs`` P2WPKH (``segwit``) or P2PKH inputs paying
+    ``scripts``, every signature at its largest."""
     outs = list(scripts)
-    base = _TX_FIXED + _varint_size(inputs) + inputs * _INPUT + _varint_size(len(outs))
+    per_input = _INPUT if segwit else _P2PKH_INPUT
+    base = _TX_FIXED + _varint_size(inputs) + inputs * per_input + _varint_size(len(outs))
     base += sum(8 + _varint_size(len(s)) + len(s) for s in outs)
+    if not segwit:
+        return base
     weight = base * _WITNESS_SCALE + _SEGWIT_MARKER + inputs * _P2WPKH_WITNESS
     return math.ceil(weight / _WITNESS_SCALE)
 
@@ -382,24 +426,79 @@ def _varint_size(n: int) -> int:
     return 1 if n < 0xFD else 3 if n <= 0xFFFF else 5
 
 
+def _payment_script(family: Family, public: ec.PublicKey) -> script.Script:
+    """The output script of a payment address of ``family`` with key ``public``."""
+    return script.p2wpkh(public) if family in _SEGWIT_FAMILIES else script.p2pkh(public)
+
+
 def _signed(
-    coins: Sequence[_Coin], outputs: Sequence[tuple[bytes, int]], keys: Mapping[str, ec.PrivateKey]
+    family: Family,
+    coins: Sequence[_Coin],
+    outputs: Sequence[tuple[bytes, int]],
+    keys: Mapping[str, ec.PrivateKey],
 ) -> Any:
+    """The transaction spending ``coins`` to ``outputs``, signed as ``family``'s chain wants
+    (module docstring)."""
+    segwit = family in _SEGWIT_FAMILIES
+    sequence = SEQUENCE if segwit else FINAL_SEQUENCE
     ordered = sorted(coins, key=lambda c: (c.txid, c.vout))  # BIP69
     tx = Transaction(
-        version=2,
-        vin=[TransactionInput(bytes.fromhex(c.txid), c.vout, sequence=SEQUENCE) for c in ordered],
+        version=1 if family is Family.DOGE else 2,
+        vin=[TransactionInput(bytes.fromhex(c.txid), c.vout, sequence=sequence) for c in ordered],
         vout=[TransactionOutput(amount, script.Script(s)) for s, amount in outputs],
         locktime=0,
     )
     for index, coin in enumerate(ordered):
         key = keys[coin.payment_id]
         public = key.get_public_key()
-        # BIP143: a P2WPKH input signs the P2PKH script of its key as its script code.
-        digest = tx.sighash_segwit(index, script.p2pkh(public), coin.amount)
-        signature = key.sign(digest).serialize() + bytes([SIGHASH.ALL])
-        tx.vin[index].witness = script.Witness([signature, public.sec()])
+        # A P2WPKH input (BIP143) and a BCH one sign the P2PKH script of the key as their code.
+        code = script.p2pkh(public)
+        if segwit:
+            digest = tx.sighash_segwit(index, code, coin.amount)
+            signature = key.sign(digest).serialize() + bytes([SIGHASH.ALL])
+            tx.vin[index].witness = script.Witness([signature, public.sec()])
+            continue
+        if family is Family.BCH:
+            digest = forkid_digest(tx, index, code, coin.amount)
+            hash_type = SIGHASH_ALL_FORKID
+        else:
+            digest = tx.sighash_legacy(index, code)
+            hash_type = SIGHASH.ALL
+        signature = key.sign(digest).serialize() + bytes([hash_type])
+        tx.vin[index].script_sig = script.Script(_push(signature) + _push(public.sec()))
     return tx
+
+
+def forkid_digest(
+    tx: Any, index: int, script_code: script.Script, amount: int, hash_type: int = 0x41
+) -> bytes:
+    """The digest a Bitcoin Cash input signs: BIP143's preimage (every input's outpoint and
+    sequence, this input's script code and amount, every output) with ``hash_type``
+    (``ALL | FORKID`` = 0x41) in its last four bytes. With hash type 1 it is BIP143's own."""
+    spent = tx.vin[index]
+    preimage = b"".join(
+        [
+            tx.version.to_bytes(4, "little"),
+            hashlib.sha256(tx.hash_prevouts()).digest(),
+            hashlib.sha256(tx.hash_sequence()).digest(),
+            bytes(reversed(spent.txid)),
+            spent.vout.to_bytes(4, "little"),
+            script_code.serialize(),
+            amount.to_bytes(8, "little"),
+            spent.sequence.to_bytes(4, "little"),
+            hashlib.sha256(tx.hash_outputs()).digest(),
+            tx.locktime.to_bytes(4, "little"),
+            hash_type.to_bytes(4, "little"),
+        ]
+    )
+    return hashlib.sha256(hashlib.sha256(preimage).digest()).digest()
+
+
+def _push(data: bytes) -> bytes:
+    """A script push of ``data`` (under 76 bytes: signatures and keys)."""
+    if len(data) >= 0x4C:
+        raise ValueError("a direct push holds at most 75 bytes")
+    return bytes([len(data)]) + data
 
 
 def _dict(result: Any) -> dict[str, Any]:
