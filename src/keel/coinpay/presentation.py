@@ -26,6 +26,7 @@ def event_data(row: Payment) -> dict[str, Any]:
         "payment_address": row.payment_address,
         "tx_hash": row.tx_hash,
         "merchant_tx_hash": row.forward_tx_hash,
+        **settlement(row),
         "confirmations": row.confirmations,
         "paid_partial": row.paid_partial,
         "paid_over": row.paid_over,
@@ -85,6 +86,7 @@ def to_wire(row: Payment) -> dict[str, Any]:
         "required_confirmations": row.required_confirmations,
         "tx_hash": row.tx_hash,
         "forward_tx_hash": row.forward_tx_hash,
+        **settlement(row),
         "description": row.description,
         "metadata": row.metadata,
         "mode": row.mode,
@@ -92,6 +94,23 @@ def to_wire(row: Payment) -> dict[str, Any]:
         "created_at": iso(row.created_at),
         "confirmed_at": iso(row.confirmed_at),
         "forwarded_at": iso(row.forwarded_at),
+    }
+
+
+def settlement(row: Payment) -> dict[str, str | None]:
+    """How the received funds are split, in the coin's units, once the split is written (at
+    ``forwarding``; null before): the platform's commission (``fee_amount``, as CoinPayPortal
+    names it), the network fee the sweep pays from the merchant's part (0 for a token, whose
+    fee is paid in the chain's coin by the platform), and what reaches the merchant."""
+    if row.commission_amount is None:
+        return {"fee_amount": None, "network_fee": None, "merchant_amount": None}
+    decimals = get_coin(row.blockchain).decimals
+    fee = row.network_fee
+    merchant = None if fee is None else row.received_amount - row.commission_amount - fee
+    return {
+        "fee_amount": format_units(row.commission_amount, decimals),
+        "network_fee": None if fee is None else format_units(fee, decimals),
+        "merchant_amount": None if merchant is None else format_units(merchant, decimals),
     }
 
 

@@ -28,6 +28,7 @@ from keel.coinpay import models, payments
 from keel.coinpay.chains import config, senders, sources
 from keel.coinpay.chains.base import ChainSource
 from keel.coinpay.chains.evm_sender import TRANSFER_GAS
+from keel.coinpay.money import format_units
 from keel.coinpay.wallets import Family
 from keel.coinpay.wallets.address_validation import eip55
 from keel.core.crypto import new_key
@@ -174,6 +175,18 @@ async def test_a_confirmed_live_payment_is_swept_exactly_and_announced(
     [forwarded] = webhook_sink.events("payment.forwarded")
     assert forwarded["data"]["payment_id"] == payment["id"]
     assert forwarded["data"]["merchant_tx_hash"] == done.forward_tx_hash
+    # The split as the merchant sees it, in the API and the webhook: exact decimal strings.
+    assert done.commission_amount is not None
+    assert done.network_fee is not None
+    split = {
+        "fee_amount": format_units(done.commission_amount, 18),
+        "network_fee": format_units(done.network_fee, 18),
+        "merchant_amount": format_units(
+            done.received_amount - done.commission_amount - done.network_fee, 18
+        ),
+    }
+    assert {k: shown[k] for k in split} == split
+    assert {k: forwarded["data"][k] for k in split} == split
     assert all(signed_by(secret, r) for r in webhook_sink.received)
 
 
@@ -256,6 +269,10 @@ async def test_a_token_payment_is_swept_with_gas_from_the_fee_wallet(
     assert fee_before - balance(anvil, fee_wallet) > gas_sent
     [forwarded] = webhook_sink.events("payment.forwarded")
     assert forwarded["data"]["merchant_tx_hash"] == done.forward_tx_hash
+    assert (forwarded["data"]["merchant_amount"], forwarded["data"]["network_fee"]) == (
+        format_units(amount - commission, 6),
+        "0",
+    )
 
 
 def anvil_txs_from(anvil: Anvil, address: str) -> list[str]:
