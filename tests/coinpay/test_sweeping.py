@@ -93,6 +93,13 @@ async def forwarding(h: Harness, count: int) -> list[str]:
     return ids
 
 
+async def api_payment(h: Harness, payment_id: str) -> dict[str, Any]:
+    response = await h.client.get(f"/api/payments/{payment_id}", headers=h.auth())
+    assert response.status_code == 200, response.text
+    payment: dict[str, Any] = response.json()["payment"]
+    return payment
+
+
 async def stored(h: Harness, payment_id: str) -> payments.Payment:
     async with h.gw.sessions() as session:
         return await payments.store.load(session, payment_id)
@@ -167,11 +174,14 @@ async def test_a_forgotten_transaction_is_sent_again_and_a_slow_one_reported_stu
     async with harness.gw.sessions() as session:
         [sweep] = (await session.execute(select(models.sweeps))).all()
     assert "not confirmed" in sweep.last_error
-    assert (await stored(harness, payment_id)).status == "forwarding"
+    shown = await api_payment(harness, payment_id)
+    assert shown["status"] == "forwarding"
+    assert shown["forwarding_reason"] == f"sweep: {sweep.last_error}"  # the merchant sees why
     sender.mine(2)
     report = await sweeper(harness, sender, stuck_after=timedelta(minutes=30)).round()
     assert (report.confirmed, report.stuck) == (1, 0)
-    assert (await stored(harness, payment_id)).status == "forwarded"
+    shown = await api_payment(harness, payment_id)
+    assert (shown["status"], shown["forwarding_reason"]) == ("forwarded", None)
 
 
 async def test_a_sweep_the_sender_refuses_is_counted_once_overdue(harness: Harness) -> None:
@@ -189,8 +199,11 @@ async def test_a_sweep_the_sender_refuses_is_counted_once_overdue(harness: Harne
     await sweeper(harness, sender, **options).round()
     assert UNSIGNED_STUCK.labels("test", "LTC")._value.get() == 1
     assert (await stored(harness, payment_id)).sweep_id is None
+    shown = await api_payment(harness, payment_id)
+    assert shown["forwarding_reason"] == "not signed: the merchant's part would be dust"
     await sweeper(harness, ScriptedSender(), **options).round()  # the cause is fixed
     assert UNSIGNED_STUCK.labels("test", "LTC")._value.get() == 0
+    assert (await api_payment(harness, payment_id))["forwarding_reason"] is None
 
 
 async def test_a_batching_chains_payments_wait_for_its_round_and_leave_in_one_transaction(

@@ -144,6 +144,8 @@ payments = Table(
     # The sweep carrying the funds out, and this payment's share of its network fee.
     Column("sweep_id", String(36), nullable=True, index=True),
     Column("network_fee", BigUInt, nullable=True),
+    # Why a payment in forwarding is still there (a refused or stuck sweep); null otherwise.
+    Column("settlement_note", String(300), nullable=True),
     Index("ix_coinpay_payments_business_created", "business_id", "mode", "created_at"),
     Index("ix_coinpay_payments_status_expires", "status", "expires_at"),
 )

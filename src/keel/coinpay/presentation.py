@@ -87,6 +87,7 @@ def to_wire(row: Payment) -> dict[str, Any]:
         "tx_hash": row.tx_hash,
         "forward_tx_hash": row.forward_tx_hash,
         **settlement(row),
+        "forwarding_reason": row.settlement_note,
         "description": row.description,
         "metadata": row.metadata,
         "mode": row.mode,

@@ -54,6 +54,7 @@ class Payment:
     commission_amount: int | None
     sweep_id: str | None
     network_fee: int | None
+    settlement_note: str | None
 
     @classmethod
     def from_row(cls, row: Any) -> Payment:

@@ -147,9 +147,9 @@ class Sweeper:
         try:
             signed = await self.sender.sign(inputs, self._platform)
         except SweepWaiting as exc:
-            log.info(
-                "sweep_waiting", chain=self.chain, payments=[p.id for p in batch], why=str(exc)
-            )
+            ids = [p.id for p in batch]
+            log.info("sweep_waiting", chain=self.chain, payments=ids, why=str(exc))
+            await self._explain(batch, f"waiting: {exc}")
             return None
         except Exception as exc:
             SWEEP_ERRORS.labels(self.chain, "sign").inc()
@@ -159,6 +159,7 @@ class Sweeper:
                 payments=[p.id for p in batch],
                 error=str(exc)[:200],
             )
+            await self._explain(batch, f"not signed: {exc}")
             return None
         try:
             await self._claim(batch, signed)
@@ -180,7 +181,11 @@ class Sweeper:
                         t.c.sweep_id.is_(None),
                         t.c.status == Status.FORWARDING.value,
                     )
-                    .values(sweep_id=sweep_id, network_fee=signed.fees.get(payment.id, 0))
+                    .values(
+                        sweep_id=sweep_id,
+                        network_fee=signed.fees.get(payment.id, 0),
+                        settlement_note=None,
+                    )
                 )
                 if not getattr(claimed, "rowcount", 0):
                     raise _Taken()  # rolls back the claims made so far; nothing was stored
@@ -223,6 +228,10 @@ class Sweeper:
                     attempts=s.c.attempts + 1,
                     last_error=None,
                 )
+            )
+            t = models.payments
+            await session.execute(
+                update(t).where(t.c.sweep_id == sweep.id).values(settlement_note=None)
             )
         SWEEPS.labels(self.chain, "sent").inc()
         return 1
@@ -280,6 +289,7 @@ class Sweeper:
                     "settlement",
                     forward_tx_hash=sweep.tx_hash,
                     forwarded_at=self._gw.clock.now(),
+                    settlement_note=None,
                 )
             await session.execute(
                 update(s)
@@ -306,7 +316,8 @@ class Sweeper:
             ).all()
 
     async def _note(self, sweep_id: str, error: str) -> None:
-        s = models.sweeps
+        """Record a sweep's problem on it and, as their reason, on its payments."""
+        s, t = models.sweeps, models.payments
         log.warning("sweep_problem", chain=self.chain, sweep_id=sweep_id, error=error[:200])
         async with self._gw.sessions() as session, session.begin():
             await session.execute(
@@ -314,6 +325,33 @@ class Sweeper:
                 .where(s.c.id == sweep_id)
                 .values(last_error=error, attempts=s.c.attempts + 1)
             )
+            await session.execute(
+                update(t)
+                .where(t.c.sweep_id == sweep_id, t.c.status == Status.FORWARDING.value)
+                .values(settlement_note=_short(f"sweep: {error}"))
+            )
+
+    async def _explain(self, batch: Sequence[Payment], why: str) -> None:
+        """Show on each payment of an unsigned batch why it waits (written when it changes)."""
+        note = _short(why)
+        stale = [p.id for p in batch if p.settlement_note != note]
+        if not stale:
+            return
+        t = models.payments
+        async with self._gw.sessions() as session, session.begin():
+            await session.execute(
+                update(t)
+                .where(
+                    t.c.id.in_(stale),
+                    t.c.sweep_id.is_(None),
+                    t.c.status == Status.FORWARDING.value,
+                )
+                .values(settlement_note=note)
+            )
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 300 else text[:299] + "…"
 
 
 def _input(payment: Payment) -> SweepInput:
