@@ -6,6 +6,8 @@ import pytest
 from sqlalchemy import func, select
 
 from keel.coinpay import models
+from keel.coinpay.assets import COINS
+from keel.coinpay.chains import config
 from tests.coinpay.conftest import Harness
 
 
@@ -266,3 +268,27 @@ async def test_a_live_payment_on_a_chain_nobody_watches_is_refused_before_anythi
     assert await indexes_used() == before
     # The test world's SOL is simulated: always available.
     assert (await harness.create_payment(blockchain="SOL"))["mode"] == "test"
+
+
+async def test_a_live_payments_wallet_uri_names_the_configured_chain_and_token(
+    harness: Harness,
+) -> None:
+    """A wallet scanning the URI must pay on the chain that is watched: a test network's
+    chain id and a token contract of its own, where configured; mainnet's in test mode."""
+    token = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    harness.gw.live_chains = config.load(
+        {"KEEL_COINPAY_ETH_CHAIN_ID": "31337", "KEEL_COINPAY_USDC_ETH_CONTRACT": token}
+    )
+    eth = await harness.create_live_payment("ETH")
+    assert eth["payment_uri"].startswith(f"ethereum:{eth['payment_address']}@31337?value=")
+    usdc = await harness.create_live_payment("USDC_ETH")
+    assert usdc["payment_uri"].startswith(f"ethereum:{token}@31337/transfer?address=")
+    listed = await harness.client.get("/api/payments", headers=harness.auth(harness.live_key))
+    assert {p["payment_uri"] for p in listed.json()["payments"]} == {
+        eth["payment_uri"],
+        usdc["payment_uri"],
+    }
+    page = await harness.client.get(f"/pay/{usdc['id']}")
+    assert f"ethereum:{token}@31337/transfer" in page.text
+    test = await harness.create_payment(blockchain="USDC_ETH")
+    assert test["payment_uri"].startswith(f"ethereum:{COINS['USDC_ETH'].contract}@1/transfer")

@@ -175,6 +175,7 @@ async def open_gateway(
             "live": live_senders,
         },
         networks={c: n for c, n in networks.items() if n is not Network.MAINNET},
+        live_chains=chains or chain_config.load(environ or {}),
         closers=[
             *closers,
             http.aclose,

@@ -294,7 +294,7 @@ def payments_list(
 
     async def work(gw: Gateway) -> list[dict[str, Any]]:
         rows = await payments.operator_list(gw, business_id=business, status=status, limit=limit)
-        return [presentation.to_wire(r) for r in rows]
+        return [presentation.to_wire(r, gw.live_chains) for r in rows]
 
     rows = _run(work)
     if as_json:

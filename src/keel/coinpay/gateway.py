@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keel.coinpay.addresses import IndexAllocator
 from keel.coinpay.chains.base import ChainSender, ChainWatcher
+from keel.coinpay.chains.config import ChainsConfig
+from keel.coinpay.chains.config import load as load_chains
 from keel.coinpay.chains.scanner import Scanner
 from keel.coinpay.chains.simulated import SimulatedChain
 from keel.coinpay.custody import Custody
@@ -52,6 +54,9 @@ class Gateway:
     # The network of each live UTXO chain not on mainnet ("LTC": Network.REGTEST), from
     # KEEL_COINPAY_<CHAIN>_NETWORK; see network().
     networks: Mapping[str, Network] = field(default_factory=dict)
+    # The live chains' configuration (KEEL_COINPAY_<CHAIN>_*): chain ids and token contracts
+    # for wallet URIs. Mainnet's when nothing is configured.
+    live_chains: ChainsConfig = field(default_factory=lambda: load_chains({}))
 
     def network(self, mode: str, chain: str) -> Network:
         """The network whose address forms ``chain`` uses in ``mode``: a live chain's

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +10,7 @@ from keel.coinpay.assets import Coin, get_coin
 from keel.coinpay.money import FIAT_EXPONENTS, format_units
 
 if TYPE_CHECKING:
+    from keel.coinpay.chains.config import ChainsConfig
     from keel.coinpay.payments import Payment
 
 
@@ -35,9 +37,20 @@ def event_data(row: Payment) -> dict[str, Any]:
     }
 
 
-def payment_uri(row: Payment) -> str:
-    """The wallet URI customers scan: BIP21, EIP-681 or Solana Pay."""
+def payment_uri(row: Payment, chains: ChainsConfig | None = None) -> str:
+    """The wallet URI customers scan: BIP21, EIP-681 or Solana Pay. A live payment's names the
+    network and token its chain is configured with (``chains``: a test network's EIP-155 id,
+    a token contract of ``KEEL_COINPAY_<COIN>_CONTRACT``), so a wallet pays on the chain that
+    is watched; a test payment's, mainnet's."""
     coin = get_coin(row.blockchain)
+    if row.mode == "live" and chains is not None:
+        config = chains.chain(coin.chain)
+        contract = next((t.contract for t in config.tokens if t.coin == coin.symbol), None)
+        coin = replace(
+            coin,
+            evm_chain_id=config.chain_id or coin.evm_chain_id,
+            contract=contract or coin.contract,
+        )
     amount = format_units(row.crypto_amount, coin.decimals)
     return _uri(coin, row.payment_address, row.crypto_amount, amount)
 
@@ -63,8 +76,9 @@ def _uri(coin: Coin, address: str, units: int, amount: str) -> str:
     return f"web+cardano:{address}?amount={amount}"
 
 
-def to_wire(row: Payment) -> dict[str, Any]:
-    """The payment object of CoinPayPortal's merchant API (plus our extra fields)."""
+def to_wire(row: Payment, chains: ChainsConfig | None = None) -> dict[str, Any]:
+    """The payment object of CoinPayPortal's merchant API (plus our extra fields); ``chains``
+    as for :func:`payment_uri`."""
     coin = get_coin(row.blockchain)
     return {
         "id": row.id,
@@ -76,7 +90,7 @@ def to_wire(row: Payment) -> dict[str, Any]:
         "crypto_amount_base_units": str(row.crypto_amount),
         "exchange_rate": str(row.rate),
         "payment_address": row.payment_address,
-        "payment_uri": payment_uri(row),
+        "payment_uri": payment_uri(row, chains),
         "status": row.status,
         "paid_partial": row.paid_partial,
         "paid_over": row.paid_over,

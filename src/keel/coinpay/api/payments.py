@@ -20,8 +20,8 @@ router = APIRouter(tags=["payments"], route_class=ExactJSONRoute)
 Caller = Annotated[Principal, Depends(principal)]
 
 
-def _payment_reply(row: payments.Payment) -> WireJSONResponse:
-    wire = presentation.to_wire(row)
+def _payment_reply(request: Request, row: payments.Payment) -> WireJSONResponse:
+    wire = presentation.to_wire(row, gateway(request).live_chains)
     wire["qr_code"] = qr.data_uri(wire["payment_uri"])
     return ok(payment=wire)
 
@@ -48,7 +48,7 @@ async def create_payment(
         ),
         idempotency_key=idempotency_key,
     )
-    reply = _payment_reply(row)
+    reply = _payment_reply(request, row)
     reply.status_code = 201
     return reply
 
@@ -56,7 +56,7 @@ async def create_payment(
 @router.get("/payments/{payment_id}", responses=errors(404))
 async def get_payment(payment_id: str, request: Request, caller: Caller) -> Response:
     """One payment of the caller's business."""
-    return _payment_reply(await payments.get(gateway(request), caller, payment_id))
+    return _payment_reply(request, await payments.get(gateway(request), caller, payment_id))
 
 
 @router.get("/payments", responses=errors())
@@ -77,7 +77,9 @@ async def list_payments(
         limit=limit,
         offset=offset,
     )
-    return ok(payments=[presentation.to_wire(r) for r in rows], limit=limit, offset=offset)
+    chains = gateway(request).live_chains
+    wires = [presentation.to_wire(r, chains) for r in rows]
+    return ok(payments=wires, limit=limit, offset=offset)
 
 
 @router.get(
@@ -89,7 +91,7 @@ async def payment_qr(payment_id: str, request: Request) -> Response:
     """A PNG QR code of the payment's wallet URI (public: the id is the capability)."""
     row = await payments.get_public(gateway(request), payment_id)
     return Response(
-        qr.png(presentation.payment_uri(row)),
+        qr.png(presentation.payment_uri(row, gateway(request).live_chains)),
         media_type="image/png",
         headers={"Cache-Control": "public, max-age=300"},
     )
@@ -111,7 +113,7 @@ async def simulate_payment(
         tx_hash=body.tx_hash,
         reverted=body.reverted,
     )
-    return _payment_reply(row)
+    return _payment_reply(request, row)
 
 
 @router.get("/payments/{payment_id}/events", responses=errors(404))

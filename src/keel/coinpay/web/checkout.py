@@ -46,15 +46,16 @@ def public_status(row: payments.Payment) -> dict[str, Any]:
 
 @router.get("/pay/{payment_id}", response_class=HTMLResponse)
 async def checkout_page(payment_id: str, request: Request) -> Response:
-    row = await payments.get_public(gateway(request), payment_id)
+    gw = gateway(request)
+    row = await payments.get_public(gw, payment_id)
     coin = get_coin(row.blockchain)
     return templates.TemplateResponse(
         request,
         "checkout.html",
         {
-            "payment": presentation.to_wire(row),
+            "payment": presentation.to_wire(row, gw.live_chains),
             "coin": coin,
-            "uri": presentation.payment_uri(row),
+            "uri": presentation.payment_uri(row, gw.live_chains),
             "status": public_status(row),
         },
         headers={
