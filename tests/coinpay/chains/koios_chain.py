@@ -280,7 +280,7 @@ class KoiosChain:
     name: str = "chain"
     start: int = 11_000_000
     blocks: list[_Block] = field(default_factory=list)
-    submitted: dict[str, bytes] = field(default_factory=dict)  # tx hash -> raw (unused)
+    submitted: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # hash -> inputs
     mined_submitted: dict[str, int] = field(default_factory=dict)  # tx hash -> height
     spent: set[tuple[str, int]] = field(default_factory=set)
 
@@ -314,9 +314,10 @@ class KoiosChain:
             tx_hash = fake_hash("tx", height, len(block.txs))
             block.txs.append((tx_hash, list(outputs), valid))
             hashes.append(tx_hash)
-        for tx_hash in self.submitted:
+        for tx_hash, spends in self.submitted.items():
             if tx_hash not in self.mined_submitted:
                 self.mined_submitted[tx_hash] = height
+                self.spent.update(spends)  # db-sync, so Koios, sees spends once in a block
         self.blocks.append(block)
         self.write()
         return hashes
@@ -333,8 +334,7 @@ class KoiosChain:
         id), then answers a resubmission as the node does once its inputs are spent (400,
         ``BadInputsUTxO``); ``/tx_status`` knows it once a block holds it (the next one mined).
         The sweep's own outputs are left out of the blocks: nothing here watches them."""
-        self.submitted[tx_hash] = b""
-        self.spent.update(inputs)
+        self.submitted[tx_hash] = inputs
         self.write()
 
     def write(self) -> None:
