@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from keel.coinpay.chains import config, sources
+from keel.coinpay.chains import config, senders, sources
 from keel.coinpay.chains.base import BlockRef, Mempool, Transfer
 from keel.coinpay.chains.cardano import KoiosSource
+from keel.coinpay.chains.cardano_sender import CardanoSender
 from keel.coinpay.chains.koios import KoiosClient
-from keel.coinpay.errors import BlockNotFound, ChainUnavailable, RpcCallRejected
+from keel.coinpay.errors import (
+    BlockNotFound,
+    ChainUnavailable,
+    InvalidChainConfig,
+    RpcCallRejected,
+)
 from keel.coinpay.wallets import Family, HDRoot
 from tests.chains_nodes import closed_port_url
 from tests.coinpay.chains.conftest import provider_errors
@@ -124,3 +131,29 @@ async def test_the_koios_api_setting_opens_a_koios_source() -> None:
         assert opened.chain == "ADA"
     finally:
         await opened.aclose()
+
+
+async def test_ada_gets_a_batching_sender_when_it_has_a_platform_wallet() -> None:
+    async def root() -> HDRoot:
+        return ROOT
+
+    chains = config.load({"KEEL_COINPAY_ADA_RPC_URLS": "https://api.koios.rest/api/v1"})
+    engine = create_async_engine("sqlite+aiosqlite://")
+    sessions = async_sessionmaker(engine)
+    try:
+        assert senders.open_senders(chains, root, sessions=sessions) == {}  # no platform wallet
+        opened = senders.open_senders(chains, root, sessions=sessions, platform_wallets={"ADA": A})
+        try:
+            [(chain, sender)] = opened.items()
+            assert chain == "ADA"
+            assert isinstance(sender, CardanoSender)
+            assert sender.batch_limit == 40
+        finally:
+            for s in opened.values():
+                await s.aclose()
+        with pytest.raises(InvalidChainConfig, match="not a mainnet Cardano address"):
+            senders.open_senders(
+                chains, root, sessions=sessions, platform_wallets={"ADA": "ltc1qnotcardano"}
+            )
+    finally:
+        await engine.dispose()
