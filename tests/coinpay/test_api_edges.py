@@ -298,3 +298,20 @@ async def test_an_unexpected_failure_is_a_coinpay_shaped_500(
     assert body["code"] == "internal_error"
     assert "trace-500" in str(body["error"])
     assert "database said" not in response.text
+
+
+async def test_an_ada_payment_below_the_smallest_output_cardano_accepts_is_a_422(
+    harness: Harness,
+) -> None:
+    # ADA at 0.982 USD: 1.00 USD is about 1.018 ADA, less than an output the merchant could be
+    # paid (about 0.97 ADA) once the commission and the sweep's fee are taken (ADR 0025).
+    body = {"business_id": harness.business_id, "amount": "1.00", "blockchain": "ADA"}
+    refused = await harness.client.post("/api/payments/create", json=body, headers=harness.auth())
+    problem = is_problem(refused, 422)
+    assert problem["code"] == "amount_below_minimum_output"
+    assert "at least 1.167333 ADA" in str(problem["detail"])
+    enough = await harness.client.post(
+        "/api/payments/create", json={**body, "amount": "1.20"}, headers=harness.auth()
+    )
+    assert enough.status_code == 201, enough.text
+    assert enough.json()["payment"]["crypto_amount"] == "1.221996"  # rounded up

@@ -17,6 +17,7 @@ from keel.coinpay.assets import DEFAULT_CONFIRMATIONS
 from keel.coinpay.chains import config as chain_config
 from keel.coinpay.chains import senders as chain_senders
 from keel.coinpay.chains.base import ChainSource, ChainWatcher
+from keel.coinpay.chains.cardano_sender import CardanoSender
 from keel.coinpay.chains.evm_sender import EvmSender
 from keel.coinpay.chains.scanner import ObservedChain, Scanner
 from keel.coinpay.chains.simulated import SimulatedChain, SimulatedSender
@@ -121,7 +122,7 @@ async def open_gateway(
     box = load_box(settings)
     custody = Custody(box, sessions)
     # Live sweeps of the configured chains that have a sender; keys are derived when signing.
-    live_senders: dict[str, EvmSender | UtxoSender] = {}
+    live_senders: dict[str, EvmSender | UtxoSender | CardanoSender] = {}
     if chains is not None:
         live_senders = chain_senders.open_senders(
             chains, custody.root, sessions=sessions, platform_wallets=settings.platform_wallets

@@ -8,6 +8,7 @@ CoinpayError (KeelError)
 ├── InvalidMnemonic        a BIP39 mnemonic that does not validate (400)
 ├── InvalidExtendedKey     an xpub/zpub that does not parse for its chain (400)
 ├── NoWalletForCoin        the business has no payout wallet or xpub for the coin (422)
+├── AmountBelowMinimumOutput  the amount is less than the chain lets one output carry (422)
 ├── PaymentNotFound        no such payment for this key (404)
 ├── BusinessNotFound       no such business for this key (404)
 ├── NotTestPayment         simulate called on a live payment (409)
@@ -73,6 +74,13 @@ class NoWalletForCoin(CoinpayError, errors.Unprocessable):
     """The business has no wallet for this coin."""
 
     code = "no_wallet_for_coin"
+
+
+class AmountBelowMinimumOutput(CoinpayError, errors.Unprocessable):
+    """The amount is below the smallest output the chain accepts (Cardano's minimum UTxO
+    value): no wallet could send it, and its sweep could not be sent on."""
+
+    code = "amount_below_minimum_output"
 
 
 class ChainNotWatched(CoinpayError, errors.Unprocessable):

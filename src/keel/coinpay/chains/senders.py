@@ -4,8 +4,9 @@ Each configured chain of a family with a sender gets one over an
 :class:`~keel.coinpay.chains.rpc.RpcClient` of its provider URLs: today the EVM chains' coins
 and tokens (:class:`~keel.coinpay.chains.evm_sender.EvmSender`, signed for the chain id of
 ``KEEL_COINPAY_<CHAIN>_CHAIN_ID``, else the mainnet id of ``assets``; token sweeps' gas comes
-from the custody root's EVM fee wallet) and the UTXO chains
-(:class:`~keel.coinpay.chains.utxo_sender.UtxoSender`, batched). Chains of other families get
+from the custody root's EVM fee wallet), the UTXO chains
+(:class:`~keel.coinpay.chains.utxo_sender.UtxoSender`, batched) and Cardano through Koios
+(:class:`~keel.coinpay.chains.cardano_sender.CardanoSender`, batched). Chains of other families get
 none yet, so their live payments wait at ``forwarding``; the forward job's retries count them
 in ``coinpay_settlement_failures_total``.
 
@@ -26,6 +27,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keel.coinpay.assets import COINS
+from keel.coinpay.chains.cardano_sender import CardanoSender, open_cardano_sender
 from keel.coinpay.chains.config import ChainConfig, ChainsConfig
 from keel.coinpay.chains.evm_sender import EvmSender, FeeWallet, KeySource
 from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient, default_breaker
@@ -91,14 +93,14 @@ def open_senders(
     platform_wallets: Mapping[str, str] | None = None,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     client: httpx.AsyncClient | None = None,
-) -> dict[str, EvmSender | UtxoSender]:
+) -> dict[str, EvmSender | UtxoSender | CardanoSender]:
     """A sender for every configured chain that can have one (module docstring), by chain.
-    A UTXO chain's needs the database (it spends the deposits the scanner stored) and its
-    platform wallet (checked against the chain's network here, at boot); without them it gets
-    none, as its sweeps could not go anywhere."""
+    A UTXO chain's and Cardano's need the database (they spend the deposits the scanner
+    stored) and the chain's platform wallet (checked against its network here, at boot);
+    without them it gets none, as its sweeps could not go anywhere."""
     keys = evm_keys(root)
     wallets = platform_wallets or {}
-    senders: dict[str, EvmSender | UtxoSender] = {}
+    senders: dict[str, EvmSender | UtxoSender | CardanoSender] = {}
     for chain in chains.configured:
         family = COINS[chain].family
         if family is Family.EVM:
@@ -111,6 +113,14 @@ def open_senders(
             )
         elif family in UTXO_FAMILIES and sessions is not None and chain in wallets:
             senders[chain] = open_utxo_sender(
+                chains.chain(chain),
+                sessions,
+                root,
+                platform_address=wallets[chain],
+                timeout_seconds=timeout_seconds,
+            )
+        elif family is Family.ADA and sessions is not None and chain in wallets:
+            senders[chain] = open_cardano_sender(
                 chains.chain(chain),
                 sessions,
                 root,

@@ -1,14 +1,17 @@
 """The chain source for a configured chain: :class:`~keel.coinpay.chains.evm.EvmSource` or
 :class:`~keel.coinpay.chains.utxo.UtxoSource` over an :class:`~keel.coinpay.chains.rpc.RpcClient`
-of its provider URLs."""
+of its provider URLs, or :class:`~keel.coinpay.chains.cardano.KoiosSource` over a
+:class:`~keel.coinpay.chains.koios.KoiosClient` of them (``KEEL_COINPAY_ADA_API=koios``)."""
 
 from __future__ import annotations
 
 import httpx
 
 from keel.coinpay.assets import COINS
+from keel.coinpay.chains.cardano import KoiosSource
 from keel.coinpay.chains.config import ChainConfig
 from keel.coinpay.chains.evm import EvmSource
+from keel.coinpay.chains.koios import KoiosClient
 from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient
 from keel.coinpay.chains.utxo import TRANSIENT_CODES, UtxoSource
 from keel.coinpay.errors import InvalidChainConfig
@@ -22,12 +25,17 @@ def open_source(
     *,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     client: httpx.AsyncClient | None = None,
-) -> EvmSource | UtxoSource:
+) -> EvmSource | UtxoSource | KoiosSource:
     """A source reading ``config.chain`` through its providers; close it with ``aclose()``.
     Raises InvalidChainConfig for a chain with no URL or none of these two families (yet)."""
     if not config.configured:
         raise InvalidChainConfig(f"{config.chain} has no RPC URL to watch it through")
     family = COINS[config.chain].family
+    if config.api == "koios":
+        koios = KoiosClient(
+            config.chain, config.rpc_urls, timeout_seconds=timeout_seconds, client=client
+        )
+        return KoiosSource(koios, chain=config.chain)
     if config.api != "jsonrpc":
         raise InvalidChainConfig(f"{config.chain}: no {config.api} chain source yet")
     if family is Family.EVM:

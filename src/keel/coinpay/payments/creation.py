@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from keel.coinpay import addresses, businesses, models
 from keel.coinpay.apikeys import Principal
 from keel.coinpay.assets import get_coin
+from keel.coinpay.chains import cardano_tx
 from keel.coinpay.errors import ChainNotWatched, IdempotencyMismatch, InvalidAmount, SeedMissing
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.lifecycle import Status
@@ -94,6 +95,8 @@ async def create(
     crypto_amount = crypto_for_fiat(amount, quote.rate, coin.decimals)
     if crypto_amount <= 0:
         raise InvalidAmount("amount converts to zero base units")
+    if coin.chain == "ADA":
+        cardano_tx.check_payment_amount(crypto_amount)  # ADR 0025
     # Loaded before the write transaction: on SQLite a second session inside it would wait on
     # the writer lock the outer transaction holds. Watch-only businesses never need the seed.
     root = await gw.custody.root_if_initialised()
