@@ -88,7 +88,12 @@ class ChainSource(Protocol):
     async def block(self, height: int) -> Block:
         """The block at ``height`` on the providers' current chain, with every transfer in it
         of a coin this source watches (all recipients: matching is the scanner's job). Above
-        the tip it raises ``keel.coinpay.errors.BlockNotFound`` (an ``Unavailable``)."""
+        the tip it raises ``keel.coinpay.errors.BlockNotFound`` (an ``Unavailable``).
+
+        A height below the tip with no block (a skipped Solana slot) is answered as an empty
+        block whose ``hash`` and ``parent_hash`` are both the hash of the last block before
+        it: the empty height carries its predecessor's hash forward, so each height's
+        ``parent_hash`` is still the ``hash`` of the height below and a reorg still shows."""
         ...
 
     async def pending(self) -> Mempool:
@@ -128,7 +133,8 @@ class ChainSender(Protocol):
 
     ``sign`` is pure: it spends everything at the inputs' addresses (the same outputs, or the
     same account nonce, every time it is asked), so two signings of one sweep can never both
-    confirm. ``broadcast`` treats "already known" and "already in a block" as success.
+    confirm.
+    ``broadcast`` treats "already known" and "already in a block" as success.
     """
 
     chain: str
@@ -141,3 +147,4 @@ class ChainSender(Protocol):
     async def confirmations(self, tx_hash: str) -> int | None:
         """How deep the transaction is (0 in the mempool); None when the node does not know it."""
         ...
+
