@@ -282,7 +282,9 @@ class SolanaPeer:
         self.submit(self.signed(payer, [create, initialize], mint))
         return mint.pubkey()
 
-    def mint_to(self, payer: Keypair, mint: Pubkey, authority: Keypair, owner: Pubkey, amount: int) -> str:
+    def mint_to(
+        self, payer: Keypair, mint: Pubkey, authority: Keypair, owner: Pubkey, amount: int
+    ) -> str:
         """``amount`` new base units into ``owner``'s associated token account (created)."""
         from solders.instruction import AccountMeta, Instruction
         from solders.token import ID as TOKEN
@@ -407,7 +409,10 @@ class SolanaPeer:
         meta = result.meta() if failed else result
         err = {"InstructionError": str(result.err())} if failed else None
         header = tx.message.header
-        signed_count, signed_ro = header.num_required_signatures, header.num_readonly_signed_accounts
+        signed_count, signed_ro = (
+            header.num_required_signatures,
+            header.num_readonly_signed_accounts,
+        )
         unsigned_ro = header.num_readonly_unsigned_accounts
 
         def writable(i: int) -> bool:
@@ -503,7 +508,10 @@ class SolanaPeer:
         block = self._view(options)
         return {
             "context": {"slot": self.slot},
-            "value": {"blockhash": block.blockhash, "lastValidBlockHeight": block.height + self.window},
+            "value": {
+                "blockhash": block.blockhash,
+                "lastValidBlockHeight": block.height + self.window,
+            },
         }
 
     def rpc_isBlockhashValid(self, blockhash: str, options: Any = None) -> dict[str, Any]:
@@ -518,7 +526,9 @@ class SolanaPeer:
             fee = 5000 * message.header.num_required_signatures
         return {"context": {"slot": self.slot}, "value": fee}
 
-    def rpc_getSignatureStatuses(self, signatures: list[str], options: Any = None) -> dict[str, Any]:
+    def rpc_getSignatureStatuses(
+        self, signatures: list[str], options: Any = None
+    ) -> dict[str, Any]:
         out: list[dict[str, Any] | None] = []
         for signature in signatures:
             found = self.statuses.get(signature)
@@ -587,9 +597,10 @@ def need_solders() -> None:
 
 @pytest.fixture
 def solana_peer() -> Iterator[SolanaPeer]:
-    """A fresh LiteSVM peer serving JSON-RPC on loopback (its URL: ``peer.url``)."""
+    """A fresh LiteSVM peer serving JSON-RPC on loopback (its URL: ``peer.url``), blocks
+    finalized 32 slots after they are made, as on mainnet."""
     need_solders()
-    peer = SolanaPeer()
+    peer = SolanaPeer(root_lag=32)
     peer.serve()
     try:
         yield peer

@@ -111,7 +111,8 @@ async def test_a_failed_transaction_moves_nothing(
     tx = solana_peer.signed(poor, [_transfer(poor.pubkey(), payee, SOL)])
     solana_peer.submit(tx, skip_preflight=True)
     landed = solana_peer.blocks[solana_peer.slot].transactions
-    assert len(landed) == 1 and landed[0]["meta"]["err"] is not None  # in the block, failed
+    assert len(landed) == 1
+    assert landed[0]["meta"]["err"] is not None  # in the block, and failed
     block = await source.block((await source.tip()).height)
     assert block.transfers == ()
     assert solana_peer.balance(payee) == 0
@@ -142,7 +143,9 @@ async def test_skipped_slots_carry_the_hash_forward_so_the_chain_links_across_th
             assert block.ref.parent_hash == previous.ref.hash  # the scanner's check holds
             blocks.append(block)
             previous = block
-        skipped = [b for b in blocks if b.ref.height in (start + 1, start + 2, start + 3, start + 5)]
+        skipped = [
+            b for b in blocks if b.ref.height in (start + 1, start + 2, start + 3, start + 5)
+        ]
         assert all(b.transfers == () and b.ref.hash == b.ref.parent_hash for b in skipped)
         [with_payment] = [b for b in blocks if b.transfers]
         assert with_payment.ref.height == start + 4
