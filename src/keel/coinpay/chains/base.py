@@ -11,7 +11,7 @@ watched addresses, and confirmations and reorgs follow from the stored block has
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from keel.coinpay.lifecycle import Deposit
 
@@ -133,7 +133,7 @@ class ChainSender(Protocol):
 
     ``sign`` is pure: it spends everything at the inputs' addresses (the same outputs, or the
     same account nonce, every time it is asked), so two signings of one sweep can never both
-    confirm.
+    confirm (an :class:`ExpiringSender`'s cannot be, and is signed again only once expired).
     ``broadcast`` treats "already known" and "already in a block" as success.
     """
 
@@ -148,3 +148,15 @@ class ChainSender(Protocol):
         """How deep the transaction is (0 in the mempool); None when the node does not know it."""
         ...
 
+
+@runtime_checkable
+class ExpiringSender(ChainSender, Protocol):
+    """A sender whose signed transactions expire unsent (Solana: a transaction names a recent
+    blockhash and is void about 150 blocks later). Its ``sign`` cannot be pure, so a stored
+    sweep that never landed is signed again, but only once :meth:`expired` says the stored
+    bytes can never be included: then at most one of the two signings can ever confirm."""
+
+    async def expired(self, tx_hash: str, raw: str) -> bool:
+        """True when the stored transaction ``raw`` did not land and never can; False while it
+        may still land or has landed. Raises ChainUnavailable when the nodes cannot tell."""
+        ...
