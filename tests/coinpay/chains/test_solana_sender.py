@@ -146,8 +146,12 @@ async def test_refused_before_anything_is_sent(
     wrong_key = sweep("SOL", 8, SOL, 0, merchant)
     wrong_key = dataclasses.replace(wrong_key, derivation_index=9)
     solana_peer.send_sol(wallet, wrong_key.address, SOL)
-    with pytest.raises(SweepRefused, match="does not control"):
+    with pytest.raises(SweepRefused, match="does not control") as refused:
         await sender.sign((wrong_key,), platform)
+    secret = ROOT.private_key(Family.SOL, 9)
+    shown = f"{refused.value} {refused.value!r} {sender!r}"
+    assert secret.hex() not in shown
+    assert str(Keypair.from_seed(secret)) not in shown  # the keypair's base58 form
     assert solana_peer.balance(merchant) == 0
 
 

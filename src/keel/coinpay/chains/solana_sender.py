@@ -258,9 +258,7 @@ class SolanaSender:
         self, sweep: SweepInput, token: Token, deposit: Pubkey, merchant: Pubkey, platform: Pubkey
     ) -> SignedSweep:
         mint = Pubkey.from_string(token.contract)
-        root = await self._root()
-        fee_address, _ = root.fee_wallet(Family.SOL)
-        del root
+        fee_address = (await self._root()).fee_wallet(Family.SOL)[0]  # its key dropped at once
         payer = Pubkey.from_string(fee_address)
         source = spl.associated_token_address(deposit, mint)
         merchant_ata = spl.associated_token_address(merchant, mint)
@@ -369,9 +367,8 @@ class SolanaSender:
                 )
             else:
                 if payer is not None:
-                    fee_address, seed = root.fee_wallet(Family.SOL)
-                    fee_wallet = Keypair.from_seed(seed)
-                    seed = b""
+                    fee_address = root.fee_wallet(Family.SOL)[0]
+                    fee_wallet = Keypair.from_seed(root.fee_wallet(Family.SOL)[1])
                     if str(fee_wallet.pubkey()) != fee_address or fee_wallet.pubkey() != payer:
                         problem = "the fee wallet key does not match its address"
                     signers.append(fee_wallet)
