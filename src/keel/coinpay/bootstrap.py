@@ -21,6 +21,7 @@ from keel.coinpay.chains.cardano_sender import CardanoSender
 from keel.coinpay.chains.evm_sender import EvmSender
 from keel.coinpay.chains.scanner import ObservedChain, Scanner
 from keel.coinpay.chains.simulated import SimulatedChain, SimulatedSender
+from keel.coinpay.chains.solana_sender import SolanaSender
 from keel.coinpay.chains.sources import open_source
 from keel.coinpay.chains.utxo_sender import UtxoSender
 from keel.coinpay.custody import Custody
@@ -122,7 +123,7 @@ async def open_gateway(
     box = load_box(settings)
     custody = Custody(box, sessions)
     # Live sweeps of the configured chains that have a sender; keys are derived when signing.
-    live_senders: dict[str, EvmSender | UtxoSender | CardanoSender] = {}
+    live_senders: dict[str, EvmSender | UtxoSender | CardanoSender | SolanaSender] = {}
     if chains is not None:
         live_senders = chain_senders.open_senders(
             chains, custody.root, sessions=sessions, platform_wallets=settings.platform_wallets

@@ -6,6 +6,7 @@ import pytest
 
 from keel.coinpay.chains import config, sources
 from keel.coinpay.chains.evm import EvmSource
+from keel.coinpay.chains.solana import SolanaSource
 from keel.coinpay.chains.utxo import UtxoSource
 from keel.coinpay.errors import InvalidChainConfig
 
@@ -13,11 +14,14 @@ ENV = {
     "KEEL_COINPAY_POL_RPC_URLS": "http://127.0.0.1:8545",
     "KEEL_COINPAY_DOGE_RPC_URLS": "http://u:p@127.0.0.1:22555",
     "KEEL_COINPAY_SOL_RPC_URLS": "http://127.0.0.1:8899",
+    "KEEL_COINPAY_XRP_RPC_URLS": "http://127.0.0.1:5005",
 }
 
 
-@pytest.mark.parametrize(("chain", "kind"), [("POL", EvmSource), ("DOGE", UtxoSource)])
-async def test_evm_and_utxo_chains_get_their_source(chain: str, kind: type) -> None:
+@pytest.mark.parametrize(
+    ("chain", "kind"), [("POL", EvmSource), ("DOGE", UtxoSource), ("SOL", SolanaSource)]
+)
+async def test_evm_utxo_and_solana_chains_get_their_source(chain: str, kind: type) -> None:
     source = sources.open_source(config.load(ENV).chain(chain))
     try:
         assert isinstance(source, kind)
@@ -26,7 +30,7 @@ async def test_evm_and_utxo_chains_get_their_source(chain: str, kind: type) -> N
         await source.aclose()
 
 
-@pytest.mark.parametrize("chain", ["SOL", "BTC"])
+@pytest.mark.parametrize("chain", ["XRP", "BTC"])
 def test_a_chain_without_a_url_or_a_json_rpc_source_is_refused(chain: str) -> None:
     with pytest.raises(InvalidChainConfig, match=chain):
         sources.open_source(config.load(ENV).chain(chain))

@@ -11,7 +11,7 @@ watched addresses, and confirmations and reorgs follow from the stored block has
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from keel.coinpay.lifecycle import Deposit
 
@@ -88,7 +88,12 @@ class ChainSource(Protocol):
     async def block(self, height: int) -> Block:
         """The block at ``height`` on the providers' current chain, with every transfer in it
         of a coin this source watches (all recipients: matching is the scanner's job). Above
-        the tip it raises ``keel.coinpay.errors.BlockNotFound`` (an ``Unavailable``)."""
+        the tip it raises ``keel.coinpay.errors.BlockNotFound`` (an ``Unavailable``).
+
+        A height below the tip with no block (a skipped Solana slot) is answered as an empty
+        block whose ``hash`` and ``parent_hash`` are both the hash of the last block before
+        it: the empty height carries its predecessor's hash forward, so each height's
+        ``parent_hash`` is still the ``hash`` of the height below and a reorg still shows."""
         ...
 
     async def pending(self) -> Mempool:
@@ -127,10 +132,11 @@ class ChainSender(Protocol):
     """Signs and sends sweeps on one network.
 
     ``sign`` spends everything at the inputs' addresses (the same outputs, or the same account
-    nonce, every time it is asked), so two signings of one sweep can never both confirm. It
-    sends nothing of the payments' funds; the one thing it may send is the platform's own
-    network fee ahead of a token sweep (an EVM gas top-up), raising ``SweepWaiting`` until it
-    has landed. ``broadcast`` treats "already known" and "already in a block" as success.
+    nonce, every time it is asked), so two signings of one sweep can never both confirm (an
+    :class:`ExpiringSender`'s cannot be, and is signed again only once expired). It sends
+    nothing of the payments' funds; the one thing it may send is the platform's own network fee
+    ahead of a token sweep (an EVM gas top-up), raising ``SweepWaiting`` until it has landed.
+    ``broadcast`` treats "already known" and "already in a block" as success.
     """
 
     chain: str
@@ -142,4 +148,17 @@ class ChainSender(Protocol):
 
     async def confirmations(self, tx_hash: str) -> int | None:
         """How deep the transaction is (0 in the mempool); None when the node does not know it."""
+        ...
+
+
+@runtime_checkable
+class ExpiringSender(ChainSender, Protocol):
+    """A sender whose signed transactions expire unsent (Solana: a transaction names a recent
+    blockhash and is void about 150 blocks later). Its ``sign`` cannot be pure, so a stored
+    sweep that never landed is signed again, but only once :meth:`expired` says the stored
+    bytes can never be included: then at most one of the two signings can ever confirm."""
+
+    async def expired(self, tx_hash: str, raw: str) -> bool:
+        """True when the stored transaction ``raw`` did not land and never can; False while it
+        may still land or has landed. Raises ChainUnavailable when the nodes cannot tell."""
         ...

@@ -5,8 +5,9 @@ Each configured chain of a family with a sender gets one over an
 and tokens (:class:`~keel.coinpay.chains.evm_sender.EvmSender`, signed for the chain id of
 ``KEEL_COINPAY_<CHAIN>_CHAIN_ID``, else the mainnet id of ``assets``; token sweeps' gas comes
 from the custody root's EVM fee wallet), the UTXO chains
-(:class:`~keel.coinpay.chains.utxo_sender.UtxoSender`, batched) and Cardano through Koios
-(:class:`~keel.coinpay.chains.cardano_sender.CardanoSender`, batched). Chains of other families get
+(:class:`~keel.coinpay.chains.utxo_sender.UtxoSender`, batched), Cardano through Koios
+(:class:`~keel.coinpay.chains.cardano_sender.CardanoSender`, batched) and Solana's SOL and SPL
+tokens (:class:`~keel.coinpay.chains.solana_sender.SolanaSender`). Chains of other families get
 none yet, so their live payments wait at ``forwarding``; the forward job's retries count them
 in ``coinpay_settlement_failures_total``.
 
@@ -31,6 +32,7 @@ from keel.coinpay.chains.cardano_sender import CardanoSender, open_cardano_sende
 from keel.coinpay.chains.config import ChainConfig, ChainsConfig
 from keel.coinpay.chains.evm_sender import EvmSender, FeeWallet, KeySource
 from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient, default_breaker
+from keel.coinpay.chains.solana_sender import SolanaSender, open_solana_sender
 from keel.coinpay.chains.utxo_sender import UtxoSender, open_utxo_sender
 from keel.coinpay.errors import InvalidChainConfig
 from keel.coinpay.wallets import UTXO_FAMILIES, Family, HDRoot
@@ -93,14 +95,15 @@ def open_senders(
     platform_wallets: Mapping[str, str] | None = None,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     client: httpx.AsyncClient | None = None,
-) -> dict[str, EvmSender | UtxoSender | CardanoSender]:
+) -> dict[str, EvmSender | UtxoSender | CardanoSender | SolanaSender]:
     """A sender for every configured chain that can have one (module docstring), by chain.
     A UTXO chain's and Cardano's need the database (they spend the deposits the scanner
     stored) and the chain's platform wallet (checked against its network here, at boot);
-    without them it gets none, as its sweeps could not go anywhere."""
+    without them it gets none, as its sweeps could not go anywhere. Solana's needs its
+    platform wallet too."""
     keys = evm_keys(root)
     wallets = platform_wallets or {}
-    senders: dict[str, EvmSender | UtxoSender | CardanoSender] = {}
+    senders: dict[str, EvmSender | UtxoSender | CardanoSender | SolanaSender] = {}
     for chain in chains.configured:
         family = COINS[chain].family
         if family is Family.EVM:
@@ -126,6 +129,14 @@ def open_senders(
                 root,
                 platform_address=wallets[chain],
                 timeout_seconds=timeout_seconds,
+            )
+        elif family is Family.SOL and chain in wallets:
+            senders[chain] = open_solana_sender(
+                chains.chain(chain),
+                root,
+                platform_address=wallets[chain],
+                timeout_seconds=timeout_seconds,
+                breaker=_send_breaker,
             )
     return senders
 

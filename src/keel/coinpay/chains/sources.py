@@ -1,6 +1,7 @@
-"""The chain source for a configured chain: :class:`~keel.coinpay.chains.evm.EvmSource` or
-:class:`~keel.coinpay.chains.utxo.UtxoSource` over an :class:`~keel.coinpay.chains.rpc.RpcClient`
-of its provider URLs, or :class:`~keel.coinpay.chains.cardano.KoiosSource` over a
+"""The chain source for a configured chain: :class:`~keel.coinpay.chains.evm.EvmSource`,
+:class:`~keel.coinpay.chains.utxo.UtxoSource` or :class:`~keel.coinpay.chains.solana.SolanaSource`
+over an :class:`~keel.coinpay.chains.rpc.RpcClient` of its provider URLs, or
+:class:`~keel.coinpay.chains.cardano.KoiosSource` over a
 :class:`~keel.coinpay.chains.koios.KoiosClient` of them (``KEEL_COINPAY_ADA_API=koios``)."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from keel.coinpay.chains.config import ChainConfig
 from keel.coinpay.chains.evm import EvmSource
 from keel.coinpay.chains.koios import KoiosClient
 from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient
+from keel.coinpay.chains.solana import SolanaSource
 from keel.coinpay.chains.utxo import TRANSIENT_CODES, UtxoSource
 from keel.coinpay.errors import InvalidChainConfig
 from keel.coinpay.wallets import UTXO_FAMILIES, Family
@@ -25,9 +27,9 @@ def open_source(
     *,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     client: httpx.AsyncClient | None = None,
-) -> EvmSource | UtxoSource | KoiosSource:
+) -> EvmSource | UtxoSource | KoiosSource | SolanaSource:
     """A source reading ``config.chain`` through its providers; close it with ``aclose()``.
-    Raises InvalidChainConfig for a chain with no URL or none of these two families (yet)."""
+    Raises InvalidChainConfig for a chain with no URL or none of these families (yet)."""
     if not config.configured:
         raise InvalidChainConfig(f"{config.chain} has no RPC URL to watch it through")
     family = COINS[config.chain].family
@@ -52,4 +54,9 @@ def open_source(
             client=client,
         )
         return UtxoSource(config.chain, rpc, network=config.network)
+    if family is Family.SOL:
+        rpc = RpcClient(
+            config.chain, config.rpc_urls, timeout_seconds=timeout_seconds, client=client
+        )
+        return SolanaSource(config.chain, rpc, config.tokens)
     raise InvalidChainConfig(f"{config.chain}: no JSON-RPC chain source for {family} yet")

@@ -10,7 +10,10 @@ A round of one chain's :class:`Sweeper` does three things, each restartable:
    already taken (another worker) stores nothing, and the signature is thrown away unsent.
 2. **Send.** Stored sweeps are broadcast; a failure is recorded and retried next round with the
    very same bytes. A worker killed before or after the broadcast sends those bytes again,
-   which the node accepts as already known: the chain sees one transaction.
+   which the node accepts as already known: the chain sees one transaction. The one exception
+   is a transaction that expires (an :class:`~keel.coinpay.chains.base.ExpiringSender`'s,
+   Solana): once the sender says the stored one can never land, the payments are signed again
+   and the new bytes replace the old in one compare-and-swap, before they are sent.
 3. **Confirm.** A sweep the node reports at the policy's depth forwards its payments (status,
    ``forward_tx_hash``, webhooks) in one transaction. A sweep the node has forgotten is sent
    again; one unconfirmed past ``stuck_after`` shows in ``coinpay_sweeps_stuck`` and its
@@ -35,7 +38,7 @@ from sqlalchemy import select, update
 
 from keel.coinpay import lifecycle, models
 from keel.coinpay.assets import coins_on
-from keel.coinpay.chains.base import ChainSender, SignedSweep, SweepInput
+from keel.coinpay.chains.base import ChainSender, ExpiringSender, SignedSweep, SweepInput
 from keel.coinpay.errors import SweepWaiting
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.lifecycle import Status
@@ -210,13 +213,17 @@ class Sweeper:
         done = await _bounded(self._parallel, self._send_one, signed)
         return sum(done)
 
-    async def _send_one(self, sweep: Any) -> int:
+    async def _send_one(self, sweep: Any, *, sign_again: bool = True) -> int:
         s = models.sweeps
         try:
             await self.sender.broadcast(sweep.raw_tx)
         except Exception as exc:
             SWEEP_ERRORS.labels(self.chain, "send").inc()
             await self._note(sweep.id, f"broadcast failed: {exc}"[:2000])
+            if sign_again and isinstance(self.sender, ExpiringSender):
+                fresh = await self._signed_again(self.sender, sweep)
+                if fresh is not None:
+                    return await self._send_one(fresh, sign_again=False)
             return 0
         async with self._gw.sessions() as session, session.begin():
             await session.execute(
@@ -235,6 +242,62 @@ class Sweeper:
             )
         SWEEPS.labels(self.chain, "sent").inc()
         return 1
+
+    async def _signed_again(self, sender: ExpiringSender, sweep: Any) -> Any | None:
+        """The sweep signed again and stored in place of its transaction, once the sender says
+        that one can never land (it expired unsent): the new row, or None while it may still
+        land, when the sender refuses, or when another worker replaced it first (the stored
+        transaction is compared and swapped, so only one new signing is ever stored or sent)."""
+        try:
+            if not await sender.expired(sweep.tx_hash, sweep.raw_tx):
+                return None
+        except Exception as exc:
+            await self._note(sweep.id, f"expiry unknown: {exc}"[:2000])
+            return None
+        s, t = models.sweeps, models.payments
+        async with self._gw.sessions() as session:
+            rows = (
+                await session.execute(select(t).where(t.c.sweep_id == sweep.id).order_by(t.c.id))
+            ).all()
+        batch = tuple(Payment.from_row(r) for r in rows)
+        if not batch or any(p.status != Status.FORWARDING.value for p in batch):
+            return None
+        try:
+            signed = await sender.sign(tuple(_input(p) for p in batch), self._platform)
+        except Exception as exc:
+            SWEEP_ERRORS.labels(self.chain, "sign").inc()
+            await self._note(sweep.id, f"signing again failed: {exc}"[:2000])
+            return None
+        async with self._gw.sessions() as session, session.begin():
+            replaced = await session.execute(
+                update(s)
+                .where(
+                    s.c.id == sweep.id,
+                    s.c.tx_hash == sweep.tx_hash,
+                    s.c.status != SweepStatus.CONFIRMED.value,
+                )
+                .values(
+                    tx_hash=signed.tx_hash,
+                    raw_tx=signed.raw,
+                    status=SweepStatus.SIGNED.value,
+                    broadcast_at=None,
+                    last_error=None,
+                )
+            )
+            if not getattr(replaced, "rowcount", 0):
+                return None
+            for payment in batch:
+                await session.execute(
+                    update(t)
+                    .where(t.c.id == payment.id)
+                    .values(network_fee=signed.fees.get(payment.id, 0))
+                )
+            fresh = (await session.execute(select(s).where(s.c.id == sweep.id))).one()
+        SWEEPS.labels(self.chain, "signed_again").inc()
+        log.info(
+            "sweep_signed_again", chain=self.chain, expired=sweep.tx_hash, tx_hash=signed.tx_hash
+        )
+        return fresh
 
     # 3. Confirm -------------------------------------------------------------------------------
 
