@@ -4,13 +4,12 @@ Koios is PostgREST in front of cardano-db-sync: ``GET`` views with query filters
 (``/blocks?block_height=eq.5``), ``POST`` functions with a JSON body (``/tx_info``), and
 ``POST /submittx`` with the raw transaction as ``application/cbor``.
 
-A thin adapter: :class:`KoiosClient` is an :class:`~keel.coinpay.chains.rpc.RpcClient` whose one
-HTTP exchange (``_post``) is a REST request instead of a JSON-RPC post. Everything else is the
-shared machinery, unchanged: the provider list and its labels and basic-auth credentials
-(``RpcClient.__init__``), one circuit breaker per provider (``default_breaker``), the passes
-over the providers with a jittered pause and ``ChainUnavailable`` when none answers
-(``RpcClient._failover``), and the failure metrics and log line (``RpcClient._count``,
-``RPC_SECONDS``). What moves a call on to the next provider:
+A thin adapter: :class:`KoiosClient` is an :class:`~keel.coinpay.chains.rpc.RpcClient` whose
+requests are REST requests instead of JSON-RPC posts, sent through the same
+:class:`~keel.coinpay.chains.providers.ProviderPool`: the provider list and its labels and
+basic-auth credentials, one circuit breaker per provider (``default_breaker``), the passes over
+the providers with a jittered pause and ``ChainUnavailable`` when none answers, and the failure
+metrics and log line. What moves a call on to the next provider:
 
 * the network (refused, reset, timeout) and HTTP 429, 5xx, 3xx and 4xx other than 400 and 413
   (a 401 or 404 is a provider that is not Koios v1 or not ours);
@@ -23,22 +22,14 @@ body's text as ``rpc_message``, and the provider counts as healthy.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 import httpx
 
-from keel.coinpay.chains.rpc import (
-    RPC_SECONDS,
-    MalformedResponse,
-    Provider,
-    ProviderFailure,
-    RpcClient,
-)
+from keel.coinpay.chains.rpc import MalformedResponse, Provider, ProviderFailure, RpcClient
 from keel.coinpay.errors import InvalidAmount, RpcCallRejected
 
 __all__ = ["KoiosClient"]
@@ -105,39 +96,19 @@ class KoiosClient(RpcClient):
                     "invalid_response", f"unreadable result: {exc}"[:_SNIPPET]
                 ) from exc
 
-        # RpcClient._failover writes the request as JSON and hands it to _post for each provider.
-        return await self._failover(request["path"], request, read, timeout_seconds)
-
-    async def _post(
-        self, provider: Provider, method: str, content: bytes, seconds: float
-    ) -> object:
-        request = json.loads(content)
-        started = time.perf_counter()
-        try:
-            try:
-                async with asyncio.timeout(seconds):
-                    response = await self._client.request(
-                        request["verb"],
-                        provider.url.rstrip("/") + request["path"],
-                        params=request.get("query"),
-                        **_content(request),
-                        auth=provider.auth or httpx.USE_CLIENT_DEFAULT,
-                        timeout=seconds,
-                    )
-            except (httpx.TimeoutException, TimeoutError) as exc:
-                raise ProviderFailure("timeout", f"no answer within {seconds:g} s") from exc
-            except httpx.ConnectError as exc:
-                raise ProviderFailure("connect", f"cannot connect: {exc}") from exc
-            except httpx.TransportError as exc:
-                raise ProviderFailure("transport", f"{type(exc).__name__}: {exc}") from exc
-            return self._rest_body(response)
-        except ProviderFailure as exc:
-            self._count(provider, method, exc)
-            raise
-        finally:
-            RPC_SECONDS.labels(self.chain, provider.label, method).observe(
-                time.perf_counter() - started
+        async def attempt(provider: Provider, seconds: float) -> T:
+            response = await self._pool.send(
+                provider,
+                request["path"],
+                seconds,
+                verb=request["verb"],
+                path=request["path"],
+                params=request.get("query"),
+                **_content(request),
             )
+            return read(self._rest_body(response))
+
+        return await self._pool.failover(request["path"], attempt, timeout_seconds=timeout_seconds)
 
     def _rest_body(self, response: httpx.Response) -> object:
         status = response.status_code

@@ -1,14 +1,10 @@
 """JSON-RPC 2.0 over HTTP to one chain's nodes, tried in order with failover.
 
-A chain is configured with several provider URLs (``KEEL_COINPAY_<CHAIN>_RPC_URLS``): the first
-is preferred, the next ones take over while it fails. Each provider has its own circuit breaker
-(``keel.core.resilience``), so a dead node costs one refused connection, then nothing until its
-breaker lets a probe through again.
+The providers, their circuit breakers, the failover loop, the network's failures, credentials
+and the metrics are :mod:`~keel.coinpay.chains.providers`' (shared with the REST client); this
+module says what a JSON-RPC answer means. What moves a call on to the next provider, and counts
+against the provider's breaker, on top of the network's failures:
 
-What moves a call on to the next provider, and counts against the provider's breaker:
-
-* the network: connection refused or reset, a timeout (``timeout_seconds`` bounds the whole
-  exchange), a malformed HTTP exchange;
 * the server: HTTP 429 or any other status without a JSON-RPC answer in its body (5xx, a 401
   for wrong credentials, a proxy's 502), a body that is not the JSON-RPC reply to the request;
 * a JSON-RPC error the server raised about itself: ``-32603`` (internal error), ``-32000`` to
@@ -26,37 +22,36 @@ sends a call's own error with HTTP 500 or 404, so the JSON body decides, not the
 no provider answers, :class:`~keel.coinpay.errors.ChainUnavailable` is raised (after ``rounds``
 passes over the list, with a short jittered pause between passes).
 
-Credentials: ``http://user:pass@host`` is sent as HTTP basic auth, and a provider is shown in
-logs, errors and metric labels only as ``scheme://host:port`` (:func:`provider_label`): hosted
-providers put their API key in the path (``/v3/<key>``), so the path is never shown either.
-
 JSON numbers with a fraction or exponent are read as ``Decimal`` (a UTXO node writes amounts in
 whole coins), never as floats; requests are written the same way.
 
-Metrics: ``coinpay_rpc_errors_total{chain,provider,kind}`` counts provider failures,
-``coinpay_rpc_seconds{chain,provider,method}`` times round trips, and each provider's breaker
-state is ``keel_circuit_state{name="coinpay_rpc:<CHAIN>:<provider>"}`` (exported by the breaker).
+Metrics: ``coinpay_rpc_errors_total{chain,provider,kind}``, ``coinpay_rpc_seconds{chain,provider,
+method}`` and ``keel_circuit_state{name="coinpay_rpc:<CHAIN>:<provider>"}`` (see providers.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
-import random
-import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, TypeVar, overload
 
 import httpx
 import simplejson
-import structlog
-from prometheus_client import Counter, Histogram
 
-from keel.coinpay.errors import ChainUnavailable, InvalidAmount, RpcCallRejected
-from keel.core.resilience import CircuitBreaker, CircuitOpen
+from keel.coinpay.chains.providers import (
+    DEFAULT_TIMEOUT_SECONDS,
+    MalformedResponse,
+    Provider,
+    ProviderFailure,
+    ProviderPool,
+    breaker_name,
+    default_breaker,
+    provider_label,
+)
+from keel.coinpay.errors import InvalidAmount, RpcCallRejected
+from keel.core.resilience import CircuitBreaker
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
@@ -72,104 +67,13 @@ __all__ = [
 T = TypeVar("T")
 Params = Sequence[object] | Mapping[str, object]
 
-DEFAULT_TIMEOUT_SECONDS: Final = 10.0
 # JSON-RPC 2.0: -32603 internal error, -32099..-32000 reserved for implementation-defined
 # server errors. The other reserved codes (-32700 parse, -32600 invalid request, -32601 method
 # not found, -32602 invalid params) blame the request.
 _INTERNAL_ERROR: Final = -32603
 _SERVER_ERRORS: Final = range(-32099, -31999)
 _SNIPPET: Final = 200
-
-log = structlog.get_logger(__name__)
-
-RPC_ERRORS = Counter(
-    "coinpay_rpc_errors_total",
-    "Chain JSON-RPC provider failures (the call moved on to the next provider) by kind.",
-    ["chain", "provider", "kind"],
-)
-RPC_SECONDS = Histogram(
-    "coinpay_rpc_seconds",
-    "Chain JSON-RPC round trips to one provider, answered or not.",
-    ["chain", "provider", "method"],
-)
-
-
-class MalformedResponse(Exception):
-    """A node's result is not what the method returns: the provider is broken (or not the chain
-    we think), so the call moves on to the next provider. Raised by ``parse`` functions."""
-
-
-class ProviderFailure(Exception):
-    """One provider failed (not the call): it is counted, and the call moves on to the next
-    provider. Never leaves :class:`RpcClient`; a breaker factory passed to it must count
-    exactly this as failure (``failure_on=(ProviderFailure,)``)."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.detail = detail
-
-
-def provider_label(url: str) -> str:
-    """``scheme://host:port`` of a provider URL: no user, password, path or query (hosted
-    providers carry their API key in the path). Raises ValueError for a URL httpx rejects."""
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise ValueError("not a valid URL") from exc
-    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme, 0)
-    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
-    return f"{parsed.scheme}://{host}:{port}"
-
-
-def breaker_name(chain: str, label: str) -> str:
-    """The circuit breaker's name (and ``keel_circuit_state`` label) of one provider."""
-    return f"coinpay_rpc:{chain}:{label}"
-
-
-def default_breaker(name: str) -> CircuitBreaker:
-    """Opens when half of at least 4 calls within a minute failed; probes again after 30 s
-    with one call. Only provider failures count: a rejected call means the node works."""
-    return CircuitBreaker(
-        name,
-        minimum_calls=4,
-        failure_rate_threshold=0.5,
-        window_seconds=60.0,
-        open_seconds=30.0,
-        half_open_max_calls=1,
-        failure_on=(ProviderFailure,),
-    )
-
-
-@dataclass(frozen=True)
-class Provider:
-    """One node: where requests go (``url`` holds no credentials but may hold a key in its
-    path, so it is never shown), its basic-auth credentials, and its breaker."""
-
-    label: str
-    url: str
-    auth: httpx.BasicAuth | None
-    breaker: CircuitBreaker
-
-    def __repr__(self) -> str:
-        return f"Provider({self.label!r})"
-
-
-def _provider(
-    chain: str, index: int, raw: str, labels: set[str], breaker: Callable[[str], CircuitBreaker]
-) -> Provider:
-    label = provider_label(raw)
-    if label in labels:  # two URLs on one host:port (different paths): keep labels unique
-        label = f"{label}#{index + 1}"
-    labels.add(label)
-    parsed = httpx.URL(raw)
-    auth = None
-    if parsed.userinfo:
-        auth = httpx.BasicAuth(parsed.username, parsed.password)
-        parsed = parsed.copy_with(username=None, password=None)
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ValueError(f"provider {index + 1} ({label}) is not an http(s) URL with a host")
-    return Provider(label, str(parsed), auth, breaker(breaker_name(chain, label)))
+_JSON: Final = {"Content-Type": "application/json"}
 
 
 def _reject_constant(name: str) -> object:
@@ -204,28 +108,23 @@ class RpcClient:
         breaker: Callable[[str], CircuitBreaker] = default_breaker,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        if not urls:
-            raise ValueError(f"{chain}: at least one RPC URL is needed")
-        if timeout_seconds <= 0 or rounds < 1 or round_pause_seconds < 0:
-            raise ValueError("timeout_seconds must be positive, rounds at least 1")
+        self._pool = ProviderPool(
+            chain,
+            urls,
+            timeout_seconds=timeout_seconds,
+            rounds=rounds,
+            round_pause_seconds=round_pause_seconds,
+            breaker=breaker,
+            client=client,
+        )
         self.chain = chain
-        labels: set[str] = set()
-        self.providers: tuple[Provider, ...] = tuple(
-            _provider(chain, i, url, labels, breaker) for i, url in enumerate(urls)
-        )
+        self.providers: tuple[Provider, ...] = self._pool.providers
         self.timeout_seconds = timeout_seconds
-        self._rounds = rounds
-        self._pause = round_pause_seconds
         self._transient = frozenset(transient_codes)
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(
-            trust_env=False, headers={"User-Agent": "keel-coinpay"}
-        )
         self._ids = itertools.count(1)
 
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+        await self._pool.aclose()
 
     async def __aenter__(self) -> RpcClient:
         return self
@@ -320,69 +219,15 @@ class RpcClient:
         read: Callable[[object], T],
         timeout_seconds: float | None,
     ) -> T:
-        timeout = timeout_seconds or self.timeout_seconds
         content = simplejson.dumps(payload, use_decimal=True).encode()
-        failures: list[str] = []
-        for round_ in range(self._rounds):
-            if round_:
-                await asyncio.sleep(random.random() * self._pause)
-            for provider in self.providers:
-                try:
-                    async with provider.breaker.guard():
-                        body = await self._post(provider, method, content, timeout)
-                        try:
-                            return read(body)
-                        except ProviderFailure as exc:
-                            self._count(provider, method, exc)
-                            raise
-                except CircuitOpen:
-                    failures.append(f"{provider.label}: circuit open")
-                except ProviderFailure as exc:
-                    failures.append(f"{provider.label}: {exc.detail}")
-        raise ChainUnavailable(
-            f"{self.chain}: no RPC provider answered {method}: " + "; ".join(failures[-4:]),
-            chain=self.chain,
-        )
 
-    async def _post(
-        self, provider: Provider, method: str, content: bytes, seconds: float
-    ) -> object:
-        started = time.perf_counter()
-        try:
-            try:
-                async with asyncio.timeout(seconds):
-                    response = await self._client.post(
-                        provider.url,
-                        content=content,
-                        headers={"Content-Type": "application/json"},
-                        auth=provider.auth or httpx.USE_CLIENT_DEFAULT,
-                        timeout=seconds,
-                    )
-            except (httpx.TimeoutException, TimeoutError) as exc:
-                raise ProviderFailure("timeout", f"no answer within {seconds:g} s") from exc
-            except httpx.ConnectError as exc:
-                raise ProviderFailure("connect", f"cannot connect: {exc}") from exc
-            except httpx.TransportError as exc:
-                raise ProviderFailure("transport", f"{type(exc).__name__}: {exc}") from exc
-            return self._body(response)
-        except ProviderFailure as exc:
-            self._count(provider, method, exc)
-            raise
-        finally:
-            RPC_SECONDS.labels(self.chain, provider.label, method).observe(
-                time.perf_counter() - started
+        async def attempt(provider: Provider, seconds: float) -> T:
+            response = await self._pool.send(
+                provider, method, seconds, content=content, headers=_JSON
             )
+            return read(self._body(response))
 
-    def _count(self, provider: Provider, method: str, exc: ProviderFailure) -> None:
-        RPC_ERRORS.labels(self.chain, provider.label, exc.kind).inc()
-        log.warning(
-            "chain rpc provider failed",
-            chain=self.chain,
-            provider=provider.label,
-            method=method,
-            kind=exc.kind,
-            error=exc.detail,
-        )
+        return await self._pool.failover(method, attempt, timeout_seconds=timeout_seconds)
 
     @staticmethod
     def _body(response: httpx.Response) -> object:
