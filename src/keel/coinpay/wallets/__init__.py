@@ -6,7 +6,11 @@ addresses from their account xpub; ``validate_address`` checks payout addresses.
 A UTXO family's addresses are written for one ``Network`` (mainnet by default).
 """
 
-from keel.coinpay.wallets.address_validation import output_script, validate_address
+from keel.coinpay.wallets.address_validation import (
+    output_script,
+    script_address,
+    validate_address,
+)
 from keel.coinpay.wallets.families import (
     MAX_INDEX,
     PATH_TEMPLATES,
@@ -32,5 +36,6 @@ __all__ = [
     "generate_mnemonic",
     "output_script",
     "path_for",
+    "script_address",
     "validate_address",
 ]

@@ -38,6 +38,7 @@ from bip_utils import (
     P2SHAddrDecoder,
     Secp256k1PublicKey,
     SegwitBech32Decoder,
+    SegwitBech32Encoder,
     XrpAddrDecoder,
 )
 
@@ -125,6 +126,35 @@ def output_script(family: Family, address: str, network: Network = Network.MAINN
     if is_p2sh:
         return b"\xa9\x14" + payload + b"\x87"  # OP_HASH160 <20> OP_EQUAL
     return b"\x76\xa9\x14" + payload + b"\x88\xac"  # OP_DUP OP_HASH160 <20> OP_EQUALVERIFY …
+
+
+def script_address(family: Family, script: bytes, network: Network = Network.MAINNET) -> str | None:
+    """The address an output's ``script`` pays, in the form ``validate_address`` gives (the
+    inverse of :func:`output_script`): P2PKH, P2SH, segwit v0 (20 or 32 bytes) and Taproot on
+    a UTXO ``family``'s ``network``. None for a script no address stands for (``OP_RETURN``,
+    bare multisig, P2PK, witness versions without spending rules). ValueError for another family.
+    """
+    params = utxo_network(family, network)
+    size = len(script)
+    if size == 25 and script[:3] == b"\x76\xa9\x14" and script[23:] == b"\x88\xac":
+        return _hash160_address(params, script[3:23], p2sh=False)
+    if size == 23 and script[:2] == b"\xa9\x14" and script[22] == 0x87:
+        return _hash160_address(params, script[2:22], p2sh=True)
+    hrp = params.segwit_hrp
+    if hrp is None or size < 4 or script[1] != size - 2:
+        return None
+    if script[0] == 0 and size - 2 in (_P2WPKH_BYTES, _P2WSH_BYTES):
+        return str(SegwitBech32Encoder.Encode(hrp, 0, script[2:]))
+    if script[0] == 0x51 and size - 2 == _TAPROOT_BYTES:  # OP_1 <32>: bech32m (BIP350)
+        return str(SegwitBech32Encoder.Encode(hrp, 1, script[2:]))
+    return None
+
+
+def _hash160_address(params: UtxoNetwork, hash160: bytes, *, p2sh: bool) -> str:
+    if params.cashaddr_hrp is not None:
+        kind = _CASHADDR_P2SH if p2sh else _CASHADDR_P2PKH
+        return _as_cashaddr(params.cashaddr_hrp, kind)(hash160)
+    return _as_base58check(params.p2sh if p2sh else params.p2pkh)(hash160)
 
 
 def _test_chain(family: Family, network: Network) -> tuple[str, str]:
