@@ -21,6 +21,7 @@ CoinpayError (KeelError)
 ├── ChainUnavailable       no configured node of a chain answered (503)
 │   └── BlockNotFound      the nodes have no block at that height (yet) (503)
 ├── RpcCallRejected        a node answered a call with its own error (a bug or bad input)
+│   └── RestCallRejected   a REST provider answered a request with a 4xx of its own
 ├── SweepRefused           a sweep cannot be signed as asked (dust, wrong key, contract payee)
 └── SweepReverted          a sweep transaction was mined and failed: no value moved
 """
@@ -165,6 +166,19 @@ class RpcCallRejected(CoinpayError):
         super().__init__(detail, rpc_code=rpc_code)
         self.rpc_code = rpc_code
         self.rpc_message = rpc_message
+
+
+class RestCallRejected(RpcCallRejected):
+    """A REST provider (Esplora) answered a request with an error of its own (404 "Block not
+    found", 400 from the node behind it): the request asks for what is not there or is wrong,
+    so no other provider is tried. ``status`` is the HTTP status, ``message`` the body."""
+
+    code = "rest_call_rejected"
+
+    def __init__(self, detail: str, *, status: int, message: str) -> None:
+        super().__init__(detail, rpc_code=status, rpc_message=message)
+        self.status = status
+        self.message = message
 
 
 class SweepRefused(CoinpayError):
