@@ -49,12 +49,17 @@ own, and its address handling is not needed: scripts come from ``wallets.output_
 any network. python-bitcointx needs a system libsecp256k1 (no wheel carries one);
 bitcoinlib brings its own wallet database and service layer (python-stack.md).
 
-**Broadcast** is ``sendrawtransaction``; "already in the block chain" (``-27``) and "already
-known / in the mempool" count as sent. **Confirmations** come from ``getrawtransaction``
-(in the mempool, or on a node with ``-txindex``), else from ``gettxout`` of the sweep's
-outputs (a node without ``-txindex`` serves confirmed transactions only through their unspent
-outputs: once every output of a sweep is spent before it reaches the policy's depth, it reads as
-unknown and is reported stuck; run the sweeping node with ``-txindex=1`` to rule that out).
+**The chain's providers** are asked four things (``utxo_node.UtxoNode``): which stored outputs
+are unspent, the fee rate, to relay, how deep a sweep is. Over Bitcoin Core's JSON-RPC
+(``utxo_node.JsonRpcNode``): the checks above, ``estimatesmartfee``; **broadcast** is
+``sendrawtransaction``, "already in the block chain" (``-27``) and "already known / in the
+mempool" count as sent. **Confirmations** come from ``getrawtransaction`` (in the mempool, or
+on a node with ``-txindex``), else from ``gettxout`` of the sweep's outputs (a node without
+``-txindex`` serves confirmed transactions only through their unspent outputs: once every output
+of a sweep is spent before it reaches the policy's depth, it reads as unknown and is reported
+stuck; run the sweeping node with ``-txindex=1`` to rule that out). Over an Esplora (BTC,
+``KEEL_COINPAY_BTC_API=esplora``): ``esplora.EsploraNode`` (``POST /tx``,
+``GET /tx/:txid/status``; ADR 0024).
 """
 
 from __future__ import annotations
@@ -63,7 +68,6 @@ import hashlib
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Final
 
 from embit import ec, script
@@ -71,13 +75,16 @@ from embit.transaction import SIGHASH, Transaction, TransactionInput, Transactio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from keel.coinpay import models, money
+from keel.coinpay import models
 from keel.coinpay.assets import COINS
 from keel.coinpay.chains.base import SignedSweep, SweepInput
 from keel.coinpay.chains.config import ChainConfig
-from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, MalformedResponse, RpcClient
+from keel.coinpay.chains.esplora import EsploraNode
+from keel.coinpay.chains.rest import RestClient
+from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient
 from keel.coinpay.chains.utxo import TRANSIENT_CODES
-from keel.coinpay.errors import InvalidAddress, InvalidChainConfig, RpcCallRejected
+from keel.coinpay.chains.utxo_node import JsonRpcNode, OutputRef, UtxoNode
+from keel.coinpay.errors import InvalidAddress, InvalidChainConfig
 from keel.coinpay.wallets import UTXO_FAMILIES, Family, HDRoot, Network, output_script
 from keel.core.logging import get_logger
 
@@ -111,7 +118,6 @@ SEQUENCE: Final = 0xFFFFFFFD  # final for locktime, replaceable (BIP125)
 FINAL_SEQUENCE: Final = 0xFFFFFFFF  # chains without BIP125
 # The hash type Bitcoin Cash signs with: SIGHASH_ALL | SIGHASH_FORKID, fork id 0.
 SIGHASH_ALL_FORKID: Final = 0x41
-MAX_SWEEP_OUTPUTS: Final = DEFAULT_BATCH_LIMIT + 1
 
 # Serialised sizes (bytes) for the virtual size: version, locktime; an input without its
 # witness (outpoint 36, empty script 1, sequence 4); a P2WPKH witness at its largest (item
@@ -123,11 +129,6 @@ _SEGWIT_FAMILIES: Final = frozenset({Family.BTC, Family.LTC})  # P2WPKH payment 
 _TX_FIXED, _INPUT, _P2WPKH_WITNESS, _SEGWIT_MARKER = 8, 41, 1 + 1 + 71 + 1 + 33, 2
 _P2PKH_INPUT: Final = 36 + 1 + (1 + 71 + 1 + 33) + 4
 _WITNESS_SCALE = 4
-# RPC_VERIFY_ALREADY_IN_CHAIN; RPC_VERIFY_REJECTED / RPC_VERIFY_ERROR carry "already known".
-_ALREADY_IN_CHAIN: Final = -27
-_ALREADY_KNOWN: Final = ("txn-already-known", "txn-already-in-mempool", "already in mempool")
-_NOT_FOUND: Final = -5
-_METHOD_NOT_FOUND: Final = -32601
 
 
 class NotSweepable(Exception):
@@ -164,7 +165,9 @@ def split_fee(fee: int, weights: Mapping[str, int]) -> dict[str, int]:
 class UtxoSender:
     """:class:`~keel.coinpay.chains.base.ChainSender` of one UTXO chain (module docstring).
 
-    ``rpc`` reaches the chain's nodes (the source's URLs); ``sessions`` reads what the scanner
+    ``rpc`` reaches the chain's providers (the source's URLs): an RpcClient of Bitcoin Core
+    nodes, or any :class:`~keel.coinpay.chains.utxo_node.UtxoNode` (an Esplora's
+    :class:`~keel.coinpay.chains.esplora.EsploraNode`); ``sessions`` reads what the scanner
     stored; ``keys`` returns the installation's HD root (``Custody.root``); ``network`` is the
     chain's (``KEEL_COINPAY_<CHAIN>_NETWORK``). Rates are in base units per 1,000 vbytes.
     """
@@ -172,7 +175,7 @@ class UtxoSender:
     def __init__(
         self,
         chain: str,
-        rpc: RpcClient,
+        rpc: RpcClient | UtxoNode,
         sessions: async_sessionmaker[AsyncSession],
         keys: Callable[[], Awaitable[HDRoot]],
         *,
@@ -195,7 +198,9 @@ class UtxoSender:
         self.network = network
         self._family = coin.family
         self._decimals = coin.decimals
-        self._rpc = rpc
+        self._node: UtxoNode = (
+            JsonRpcNode(rpc, coin.decimals) if isinstance(rpc, RpcClient) else rpc
+        )
         self._sessions = sessions
         self._keys = keys
         self._fallback = fallback_fee_rate
@@ -203,8 +208,8 @@ class UtxoSender:
         self._segwit = coin.family in _SEGWIT_FAMILIES
 
     async def aclose(self) -> None:
-        """Close the RPC client's connections."""
-        await self._rpc.aclose()
+        """Close the providers' connections."""
+        await self._node.aclose()
 
     # ChainSender ------------------------------------------------------------------------------
 
@@ -238,7 +243,7 @@ class UtxoSender:
 
         outputs = _outputs(merchants, owed, platform, commission)  # amounts before the fee
         size = _vsize(len(coins), [s for s, _ in outputs], segwit=self._segwit)
-        fee = _fee(await self._fee_rate(), size)
+        fee = _fee(await self._node.fee_rate(self._target, self._fallback), size)
         shares = split_fee(fee, owed)
         paid = {pid: owed[pid] - shares[pid] for pid in owed}
         outputs = _outputs(merchants, paid, platform, commission)
@@ -252,30 +257,11 @@ class UtxoSender:
 
     async def broadcast(self, raw: str) -> None:
         """Send ``raw``; one the node already has (in its mempool or a block) counts as sent."""
-        try:
-            await self._rpc.call("sendrawtransaction", [raw])
-        except RpcCallRejected as exc:
-            message = exc.rpc_message.lower()
-            if exc.rpc_code == _ALREADY_IN_CHAIN or any(m in message for m in _ALREADY_KNOWN):
-                return
-            raise
+        await self._node.broadcast(raw)
 
     async def confirmations(self, tx_hash: str) -> int | None:
         """How deep ``tx_hash`` is: 0 in the mempool, None when the node knows it nowhere."""
-        try:
-            return await self._rpc.call(
-                "getrawtransaction", [tx_hash, True], parse=_tx_confirmations
-            )
-        except RpcCallRejected as exc:
-            if exc.rpc_code != _NOT_FOUND:
-                raise
-        # Confirmed, on a node without -txindex: one of its outputs, while unspent, knows.
-        found = await self._rpc.batch(
-            [("gettxout", [tx_hash, n, True]) for n in range(MAX_SWEEP_OUTPUTS)],
-            parse=_utxo_confirmations,
-        )
-        depths = [d for d in found if isinstance(d, int)]
-        return max(depths) if depths else None
+        return await self._node.confirmations(tx_hash)
 
     # Signing ----------------------------------------------------------------------------------
 
@@ -313,39 +299,22 @@ class UtxoSender:
                     .order_by(t.c.id)
                 )
             ).all()
-        seen = await self._rpc.batch(
-            [("gettxout", [r.tx_hash, r.position, True]) for r in rows], parse=_utxo
+        seen = await self._node.unspent(
+            [OutputRef(r.address, r.tx_hash, int(r.position)) for r in rows]
         )
         coins: list[_Coin] = []
         for row, utxo in zip(rows, seen, strict=True):
-            if isinstance(utxo, RpcCallRejected) or utxo is None:
+            if utxo is None:
                 continue  # spent, or no longer on the chain
-            depth, value, script_hex = utxo
-            amount = money.units_of(value, self._decimals)
             expected = output_script(self._family, row.address, self.network)
-            if depth < 1 or amount != int(row.amount) or bytes.fromhex(script_hex) != expected:
+            if utxo.depth < 1 or utxo.amount != int(row.amount) or utxo.script != expected:
                 continue
             coins.append(
-                _Coin(payment_of[row.address], row.tx_hash, int(row.position), amount, expected)
+                _Coin(
+                    payment_of[row.address], row.tx_hash, int(row.position), utxo.amount, expected
+                )
             )
         return coins
-
-    async def _fee_rate(self) -> int:
-        """Base units per 1,000 vbytes: the node's estimate or the fallback, never below what
-        its mempool accepts."""
-        try:
-            estimate = await self._rpc.call("estimatesmartfee", [self._target], parse=_dict)
-        except RpcCallRejected as exc:
-            if exc.rpc_code != _METHOD_NOT_FOUND:  # Bitcoin Cash Node has no estimatesmartfee
-                raise
-            estimate = {}
-        pool = await self._rpc.call("getmempoolinfo", [], parse=_dict)
-        rate = self._fallback
-        if isinstance(estimate.get("feerate"), Decimal):
-            rate = money.units_of(estimate["feerate"], self._decimals)
-        floors = [pool.get("mempoolminfee"), pool.get("minrelaytxfee")]
-        floor = max((money.units_of(f, self._decimals) for f in floors if f is not None), default=0)
-        return max(rate, floor)
 
     def _dust(self, out_script: bytes) -> int:
         """The smallest output the chain's nodes relay to ``out_script``."""
@@ -362,9 +331,10 @@ def open_utxo_sender(
     platform_address: str,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> UtxoSender:
-    """The sender of a configured UTXO chain through its providers (close with
-    ``aclose()``). Refuses, at boot rather than at the first sweep, a chain with no URL and a
-    platform address that is not of the chain's network (InvalidChainConfig)."""
+    """The sender of a configured UTXO chain through its providers, JSON-RPC or Esplora as
+    ``config.api`` says (close with ``aclose()``). Refuses, at boot rather than at the first
+    sweep, a chain with no URL and a platform address that is not of the chain's network
+    (InvalidChainConfig)."""
     if not config.configured:
         raise InvalidChainConfig(f"{config.chain} has no RPC URL to sweep through")
     family = COINS[config.chain].family
@@ -375,13 +345,18 @@ def open_utxo_sender(
             f"{config.chain}: the platform wallet is not an address of its {config.network} "
             f"({exc.detail})"
         ) from None
-    rpc = RpcClient(
-        config.chain,
-        config.rpc_urls,
-        timeout_seconds=timeout_seconds,
-        transient_codes=TRANSIENT_CODES,
-    )
-    return UtxoSender(config.chain, rpc, sessions, keys, network=config.network)
+    node: RpcClient | UtxoNode
+    if config.api == "esplora":
+        rest = RestClient(config.chain, config.rpc_urls, timeout_seconds=timeout_seconds)
+        node = EsploraNode(config.chain, rest, network=config.network)
+    else:
+        node = RpcClient(
+            config.chain,
+            config.rpc_urls,
+            timeout_seconds=timeout_seconds,
+            transient_codes=TRANSIENT_CODES,
+        )
+    return UtxoSender(config.chain, node, sessions, keys, network=config.network)
 
 
 def _outputs(
@@ -499,30 +474,3 @@ def _push(data: bytes) -> bytes:
     if len(data) >= 0x4C:
         raise ValueError("a direct push holds at most 75 bytes")
     return bytes([len(data)]) + data
-
-
-def _dict(result: Any) -> dict[str, Any]:
-    if not isinstance(result, dict):
-        raise MalformedResponse("expected an object")
-    return result
-
-
-def _tx_confirmations(result: Any) -> int:
-    depth = _dict(result).get("confirmations", 0)  # absent while in the mempool
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
-        raise MalformedResponse(f"confirmations {depth!r:.40}")
-    return depth
-
-
-def _utxo(result: Any) -> tuple[int, Decimal, str] | None:
-    if result is None:
-        return None
-    found = _dict(result)
-    script_pubkey = found.get("scriptPubKey")
-    if not isinstance(script_pubkey, dict) or not isinstance(script_pubkey.get("hex"), str):
-        raise MalformedResponse("gettxout without scriptPubKey.hex")
-    return _tx_confirmations(found), found["value"], script_pubkey["hex"]
-
-
-def _utxo_confirmations(result: Any) -> int | None:
-    return None if result is None else _tx_confirmations(result)
