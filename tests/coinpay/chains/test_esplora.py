@@ -6,14 +6,17 @@ provider, the mempool, broadcasts and confirmations, and damaged answers."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from keel.coinpay import models
 from keel.coinpay.chains import config, sources
-from keel.coinpay.chains.esplora import EsploraNode, EsploraSource
+from keel.coinpay.chains.base import SweepInput
+from keel.coinpay.chains.esplora import EsploraNode, EsploraSource, read_transaction
 from keel.coinpay.chains.providers import ProviderFailure, default_breaker
 from keel.coinpay.chains.rest import RestClient
 from keel.coinpay.chains.utxo_node import OutputRef, Unspent, already_known
@@ -24,10 +27,11 @@ from keel.coinpay.errors import (
     InvalidChainConfig,
     RestCallRejected,
 )
-from keel.coinpay.wallets import Family, Network, output_script
+from keel.coinpay.wallets import Family, Network, output_script, script_address
 from keel.core.resilience import CircuitBreaker
 from tests.chains_nodes import closed_port_url
 from tests.coinpay.chains.conftest import OPEN, breaker_state, provider_errors
+from tests.coinpay.conftest import make_harness
 from tests.replay import ReplayServer, checked, load_recording, serve_recordings
 
 RECORDINGS = Path(__file__).parent / "recordings"
@@ -322,3 +326,47 @@ def test_litecoin_over_esplora_is_refused_where_its_blocks_carry_mweb(network: s
     chain = config.load(esplora_env("http://127.0.0.1:1", "LTC", network)).chain("LTC")
     with pytest.raises(InvalidChainConfig, match="MWEB"):
         sources.open_source(chain)
+
+
+async def test_a_sweep_is_signed_from_the_outputs_esplora_lists_unspent(
+    db_url: str, node: EsploraNode
+) -> None:
+    [confirmed, pending] = answer("sweeps", f"/address/{PAYMENT}/utxo")
+    async for h in make_harness(db_url, None):
+        async with h.gw.sessions() as session, session.begin():
+            for utxo in (confirmed, pending):  # as the scanner stored them
+                await session.execute(
+                    models.chain_transfers.insert().values(
+                        chain="BTC",
+                        coin="BTC",
+                        tx_hash=utxo["txid"],
+                        position=utxo["vout"],
+                        address=PAYMENT,
+                        amount=utxo["value"],
+                        block_height=utxo["status"].get("block_height"),
+                        block_hash=utxo["status"].get("block_hash"),
+                        orphaned=False,
+                        first_seen_at=h.clock.now(),
+                    )
+                )
+        sender = UtxoSender("BTC", node, h.gw.sessions, h.gw.custody.root, network=Network.REGTEST)
+        merchant = "bcrt1q86w34pkrsudkh7c3a26wu5j988hf4nawy652qr"
+        sweep = SweepInput("p1", "BTC", PAYMENT, 0, 100_000, 1_000, merchant)
+        signed = await sender.sign((sweep,), PLATFORM)
+    tx = read_transaction(bytes.fromhex(signed.raw))
+    # The confirmed output only (the one still in the mempool waits for a later sweep).
+    assert [(i.txid.hex(), i.vout) for i in tx.vin] == [(confirmed["txid"], confirmed["vout"])]
+    fee = signed.fees["p1"]
+    # 68.285 sat/vB on the size estimated before signing (at most a byte over per input).
+    assert math.ceil(68_285 * vsize(tx) / 1000) <= fee <= math.ceil(68_285 * (vsize(tx) + 1) / 1000)
+    paid = {
+        script_address(Family.BTC, o.script_pubkey.data, Network.REGTEST): o.value for o in tx.vout
+    }
+    assert paid == {merchant: 100_000 - 1_000 - fee, PLATFORM: 1_000}
+
+
+def vsize(tx: Any) -> int:
+    """Virtual size of a signed segwit transaction (BIP141)."""
+    full = len(tx.serialize())
+    stripped = len(tx.serialize()) - sum(len(i.witness.serialize()) for i in tx.vin) - 2
+    return math.ceil((stripped * 3 + full) / 4)
