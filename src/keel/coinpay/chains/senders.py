@@ -5,7 +5,8 @@ Each configured chain of a family with a sender gets one over an
 and tokens (:class:`~keel.coinpay.chains.evm_sender.EvmSender`, signed for the chain id of
 ``KEEL_COINPAY_<CHAIN>_CHAIN_ID``, else the mainnet id of ``assets``; token sweeps' gas comes
 from the custody root's EVM fee wallet), the UTXO chains
-(:class:`~keel.coinpay.chains.utxo_sender.UtxoSender`, batched), Cardano through Koios
+(:class:`~keel.coinpay.chains.utxo_sender.UtxoSender`, batched; BTC over Esplora where
+``KEEL_COINPAY_BTC_API=esplora``), Cardano through Koios
 (:class:`~keel.coinpay.chains.cardano_sender.CardanoSender`, batched) and Solana's SOL and SPL
 tokens (:class:`~keel.coinpay.chains.solana_sender.SolanaSender`). Chains of other families get
 none yet, so their live payments wait at ``forwarding``; the forward job's retries count them
