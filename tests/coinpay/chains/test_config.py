@@ -146,7 +146,7 @@ def test_confirmations_are_digits_in_range_or_refused(text: str) -> None:
     valid = valid and len(text.strip()) <= 6 and int(text.strip()) <= config.MAX_CONFIRMATIONS
     environ = {"KEEL_COINPAY_DOGE_CONFIRMATIONS": text}
     if valid:
-        assert config.load(environ).chain("DOGE").confirmations == int(text)
+        assert config.load(environ).chain("DOGE").confirmations == int(text.strip())
     else:
         with pytest.raises(InvalidChainConfig):
             config.load(environ)

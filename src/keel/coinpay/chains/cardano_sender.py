@@ -57,11 +57,11 @@ from keel.coinpay.chains.cardano import BLOCK_FIELDS, block_ref, lovelace
 from keel.coinpay.chains.cardano_tx import ProtocolParams, TxIn, TxOut
 from keel.coinpay.chains.config import ChainConfig
 from keel.coinpay.chains.koios import KoiosClient
-from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, MalformedResponse, default_breaker
+from keel.coinpay.chains.providers import send_breaker
+from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, MalformedResponse
 from keel.coinpay.chains.utxo_sender import NotSweepable, split_fee
 from keel.coinpay.errors import InvalidAddress, InvalidChainConfig, RpcCallRejected
 from keel.coinpay.wallets import Family, HDRoot
-from keel.core.resilience import CircuitBreaker
 
 __all__ = [
     "DEFAULT_BATCH_LIMIT",
@@ -309,13 +309,9 @@ def open_cardano_sender(
             f"{config.chain}: the platform wallet is not a mainnet Cardano address ({exc.detail})"
         ) from None
     client = KoiosClient(
-        config.chain, config.rpc_urls, timeout_seconds=timeout_seconds, breaker=_send_breaker
+        config.chain, config.rpc_urls, timeout_seconds=timeout_seconds, breaker=send_breaker
     )
     return CardanoSender(client, sessions, keys, chain=config.chain)
-
-
-def _send_breaker(name: str) -> CircuitBreaker:
-    return default_breaker(f"{name}:send")
 
 
 def _outputs(

@@ -47,6 +47,7 @@ __all__ = [
     "breaker_name",
     "default_breaker",
     "provider_label",
+    "send_breaker",
 ]
 
 T = TypeVar("T")
@@ -112,6 +113,12 @@ def default_breaker(name: str) -> CircuitBreaker:
         half_open_max_calls=1,
         failure_on=(ProviderFailure,),
     )
+
+
+def send_breaker(name: str) -> CircuitBreaker:
+    """A sender's own breaker per provider (``<name>:send``): a sweep's calls never share
+    the scanner's breaker, so ``keel_circuit_state`` tells the two apart."""
+    return default_breaker(f"{name}:send")
 
 
 @dataclass(frozen=True)

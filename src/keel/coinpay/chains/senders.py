@@ -32,12 +32,12 @@ from keel.coinpay.assets import COINS
 from keel.coinpay.chains.cardano_sender import CardanoSender, open_cardano_sender
 from keel.coinpay.chains.config import ChainConfig, ChainsConfig
 from keel.coinpay.chains.evm_sender import EvmSender, FeeWallet, KeySource
-from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient, default_breaker
+from keel.coinpay.chains.providers import send_breaker
+from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient
 from keel.coinpay.chains.solana_sender import SolanaSender, open_solana_sender
 from keel.coinpay.chains.utxo_sender import UtxoSender, open_utxo_sender
 from keel.coinpay.errors import InvalidChainConfig
 from keel.coinpay.wallets import UTXO_FAMILIES, Family, HDRoot
-from keel.core.resilience import CircuitBreaker
 
 __all__ = ["evm_fee_wallet", "evm_keys", "open_sender", "open_senders"]
 
@@ -81,7 +81,7 @@ def open_sender(
         config.chain,
         config.rpc_urls,
         timeout_seconds=timeout_seconds,
-        breaker=_send_breaker,
+        breaker=send_breaker,
         client=client,
     )
     tokens = {token.coin: token.contract for token in config.tokens}
@@ -137,10 +137,6 @@ def open_senders(
                 root,
                 platform_address=wallets[chain],
                 timeout_seconds=timeout_seconds,
-                breaker=_send_breaker,
+                breaker=send_breaker,
             )
     return senders
-
-
-def _send_breaker(name: str) -> CircuitBreaker:
-    return default_breaker(f"{name}:send")

@@ -80,6 +80,7 @@ from keel.coinpay.assets import COINS
 from keel.coinpay.chains.base import SignedSweep, SweepInput
 from keel.coinpay.chains.config import ChainConfig
 from keel.coinpay.chains.esplora import EsploraNode
+from keel.coinpay.chains.providers import send_breaker
 from keel.coinpay.chains.rest import RestClient
 from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient
 from keel.coinpay.chains.utxo import TRANSIENT_CODES
@@ -197,7 +198,6 @@ class UtxoSender:
         self.batch_limit = batch_limit
         self.network = network
         self._family = coin.family
-        self._decimals = coin.decimals
         self._node: UtxoNode = (
             JsonRpcNode(rpc, coin.decimals) if isinstance(rpc, RpcClient) else rpc
         )
@@ -347,7 +347,9 @@ def open_utxo_sender(
         ) from None
     node: RpcClient | UtxoNode
     if config.api == "esplora":
-        rest = RestClient(config.chain, config.rpc_urls, timeout_seconds=timeout_seconds)
+        rest = RestClient(
+            config.chain, config.rpc_urls, timeout_seconds=timeout_seconds, breaker=send_breaker
+        )
         node = EsploraNode(config.chain, rest, network=config.network)
     else:
         node = RpcClient(
@@ -355,6 +357,7 @@ def open_utxo_sender(
             config.rpc_urls,
             timeout_seconds=timeout_seconds,
             transient_codes=TRANSIENT_CODES,
+            breaker=send_breaker,
         )
     return UtxoSender(config.chain, node, sessions, keys, network=config.network)
 
