@@ -7,16 +7,20 @@ import pytest
 from keel.coinpay.chains import config, sources
 from keel.coinpay.chains.evm import EvmSource
 from keel.coinpay.chains.utxo import UtxoSource
+from keel.coinpay.chains.xrp import XrpSource
 from keel.coinpay.errors import InvalidChainConfig
 
 ENV = {
     "KEEL_COINPAY_POL_RPC_URLS": "http://127.0.0.1:8545",
     "KEEL_COINPAY_DOGE_RPC_URLS": "http://u:p@127.0.0.1:22555",
     "KEEL_COINPAY_SOL_RPC_URLS": "http://127.0.0.1:8899",
+    "KEEL_COINPAY_XRP_RPC_URLS": "http://127.0.0.1:5005,http://127.0.0.1:51234",
 }
 
 
-@pytest.mark.parametrize(("chain", "kind"), [("POL", EvmSource), ("DOGE", UtxoSource)])
+@pytest.mark.parametrize(
+    ("chain", "kind"), [("POL", EvmSource), ("DOGE", UtxoSource), ("XRP", XrpSource)]
+)
 async def test_evm_and_utxo_chains_get_their_source(chain: str, kind: type) -> None:
     source = sources.open_source(config.load(ENV).chain(chain))
     try:

@@ -1,6 +1,6 @@
 """The chain source for a configured chain: :class:`~keel.coinpay.chains.evm.EvmSource` or
 :class:`~keel.coinpay.chains.utxo.UtxoSource` over an :class:`~keel.coinpay.chains.rpc.RpcClient`
-of its provider URLs."""
+of its provider URLs; :class:`~keel.coinpay.chains.xrp.XrpSource` over one framed for rippled."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from keel.coinpay.chains.config import ChainConfig
 from keel.coinpay.chains.evm import EvmSource
 from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient
 from keel.coinpay.chains.utxo import TRANSIENT_CODES, UtxoSource
+from keel.coinpay.chains.xrp import XrpSource, framed_client
 from keel.coinpay.errors import InvalidChainConfig
 from keel.coinpay.wallets import UTXO_FAMILIES, Family
 
@@ -22,7 +23,7 @@ def open_source(
     *,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     client: httpx.AsyncClient | None = None,
-) -> EvmSource | UtxoSource:
+) -> EvmSource | UtxoSource | XrpSource:
     """A source reading ``config.chain`` through its providers; close it with ``aclose()``.
     Raises InvalidChainConfig for a chain with no URL or none of these two families (yet)."""
     if not config.configured:
@@ -44,4 +45,9 @@ def open_source(
             client=client,
         )
         return UtxoSource(config.chain, rpc, network=config.network)
+    if family is Family.XRP:
+        xrp_rpc = framed_client(
+            config.chain, config.rpc_urls, timeout_seconds=timeout_seconds, client=client
+        )
+        return XrpSource(xrp_rpc, config.chain)
     raise InvalidChainConfig(f"{config.chain}: no JSON-RPC chain source for {family} yet")
