@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from keel.coinpay import tags
 from keel.coinpay.addresses import IndexAllocator
 from keel.coinpay.chains.base import ChainSender, ChainWatcher
 from keel.coinpay.chains.scanner import Scanner
@@ -52,6 +53,8 @@ class Gateway:
     # The network of each live UTXO chain not on mainnet ("LTC": Network.REGTEST), from
     # KEEL_COINPAY_<CHAIN>_NETWORK; see network().
     networks: Mapping[str, Network] = field(default_factory=dict)
+    # Where XRP destination tags are drawn from (tags.draw_tag; a test makes them predictable).
+    destination_tags: Callable[[], int] = tags.draw_tag
 
     def network(self, mode: str, chain: str) -> Network:
         """The network whose address forms ``chain`` uses in ``mode``: a live chain's

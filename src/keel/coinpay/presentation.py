@@ -24,6 +24,7 @@ def event_data(row: Payment) -> dict[str, Any]:
         "currency": row.currency,
         "blockchain": row.blockchain,
         "payment_address": row.payment_address,
+        "destination_tag": row.destination_tag,
         "tx_hash": row.tx_hash,
         "merchant_tx_hash": row.forward_tx_hash,
         "confirmations": row.confirmations,
@@ -35,13 +36,14 @@ def event_data(row: Payment) -> dict[str, Any]:
 
 
 def payment_uri(row: Payment) -> str:
-    """The wallet URI customers scan: BIP21, EIP-681 or Solana Pay."""
+    """The wallet URI customers scan: BIP21, EIP-681, Solana Pay, or XRPL's ``xrpl://`` with
+    the destination tag in ``dt`` (ADR 0023)."""
     coin = get_coin(row.blockchain)
     amount = format_units(row.crypto_amount, coin.decimals)
-    return _uri(coin, row.payment_address, row.crypto_amount, amount)
+    return _uri(coin, row.payment_address, row.crypto_amount, amount, row.destination_tag)
 
 
-def _uri(coin: Coin, address: str, units: int, amount: str) -> str:
+def _uri(coin: Coin, address: str, units: int, amount: str, tag: int | None = None) -> str:
     if coin.family.value in ("BTC", "LTC", "DOGE"):
         scheme = {"BTC": "bitcoin", "LTC": "litecoin", "DOGE": "dogecoin"}[coin.family.value]
         return f"{scheme}:{address}?amount={amount}"
@@ -58,7 +60,9 @@ def _uri(coin: Coin, address: str, units: int, amount: str) -> str:
         token = f"&spl-token={coin.contract}" if coin.contract else ""
         return f"solana:{address}?amount={amount}{token}"
     if coin.family.value == "XRP":
-        return f"xrpl:{address}?amount={amount}"
+        # Xaman's and XLS-2's form: a wallet that drops ``dt`` would pay no payment at all.
+        dt = "" if tag is None else f"&dt={tag}"
+        return f"xrpl://{address}?amount={amount}&network=XRPL{dt}"
     return f"web+cardano:{address}?amount={amount}"
 
 
@@ -75,6 +79,7 @@ def to_wire(row: Payment) -> dict[str, Any]:
         "crypto_amount_base_units": str(row.crypto_amount),
         "exchange_rate": str(row.rate),
         "payment_address": row.payment_address,
+        "destination_tag": row.destination_tag,
         "payment_uri": payment_uri(row),
         "status": row.status,
         "paid_partial": row.paid_partial,
