@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from keel.coinpay import addresses, models, tags
 from keel.coinpay.assets import COINS
+from keel.coinpay.chains.base import SignedSweep
+from keel.coinpay.errors import SweepRefused
 from tests.coinpay.conftest import Harness, WebhookSink
 
 ACCOUNT = "rHsMGQEkVNJmpGWs8XUBoTBiAAbwxZN5v3"  # abandon..about, XRP index 0
@@ -132,3 +135,67 @@ def test_drawn_tags_are_uint32_and_never_zero() -> None:
     assert len(drawn) > 1990  # random, not counted: a customer cannot guess the next one
     assert tags.tagged(COINS["XRP"])
     assert not tags.tagged(COINS["SOL"])
+
+
+class FakeLedger:
+    """The XRP sender as the activation job sees it: an account appears once the activation
+    Payment it was sent has been validated."""
+
+    batch_limit = 1
+    chain = "XRP"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.signed = 0
+
+    async def exists(self, address: str) -> bool:
+        return len(self.sent) >= 2  # sent once, then seen again while pending
+
+    async def sign_activation(self, address: str) -> SignedSweep:
+        self.signed += 1
+        return SignedSweep("AB" * 32, f"blob-for-{address}", {})
+
+    async def broadcast(self, raw: str) -> None:
+        self.sent.append(raw)
+
+    async def settled(self, tx_hash: str, raw: str) -> str:
+        return "pending"
+
+    async def sign(self, inputs: object, platform_address: str) -> SignedSweep:
+        raise SweepRefused("not in this test")
+
+    async def confirmations(self, tx_hash: str) -> int | None:
+        return None
+
+
+async def test_a_live_account_is_activated_once_before_its_first_payment(
+    harness: Harness,
+) -> None:
+    ledger = FakeLedger()
+    harness.gw.senders = {**harness.gw.senders, "live": {"XRP": ledger}}  # type: ignore[dict-item]
+    harness.gw.watchers = {
+        **harness.gw.watchers,
+        "live": {**harness.gw.watchers["live"], "XRP": harness.gw.watchers["live"]["ETH"]},
+    }
+    body = {"business_id": harness.business_id, "amount": "10.00", "blockchain": "XRP"}
+    live = harness.auth(harness.live_key)
+    refused = await harness.client.post("/api/payments/create", json=body, headers=live)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "account_activating"
+    again = await harness.client.post("/api/payments/create", json=body, headers=live)
+    assert again.status_code == 409  # still one account, one job
+    await harness.run_jobs()  # signs, stores, sends; retries later
+    async with harness.gw.sessions() as session:
+        [row] = (await session.execute(select(models.receiving_accounts))).all()
+    assert (row.activation_tx_hash, row.activation_raw_tx) == ("AB" * 32, f"blob-for-{ACCOUNT}")
+    harness.clock.advance(timedelta(seconds=5))
+    await harness.run_jobs()  # pending: the same bytes again, never a second signing
+    harness.clock.advance(timedelta(seconds=5))
+    await harness.run_jobs()  # the account exists now
+    assert ledger.signed == 1
+    assert ledger.sent == [f"blob-for-{ACCOUNT}"] * 2
+    created = await harness.client.post("/api/payments/create", json=body, headers=live)
+    assert created.status_code == 201, created.text
+    payment = created.json()["payment"]
+    assert (payment["mode"], payment["payment_address"]) == ("live", ACCOUNT)
+    assert payment["destination_tag"] is not None

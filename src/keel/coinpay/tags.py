@@ -49,7 +49,7 @@ MAX_TAG: Final = 2**32 - 1
 # The families whose payments share one account per business and differ by destination tag.
 TAGGED_FAMILIES: Final = frozenset({wallets.Family.XRP})
 # Draws before giving up on a free tag: with a billion tags taken in one account, eight draws
-# all hitting taken ones has a chance of (1/4)^8, about 1 in 65,000.
+# all hitting taken ones has a chance of 0.23^8, about 1 in 100,000.
 _DRAWS: Final = 8
 
 

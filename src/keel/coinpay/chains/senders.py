@@ -4,7 +4,9 @@ Each configured chain of a family with a sender gets one over an
 :class:`~keel.coinpay.chains.rpc.RpcClient` of its provider URLs: today the EVM chains' native
 coins (:class:`~keel.coinpay.chains.evm_sender.EvmSender`, signed for the chain id of
 ``KEEL_COINPAY_<CHAIN>_CHAIN_ID``, else the mainnet id of ``assets``) and the P2WPKH chains
-(:class:`~keel.coinpay.chains.utxo_sender.UtxoSender`, batched). Chains of other families get
+(:class:`~keel.coinpay.chains.utxo_sender.UtxoSender`, batched) and XRP
+(:class:`~keel.coinpay.chains.xrp_sender.XrpSender`, which also activates receiving
+accounts; like a UTXO chain it needs its platform wallet). Chains of other families get
 none yet, so their live payments wait at ``forwarding``; the forward job's retries count them
 in ``coinpay_settlement_failures_total``.
 
@@ -29,6 +31,7 @@ from keel.coinpay.chains.config import ChainConfig, ChainsConfig
 from keel.coinpay.chains.evm_sender import EvmSender, KeySource
 from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient, default_breaker
 from keel.coinpay.chains.utxo_sender import P2WPKH_FAMILIES, UtxoSender, open_utxo_sender
+from keel.coinpay.chains.xrp_sender import XrpSender, open_xrp_sender
 from keel.coinpay.errors import InvalidChainConfig
 from keel.coinpay.wallets import Family, HDRoot
 from keel.core.resilience import CircuitBreaker
@@ -79,14 +82,14 @@ def open_senders(
     platform_wallets: Mapping[str, str] | None = None,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     client: httpx.AsyncClient | None = None,
-) -> dict[str, EvmSender | UtxoSender]:
+) -> dict[str, EvmSender | UtxoSender | XrpSender]:
     """A sender for every configured chain that can have one (module docstring), by chain.
     A P2WPKH chain's needs the database (it spends the deposits the scanner stored) and its
     platform wallet (checked against the chain's network here, at boot); without them it gets
     none, as its sweeps could not go anywhere."""
     keys = evm_keys(root)
     wallets = platform_wallets or {}
-    senders: dict[str, EvmSender | UtxoSender] = {}
+    senders: dict[str, EvmSender | UtxoSender | XrpSender] = {}
     for chain in chains.configured:
         family = COINS[chain].family
         if family is Family.EVM:
@@ -97,6 +100,13 @@ def open_senders(
             senders[chain] = open_utxo_sender(
                 chains.chain(chain),
                 sessions,
+                root,
+                platform_address=wallets[chain],
+                timeout_seconds=timeout_seconds,
+            )
+        elif family is Family.XRP and chain in wallets:
+            senders[chain] = open_xrp_sender(
+                chains.chain(chain),
                 root,
                 platform_address=wallets[chain],
                 timeout_seconds=timeout_seconds,
