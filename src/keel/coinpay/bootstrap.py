@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import httpx
 
-from keel.coinpay import models, notify, payments, rates
+from keel.coinpay import models, notify, payments, rates, tags
 from keel.coinpay.addresses import IndexAllocator, SequenceAllocator, system_family_key
 from keel.coinpay.assets import DEFAULT_CONFIRMATIONS
 from keel.coinpay.chains import config as chain_config
@@ -24,8 +24,10 @@ from keel.coinpay.chains.simulated import SimulatedChain, SimulatedSender
 from keel.coinpay.chains.solana_sender import SolanaSender
 from keel.coinpay.chains.sources import open_source
 from keel.coinpay.chains.utxo_sender import UtxoSender
+from keel.coinpay.chains.xrp_sender import XrpSender
 from keel.coinpay.custody import Custody
 from keel.coinpay.gateway import Gateway
+from keel.coinpay.payments import activation
 from keel.coinpay.settings import CoinpaySettings
 from keel.coinpay.wallets import Family, Network
 from keel.core import db, migrations, netguard
@@ -123,7 +125,7 @@ async def open_gateway(
     box = load_box(settings)
     custody = Custody(box, sessions)
     # Live sweeps of the configured chains that have a sender; keys are derived when signing.
-    live_senders: dict[str, EvmSender | UtxoSender | CardanoSender | SolanaSender] = {}
+    live_senders: dict[str, EvmSender | UtxoSender | CardanoSender | SolanaSender | XrpSender] = {}
     if chains is not None:
         live_senders = chain_senders.open_senders(
             chains, custody.root, sessions=sessions, platform_wallets=settings.platform_wallets
@@ -204,6 +206,9 @@ def build_worker(gw: Gateway) -> Worker:
     async def forward(job: Job) -> None:
         await payments.forward(gw, job)
 
+    async def activate(job: Job) -> None:
+        await activation.activate(gw, job)
+
     async def sample_queue() -> None:
         await gw.queue.count_ready()
 
@@ -239,7 +244,11 @@ def build_worker(gw: Gateway) -> Worker:
     )
     return Worker(
         gw.queue,
-        {notify.DELIVER_JOB: deliverer, payments.FORWARD_JOB: forward},
+        {
+            notify.DELIVER_JOB: deliverer,
+            payments.FORWARD_JOB: forward,
+            tags.ACTIVATE_JOB: activate,
+        },
         periodic=[
             Periodic("expire", EXPIRY_SWEEP, expire),
             Periodic("watch", timedelta(seconds=gw.settings.watch_interval_seconds), watch),

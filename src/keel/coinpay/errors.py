@@ -23,7 +23,8 @@ CoinpayError (KeelError)
 ├── RpcCallRejected        a node answered a call with its own error (a bug or bad input)
 │   └── RestCallRejected   a REST provider answered a request with a 4xx of its own
 ├── SweepRefused           a sweep cannot be signed as asked (dust, wrong key, contract payee)
-└── SweepReverted          a sweep transaction was mined and failed: no value moved
+├── SweepReverted          a sweep transaction was mined and failed: no value moved
+└── AccountActivating      the business's XRP account is being funded with its reserve (409)
 """
 
 from __future__ import annotations
@@ -202,3 +203,11 @@ class SweepReverted(CoinpayError):
     The sweeper records it on the sweep (``last_error``) and it shows as stuck."""
 
     code = "sweep_reverted"
+
+
+class AccountActivating(CoinpayError, errors.Conflict):
+    """The business's receiving account on a chain with an account reserve (XRP) is being
+    activated from the platform's fee wallet: a payment smaller than the reserve sent to it now
+    would fail on-chain. Retry in a few seconds."""
+
+    code = "account_activating"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from keel.coinpay import tags
 from keel.coinpay.addresses import IndexAllocator
 from keel.coinpay.chains.base import ChainSender, ChainWatcher
 from keel.coinpay.chains.config import ChainsConfig
@@ -57,6 +58,8 @@ class Gateway:
     # The live chains' configuration (KEEL_COINPAY_<CHAIN>_*): chain ids and token contracts
     # for wallet URIs. Mainnet's when nothing is configured.
     live_chains: ChainsConfig = field(default_factory=lambda: load_chains({}))
+    # Where XRP destination tags are drawn from (tags.draw_tag; a test makes them predictable).
+    destination_tags: Callable[[], int] = tags.draw_tag
 
     def network(self, mode: str, chain: str) -> Network:
         """The network whose address forms ``chain`` uses in ``mode``: a live chain's

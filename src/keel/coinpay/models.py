@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from keel.core.jobs import jobs_table
@@ -115,7 +116,10 @@ payments = Table(
     Column("crypto_amount", BigUInt, nullable=False),
     Column("rate", ExactDecimal(38, 18), nullable=False),
     Column("rate_source", String(200), nullable=False),
-    Column("payment_address", String(200), nullable=False, unique=True),
+    # Unique, except where the chain tells payments apart by a destination tag (XRP: one account
+    # per business and mode, coinpay_receiving_accounts): there (address, tag) is unique.
+    Column("payment_address", String(200), nullable=False),
+    Column("destination_tag", BigInteger, nullable=True),
     Column("family_key", String(80), nullable=False),
     Column("derivation_index", Integer, nullable=False),
     Column("custody", String(16), nullable=False),
@@ -148,6 +152,33 @@ payments = Table(
     Column("settlement_note", String(300), nullable=True),
     Index("ix_coinpay_payments_business_created", "business_id", "mode", "created_at"),
     Index("ix_coinpay_payments_status_expires", "status", "expires_at"),
+    Index("uq_coinpay_payments_address_tag", "payment_address", "destination_tag", unique=True),
+    Index(
+        "uq_coinpay_payments_address_untagged",
+        "payment_address",
+        unique=True,
+        sqlite_where=text("destination_tag IS NULL"),
+        postgresql_where=text("destination_tag IS NULL"),
+    ),
+)
+
+# The receiving account of a chain whose accounts cost a reserve (XRP): one per business, mode and
+# chain, derived once from the custody root; its payments differ by destination tag. A live
+# account is activated (funded with the reserve from the platform's fee wallet) before its
+# first payment: the signed activation is stored before it is sent, like a sweep.
+receiving_accounts = Table(
+    "coinpay_receiving_accounts",
+    metadata,
+    Column("business_id", ForeignKey("coinpay_businesses.id"), primary_key=True),
+    Column("mode", String(4), primary_key=True),
+    Column("chain", String(16), primary_key=True),
+    Column("address", String(200), nullable=False, unique=True),
+    Column("family_key", String(80), nullable=False),
+    Column("derivation_index", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("activated_at", UTCDateTime, nullable=True),
+    Column("activation_tx_hash", String(128), nullable=True),
+    Column("activation_raw_tx", Text, nullable=True),
 )
 
 payment_events = Table(
@@ -186,6 +217,7 @@ simulated_transfers = Table(
     Column("address", String(200), nullable=False, index=True),
     Column("tx_hash", String(128), nullable=False, unique=True),
     Column("amount", BigUInt, nullable=False),
+    Column("memo", String(64), nullable=True),  # the destination tag paid (XRP)
     Column("confirmations", Integer, nullable=False),
     Column("reverted", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),

@@ -26,6 +26,7 @@ def event_data(row: Payment) -> dict[str, Any]:
         "currency": row.currency,
         "blockchain": row.blockchain,
         "payment_address": row.payment_address,
+        "destination_tag": row.destination_tag,
         "tx_hash": row.tx_hash,
         "merchant_tx_hash": row.forward_tx_hash,
         **settlement(row),
@@ -38,10 +39,11 @@ def event_data(row: Payment) -> dict[str, Any]:
 
 
 def payment_uri(row: Payment, chains: ChainsConfig | None = None) -> str:
-    """The wallet URI customers scan: BIP21, EIP-681 or Solana Pay. A live payment's names the
-    network and token its chain is configured with (``chains``: a test network's EIP-155 id,
-    a token contract of ``KEEL_COINPAY_<COIN>_CONTRACT``), so a wallet pays on the chain that
-    is watched; a test payment's, mainnet's."""
+    """The wallet URI customers scan: BIP21, EIP-681, Solana Pay, or XRPL's ``xrpl://`` with
+    the destination tag in ``dt`` (ADR 0023). A live payment's names the network and token its
+    chain is configured with (``chains``: a test network's EIP-155 id, a token contract of
+    ``KEEL_COINPAY_<COIN>_CONTRACT``), so a wallet pays on the chain that is watched; a test
+    payment's, mainnet's."""
     coin = get_coin(row.blockchain)
     if row.mode == "live" and chains is not None:
         config = chains.chain(coin.chain)
@@ -52,10 +54,10 @@ def payment_uri(row: Payment, chains: ChainsConfig | None = None) -> str:
             contract=contract or coin.contract,
         )
     amount = format_units(row.crypto_amount, coin.decimals)
-    return _uri(coin, row.payment_address, row.crypto_amount, amount)
+    return _uri(coin, row.payment_address, row.crypto_amount, amount, row.destination_tag)
 
 
-def _uri(coin: Coin, address: str, units: int, amount: str) -> str:
+def _uri(coin: Coin, address: str, units: int, amount: str, tag: int | None = None) -> str:
     if coin.family.value in ("BTC", "LTC", "DOGE"):
         scheme = {"BTC": "bitcoin", "LTC": "litecoin", "DOGE": "dogecoin"}[coin.family.value]
         return f"{scheme}:{address}?amount={amount}"
@@ -72,7 +74,9 @@ def _uri(coin: Coin, address: str, units: int, amount: str) -> str:
         token = f"&spl-token={coin.contract}" if coin.contract else ""
         return f"solana:{address}?amount={amount}{token}"
     if coin.family.value == "XRP":
-        return f"xrpl:{address}?amount={amount}"
+        # Xaman's and XLS-2's form: a wallet that drops ``dt`` would pay no payment at all.
+        dt = "" if tag is None else f"&dt={tag}"
+        return f"xrpl://{address}?amount={amount}&network=XRPL{dt}"
     return f"web+cardano:{address}?amount={amount}"
 
 
@@ -90,6 +94,7 @@ def to_wire(row: Payment, chains: ChainsConfig | None = None) -> dict[str, Any]:
         "crypto_amount_base_units": str(row.crypto_amount),
         "exchange_rate": str(row.rate),
         "payment_address": row.payment_address,
+        "destination_tag": row.destination_tag,
         "payment_uri": payment_uri(row, chains),
         "status": row.status,
         "paid_partial": row.paid_partial,

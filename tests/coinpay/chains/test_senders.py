@@ -88,3 +88,18 @@ async def test_keel_serve_wires_the_configured_chains_from_the_environment(tmp_p
         assert "sweep:LTC" in {p.name for p in bootstrap.build_worker(gw).periodic}
     finally:
         await bootstrap.close_gateway(gw)
+
+
+async def test_xrp_gets_a_sender_only_with_its_platform_wallet() -> None:
+    from keel.coinpay.chains.xrp_sender import XrpSender
+
+    chains = config.load({"KEEL_COINPAY_XRP_RPC_URLS": "http://127.0.0.1:5005"})
+    assert senders.open_senders(chains, root, platform_wallets={}) == {}
+    opened = senders.open_senders(chains, root, platform_wallets={"XRP": payout_address("XRP")})
+    try:
+        assert isinstance(opened["XRP"], XrpSender)
+        assert opened["XRP"].serial_per_address
+    finally:
+        await opened["XRP"].aclose()
+    with pytest.raises(InvalidChainConfig, match="not an XRP address"):
+        senders.open_senders(chains, root, platform_wallets={"XRP": "0x" + "11" * 20})

@@ -19,10 +19,11 @@ from keel.coinpay.lifecycle import Deposit
 class ChainWatcher(Protocol):
     """Reports transfers to addresses on one network."""
 
-    async def deposits_to(self, chain: str, address: str) -> list[Deposit]:
+    async def deposits_to(self, chain: str, address: str, memo: str | None = None) -> list[Deposit]:
         """Every transfer to ``address`` on ``chain`` as the network sees it now (amounts in
-        base units, current confirmations, reverted ones flagged), oldest first. A provider
-        outage raises ``keel.core.errors.Unavailable``; "not seen yet" is an empty list."""
+        base units, current confirmations, reverted ones flagged), oldest first; with ``memo``
+        (an XRP destination tag), only the transfers carrying it. A provider outage raises
+        ``keel.core.errors.Unavailable``; "not seen yet" is an empty list."""
         ...
 
 

@@ -22,6 +22,11 @@ sends a call's own error with HTTP 500 or 404, so the JSON body decides, not the
 no provider answers, :class:`~keel.coinpay.errors.ChainUnavailable` is raised (after ``rounds``
 passes over the list, with a short jittered pause between passes).
 
+Nodes that frame JSON-RPC their own way (rippled wraps ``params`` in a one-element list and
+reports a call's error inside ``result``) plug in a :class:`Framing`: it writes the request and
+turns the node's reply into the JSON-RPC 2.0 shape above, so the failover rules apply unchanged
+(a framed node's "node is not ready" codes go in ``transient_codes``).
+
 JSON numbers with a fraction or exponent are read as ``Decimal`` (a UTXO node writes amounts in
 whole coins), never as floats; requests are written the same way.
 
@@ -35,7 +40,7 @@ import itertools
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Final, TypeVar, overload
+from typing import Any, Final, Protocol, TypeVar, overload
 
 import httpx
 import simplejson
@@ -55,6 +60,7 @@ from keel.core.resilience import CircuitBreaker
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
+    "Framing",
     "MalformedResponse",
     "Provider",
     "ProviderFailure",
@@ -66,6 +72,20 @@ __all__ = [
 
 T = TypeVar("T")
 Params = Sequence[object] | Mapping[str, object]
+
+
+class Framing(Protocol):
+    """How a node family writes a JSON-RPC call and its reply when not as JSON-RPC 2.0 does."""
+
+    def request(self, request_id: int, method: str, params: Params) -> object:
+        """The JSON body of one call."""
+        ...
+
+    def reply(self, body: object, request_id: int) -> object:
+        """The node's reply as a JSON-RPC 2.0 reply to ``request_id`` (``{"id", "result"}`` or
+        ``{"id", "error": {"code", "message"}}``); MalformedResponse when it is neither."""
+        ...
+
 
 # JSON-RPC 2.0: -32603 internal error, -32099..-32000 reserved for implementation-defined
 # server errors. The other reserved codes (-32700 parse, -32600 invalid request, -32601 method
@@ -93,7 +113,9 @@ class RpcClient:
     this chain family, on top of the spec's server-error codes. ``breaker`` makes each
     provider's breaker from its name (:func:`default_breaker`; another factory must count
     only :class:`ProviderFailure` as failure). A call makes ``rounds`` passes over the
-    providers, pausing up to ``round_pause_seconds`` (jittered) between passes.
+    providers, pausing up to ``round_pause_seconds`` (jittered) between passes. ``framing``
+    adapts a node that is not JSON-RPC 2.0 on the wire (:class:`Framing`; ``batch`` then is
+    not available).
     """
 
     def __init__(
@@ -107,6 +129,7 @@ class RpcClient:
         transient_codes: Sequence[int] = (),
         breaker: Callable[[str], CircuitBreaker] = default_breaker,
         client: httpx.AsyncClient | None = None,
+        framing: Framing | None = None,
     ) -> None:
         self._pool = ProviderPool(
             chain,
@@ -121,6 +144,7 @@ class RpcClient:
         self.providers: tuple[Provider, ...] = self._pool.providers
         self.timeout_seconds = timeout_seconds
         self._transient = frozenset(transient_codes)
+        self._framing = framing
         self._ids = itertools.count(1)
 
     async def aclose(self) -> None:
@@ -167,9 +191,17 @@ class RpcClient:
         for ``rejected_codes``, which this call's server errors mean) and ChainUnavailable when
         no provider answered."""
         request_id = next(self._ids)
-        payload = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+        framing = self._framing
+        payload: object = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+        if framing is not None:
+            payload = framing.request(request_id, method, params)
 
         def read(body: object) -> Any:
+            if framing is not None:
+                try:
+                    body = framing.reply(body, request_id)
+                except MalformedResponse as exc:
+                    raise ProviderFailure("invalid_response", str(exc)[:_SNIPPET]) from exc
             return _parse(parse, self._result(body, request_id, rejected_codes))
 
         return await self._failover(method, payload, read, timeout_seconds)
@@ -184,6 +216,8 @@ class RpcClient:
         """Several calls in one HTTP request (a JSON-RPC batch), answered in the order given:
         each a result read by ``parse`` or the RpcCallRejected of that call alone. A transient
         error in any item fails the provider for the whole batch. Raises ChainUnavailable."""
+        if self._framing is not None:
+            raise TypeError(f"{self.chain}: a framed RPC client sends no JSON-RPC batches")
         if not calls:
             return []
         ids = [next(self._ids) for _ in calls]

@@ -24,8 +24,8 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from keel.coinpay import models
-from keel.coinpay.assets import get_coin
+from keel.coinpay import models, tags
+from keel.coinpay.assets import COINS, get_coin
 from keel.coinpay.chains.base import Block, BlockRef, ChainSource, Transfer
 from keel.coinpay.lifecycle import Deposit
 from keel.core.clock import Clock
@@ -41,6 +41,12 @@ TRANSFERS_MATCHED = Counter(
     "coinpay_chain_transfers_matched_total", "Transfers to payment addresses", ["chain", "where"]
 )
 REORGS = Counter("coinpay_chain_reorgs_total", "Blocks dropped by reorgs", ["chain"])
+UNTAGGED = Counter(
+    "coinpay_chain_untagged_transfers_total",
+    "Transfers to a receiving account (XRP) with no destination tag, or one no payment has: "
+    "credited to nothing, kept in coinpay_chain_transfers for an operator to refund",
+    ["chain"],
+)
 
 # Block hashes kept per chain to find a reorg's common ancestor; deeper reorgs need an operator.
 KEEP_BLOCKS = 200
@@ -57,7 +63,8 @@ class ReorgTooDeep(Unavailable):
 @dataclass(frozen=True, slots=True)
 class ScanReport:
     """What one :meth:`Scanner.step` did: the blocks stored, the blocks a reorg dropped, and
-    the payment addresses whose transfers changed (their payments need a fresh look)."""
+    the payments whose transfers changed, by :func:`watch_key` (their payments need a fresh
+    look)."""
 
     chain: str
     scanned: tuple[int, ...] = ()
@@ -175,7 +182,8 @@ class Scanner:
         ref = block.ref
         async with self._sessions() as session, session.begin():
             matched = await _ours(session, block.transfers)
-            for transfer in matched:
+            unclaimed = await _unclaimed(session, block.transfers, matched)
+            for transfer in (*matched, *unclaimed):
                 await _upsert(session, self.chain, transfer, ref, self._clock)
             await session.execute(
                 models.chain_blocks.insert().values(
@@ -190,7 +198,18 @@ class Scanner:
             )
             await self._move_cursor(session, ref)
         TRANSFERS_MATCHED.labels(self.chain, "block").inc(len(matched))
-        return {t.address for t in matched}
+        for transfer in unclaimed:
+            UNTAGGED.labels(self.chain).inc()
+            log.warning(
+                "chain_transfer_untagged",
+                chain=self.chain,
+                tx_hash=transfer.tx_hash,
+                address=transfer.address,
+                destination_tag=transfer.memo,
+                amount=transfer.amount,
+                height=ref.height,
+            )
+        return {watch_key(t.address, t.memo) for t in matched}
 
     async def _store_pending(self, transfers: Sequence[Transfer]) -> set[str]:
         if not transfers:
@@ -201,7 +220,7 @@ class Scanner:
                 t for t in matched if await _upsert(session, self.chain, t, None, self._clock)
             ]
         TRANSFERS_MATCHED.labels(self.chain, "mempool").inc(len(changed))
-        return {t.address for t in changed}
+        return {watch_key(t.address, t.memo) for t in changed}
 
     async def _drop_vanished(self, mempool: Sequence[Transfer]) -> set[str]:
         """Transfers last seen in the mempool that are neither there nor in any block scanned up
@@ -212,7 +231,7 @@ class Scanner:
         async with self._sessions() as session, session.begin():
             rows = (
                 await session.execute(
-                    select(t.c.id, t.c.tx_hash, t.c.position, t.c.address).where(waiting)
+                    select(t.c.id, t.c.tx_hash, t.c.position, t.c.address, t.c.memo).where(waiting)
                 )
             ).all()
             gone = [r for r in rows if (r.tx_hash, r.position) not in present]
@@ -220,7 +239,7 @@ class Scanner:
                 await session.execute(
                     update(t).where(t.c.id.in_([r.id for r in gone])).values(orphaned=True)
                 )
-        return {r.address for r in gone}
+        return {watch_key(r.address, r.memo) for r in gone}
 
     async def _move_cursor(self, session: AsyncSession, ref: BlockRef) -> None:
         t = models.chain_cursors
@@ -275,29 +294,108 @@ class Scanner:
             height -= 1
 
 
+_TAG_SEPARATOR = "?dt="
+
+
+def watch_key(address: str, memo: str | None) -> str:
+    """How a transfer names the payment it may pay: its address, and where it carries a memo (an
+    XRP destination tag) ``<address>?dt=<memo>`` (XLS-2's notation). Untagged keys are bare
+    addresses, as before tags existed."""
+    return address if memo is None else f"{address}{_TAG_SEPARATOR}{memo}"
+
+
+def _split(key: str) -> tuple[str, int | None]:
+    address, _, memo = key.partition(_TAG_SEPARATOR)
+    tag = int(memo) if memo.isdigit() and len(memo) <= 10 else None
+    return address, tag if tag is not None and tag <= tags.MAX_TAG else None
+
+
 async def live_payments_at(
-    session: AsyncSession, addresses: Iterable[str]
+    session: AsyncSession, keys: Iterable[str]
 ) -> dict[str, tuple[str, str]]:
-    """The live payments waiting at ``addresses``: address -> (payment id, coin). One indexed
-    lookup per chunk of addresses, whatever the number of open payments."""
-    wanted = sorted(set(addresses))
+    """The live payments waiting at ``keys`` (:func:`watch_key`): key -> (payment id, coin).
+
+    A tagged key names the payment with that destination tag at that address; failing that, the
+    untagged payment at the address (a chain whose transfers carry a memo that is no tag). A
+    tagged chain's account has no untagged payment, so a transfer to it without a tag, or with
+    a tag nobody was given, finds none. One indexed lookup per chunk of keys, whatever the
+    number of open payments."""
+    wanted = sorted(set(keys))
     p = models.payments
-    found: dict[str, tuple[str, str]] = {}
-    for start in range(0, len(wanted), _LOOKUP_CHUNK):
+    split = {key: _split(key) for key in wanted}
+    addresses = sorted({address for address, _ in split.values()})
+    pairs = sorted({pair for pair in split.values() if pair[1] is not None})
+    untagged: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(addresses), _LOOKUP_CHUNK):
         rows = await session.execute(
             select(p.c.payment_address, p.c.id, p.c.blockchain).where(
-                p.c.payment_address.in_(wanted[start : start + _LOOKUP_CHUNK]), p.c.mode == "live"
+                p.c.payment_address.in_(addresses[start : start + _LOOKUP_CHUNK]),
+                p.c.mode == "live",
+                p.c.destination_tag.is_(None),
             )
         )
-        found.update({address: (payment_id, coin) for address, payment_id, coin in rows.all()})
+        untagged.update({address: (payment_id, coin) for address, payment_id, coin in rows.all()})
+    by_tag: dict[tuple[str, int], tuple[str, str]] = {}
+    for start in range(0, len(pairs), _LOOKUP_CHUNK):
+        chunk = pairs[start : start + _LOOKUP_CHUNK]
+        tagged = await session.execute(
+            select(p.c.payment_address, p.c.destination_tag, p.c.id, p.c.blockchain).where(
+                p.c.payment_address.in_({address for address, _ in chunk}),
+                p.c.destination_tag.in_({tag for _, tag in chunk}),
+                p.c.mode == "live",
+            )
+        )
+        for address, tag, payment_id, coin in tagged.all():
+            by_tag[(address, int(tag))] = (payment_id, coin)
+    found: dict[str, tuple[str, str]] = {}
+    for key, (address, tag) in split.items():
+        match = by_tag.get((address, tag)) if tag is not None else None
+        match = match or untagged.get(address)
+        if match is not None:
+            found[key] = match
     return found
 
 
 async def _ours(session: AsyncSession, transfers: Iterable[Transfer]) -> list[Transfer]:
-    """The transfers paying a live payment's address in that payment's coin."""
+    """The transfers paying a live payment (by address, and destination tag where the chain has
+    them) in that payment's coin."""
     transfers = list(transfers)
-    payments = await live_payments_at(session, (t.address for t in transfers))
-    return [t for t in transfers if t.address in payments and payments[t.address][1] == t.coin]
+    payments = await live_payments_at(session, (watch_key(t.address, t.memo) for t in transfers))
+    ours = []
+    for transfer in transfers:
+        found = payments.get(watch_key(transfer.address, transfer.memo))
+        if found is not None and found[1] == transfer.coin:
+            ours.append(transfer)
+    return ours
+
+
+async def _unclaimed(
+    session: AsyncSession, transfers: Iterable[Transfer], matched: Sequence[Transfer]
+) -> list[Transfer]:
+    """Transfers of a tagged chain (XRP) to one of our live receiving accounts that paid no
+    payment: no destination tag, or one nobody was given. Its money is at our account and
+    belongs to a customer who must get it back, so it is kept and counted, never credited."""
+    paid = {(t.tx_hash, t.position) for t in matched}
+    candidates = [
+        t
+        for t in transfers
+        if (t.tx_hash, t.position) not in paid
+        and t.coin in COINS
+        and COINS[t.coin].family in tags.TAGGED_FAMILIES
+    ]
+    if not candidates:
+        return []
+    a = models.receiving_accounts
+    accounts = set(
+        (
+            await session.execute(
+                select(a.c.address).where(
+                    a.c.address.in_({t.address for t in candidates}), a.c.mode == "live"
+                )
+            )
+        ).scalars()
+    )
+    return [t for t in candidates if t.address in accounts]
 
 
 async def _upsert(
@@ -346,7 +444,8 @@ async def _upsert(
 async def _orphan(session: AsyncSession, chain: str, height: int, block_hash: str) -> set[str]:
     t = models.chain_transfers
     in_block = and_(t.c.chain == chain, t.c.block_height == height, t.c.block_hash == block_hash)
-    addresses = set((await session.execute(select(t.c.address).where(in_block))).scalars())
+    rows = (await session.execute(select(t.c.address, t.c.memo).where(in_block))).all()
+    addresses = {watch_key(address, memo) for address, memo in rows}
     await session.execute(
         update(t).where(in_block).values(block_height=None, block_hash=None, orphaned=True)
     )
@@ -360,18 +459,15 @@ class ObservedChain:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def deposits_to(self, chain: str, address: str) -> list[Deposit]:
+    async def deposits_to(self, chain: str, address: str, memo: str | None = None) -> list[Deposit]:
         coin = get_coin(chain)
         t, c = models.chain_transfers, models.chain_cursors
+        query = select(t).where(t.c.address == address, t.c.coin == coin.symbol)
+        if memo is not None:
+            query = query.where(t.c.memo == memo)
         async with self._sessions() as session:
             height = await session.scalar(select(c.c.height).where(c.c.chain == coin.chain))
-            rows = (
-                await session.execute(
-                    select(t)
-                    .where(t.c.address == address, t.c.coin == coin.symbol)
-                    .order_by(t.c.id)
-                )
-            ).all()
+            rows = (await session.execute(query.order_by(t.c.id))).all()
         return _deposits(rows, height)
 
 

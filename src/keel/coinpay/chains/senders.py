@@ -8,7 +8,9 @@ from the custody root's EVM fee wallet), the UTXO chains
 (:class:`~keel.coinpay.chains.utxo_sender.UtxoSender`, batched; BTC over Esplora where
 ``KEEL_COINPAY_BTC_API=esplora``), Cardano through Koios
 (:class:`~keel.coinpay.chains.cardano_sender.CardanoSender`, batched) and Solana's SOL and SPL
-tokens (:class:`~keel.coinpay.chains.solana_sender.SolanaSender`). Chains of other families get
+tokens (:class:`~keel.coinpay.chains.solana_sender.SolanaSender`) and XRP
+(:class:`~keel.coinpay.chains.xrp_sender.XrpSender`, which also activates receiving
+accounts; like a UTXO chain it needs its platform wallet). Chains of other families get
 none yet, so their live payments wait at ``forwarding``; the forward job's retries count them
 in ``coinpay_settlement_failures_total``.
 
@@ -36,6 +38,7 @@ from keel.coinpay.chains.providers import send_breaker
 from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient
 from keel.coinpay.chains.solana_sender import SolanaSender, open_solana_sender
 from keel.coinpay.chains.utxo_sender import UtxoSender, open_utxo_sender
+from keel.coinpay.chains.xrp_sender import XrpSender, open_xrp_sender
 from keel.coinpay.errors import InvalidChainConfig
 from keel.coinpay.wallets import UTXO_FAMILIES, Family, HDRoot
 
@@ -96,7 +99,7 @@ def open_senders(
     platform_wallets: Mapping[str, str] | None = None,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     client: httpx.AsyncClient | None = None,
-) -> dict[str, EvmSender | UtxoSender | CardanoSender | SolanaSender]:
+) -> dict[str, EvmSender | UtxoSender | CardanoSender | SolanaSender | XrpSender]:
     """A sender for every configured chain that can have one (module docstring), by chain.
     A UTXO chain's and Cardano's need the database (they spend the deposits the scanner
     stored) and the chain's platform wallet (checked against its network here, at boot);
@@ -104,7 +107,7 @@ def open_senders(
     platform wallet too."""
     keys = evm_keys(root)
     wallets = platform_wallets or {}
-    senders: dict[str, EvmSender | UtxoSender | CardanoSender | SolanaSender] = {}
+    senders: dict[str, EvmSender | UtxoSender | CardanoSender | SolanaSender | XrpSender] = {}
     for chain in chains.configured:
         family = COINS[chain].family
         if family is Family.EVM:
@@ -138,5 +141,12 @@ def open_senders(
                 platform_address=wallets[chain],
                 timeout_seconds=timeout_seconds,
                 breaker=send_breaker,
+            )
+        elif family is Family.XRP and chain in wallets:
+            senders[chain] = open_xrp_sender(
+                chains.chain(chain),
+                root,
+                platform_address=wallets[chain],
+                timeout_seconds=timeout_seconds,
             )
     return senders

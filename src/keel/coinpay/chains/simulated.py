@@ -19,12 +19,13 @@ class SimulatedChain:
         self._sessions = sessions
         self._clock = clock
 
-    async def deposits_to(self, chain: str, address: str) -> list[Deposit]:
+    async def deposits_to(self, chain: str, address: str, memo: str | None = None) -> list[Deposit]:
         t = models.simulated_transfers
+        query = select(t).where(t.c.chain == chain, t.c.address == address)
+        if memo is not None:
+            query = query.where(t.c.memo == memo)
         async with self._sessions() as session:
-            rows = await session.execute(
-                select(t).where(t.c.chain == chain, t.c.address == address).order_by(t.c.id)
-            )
+            rows = await session.execute(query.order_by(t.c.id))
             return [Deposit(r.tx_hash, r.amount, r.confirmations, r.reverted) for r in rows.all()]
 
     async def record(
@@ -37,6 +38,7 @@ class SimulatedChain:
         amount: int,
         confirmations: int,
         reverted: bool,
+        memo: str | None = None,
     ) -> None:
         """Add a transfer, or update confirmations/reversal of one already sent."""
         t = models.simulated_transfers
@@ -50,6 +52,7 @@ class SimulatedChain:
                     address=address,
                     tx_hash=tx_hash,
                     amount=amount,
+                    memo=memo,
                     confirmations=confirmations,
                     reverted=reverted,
                     created_at=self._clock.now(),

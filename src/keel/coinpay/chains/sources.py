@@ -2,9 +2,10 @@
 :class:`~keel.coinpay.chains.utxo.UtxoSource` or :class:`~keel.coinpay.chains.solana.SolanaSource`
 over an :class:`~keel.coinpay.chains.rpc.RpcClient` of its provider URLs,
 :class:`~keel.coinpay.chains.cardano.KoiosSource` over a
-:class:`~keel.coinpay.chains.koios.KoiosClient` of them (``KEEL_COINPAY_ADA_API=koios``), or
+:class:`~keel.coinpay.chains.koios.KoiosClient` of them (``KEEL_COINPAY_ADA_API=koios``),
 :class:`~keel.coinpay.chains.esplora.EsploraSource` over a
-:class:`~keel.coinpay.chains.rest.RestClient` where they speak Esplora (``_API=esplora``)."""
+:class:`~keel.coinpay.chains.rest.RestClient` where they speak Esplora (``_API=esplora``), or
+:class:`~keel.coinpay.chains.xrp.XrpSource` over an RPC client framed for rippled."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from keel.coinpay.chains.rest import RestClient
 from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient
 from keel.coinpay.chains.solana import SolanaSource
 from keel.coinpay.chains.utxo import TRANSIENT_CODES, UtxoSource
+from keel.coinpay.chains.xrp import XrpSource, framed_client
 from keel.coinpay.errors import InvalidChainConfig
 from keel.coinpay.wallets import UTXO_FAMILIES, Family, Network
 
@@ -31,7 +33,7 @@ def open_source(
     *,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     client: httpx.AsyncClient | None = None,
-) -> EvmSource | UtxoSource | KoiosSource | SolanaSource | EsploraSource:
+) -> EvmSource | UtxoSource | KoiosSource | SolanaSource | EsploraSource | XrpSource:
     """A source reading ``config.chain`` through its providers; close it with ``aclose()``.
     Raises InvalidChainConfig for a chain with no URL or none of these families (yet)."""
     if not config.configured:
@@ -65,6 +67,11 @@ def open_source(
             config.chain, config.rpc_urls, timeout_seconds=timeout_seconds, client=client
         )
         return SolanaSource(config.chain, rpc, config.tokens)
+    if family is Family.XRP:
+        xrp_rpc = framed_client(
+            config.chain, config.rpc_urls, timeout_seconds=timeout_seconds, client=client
+        )
+        return XrpSource(xrp_rpc, config.chain)
     raise InvalidChainConfig(f"{config.chain}: no JSON-RPC chain source for {family} yet")
 
 

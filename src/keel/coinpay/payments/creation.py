@@ -15,17 +15,25 @@ from typing import Any
 from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.coinpay import addresses, businesses, models
+from keel.coinpay import addresses, businesses, models, tags
 from keel.coinpay.apikeys import Principal
 from keel.coinpay.assets import get_coin
 from keel.coinpay.chains import cardano_tx
-from keel.coinpay.errors import ChainNotWatched, IdempotencyMismatch, InvalidAmount, SeedMissing
+from keel.coinpay.errors import (
+    AccountActivating,
+    ChainNotWatched,
+    IdempotencyMismatch,
+    InvalidAmount,
+    SeedMissing,
+)
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.lifecycle import Status
 from keel.coinpay.money import crypto_for_fiat, parse_fiat
 from keel.coinpay.payments.model import Payment
 from keel.coinpay.payments.store import load, log_event, notify_event
+from keel.coinpay.wallets import HDRoot
 from keel.core.errors import BadRequest, Forbidden
 
 PAYMENTS_CREATED = Counter(
@@ -102,11 +110,17 @@ async def create(
     root = await gw.custody.root_if_initialised()
     now = gw.clock.now()
     payment_id = str(uuid.uuid4())
+    account = await _receiving_account(gw, principal, req, root) if tags.tagged(coin) else None
     try:
         async with gw.sessions() as session, session.begin():
             await businesses.require_business(session, req.business_id)
             how = await businesses.receiving(session, req.business_id, principal.mode, coin)
-            if how.watch_key is not None:
+            tag = None
+            if account is not None:
+                address = account.address
+                family_key, index = account.family_key, account.derivation_index
+                tag = await tags.free_tag(session, address, gw.destination_tags)
+            elif how.watch_key is not None:
                 family_key = addresses.watch_only_family_key(req.business_id, coin.family)
                 index = await gw.allocator.allocate(session, family_key)
                 address = how.watch_key.address(index)
@@ -118,8 +132,10 @@ async def create(
                 index = await gw.allocator.allocate(session, family_key)
                 address = root.address(coin.family, index, network)
             expires_at = now + timedelta(minutes=minutes)
-            await session.execute(
-                models.payments.insert().values(
+            await _insert(
+                gw,
+                session,
+                dict(
                     id=payment_id,
                     business_id=req.business_id,
                     mode=principal.mode,
@@ -130,6 +146,7 @@ async def create(
                     rate=quote.rate,
                     rate_source=quote.source[:200],
                     payment_address=address,
+                    destination_tag=tag,
                     family_key=family_key,
                     derivation_index=index,
                     custody=how.custody,
@@ -148,7 +165,7 @@ async def create(
                     monitor_until=expires_at + timedelta(minutes=gw.settings.monitoring_minutes),
                     created_at=now,
                     updated_at=now,
-                )
+                ),
             )
             if idempotency_key:
                 await session.execute(
@@ -173,6 +190,62 @@ async def create(
         raise
     PAYMENTS_CREATED.labels(coin.symbol, principal.mode).inc()
     return payment
+
+
+async def _receiving_account(
+    gw: Gateway, principal: Principal, req: NewPayment, root: HDRoot | None
+) -> tags.Account:
+    """The business's receiving account of a tagged chain (``tags``), made on first use in a
+    transaction of its own (its activation job must survive a refused payment). A live account
+    not activated yet refuses the payment: AccountActivating (409)."""
+    coin = get_coin(req.blockchain)
+    if root is None:
+        raise SeedMissing()
+    if principal.mode == "live" and coin.chain not in gw.senders.get("live", {}):
+        raise ChainNotWatched(
+            f"Live payments on {coin.chain} are not available: its receiving accounts are "
+            f"activated from the platform's {coin.chain} fee wallet by the {coin.chain} sender, "
+            f"which needs a {coin.chain} platform wallet (KEEL_COINPAY_PLATFORM_WALLETS)"
+        )
+    async with gw.sessions() as session, session.begin():
+        await businesses.require_business(session, req.business_id)
+        await businesses.receiving(session, req.business_id, principal.mode, coin)
+        account = await tags.ensure_account(
+            session,
+            allocator=gw.allocator,
+            queue=gw.queue,
+            root=root,
+            business_id=req.business_id,
+            mode=principal.mode,
+            coin=coin,
+            now=gw.clock.now(),
+        )
+    if not account.active:
+        raise AccountActivating(
+            f"This business's {coin.chain} receiving account is being activated (funded with "
+            f"the {coin.chain} reserve from the platform's fee wallet); retry in a few seconds"
+        )
+    return account
+
+
+async def _insert(gw: Gateway, session: AsyncSession, values: dict[str, Any]) -> None:
+    """Insert the payment. A tagged one is inserted in a savepoint, and a tag a concurrent
+    creation took between the draw and the insert is drawn again."""
+    insert = models.payments.insert()
+    if values["destination_tag"] is None:
+        await session.execute(insert.values(**values))
+        return
+    for attempt in range(3):
+        try:
+            async with session.begin_nested():
+                await session.execute(insert.values(**values))
+            return
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            values["destination_tag"] = await tags.free_tag(
+                session, values["payment_address"], gw.destination_tags
+            )
 
 
 async def _idempotent_replay(

@@ -28,6 +28,7 @@ class Payment:
     rate: Decimal
     rate_source: str
     payment_address: str
+    destination_tag: int | None  # XRP: the tag that tells this payment apart at its account
     family_key: str
     derivation_index: int
     custody: str

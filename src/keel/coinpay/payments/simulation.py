@@ -61,6 +61,7 @@ async def simulate(
             amount=amount,
             confirmations=depth,
             reverted=reverted,
+            memo=None if payment.destination_tag is None else str(payment.destination_tag),
         )
     return await refresh(gw, payment_id, cause="simulate")
 
@@ -69,7 +70,13 @@ async def _sim_transfer(session: AsyncSession, tx_hash: str, payment: Payment) -
     t = models.simulated_transfers
     return (
         await session.execute(
-            select(t).where(t.c.tx_hash == tx_hash, t.c.address == payment.payment_address)
+            select(t).where(
+                t.c.tx_hash == tx_hash,
+                t.c.address == payment.payment_address,
+                t.c.memo.is_(None)
+                if payment.destination_tag is None
+                else t.c.memo == str(payment.destination_tag),
+            )
         )
     ).one_or_none()
 

@@ -176,6 +176,8 @@ class Sweeper:
         sweep_id = str(uuid.uuid4())
         t = models.payments
         async with self._gw.sessions() as session, session.begin():
+            if getattr(self.sender, "serial_per_address", False):
+                await _one_sweep_per_address(session, batch)
             for payment in batch:
                 claimed = await session.execute(
                     update(t)
@@ -415,6 +417,27 @@ class Sweeper:
 
 def _short(text: str) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
+
+
+async def _one_sweep_per_address(session: Any, batch: tuple[Payment, ...]) -> None:
+    """For a sender whose payments share an account and its sequence (XRP): raise _Taken while
+    another sweep from one of ``batch``'s addresses is signed or sent and not settled, so two
+    sweeps never hold the same sequence. The account rows are locked first (PostgreSQL), so two
+    claims from one account queue instead of both seeing none."""
+    t, s, a = models.payments, models.sweeps, models.receiving_accounts
+    addresses = sorted({p.payment_address for p in batch})
+    await session.execute(select(a.c.address).where(a.c.address.in_(addresses)).with_for_update())
+    busy = await session.scalar(
+        select(s.c.id)
+        .select_from(t.join(s, t.c.sweep_id == s.c.id))
+        .where(
+            t.c.payment_address.in_(addresses),
+            s.c.status.in_([SweepStatus.SIGNED.value, SweepStatus.BROADCAST.value]),
+        )
+        .limit(1)
+    )
+    if busy is not None:
+        raise _Taken()
 
 
 def _input(payment: Payment) -> SweepInput:

@@ -23,7 +23,10 @@ async def refresh(gw: Gateway, payment_id: str, *, cause: str) -> Payment:
     watcher = gw.watchers.get(payment.mode, {}).get(get_coin(payment.blockchain).chain)
     if watcher is None:
         return payment
-    deposits = await watcher.deposits_to(payment.blockchain, payment.payment_address)
+    tag = payment.destination_tag
+    deposits = await watcher.deposits_to(
+        payment.blockchain, payment.payment_address, None if tag is None else str(tag)
+    )
     async with gw.sessions() as session, session.begin():
         payment = await load(session, payment_id, lock=True)
         now = gw.clock.now()

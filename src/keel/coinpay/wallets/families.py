@@ -63,6 +63,8 @@ FEE_WALLET_PATHS: Final = MappingProxyType(
     {
         Family.EVM: "m/44'/60'/1'/0/0",
         Family.SOL: "m/44'/501'/0'/1'",
+        # XRP: activates business receiving accounts with the reserve (ADR 0023); account 1.
+        Family.XRP: "m/44'/144'/1'/0/0",
     }
 )
 PATH_TEMPLATES: Final = MappingProxyType(
