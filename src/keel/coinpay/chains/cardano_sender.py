@@ -47,10 +47,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from keel.coinpay import models
 from keel.coinpay.chains import cardano_tx
 from keel.coinpay.chains.base import SignedSweep, SweepInput
 from keel.coinpay.chains.cardano import BLOCK_FIELDS, block_ref, lovelace
@@ -59,6 +57,7 @@ from keel.coinpay.chains.config import ChainConfig
 from keel.coinpay.chains.koios import KoiosClient
 from keel.coinpay.chains.providers import send_breaker
 from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, MalformedResponse
+from keel.coinpay.chains.scanner import mined_transfers
 from keel.coinpay.chains.utxo_sender import NotSweepable, split_fee
 from keel.coinpay.errors import InvalidAddress, InvalidChainConfig, RpcCallRejected
 from keel.coinpay.wallets import Family, HDRoot
@@ -206,20 +205,7 @@ class CardanoSender:
     async def _spendable(self, inputs: Sequence[SweepInput]) -> list[_Coin]:
         """The confirmed, unspent, ADA-only outputs paying the inputs' addresses."""
         payment_of = {i.address: i.payment_id for i in inputs}
-        t = models.chain_transfers
-        async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    select(t.c.address, t.c.tx_hash, t.c.position, t.c.amount)
-                    .where(
-                        t.c.chain == self.chain,
-                        t.c.address.in_(sorted(payment_of)),
-                        t.c.block_hash.is_not(None),
-                        t.c.orphaned.is_(False),
-                    )
-                    .order_by(t.c.id)
-                )
-            ).all()
+        rows = await mined_transfers(self._sessions, self.chain, payment_of)
         if not rows:
             return []
         refs = [f"{r.tx_hash}#{r.position}" for r in rows]

@@ -45,6 +45,7 @@ from embit.transaction import Transaction
 
 from keel.coinpay.assets import COINS
 from keel.coinpay.chains.base import Block, BlockRef, Mempool, Transfer
+from keel.coinpay.chains.mempool import MempoolCache
 from keel.coinpay.chains.rest import RestClient, json_body, text_body
 from keel.coinpay.chains.rpc import MalformedResponse
 from keel.coinpay.chains.utxo_node import OutputRef, Unspent, already_known
@@ -205,18 +206,15 @@ class EsploraSource:
         max_txs: int = MAX_PENDING_TXS,
         parallel: int = PARALLEL,
     ) -> None:
-        if max_fetch < 1 or max_txs < 1 or parallel < 1:
-            raise ValueError("max_fetch, max_txs and parallel must be at least 1")
+        if parallel < 1:
+            raise ValueError("parallel must be at least 1")
         self.chain = chain
         self.network = network
         self._family = COINS[chain].family
         self._rest = rest
         self._checked = False
-        self._max_fetch = max_fetch
-        self._max_txs = max_txs
+        self._mempool = MempoolCache(chain, max_fetch=max_fetch, max_txs=max_txs)
         self._parallel = parallel
-        # txid -> its transfers (often none), for transactions in the mempool at the last poll
-        self._mempool: dict[str, tuple[Transfer, ...]] = {}
 
     async def aclose(self) -> None:
         """Close the REST client's connections."""
@@ -304,26 +302,12 @@ class EsploraSource:
         txids: list[str] = await self._rest.get(
             "/mempool/txids", name="GET /mempool/txids", parse=_txids
         )
-        in_pool = set(txids)
-        for gone in self._mempool.keys() - in_pool:
-            del self._mempool[gone]
-        unseen = [txid for txid in txids if txid not in self._mempool]
-        room = max(self._max_txs - len(self._mempool), 0)
-        fetch = unseen[: min(self._max_fetch, room)]
-        if len(fetch) < len(unseen):
-            log.info(
-                "mempool larger than one poll fetches",
-                chain=self.chain,
-                unseen=len(unseen),
-                fetched=len(fetch),
-                held=len(self._mempool),
-            )
+        fetch = self._mempool.to_fetch(txids)
         read = await _bounded(self._parallel, self._mempool_tx, fetch)
         for txid, outputs in zip(fetch, read, strict=True):
             if outputs is not None:
-                self._mempool[txid] = outputs
-        transfers = tuple(t for txid in txids for t in self._mempool.get(txid, ()))
-        return Mempool(transfers, complete=all(txid in self._mempool for txid in txids))
+                self._mempool.add(txid, outputs)
+        return self._mempool.view(txids)
 
     async def _mempool_tx(self, txid: str) -> tuple[Transfer, ...] | None:
         """A mempool transaction's transfers; None when it left the mempool or no provider

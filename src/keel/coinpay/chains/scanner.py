@@ -310,6 +310,38 @@ def _split(key: str) -> tuple[str, int | None]:
     return address, tag if tag is not None and tag <= tags.MAX_TAG else None
 
 
+@dataclass(frozen=True, slots=True)
+class MinedTransfer:
+    """A stored transfer in a block of the followed chain: what a sweep may spend."""
+
+    address: str
+    tx_hash: str
+    position: int
+    amount: int
+
+
+async def mined_transfers(
+    sessions: async_sessionmaker[AsyncSession], chain: str, addresses: Iterable[str]
+) -> list[MinedTransfer]:
+    """The transfers the scanner stored to ``addresses`` on ``chain`` that are in a block and
+    not orphaned by a reorg, oldest first (a UTXO sweep checks each is still unspent)."""
+    t = models.chain_transfers
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(t.c.address, t.c.tx_hash, t.c.position, t.c.amount)
+                .where(
+                    t.c.chain == chain,
+                    t.c.address.in_(sorted(set(addresses))),
+                    t.c.block_hash.is_not(None),
+                    t.c.orphaned.is_(False),
+                )
+                .order_by(t.c.id)
+            )
+        ).all()
+    return [MinedTransfer(r.address, r.tx_hash, int(r.position), int(r.amount)) for r in rows]
+
+
 async def live_payments_at(
     session: AsyncSession, keys: Iterable[str]
 ) -> dict[str, tuple[str, str]]:

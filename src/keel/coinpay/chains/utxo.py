@@ -30,6 +30,7 @@ import structlog
 from keel.coinpay import money
 from keel.coinpay.assets import COINS
 from keel.coinpay.chains.base import Block, BlockRef, Mempool, Transfer
+from keel.coinpay.chains.mempool import MempoolCache
 from keel.coinpay.chains.rpc import MalformedResponse, RpcClient
 from keel.coinpay.errors import (
     BlockNotFound,
@@ -82,17 +83,12 @@ class UtxoSource:
         max_txs: int = MAX_PENDING_TXS,
         network: Network | None = None,
     ) -> None:
-        if max_fetch < 1 or max_txs < 1:
-            raise ValueError("max_fetch and max_txs must be at least 1")
         self.chain = chain
         self.network = network
         self._network_checked = network is None
         self._rpc = rpc
         self._decimals = COINS[chain].decimals
-        self._max_fetch = max_fetch
-        self._max_txs = max_txs
-        # txid -> its transfers (often none), for transactions in the mempool at the last poll
-        self._mempool: dict[str, tuple[Transfer, ...]] = {}
+        self._mempool = MempoolCache(chain, max_fetch=max_fetch, max_txs=max_txs)
 
     async def aclose(self) -> None:
         """Close the RPC client's connections."""
@@ -165,28 +161,14 @@ class UtxoSource:
         """Outputs paying an address in mempool transactions (bounded: see the class); complete
         when every transaction in the node's mempool was read."""
         txids: list[str] = await self._rpc.call("getrawmempool", [False], parse=_txids)
-        in_pool = set(txids)
-        for gone in self._mempool.keys() - in_pool:
-            del self._mempool[gone]
-        unseen = [txid for txid in txids if txid not in self._mempool]
-        room = max(self._max_txs - len(self._mempool), 0)
-        fetch = unseen[: min(self._max_fetch, room)]
-        if len(fetch) < len(unseen):
-            log.info(
-                "mempool larger than one poll fetches",
-                chain=self.chain,
-                unseen=len(unseen),
-                fetched=len(fetch),
-                held=len(self._mempool),
-            )
+        fetch = self._mempool.to_fetch(txids)
         decoded = await self._rpc.batch(
             [("getrawtransaction", [txid, True]) for txid in fetch], parse=self._mempool_tx
         )
         for txid, outputs in zip(fetch, decoded, strict=True):
             if not isinstance(outputs, RpcCallRejected):  # rejected: it left the mempool
-                self._mempool[txid] = outputs
-        transfers = tuple(t for txid in txids for t in self._mempool.get(txid, ()))
-        return Mempool(transfers, complete=all(txid in self._mempool for txid in txids))
+                self._mempool.add(txid, outputs)
+        return self._mempool.view(txids)
 
     def _mempool_tx(self, result: Any) -> tuple[Transfer, ...]:
         return tuple(self._outputs(result))

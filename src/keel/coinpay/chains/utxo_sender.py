@@ -72,10 +72,8 @@ from typing import Any, Final
 
 from embit import ec, script
 from embit.transaction import SIGHASH, Transaction, TransactionInput, TransactionOutput
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from keel.coinpay import models
 from keel.coinpay.assets import COINS
 from keel.coinpay.chains.base import SignedSweep, SweepInput
 from keel.coinpay.chains.config import ChainConfig
@@ -83,6 +81,7 @@ from keel.coinpay.chains.esplora import EsploraNode
 from keel.coinpay.chains.providers import send_breaker
 from keel.coinpay.chains.rest import RestClient
 from keel.coinpay.chains.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient
+from keel.coinpay.chains.scanner import mined_transfers
 from keel.coinpay.chains.utxo import TRANSIENT_CODES
 from keel.coinpay.chains.utxo_node import JsonRpcNode, OutputRef, UtxoNode
 from keel.coinpay.errors import InvalidAddress, InvalidChainConfig
@@ -285,20 +284,7 @@ class UtxoSender:
     async def _spendable(self, inputs: Sequence[SweepInput]) -> list[_Coin]:
         """The confirmed, unspent outputs paying the inputs' addresses (module docstring)."""
         payment_of = {i.address: i.payment_id for i in inputs}
-        t = models.chain_transfers
-        async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    select(t.c.address, t.c.tx_hash, t.c.position, t.c.amount)
-                    .where(
-                        t.c.chain == self.chain,
-                        t.c.address.in_(sorted(payment_of)),
-                        t.c.block_hash.is_not(None),
-                        t.c.orphaned.is_(False),
-                    )
-                    .order_by(t.c.id)
-                )
-            ).all()
+        rows = await mined_transfers(self._sessions, self.chain, payment_of)
         seen = await self._node.unspent(
             [OutputRef(r.address, r.tx_hash, int(r.position)) for r in rows]
         )
