@@ -1,0 +1,186 @@
+"""The viewer's input capture in headless Chromium: what a controller's clicks, wheel and keys
+over a letterboxed video become on the ``control`` channel (pairux/web/static/input.js).
+
+The page shows a 1280x720 picture in an 800x600 element (``object-fit: contain``): 75 px bars
+above and below. Real input events (Playwright's mouse and keyboard, dispatched by Chromium)
+land on it; ``window.sent`` collects what the module would send.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import keel.pairux
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+pytestmark = pytest.mark.e2e
+
+STATIC = Path(keel.pairux.__file__).parent / "web" / "static"
+PAGE = """<!doctype html>
+<html><body style="margin:0">
+<video id="v" autoplay muted playsinline
+       style="position:absolute;left:0;top:0;width:800px;height:600px;object-fit:contain;background:#000">
+</video>
+<button id="elsewhere" style="position:absolute;left:0;top:620px">elsewhere</button>
+<script type="module">
+  import { InputCapture } from "./input.js";
+  const canvas = document.createElement("canvas");
+  canvas.width = 1280; canvas.height = 720;
+  const g = canvas.getContext("2d");
+  setInterval(() => { g.fillStyle = "#3a6"; g.fillRect(0, 0, 1280, 720); }, 50);
+  const video = document.getElementById("v");
+  video.srcObject = canvas.captureStream(20);
+  window.sent = [];
+  const capture = new InputCapture(video, (m) => window.sent.push(m));
+  capture.enable();
+  window.capture = capture;
+</script>
+</body></html>
+"""
+TOP_BAR = 75  # (600 - 800 * 720 / 1280) / 2
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[str]:
+    root = tmp_path / "site"
+    root.mkdir()
+    shutil.copy(STATIC / "input.js", root / "input.js")
+    (root / "index.html").write_text(PAGE)
+    handler = functools.partial(_Quiet, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def viewer(browser: Browser, site: str) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 820, "height": 700})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(site)
+    page.wait_for_function("document.getElementById('v').videoWidth === 1280")
+    try:
+        yield page
+    finally:
+        context.close()
+    assert errors == []
+
+
+def sent(page: Page) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = page.evaluate("window.sent.splice(0)")
+    return messages
+
+
+def test_a_click_is_placed_on_the_picture_not_the_element(viewer: Page) -> None:
+    viewer.mouse.click(400, TOP_BAR + 225)  # the picture's centre
+    viewer.mouse.click(200, TOP_BAR + 450 - 1)  # a quarter across, at the bottom edge
+    events = [m["event"] for m in sent(viewer) if m["event"]["action"] in ("down", "up")]
+    assert [(e["action"], e["button"]) for e in events] == [("down", "left"), ("up", "left")] * 2
+    assert events[0]["x"] == pytest.approx(0.5, abs=0.002)
+    assert events[0]["y"] == pytest.approx(0.5, abs=0.003)
+    assert events[2]["x"] == pytest.approx(0.25, abs=0.002)
+    assert events[2]["y"] == pytest.approx(1.0, abs=0.003)
+
+
+def test_a_click_on_the_black_bars_is_no_click(viewer: Page) -> None:
+    viewer.mouse.click(400, 30)
+    viewer.mouse.click(400, 600 - 30)
+    assert [m for m in sent(viewer) if m["event"]["action"] != "move"] == []
+
+
+def test_keys_carry_code_key_and_the_platforms_accel(viewer: Page) -> None:
+    viewer.mouse.click(400, 300)  # focus the picture
+    sent(viewer)
+    viewer.keyboard.press("a")
+    viewer.keyboard.press("Control+c")
+    keys = [m["event"] for m in sent(viewer)]
+    assert [(k["action"], k["code"], k["key"]) for k in keys] == [
+        ("down", "KeyA", "a"),
+        ("up", "KeyA", "a"),
+        ("down", "ControlLeft", "Control"),
+        ("down", "KeyC", "c"),
+        ("up", "KeyC", "c"),
+        ("up", "ControlLeft", "Control"),
+    ]
+    assert keys[0]["modifiers"] == {
+        "ctrl": False,
+        "alt": False,
+        "shift": False,
+        "meta": False,
+        "accel": False,
+    }
+    assert keys[3]["modifiers"]["ctrl"] is True
+    assert keys[3]["modifiers"]["accel"] is True  # Linux viewer: Ctrl is the shortcut key
+
+
+def test_the_viewers_own_shortcuts_stay_local(viewer: Page) -> None:
+    viewer.mouse.click(400, 300)
+    sent(viewer)
+    viewer.keyboard.press("F11")
+    viewer.keyboard.press("Alt+Tab")
+    codes = [m["event"]["code"] for m in sent(viewer)]
+    assert "F11" not in codes
+    assert "Tab" not in codes
+
+
+def test_what_is_held_is_released_when_the_viewer_looks_away(viewer: Page) -> None:
+    viewer.mouse.move(400, 300)
+    viewer.mouse.down()
+    viewer.keyboard.down("Shift")
+    viewer.keyboard.down("KeyX")
+    sent(viewer)
+    viewer.evaluate("window.capture.releaseAll()")  # what blur and visibilitychange call
+    released = [m["event"] for m in sent(viewer)]
+    assert {(e["type"], e["action"], e.get("code") or e.get("button")) for e in released} == {
+        ("keyboard", "up", "ShiftLeft"),
+        ("keyboard", "up", "KeyX"),
+        ("mouse", "up", "left"),
+    }
+    viewer.keyboard.up("KeyX")  # already released: nothing more is sent
+    viewer.keyboard.up("Shift")
+    viewer.mouse.up()
+    assert sent(viewer) == []
+
+
+def test_focus_moving_away_releases_held_keys(viewer: Page) -> None:
+    viewer.mouse.click(400, 300)
+    viewer.keyboard.down("KeyQ")
+    sent(viewer)
+    viewer.click("#elsewhere")
+    released = [m["event"] for m in sent(viewer) if m["event"]["type"] == "keyboard"]
+    assert [(e["action"], e["code"]) for e in released] == [("up", "KeyQ")]
+
+
+def test_the_wheel_keeps_its_delta_mode_and_sequences_only_grow(viewer: Page) -> None:
+    viewer.mouse.move(400, 300)
+    viewer.mouse.wheel(0, 120)
+    viewer.mouse.click(100, 200)
+    messages = sent(viewer)
+    scrolls = [m["event"] for m in messages if m["event"]["action"] == "scroll"]
+    assert scrolls
+    assert scrolls[0]["deltaY"] == 120
+    assert scrolls[0]["deltaMode"] == 0
+    sequences = [m["sequence"] for m in messages]
+    assert sequences == sorted(sequences)
+    assert len(set(sequences)) == len(sequences)
