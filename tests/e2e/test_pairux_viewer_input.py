@@ -1,5 +1,6 @@
-"""The viewer's input capture in headless Chromium: what a controller's clicks, wheel and keys
-over a letterboxed video become on the ``control`` channel (pairux/web/static/input.js).
+"""The viewer's input capture and cursor layer in headless Chromium: what a controller's clicks,
+wheel and keys over a letterboxed video become on the ``control`` channel
+(pairux/web/static/input.js), and where other participants' cursors are drawn (cursors.js).
 
 The page shows a 1280x720 picture in an 800x600 element (``object-fit: contain``): 75 px bars
 above and below. Real input events (Playwright's mouse and keyboard, dispatched by Chromium)
@@ -34,6 +35,7 @@ PAGE = """<!doctype html>
 <button id="elsewhere" style="position:absolute;left:0;top:620px">elsewhere</button>
 <script type="module">
   import { InputCapture } from "./input.js";
+  import { CursorLayer } from "./cursors.js";
   const canvas = document.createElement("canvas");
   canvas.width = 1280; canvas.height = 720;
   const g = canvas.getContext("2d");
@@ -44,6 +46,7 @@ PAGE = """<!doctype html>
   const capture = new InputCapture(video, (m) => window.sent.push(m));
   capture.enable();
   window.capture = capture;
+  window.cursors = new CursorLayer(video, { self: "me" });
 </script>
 </body></html>
 """
@@ -54,7 +57,8 @@ TOP_BAR = 75  # (600 - 800 * 720 / 1280) / 2
 def site(tmp_path: Path) -> Iterator[str]:
     root = tmp_path / "site"
     root.mkdir()
-    shutil.copy(STATIC / "input.js", root / "input.js")
+    for module in ("input.js", "cursors.js"):
+        shutil.copy(STATIC / module, root / module)
     (root / "index.html").write_text(PAGE)
     handler = functools.partial(_Quiet, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -184,3 +188,46 @@ def test_the_wheel_keeps_its_delta_mode_and_sequences_only_grow(viewer: Page) ->
     sequences = [m["sequence"] for m in messages]
     assert sequences == sorted(sequences)
     assert len(set(sequences)) == len(sequences)
+
+
+def test_other_participants_cursors_are_drawn_on_the_picture_with_their_names(
+    viewer: Page,
+) -> None:
+    viewer.evaluate(
+        """window.cursors.update([
+            {id: "me", name: "Me", x: 0.1, y: 0.1},
+            {id: "ann", name: "Ann <b>", x: 0.5, y: 0.5},
+            {id: "bob", name: "Bob", x: 0, y: 1},
+            {id: "eve", name: "Eve", x: 1.5, y: 0.5},
+            {id: "hid", name: "Hidden", x: 0.2, y: 0.2, visible: false},
+        ])"""
+    )
+    marks = viewer.eval_on_selector_all(
+        ".pairux-cursor",
+        """els => els.map(e => ({id: e.dataset.participant,
+            name: e.querySelector('.name').textContent,
+            box: e.getBoundingClientRect().toJSON(),
+            colour: e.querySelector('path').getAttribute('fill')}))""",
+    )
+    by_id = {m["id"]: m for m in marks}
+    assert set(by_id) == {"ann", "bob"}  # not ourselves, not off the picture, not hidden
+    assert by_id["ann"]["name"] == "Ann <b>"  # shown as text
+    assert (by_id["ann"]["box"]["x"], by_id["ann"]["box"]["y"]) == (400, TOP_BAR + 225)
+    assert (by_id["bob"]["box"]["x"], by_id["bob"]["box"]["y"]) == (0, TOP_BAR + 450)
+    viewer.evaluate("window.cursors.update([{id: 'bob', name: 'Bob', x: 0.5, y: 0}])")
+    left = viewer.eval_on_selector_all(
+        ".pairux-cursor",
+        "els => els.map(e => [e.dataset.participant, e.getBoundingClientRect().x])",
+    )
+    assert left == [["bob", 400]]  # Ann left the list: her cursor is gone
+
+
+def test_a_participants_colour_is_the_same_on_every_screen(viewer: Page) -> None:
+    colours = viewer.evaluate(
+        """async () => {
+            const { colourFor } = await import("./cursors.js");
+            return ["ann", "bob", "ann", "x".repeat(64)].map(colourFor);
+        }"""
+    )
+    assert colours[0] == colours[2]
+    assert all(c.startswith("#") and len(c) == 7 for c in colours)
