@@ -62,7 +62,7 @@ def run_isolated(argv: Sequence[str], timeout: float, stream_stderr: bool = Fals
         env=env,
         check=False,
     )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(("{", "["))]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(
             f"{argv!r} exited {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\n"

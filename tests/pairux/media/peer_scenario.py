@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -18,7 +19,7 @@ import aiortc.codecs.h264
 import aiortc.codecs.vpx
 from prometheus_client import REGISTRY
 
-from keel.pairux.host.media import capture, fanout, pipeline, rtc
+from keel.pairux.host.media import capture, fanout, ladder, pipeline, rtc
 from keel.pairux.host.media.encoder import EncodedPacket
 from tests.pairux.media import netns, peers
 
@@ -63,13 +64,14 @@ async def scenario(args: argparse.Namespace) -> dict[str, Any]:
     received: dict[str, peers.Received] = {}
     tracks: dict[str, fanout.ViewerTrack] = {}
     candidates: list[tuple[str, str]] = []
+    links: list[rtc.ViewerLink] = []
 
     async def join(name: str) -> None:
         host_pc, viewer_pc = rtc.peer_connection(), peers.receiving_peer()
         pcs.extend([host_pc, viewer_pc])
         track = hub.add_viewer(name)
         tracks[name] = track
-        rtc.ViewerLink(host_pc, track, args.codec, hub.gate)
+        links.append(rtc.ViewerLink(host_pc, track, args.codec, hub.gate))
         received[name] = peers.Received(name)
         candidates.extend(await peers.connect(host_pc, viewer_pc, received[name], tasks))
 
@@ -97,6 +99,10 @@ async def scenario(args: argparse.Namespace) -> dict[str, Any]:
     await join("late")
     late_ok = await _wait_for(lambda: len(received["late"].frames) >= 5, 10)
     await asyncio.sleep(1.0)
+    for link in links:  # two reports a second apart: the second has a send rate to compare
+        await link.conditions()
+    await asyncio.sleep(1.0)
+    reports = [await link.conditions() for link in links]  # RTCP RR + REMB, as the ladder sees
     t_end = time.monotonic()
     media.stop()
     await runner
@@ -145,6 +151,9 @@ async def scenario(args: argparse.Namespace) -> dict[str, Any]:
         "candidates": sorted(set(candidates)),
         "all_candidates_loopback": peers.all_loopback(candidates),
         "viewers": {name: viewer(name) for name in received},
+        "reports_with_remb": sum(1 for link in links if link.remb_bps is not None),
+        "reports": len(reports),
+        "worst_report": dataclasses.asdict(ladder.worst(reports)),
         "queue": args.queue,
         "fps": media.rung.fps,
     }

@@ -71,6 +71,14 @@ def test_a_late_joiner_starts_at_a_keyframe_and_decodes(ten_viewers: Any) -> Non
     assert r["keyframes_encoded"] > r["keyframes_before_late"]
 
 
+def test_receiver_reports_reach_the_ladder_through_the_rtcp_taps(ten_viewers: Any) -> None:
+    r = ten_viewers
+    assert r["reports_with_remb"] >= r["reports"] - 1  # REMB read off each sender's RTCP
+    worst = r["worst_report"]
+    assert 0 < worst["rtt_ms"] < 200  # from RTCP RR on loopback
+    assert worst["loss"] < 0.05
+
+
 def test_h264_packets_also_reach_aiortc_viewers_unencoded() -> None:
     r = _run("--viewers", "2", "--codec", "h264", "--width", "640", "--height", "360")
     assert r["frames_encoded"] == r["frames_captured"]

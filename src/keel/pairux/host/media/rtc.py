@@ -11,6 +11,7 @@ an aiortc upgrade that renames them fails loudly, not silently.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -21,11 +22,13 @@ from aiortc import (
     RTCRtpSender,
 )
 from aiortc.rtp import RTCP_PSFB_APP, AnyRtcpPacket, RtcpPsfbPacket, unpack_remb_fci
-from aiortc.stats import RTCRemoteInboundRtpStreamStats
+from aiortc.stats import RTCOutboundRtpStreamStats, RTCRemoteInboundRtpStreamStats
 
 from keel.pairux.host.media.encoder import MIME_TYPES, Codec
 from keel.pairux.host.media.fanout import KeyframeGate, ViewerTrack
 from keel.pairux.host.media.ladder import Conditions
+
+CONGESTED = 0.85  # REMB below this share of our send rate: the receiver says slow down
 
 for _hook in ("_handle_rtcp_packet", "_send_keyframe"):
     if not callable(getattr(RTCRtpSender, _hook, None)):  # pragma: no cover - aiortc upgrade
@@ -59,8 +62,9 @@ class ViewerLink:
     ) -> None:
         self.track = track
         self.gate = gate
-        self.available_bps: int | None = None
+        self.remb_bps: int | None = None  # the receiver's latest estimate, raw
         self.keyframe_requests = 0
+        self._sent: tuple[int, float] | None = None  # (bytes sent, clock) at the last report
         transceiver = pc.addTransceiver(track, direction="sendonly")
         wanted = {MIME_TYPES[codec].lower(), "video/rtx"}
         codecs = RTCRtpSender.getCapabilities("video").codecs
@@ -76,7 +80,7 @@ class ViewerLink:
                     pass
                 else:
                     if self.sender._ssrc in ssrcs:
-                        self.available_bps = bitrate
+                        self.remb_bps = bitrate
             await original(packet)
 
         def keyframe_requested() -> None:
@@ -88,12 +92,24 @@ class ViewerLink:
         self.sender._send_keyframe = keyframe_requested  # type: ignore[method-assign]
 
     async def conditions(self) -> Conditions:
-        """This viewer's latest receiver report: RTT and loss from RTCP RR, bitrate from REMB."""
-        rtt_ms, loss = 0.0, 0.0
+        """This viewer's latest receiver report: RTT and loss from RTCP RR; a bitrate limit only
+        when its REMB is below what we actually send. A delay-based estimate grows with the
+        incoming rate (libwebrtc and aiortc cap it near 1.5x of it), so REMB under a rung's
+        nominal bitrate on a quiet screen means "you send little", not "the link is full"."""
+        rtt_ms, loss, sent_bytes = 0.0, 0.0, 0
         report = await self.sender.getStats()
         for stats in report.values():
             if isinstance(stats, RTCRemoteInboundRtpStreamStats):
                 if stats.roundTripTime is not None:
                     rtt_ms = float(stats.roundTripTime) * 1000
                 loss = float(stats.fractionLost) / 256  # RTCP's fraction lost is 8-bit fixed
-        return Conditions(rtt_ms=rtt_ms, loss=loss, available_bps=self.available_bps)
+            elif isinstance(stats, RTCOutboundRtpStreamStats):
+                sent_bytes = stats.bytesSent
+        now = time.monotonic()
+        limit: int | None = None
+        if self._sent is not None and self.remb_bps is not None and now > self._sent[1]:
+            sent_bps = 8 * (sent_bytes - self._sent[0]) / (now - self._sent[1])
+            if self.remb_bps < CONGESTED * sent_bps:
+                limit = self.remb_bps
+        self._sent = (sent_bytes, now)
+        return Conditions(rtt_ms=rtt_ms, loss=loss, available_bps=limit)
