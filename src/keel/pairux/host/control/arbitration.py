@@ -441,7 +441,7 @@ class Arbiter:
     # -- plumbing --------------------------------------------------------------------------
 
     def _release_lane(self, pid: str, lane: _Lane) -> None:
-        for ident in list(lane.keys):
+        for ident in reversed(list(lane.keys)):  # last pressed first: modifiers go last
             self._release_key(lane, ident)
         for button in list(lane.buttons):
             self._release_button(pid, lane, button)
