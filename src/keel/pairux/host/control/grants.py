@@ -90,7 +90,12 @@ Listener = Callable[[GrantEvent], None]
 
 class GrantAuthority:
     """The host's grant state for one session; every change is returned and told to the
-    listeners (arbitration releases what a revoked controller held; the audit log records)."""
+    listeners (arbitration releases what a revoked controller held; the audit log records).
+
+    Not locked: change it from one thread (the host agent's event loop). Reads
+    (:meth:`is_granted`) are safe from any thread, and the arbiter's listener makes
+    :meth:`revoke` wait for an injection in progress.
+    """
 
     def __init__(
         self,
