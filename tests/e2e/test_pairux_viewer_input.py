@@ -10,6 +10,7 @@ land on it; ``window.sent`` collects what the module would send.
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import keel.pairux
+from keel.pairux.host.control.messages import Rejected, parse_from_viewer
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -92,7 +94,12 @@ def viewer(browser: Browser, site: str) -> Iterator[Page]:
 
 
 def sent(page: Page) -> list[dict[str, Any]]:
+    """What the page sent since the last call; each one must be a message the host's parser
+    takes (the viewer and the host agree on the wire format, checked on real output)."""
     messages: list[dict[str, Any]] = page.evaluate("window.sent.splice(0)")
+    for message in messages:
+        parsed = parse_from_viewer(json.dumps(message))
+        assert not isinstance(parsed, Rejected), (message, parsed)
     return messages
 
 
