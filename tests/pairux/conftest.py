@@ -87,17 +87,23 @@ class Peer:
     async def send(self, message: Any) -> None:
         await self.ws.send(message if isinstance(message, str) else json.dumps(message))
 
-    async def recv(self, timeout: float = 3.0) -> dict[str, Any]:
+    async def recv(self, wait: float = 3.0) -> dict[str, Any]:
         """The next message other than a ping."""
         while True:
-            raw = await asyncio.wait_for(self.ws.recv(), timeout)
+            raw = await asyncio.wait_for(self.ws.recv(), wait)
             message: dict[str, Any] = json.loads(raw)
             if message.get("type") != "ping":
                 return message
 
-    async def expect(self, kind: str, timeout: float = 3.0) -> dict[str, Any]:
-        message = await self.recv(timeout)
+    async def expect(self, kind: str, wait: float = 3.0) -> dict[str, Any]:
+        message = await self.recv(wait)
         assert message.get("type") == kind, message
+        return message
+
+    async def until(self, kind: str, wait: float = 5.0) -> dict[str, Any]:
+        """The next message of ``kind``, skipping others."""
+        while (message := await self.recv(wait))["type"] != kind:
+            pass
         return message
 
     async def settle(self) -> list[dict[str, Any]]:
@@ -113,10 +119,10 @@ class Peer:
                 return seen
             seen.append(message)
 
-    async def closed_with(self, timeout: float = 5.0) -> int | None:
+    async def closed_with(self, wait: float = 5.0) -> int | None:
         try:
             while True:
-                await asyncio.wait_for(self.ws.recv(), timeout)
+                await asyncio.wait_for(self.ws.recv(), wait)
         except ConnectionClosed as exc:
             return exc.rcvd.code if exc.rcvd else None
 
