@@ -18,12 +18,16 @@ from keel.core import logging as keel_logging
 from keel.core.app import Product, create_root_app
 from keel.core.server import SERVER_LIMITS
 from keel.core.settings import KeelSettings
+from keel.pairux.app import create_app as create_pairux
+from keel.pairux.cli import app as pairux_cli
+from keel.pairux.settings import PairuxSettings
 
 app = typer.Typer(help="Keel: self-hostable products on one hardened core.", no_args_is_help=True)
 app.add_typer(coinpay_cli, name="coinpay")
 app.add_typer(bittorrented_cli, name="bittorrented")
+app.add_typer(pairux_cli, name="pairux")
 
-PRODUCTS = ("coinpay", "bittorrented")
+PRODUCTS = ("coinpay", "bittorrented", "pairux")
 
 
 def _build(name: str, core: KeelSettings) -> Product:
@@ -34,6 +38,10 @@ def _build(name: str, core: KeelSettings) -> Product:
     if name == "bittorrented":
         return create_bittorrented(
             BittorrentedSettings(), data_dir=str(core.data_dir), rate_limits=core.rate_limits()
+        )
+    if name == "pairux":
+        return create_pairux(
+            PairuxSettings(), data_dir=str(core.data_dir), rate_limits=core.rate_limits()
         )
     raise typer.BadParameter(f"unknown product {name!r}; known: {', '.join(PRODUCTS)}")
 

@@ -1,0 +1,1 @@
+"""pairux's HTTP API (rooms) and the signaling WebSocket."""

@@ -1,0 +1,2 @@
+"""WebSocket signaling: the message schema (``messages``) and the in-memory hub that routes
+them within one room (``hub``)."""
