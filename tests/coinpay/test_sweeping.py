@@ -16,7 +16,14 @@ from sqlalchemy import select
 
 from keel.coinpay import models, payments
 from keel.coinpay.chains.base import SignedSweep, SweepInput
-from keel.coinpay.payments.sweeping import SWEEPS_STUCK, UNSIGNED_STUCK, Sweeper
+from keel.coinpay.payments.sweeping import (
+    LEFT_OUT,
+    NOT_SIGNED,
+    SWEEPS_STUCK,
+    UNCONFIRMED,
+    UNSIGNED_STUCK,
+    Sweeper,
+)
 from tests.coinpay.conftest import Harness, make_harness
 
 
@@ -176,7 +183,7 @@ async def test_a_forgotten_transaction_is_sent_again_and_a_slow_one_reported_stu
     assert "not confirmed" in sweep.last_error
     shown = await api_payment(harness, payment_id)
     assert shown["status"] == "forwarding"
-    assert shown["forwarding_reason"] == f"sweep: {sweep.last_error}"  # the merchant sees why
+    assert shown["forwarding_reason"] == UNCONFIRMED  # the merchant sees why, in fixed words
     sender.mine(2)
     report = await sweeper(harness, sender, stuck_after=timedelta(minutes=30)).round()
     assert (report.confirmed, report.stuck) == (1, 0)
@@ -200,7 +207,7 @@ async def test_a_sweep_the_sender_refuses_is_counted_once_overdue(harness: Harne
     assert UNSIGNED_STUCK.labels("test", "LTC")._value.get() == 1
     assert (await stored(harness, payment_id)).sweep_id is None
     shown = await api_payment(harness, payment_id)
-    assert shown["forwarding_reason"] == "not signed: the merchant's part would be dust"
+    assert shown["forwarding_reason"] == NOT_SIGNED  # the detail stays in the log
     await sweeper(harness, ScriptedSender(), **options).round()  # the cause is fixed
     assert UNSIGNED_STUCK.labels("test", "LTC")._value.get() == 0
     assert (await api_payment(harness, payment_id))["forwarding_reason"] is None
@@ -221,3 +228,43 @@ async def test_a_batching_chains_payments_wait_for_its_round_and_leave_in_one_tr
     await harness.periodic("sweep:test").run()
     assert len(sender.accepted) == 1  # one transaction for the three
     assert sender.payments_on_chain() == dict.fromkeys(ids, 1)
+
+
+async def test_a_payment_the_sender_leaves_out_does_not_hold_back_its_batch(
+    harness: Harness,
+) -> None:
+    """One payment of a batch whose funds are not spendable yet (a deposit still settling, an
+    output carrying something the sweep cannot move) is left out: the others are swept now, it
+    shows why, and it goes in a later round."""
+    ids = await forwarding(harness, 3)
+    holdout = {ids[1]}
+
+    class Choosy(ScriptedSender):
+        async def sign(self, inputs: tuple[SweepInput, ...], platform_address: str) -> SignedSweep:
+            ready = tuple(i for i in inputs if i.payment_id not in holdout)
+            if not ready:
+                raise ValueError("nothing ready")
+            signed = await super().sign(ready, platform_address)
+            left = {i.payment_id: "2 of 3 outputs confirmed" for i in inputs if i not in ready}
+            return SignedSweep(signed.tx_hash, signed.raw, signed.fees, left)
+
+    sender = Choosy()
+    await sweeper(harness, sender).round()
+    assert sender.payments_on_chain() == {ids[0]: 1, ids[2]: 1}
+    held = await api_payment(harness, ids[1])
+    assert (held["status"], held["forwarding_reason"]) == ("forwarding", LEFT_OUT)
+    assert (await stored(harness, ids[1])).sweep_id is None
+    sender.mine(2)
+    await sweeper(harness, sender).round()
+    assert [(await stored(harness, i)).status for i in ids] == [
+        "forwarded",
+        "forwarding",
+        "forwarded",
+    ]
+    holdout.clear()  # its funds settled
+    await sweeper(harness, sender).round()
+    sender.mine(2)
+    await sweeper(harness, sender).round()
+    assert sender.payments_on_chain() == {ids[0]: 1, ids[1]: 1, ids[2]: 1}
+    done = await api_payment(harness, ids[1])
+    assert (done["status"], done["forwarding_reason"]) == ("forwarded", None)

@@ -10,7 +10,8 @@ watched addresses, and confirmations and reorgs follow from the stored block has
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from keel.coinpay.lifecycle import Deposit
@@ -120,13 +121,16 @@ class SweepInput:
 
 @dataclass(frozen=True, slots=True)
 class SignedSweep:
-    """A transaction signed and not yet sent. ``fees`` is each payment's share of the network
-    fee, taken from its merchant's part; ``raw`` holds no secret (a signed transaction reveals
-    no key) and is stored before it is broadcast, so a restart sends the very same bytes."""
+    """A transaction signed and not yet sent. ``fees`` is each swept payment's share of the
+    network fee, taken from its merchant's part; ``raw`` holds no secret (a signed transaction
+    reveals no key) and is stored before it is broadcast, so a restart sends the very same
+    bytes. A batching sender leaves out a payment it cannot sweep yet rather than hold back the
+    others: ``left_out`` names each with the reason (only the payments in ``fees`` are swept)."""
 
     tx_hash: str
     raw: str
     fees: dict[str, int]
+    left_out: Mapping[str, str] = field(default_factory=dict)
 
 
 class ChainSender(Protocol):

@@ -61,6 +61,7 @@ from keel.coinpay.chains.scanner import mined_transfers
 from keel.coinpay.chains.utxo_sender import NotSweepable, split_fee
 from keel.coinpay.errors import InvalidAddress, InvalidChainConfig, RpcCallRejected
 from keel.coinpay.wallets import Family, HDRoot
+from keel.core.logging import get_logger
 
 __all__ = [
     "DEFAULT_BATCH_LIMIT",
@@ -69,6 +70,8 @@ __all__ = [
     "open_cardano_sender",
     "plan_sweep",
 ]
+
+log = get_logger("keel.coinpay.cardano_sender")
 
 #: Payments per sweep: about 200 bytes each (input, witness, output) under the 16 KiB limit.
 DEFAULT_BATCH_LIMIT: Final = 40
@@ -131,18 +134,25 @@ class CardanoSender:
             raise ValueError("a payment appears twice in one sweep")
         platform = cardano_tx.address_bytes(platform_address)
         merchants = {i.payment_id: cardano_tx.address_bytes(i.merchant_address) for i in inputs}
-        keys = await self._payment_keys(inputs)
         coins = await self._spendable(inputs)
         held = {
             i.payment_id: sum(c.amount for c in coins if c.payment_id == i.payment_id)
             for i in inputs
         }
-        for i in inputs:
-            if held[i.payment_id] < i.received or i.commission > i.received:
-                raise NotSweepable(
-                    f"payment {i.payment_id}: {held[i.payment_id]} of its {i.received} lovelace "
-                    "are confirmed and unspent at its address"
-                )
+        left_out = {
+            i.payment_id: (
+                f"{held[i.payment_id]} of its {i.received} lovelace are confirmed and unspent "
+                "at its address, without native tokens"
+            )
+            for i in inputs
+            if held[i.payment_id] < i.received or i.commission > i.received
+        }
+        # One payment that cannot go yet does not hold back the others of the batch.
+        inputs = tuple(i for i in inputs if i.payment_id not in left_out)
+        if not inputs:
+            raise NotSweepable("; ".join(f"payment {p}: {why}" for p, why in left_out.items()))
+        coins = [c for c in coins if c.payment_id not in left_out]
+        keys = await self._payment_keys(inputs)
         owed = {i.payment_id: held[i.payment_id] - i.commission for i in inputs}
         commission = sum(i.commission for i in inputs)
         slot, params = await self._tip_and_params()
@@ -166,7 +176,7 @@ class CardanoSender:
                 f"a sweep of {len(inputs)} payments is {len(raw)} bytes, over the "
                 f"{params.max_tx_size} a transaction may have"
             )
-        return SignedSweep(unsigned.tx_hash, raw.hex(), shares)
+        return SignedSweep(unsigned.tx_hash, raw.hex(), shares, left_out)
 
     async def broadcast(self, raw: str) -> None:
         """Send ``raw``; one whose inputs are already spent counts as sent (module docstring)."""
@@ -220,10 +230,12 @@ class CardanoSender:
             if utxo.amount != int(row.amount):
                 continue
             if utxo.tokens:
-                raise NotSweepable(
-                    f"payment {payment_of[row.address]}: output {ref} carries native tokens; "
-                    "coinpay sweeps ADA only (move it by hand)"
+                # Anyone may send tokens along: the output stays (an operator moves it by
+                # hand), and its payment waits unless its other outputs cover what it received.
+                log.warning(
+                    "cardano_output_with_tokens_left", payment=payment_of[row.address], output=ref
                 )
+                continue
             coins.append(
                 _Coin(payment_of[row.address], TxIn(row.tx_hash, int(row.position)), utxo.amount)
             )

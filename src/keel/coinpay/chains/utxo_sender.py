@@ -225,18 +225,28 @@ class UtxoSender:
             i.payment_id: output_script(self._family, i.merchant_address, self.network)
             for i in inputs
         }
-        keys = await self._payment_keys(inputs)
-        coins = await self._spendable(inputs)
+        left_out: dict[str, str] = {}
+        keys = await self._payment_keys(inputs, left_out)
+        if len(left_out) == len(inputs):
+            raise NotSweepable("; ".join(f"payment {p}: {why}" for p, why in left_out.items()))
+        coins = await self._spendable([i for i in inputs if i.payment_id not in left_out])
         held = {
             i.payment_id: sum(c.amount for c in coins if c.payment_id == i.payment_id)
             for i in inputs
         }
         for i in inputs:
-            if held[i.payment_id] < i.received or i.commission > i.received:
-                raise NotSweepable(
-                    f"payment {i.payment_id}: {held[i.payment_id]} of its {i.received} base "
-                    "units are confirmed and unspent at its address"
+            if i.payment_id not in left_out and (
+                held[i.payment_id] < i.received or i.commission > i.received
+            ):
+                left_out[i.payment_id] = (
+                    f"{held[i.payment_id]} of its {i.received} base units are confirmed and "
+                    "unspent at its address"
                 )
+        # One payment that cannot go yet does not hold back the others of the batch.
+        inputs = tuple(i for i in inputs if i.payment_id not in left_out)
+        if not inputs:
+            raise NotSweepable("; ".join(f"payment {p}: {why}" for p, why in left_out.items()))
+        coins = [c for c in coins if c.payment_id not in left_out]
         owed = {i.payment_id: held[i.payment_id] - i.commission for i in inputs}
         commission = sum(i.commission for i in inputs)
 
@@ -252,7 +262,7 @@ class UtxoSender:
                     f"an output of {amount} base units is dust on {self.chain} (the fee is {fee})"
                 )
         tx = _signed(self._family, coins, outputs, keys)
-        return SignedSweep(tx.txid().hex(), tx.serialize().hex(), shares)
+        return SignedSweep(tx.txid().hex(), tx.serialize().hex(), shares, left_out)
 
     async def broadcast(self, raw: str) -> None:
         """Send ``raw``; one the node already has (in its mempool or a block) counts as sent."""
@@ -264,9 +274,11 @@ class UtxoSender:
 
     # Signing ----------------------------------------------------------------------------------
 
-    async def _payment_keys(self, inputs: Sequence[SweepInput]) -> dict[str, ec.PrivateKey]:
+    async def _payment_keys(
+        self, inputs: Sequence[SweepInput], left_out: dict[str, str]
+    ) -> dict[str, ec.PrivateKey]:
         """Each payment address's key, derived now and checked against the address (a payment
-        created on another network, or with another seed, is refused, not signed for)."""
+        created on another network, or with another seed, is left out, not signed for)."""
         root = await self._keys()
         keys: dict[str, ec.PrivateKey] = {}
         for i in inputs:
@@ -274,10 +286,10 @@ class UtxoSender:
             key = ec.PrivateKey(secret)
             expected = output_script(self._family, i.address, self.network)
             if _payment_script(self._family, key.get_public_key()).data != expected:
-                raise NotSweepable(
-                    f"payment {i.payment_id}: index {i.derivation_index} on {self.network} is "
-                    "not the key of its address"
+                left_out[i.payment_id] = (
+                    f"index {i.derivation_index} on {self.network} is not the key of its address"
                 )
+                continue
             keys[i.payment_id] = key
         return keys
 

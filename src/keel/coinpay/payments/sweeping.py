@@ -59,6 +59,15 @@ UNSIGNED_STUCK = Gauge(
     ["mode", "chain"],
 )
 
+# A payment's ``forwarding_reason``: fixed texts, as merchants read them. The detail (node
+# addresses, other merchants' payments of a batch, fee wallet balances) goes to the log and the
+# sweep's ``last_error`` only.
+WAITING = "waiting for the network fee of its sweep to arrive; retried every round"
+NOT_SIGNED = "its sweep cannot be signed yet; retried every round (the operator is alerted)"
+LEFT_OUT = "its funds are not all confirmed and spendable at its address yet; retried every round"
+NOT_SENT = "its sweep could not be sent yet; retried every round"
+UNCONFIRMED = "its sweep was sent and is not confirmed yet"
+
 A = TypeVar("A")
 T = TypeVar("T")
 
@@ -152,7 +161,7 @@ class Sweeper:
         except SweepWaiting as exc:
             ids = [p.id for p in batch]
             log.info("sweep_waiting", chain=self.chain, payments=ids, why=str(exc))
-            await self._explain(batch, f"waiting: {exc}")
+            await self._explain(batch, WAITING)
             return None
         except Exception as exc:
             SWEEP_ERRORS.labels(self.chain, "sign").inc()
@@ -162,10 +171,16 @@ class Sweeper:
                 payments=[p.id for p in batch],
                 error=str(exc)[:200],
             )
-            await self._explain(batch, f"not signed: {exc}")
+            await self._explain(batch, NOT_SIGNED)
             return None
+        swept = tuple(p for p in batch if p.id in signed.fees)
+        if signed.left_out:
+            log.info("sweep_left_out", chain=self.chain, payments=dict(signed.left_out))
+            await self._explain([p for p in batch if p.id in signed.left_out], LEFT_OUT)
+        if not swept or set(signed.fees) - {p.id for p in batch}:
+            raise ValueError(f"{self.chain}: a sweep must move some of the payments it was given")
         try:
-            await self._claim(batch, signed)
+            await self._claim(swept, signed)
         except _Taken:
             log.info("sweep_claim_lost", chain=self.chain, tx_hash=signed.tx_hash)
             return False
@@ -221,7 +236,7 @@ class Sweeper:
             await self.sender.broadcast(sweep.raw_tx)
         except Exception as exc:
             SWEEP_ERRORS.labels(self.chain, "send").inc()
-            await self._note(sweep.id, f"broadcast failed: {exc}"[:2000])
+            await self._note(sweep.id, f"broadcast failed: {exc}"[:2000], NOT_SENT)
             if sign_again and isinstance(self.sender, ExpiringSender):
                 fresh = await self._signed_again(self.sender, sweep)
                 if fresh is not None:
@@ -254,7 +269,7 @@ class Sweeper:
             if not await sender.expired(sweep.tx_hash, sweep.raw_tx):
                 return None
         except Exception as exc:
-            await self._note(sweep.id, f"expiry unknown: {exc}"[:2000])
+            await self._note(sweep.id, f"expiry unknown: {exc}"[:2000], NOT_SENT)
             return None
         s, t = models.sweeps, models.payments
         async with self._gw.sessions() as session:
@@ -268,7 +283,7 @@ class Sweeper:
             signed = await sender.sign(tuple(_input(p) for p in batch), self._platform)
         except Exception as exc:
             SWEEP_ERRORS.labels(self.chain, "sign").inc()
-            await self._note(sweep.id, f"signing again failed: {exc}"[:2000])
+            await self._note(sweep.id, f"signing again failed: {exc}"[:2000], NOT_SENT)
             return None
         async with self._gw.sessions() as session, session.begin():
             replaced = await session.execute(
@@ -313,7 +328,7 @@ class Sweeper:
         for sweep, depth in zip(waiting, depths, strict=True):
             if isinstance(depth, Exception):
                 SWEEP_ERRORS.labels(self.chain, "confirm").inc()
-                await self._note(sweep.id, f"status unknown: {depth}"[:2000])
+                await self._note(sweep.id, f"status unknown: {depth}"[:2000], UNCONFIRMED)
                 continue
             if depth is None:
                 # The node forgot it (evicted, or a reorg): send the same bytes again.
@@ -380,8 +395,9 @@ class Sweeper:
                 )
             ).all()
 
-    async def _note(self, sweep_id: str, error: str) -> None:
-        """Record a sweep's problem on it and, as their reason, on its payments."""
+    async def _note(self, sweep_id: str, error: str, public: str = UNCONFIRMED) -> None:
+        """Record a sweep's problem on it (``error``: for the operator) and ``public``, one of
+        this module's fixed texts, on its payments as their reason."""
         s, t = models.sweeps, models.payments
         log.warning("sweep_problem", chain=self.chain, sweep_id=sweep_id, error=error[:200])
         async with self._gw.sessions() as session, session.begin():
@@ -393,12 +409,11 @@ class Sweeper:
             await session.execute(
                 update(t)
                 .where(t.c.sweep_id == sweep_id, t.c.status == Status.FORWARDING.value)
-                .values(settlement_note=_short(f"sweep: {error}"))
+                .values(settlement_note=public)
             )
 
-    async def _explain(self, batch: Sequence[Payment], why: str) -> None:
+    async def _explain(self, batch: Sequence[Payment], note: str) -> None:
         """Show on each payment of an unsigned batch why it waits (written when it changes)."""
-        note = _short(why)
         stale = [p.id for p in batch if p.settlement_note != note]
         if not stale:
             return
@@ -413,10 +428,6 @@ class Sweeper:
                 )
                 .values(settlement_note=note)
             )
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 300 else text[:299] + "…"
 
 
 async def _one_sweep_per_address(session: Any, batch: tuple[Payment, ...]) -> None:
