@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from keel.coinpay import models, payments
 from keel.coinpay.chains.base import SignedSweep, SweepInput
+from keel.coinpay.errors import SweepReverted
 from keel.coinpay.payments.sweeping import (
     LEFT_OUT,
     NOT_SIGNED,
@@ -268,3 +269,51 @@ async def test_a_payment_the_sender_leaves_out_does_not_hold_back_its_batch(
     assert sender.payments_on_chain() == {ids[0]: 1, ids[1]: 1, ids[2]: 1}
     done = await api_payment(harness, ids[1])
     assert (done["status"], done["forwarding_reason"]) == ("forwarded", None)
+
+
+async def test_a_sweep_of_several_transactions_is_done_only_when_all_of_them_are(
+    harness: Harness,
+) -> None:
+    """An account chain's sweep sends the commission, then the merchant's part: the merchant's
+    being deep enough is not enough if the commission transaction failed or is shallower."""
+    [payment_id] = await forwarding(harness, 1)
+
+    @dataclass
+    class TwoStep(ScriptedSender):
+        batch_limit: int = 1
+        failed: set[str] = field(default_factory=set)
+
+        async def sign(self, inputs: tuple[SweepInput, ...], platform_address: str) -> SignedSweep:
+            [sweep] = inputs
+            raw = f"commission:{sweep.payment_id}\nmerchant:{sweep.payment_id}"
+            return SignedSweep(self.tx_hashes(raw)[-1], raw, {sweep.payment_id: 7})
+
+        def tx_hashes(self, raw: str) -> list[str]:
+            return [hashlib.sha256(line.encode()).hexdigest() for line in raw.split("\n")]
+
+        async def broadcast(self, raw: str) -> None:
+            for tx_hash in self.tx_hashes(raw):
+                self.depth.setdefault(tx_hash, 0)
+
+        async def confirmations(self, tx_hash: str) -> int | None:
+            if tx_hash in self.failed:
+                raise SweepReverted(f"{tx_hash} failed")
+            return self.depth.get(tx_hash)
+
+    sender = TwoStep()
+    await sweeper(harness, sender).round()
+    commission, merchant = sender.tx_hashes(f"commission:{payment_id}\nmerchant:{payment_id}")
+    sender.depth[merchant] = 5
+    sender.depth[commission] = 1  # shallower than the policy's 2
+    await sweeper(harness, sender).round()
+    assert (await stored(harness, payment_id)).status == "forwarding"
+    sender.failed.add(commission)
+    sender.depth[commission] = 5
+    await sweeper(harness, sender).round()
+    assert (await stored(harness, payment_id)).status == "forwarding"
+    async with harness.gw.sessions() as session:
+        [sweep] = (await session.execute(select(models.sweeps))).all()
+    assert "failed" in sweep.last_error
+    sender.failed.clear()
+    await sweeper(harness, sender).round()
+    assert (await stored(harness, payment_id)).status == "forwarded"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -144,3 +145,28 @@ async def test_the_platform_fee_wallet_is_off_every_payment_path() -> None:
     assert (
         repr(XrpSender(framed_client("XRP", ("http://127.0.0.1:9",)), _root)) == "XrpSender('XRP')"
     )
+
+
+def test_each_stored_payment_hashes_as_rippled_names_it() -> None:
+    blobs = recorded_blobs()
+    hashes = XrpSender.tx_hashes(cast(Any, None), "\n".join(blobs))
+    assert len(hashes) == 2
+    assert hashes[-1] == MERCHANT_TX  # the hash the recorded `tx` answer carries
+
+
+@pytest.mark.parametrize(
+    ("recording", "expired"),
+    [
+        ("expiry_unapplied_past", True),  # nothing applied, past LastLedgerSequence: re-sign
+        ("expiry_applied", False),  # the commission took Sequence 5: never signed again
+        ("expiry_not_yet", False),  # may still be applied
+    ],
+)
+async def test_a_sweep_expires_only_when_none_of_it_was_applied_and_none_can_be(
+    replay: ReplayServer, recording: str, expired: bool
+) -> None:
+    sender = sender_for(replay, recording)
+    try:
+        assert await sender.expired(MERCHANT_TX, "\n".join(recorded_blobs())) is expired
+    finally:
+        await sender.aclose()

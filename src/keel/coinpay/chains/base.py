@@ -157,6 +157,17 @@ class ChainSender(Protocol):
 
 
 @runtime_checkable
+class MultiTxSender(ChainSender, Protocol):
+    """A sender whose sweep is several transactions (an account chain pays the commission and
+    the merchant from one address, one after the other): the sweep is as deep as the shallowest
+    of them, and it failed if any of them failed, not only the last one."""
+
+    def tx_hashes(self, raw: str) -> list[str]:
+        """The hash of each transaction in the stored ``raw``, in sending order."""
+        ...
+
+
+@runtime_checkable
 class ExpiringSender(ChainSender, Protocol):
     """A sender whose signed transactions expire unsent (Solana: a transaction names a recent
     blockhash and is void about 150 blocks later). Its ``sign`` cannot be pure, so a stored

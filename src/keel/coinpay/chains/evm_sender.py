@@ -329,6 +329,11 @@ class EvmSender:
                 if not await self._known(tx_hash):
                     raise
 
+    def tx_hashes(self, raw: str) -> list[str]:
+        """The stored transactions' hashes (commission, then merchant): the sweeper checks
+        every one, so a commission transfer that reverted is not taken for a finished sweep."""
+        return ["0x" + keccak(bytes.fromhex(line[2:])).hex() for line in raw.split("\n")]
+
     async def confirmations(self, tx_hash: str) -> int | None:
         """Blocks on top of the transaction's, its own included; 0 while in the pool, None when
         the node does not know it. Raises SweepReverted when it was mined and failed."""

@@ -43,6 +43,7 @@ reach a log, an exception message or a repr.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -236,20 +237,42 @@ class XrpSender:
                 rpc_message=engine,
             )
 
+    def tx_hashes(self, raw: str) -> list[str]:
+        """Each stored Payment's hash (commission, then merchant): the sweeper checks every
+        one, so a commission Payment that failed is not taken for a finished sweep."""
+        return [blob_hash(blob) for blob in raw.split("\n")]
+
     async def confirmations(self, tx_hash: str) -> int | None:
-        """1 once the transaction is in a validated ledger (final), 0 before, None when the node
+        """Validated ledgers since the transaction's, its own included (a validated ledger is
+        final, so any depth is; counted for a policy above 1), 0 before, None when the node
         does not know it. SweepReverted when it was validated with a failure (``tec``)."""
         state = await self._tx(tx_hash)
         if state is None:
             return None
-        validated, result = state
+        validated, result, ledger_index = state
         if not validated:
             return 0
         if result != "tesSUCCESS":
             raise SweepReverted(
                 f"{self.chain} sweep {tx_hash} failed: {result}; its fee was burned"
             )
-        return 1
+        tip = (await self._ledger()).index
+        return max(tip - ledger_index + 1, 1)  # a lagging node's tip may be behind it
+
+    async def expired(self, tx_hash: str, raw: str) -> bool:
+        """True when none of the stored Payments was applied and none ever can be: the
+        account's validated Sequence is still the first one's (any applied transaction, even a
+        failed one, takes its Sequence) and the validated ledger is past their
+        ``LastLedgerSequence``. Then signing again (at that same Sequence) is safe. A sweep of
+        which one Payment was applied is never expired: it waits for an operator."""
+        from xrpl.core.binarycodec import decode
+
+        first = decode(raw.split("\n")[0])
+        query = {"account": first["Account"], "ledger_index": "validated"}
+        sequence, ledger_index = await self._rpc.call("account_info", query, parse=_sequence_at)
+        return sequence == int(first["Sequence"]) and ledger_index > int(
+            first["LastLedgerSequence"]
+        )
 
     # Activation -------------------------------------------------------------------------------
 
@@ -290,18 +313,25 @@ class XrpSender:
 
     async def settled(self, tx_hash: str, raw: str) -> Settled:
         """Where a stored transaction stands: ``validated`` (success), ``failed`` (validated
-        with a ``tec``), ``pending``, or ``expired``: unknown to the node and past its
-        LastLedgerSequence in the validated ledger, so it can never be included."""
+        with a ``tec``), ``pending``, or ``expired``: its sender's validated Sequence still its
+        own and the validated ledger past its LastLedgerSequence, so it can never be
+        included."""
         from xrpl.core.binarycodec import decode
 
         state = await self._tx(tx_hash)
         if state is not None:
-            validated, result = state
+            validated, result, _ = state
             if not validated:
                 return "pending"
             return "validated" if result == "tesSUCCESS" else "failed"
-        last = int(decode(raw.split("\n")[-1])["LastLedgerSequence"])
-        return "expired" if (await self._ledger()).index > last else "pending"
+        # One node not knowing it proves nothing (a gap in its history): the sender's Sequence
+        # does. Still the transaction's, with the validated ledger past its last one: it was
+        # never applied and never can be.
+        tx = decode(raw.split("\n")[-1])
+        query = {"account": tx["Account"], "ledger_index": "validated"}
+        sequence, ledger_index = await self._rpc.call("account_info", query, parse=_sequence_at)
+        never = sequence == int(tx["Sequence"]) and ledger_index > int(tx["LastLedgerSequence"])
+        return "expired" if never else "pending"
 
     # Node calls -------------------------------------------------------------------------------
 
@@ -328,10 +358,11 @@ class XrpSender:
             )
         return fee
 
-    async def _tx(self, tx_hash: str) -> tuple[bool, str] | None:
-        """(validated, TransactionResult) of a transaction; None when the node knows nothing."""
+    async def _tx(self, tx_hash: str) -> tuple[bool, str, int] | None:
+        """(validated, TransactionResult, ledger index) of a transaction; None when the node
+        knows nothing."""
         try:
-            found: tuple[bool, str] = await self._rpc.call(
+            found: tuple[bool, str, int] = await self._rpc.call(
                 "tx", {"transaction": tx_hash, "binary": False}, parse=_tx_state
             )
         except RpcCallRejected as exc:
@@ -472,11 +503,26 @@ def _submitted(result: Any) -> tuple[str, str]:
     return engine, ledger_hash(tx.get("hash") if isinstance(tx, dict) else None)
 
 
-def _tx_state(result: Any) -> tuple[bool, str]:
+def _tx_state(result: Any) -> tuple[bool, str, int]:
     meta = result.get("meta", result.get("metaData"))
     validated = result.get("validated") is True
     if not validated:
-        return False, ""
+        return False, "", 0
     if not isinstance(meta, dict) or not isinstance(meta.get("TransactionResult"), str):
         raise MalformedResponse("a validated transaction without its result")
-    return True, meta["TransactionResult"]
+    return True, meta["TransactionResult"], _int(result.get("ledger_index"), "ledger_index")
+
+
+def _sequence_at(result: Any) -> tuple[int, int]:
+    """(the account's Sequence, the validated ledger's index) of an ``account_info``."""
+    data = result.get("account_data")
+    if not isinstance(data, dict):
+        raise MalformedResponse("account_info without account_data")
+    return _int(data["Sequence"], "Sequence"), _int(result.get("ledger_index"), "ledger_index")
+
+
+def blob_hash(blob: str) -> str:
+    """The hash of a signed transaction blob: SHA-512Half of the ``TXN\\0`` prefix and its
+    bytes, in upper-case hex as rippled writes it."""
+    digest = hashlib.sha512(b"TXN\x00" + bytes.fromhex(blob)).digest()
+    return digest[:32].hex().upper()

@@ -38,7 +38,13 @@ from sqlalchemy import select, update
 
 from keel.coinpay import lifecycle, models
 from keel.coinpay.assets import coins_on
-from keel.coinpay.chains.base import ChainSender, ExpiringSender, SignedSweep, SweepInput
+from keel.coinpay.chains.base import (
+    ChainSender,
+    ExpiringSender,
+    MultiTxSender,
+    SignedSweep,
+    SweepInput,
+)
 from keel.coinpay.errors import SweepWaiting
 from keel.coinpay.gateway import Gateway
 from keel.coinpay.lifecycle import Status
@@ -348,8 +354,15 @@ class Sweeper:
         return confirmed, stuck
 
     async def _depth_of(self, sweep: Any) -> int | Exception | None:
+        """How deep the sweep is: its shallowest transaction's depth (None when the node has
+        forgotten any of them; SweepReverted, returned, when any of them failed)."""
         try:
-            return await self.sender.confirmations(sweep.tx_hash)
+            if not isinstance(self.sender, MultiTxSender):
+                return await self.sender.confirmations(sweep.tx_hash)
+            depths = [
+                await self.sender.confirmations(h) for h in self.sender.tx_hashes(sweep.raw_tx)
+            ]
+            return None if None in depths else min(d for d in depths if d is not None)
         except Exception as exc:  # reported per sweep by the caller
             return exc
 
