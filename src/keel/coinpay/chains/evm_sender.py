@@ -33,13 +33,14 @@ platform's **fee wallet** (``HDRoot.fee_wallet``, kept funded by the operator) f
 exactly the gas the two calls may burn: ``eth_estimateGas`` of each, plus
 ``TOKEN_GAS_MARGIN_PERCENT`` (a payee's balance going to zero between estimate and mining makes
 its next credit cost 17,100 gas more), times the gas price. Until that top-up is in the latest
-block :meth:`EvmSender.sign` raises :class:`~keel.coinpay.errors.SweepWaiting`; a top-up still in
-the pool is not sent twice (the pending balance already counts it). The calls are then signed
-at the highest gas price the address can pay, up to the usual margin: a price that rose since
-the top-up costs nothing more while the node's own price is still covered. The top-up moves only the
-platform's money, and the worst a crash can do is send it twice; what gas is left unused stays
-at the payment address (logged). Top-ups are signed and sent one at a time per sender, at the
-fee wallet's pending nonce.
+block :meth:`EvmSender.sign` raises :class:`~keel.coinpay.errors.SweepWaiting`. A top-up still
+in the pool is not sent twice: the pending balance counts it, and where a provider's "pending"
+is only "latest", the sender remembers the top-up it sent and asks the node for it. The calls
+are then signed at the highest gas price the address can pay, up to the usual margin: a price
+that rose since the top-up costs nothing more while the node's own price is still covered. The
+top-up moves only the platform's money, and the worst a crash can do is send it twice; what gas
+is left unused stays at the payment address (logged). Top-ups are signed and sent one at a time
+per sender, at the fee wallet's pending nonce.
 
 **Refused at signing** (:class:`~keel.coinpay.errors.SweepRefused`, nothing sent): funds that do
 not cover commission plus fee (dust), an address holding less than was received, a payee with
@@ -148,6 +149,7 @@ class EvmSender:
         self._tokens = {coin: eip55(contract) for coin, contract in (tokens or {}).items()}
         self._fee_wallet = fee_wallet
         self._top_up_lock = asyncio.Lock()
+        self._top_ups: dict[str, str] = {}  # payment address -> the last top-up sent to it
 
     def __repr__(self) -> str:
         return f"EvmSender({self.chain!r}, chain_id={self.chain_id})"
@@ -280,6 +282,11 @@ class EvmSender:
         or one that cannot pay)."""
         if pending >= needed:
             raise SweepWaiting(f"{address}: the gas for its token sweep is in the pool")
+        sent = self._top_ups.get(address)
+        if sent is not None and await self._known(sent):
+            # Not every provider counts the pool in a "pending" balance: the top-up this
+            # process sent is still on its way, so none is sent beside it.
+            raise SweepWaiting(f"{address}: the gas for its token sweep is on its way ({sent})")
         if self._fee_wallet is None:
             raise SweepRefused(f"{self.chain}: a token sweep needs a fee wallet, and none is set")
         async with self._top_up_lock:
@@ -306,6 +313,7 @@ class EvmSender:
             }
             [signed] = await self._signed(None, fee_address, [tx])
             raw = "0x" + signed.raw_transaction.hex()
+            self._top_ups[address] = "0x" + signed.hash.hex()
             await self.broadcast(raw)
         log.info("sweep_gas_sent", chain=self.chain, address=address, wei=value)
         raise SweepWaiting(f"{address}: sent {value} wei for its token sweep's gas")
