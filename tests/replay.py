@@ -13,8 +13,9 @@ A recording is ``<root>/<provider>/<name>.json``, either one exchange::
                   "delay_seconds": 0.5}}
 
 or several: ``{"exchanges": [{"request": ..., "response": ...}, ...]}``. A request may also name
-the JSON body it must carry (``"json": {...}``); for a JSON-RPC body the ``id`` is left out of the
-comparison and the response carries the request's own ``id``. When several exchanges match one
+the JSON body it must carry (``"json": {...}``; for a JSON-RPC body the ``id`` is left out of the
+comparison and the response carries the request's own ``id``) or its exact bytes
+(``"body_hex"``, for a binary body such as a transaction). When several exchanges match one
 request they are served in order and the last one repeats, so a recording can show a chain tip
 moving on.
 
@@ -87,8 +88,12 @@ def _without_id(body: Any) -> Any:
     return body
 
 
-def _matches(wanted: dict[str, Any], asked: tuple[str, str, dict[str, Any]], body: Any) -> bool:
+def _matches(
+    wanted: dict[str, Any], asked: tuple[str, str, dict[str, Any]], body: Any, raw: bytes
+) -> bool:
     if asked != (wanted["method"], wanted["path"], wanted.get("query", {})):
+        return False
+    if "body_hex" in wanted and bytes.fromhex(wanted["body_hex"]) != raw:
         return False
     return "json" not in wanted or _without_id(wanted["json"]) == _without_id(body)
 
@@ -123,7 +128,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = raw.decode("utf-8", "replace")
         query = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(parts.query).items()}
         asked = (self.command, "/" + rest, query)
-        candidates = [i for i, x in enumerate(exchanges) if _matches(x["request"], asked, body)]
+        candidates = [
+            i for i, x in enumerate(exchanges) if _matches(x["request"], asked, body, raw)
+        ]
         if not candidates:
             self._fail(state, f"{provider}/{name}: unexpected request {asked} {body!r:.300}")
             return

@@ -331,6 +331,54 @@ class SolanaPeer:
         ]
         return self.submit(self.signed(sender, ixs))
 
+    def create_token_account(self, payer: Keypair, mint: Pubkey, owner: Pubkey) -> Pubkey:
+        """A token account of ``mint`` owned by ``owner`` at a fresh address: NOT its associated
+        token account (what a program or a hand-made transaction may create)."""
+        from solders.instruction import AccountMeta, Instruction
+        from solders.keypair import Keypair
+        from solders.system_program import CreateAccountParams, create_account
+        from solders.token import ID as TOKEN
+
+        account = Keypair()
+        with self.lock:
+            rent = self.svm.minimum_balance_for_rent_exemption(165)
+        create = create_account(
+            CreateAccountParams(
+                from_pubkey=payer.pubkey(),
+                to_pubkey=account.pubkey(),
+                lamports=rent,
+                space=165,
+                owner=TOKEN,
+            )
+        )
+        # InitializeAccount3 (tag 18): the owner in the data; the account and its mint.
+        initialize = Instruction(
+            TOKEN,
+            bytes([18]) + bytes(owner),
+            [
+                AccountMeta(account.pubkey(), is_signer=False, is_writable=True),
+                AccountMeta(mint, is_signer=False, is_writable=False),
+            ],
+        )
+        self.submit(self.signed(payer, [create, initialize], account))
+        return account.pubkey()
+
+    def send_token_to_account(
+        self, sender: Keypair, mint: Pubkey, account: Pubkey, amount: int, decimals: int = 6
+    ) -> str:
+        """``transfer_checked`` from the sender's associated token account into ``account``."""
+        from keel.coinpay.chains.spl import associated_token_address, transfer_checked
+
+        ix = transfer_checked(
+            associated_token_address(sender.pubkey(), mint),
+            mint,
+            account,
+            sender.pubkey(),
+            amount,
+            decimals,
+        )
+        return self.submit(self.signed(sender, [ix]))
+
     # Execution --------------------------------------------------------------------------------
 
     def _snapshot(self, keys: list[Pubkey]) -> tuple[list[int], list[dict[str, Any]]]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from keel.coinpay.chains import cardano_tx
 from keel.coinpay.chains.cardano import BLOCK_FIELDS
 from tests.replay import ReplayServer, checked, serve_recordings
 
@@ -70,6 +71,15 @@ BAD_INPUTS = (
     '...}) (TxIx {unTxIx = 0})])))"],"kind":"ShelleyTxValidationError"},'
     '"tag":"TxValidationErrorInCardanoMode"},"tag":"TxCmdTxSubmitValidationError"},'
     '"tag":"TxSubmitFail"}'
+)
+
+#: The node's answer to a transaction submitted at or after its TTL (abridged).
+OUTSIDE_VALIDITY = (
+    '{"contents":{"contents":{"contents":{"era":"ShelleyBasedEraConway","error":['
+    '"ConwayUtxowFailure (UtxoFailure (OutsideValidityIntervalUTxO (ValidityInterval '
+    '{invalidBefore = SNothing, invalidHereafter = SJust (SlotNo %d)}) (SlotNo %d)))"],'
+    '"kind":"ShelleyTxValidationError"},"tag":"TxValidationErrorInCardanoMode"},'
+    '"tag":"TxCmdTxSubmitValidationError"},"tag":"TxSubmitFail"}'
 )
 
 #: ``/epoch_params`` of a Conway epoch (mainnet's values; Koios writes lovelace as strings).
@@ -283,6 +293,8 @@ class KoiosChain:
     submitted: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # hash -> inputs
     mined_submitted: dict[str, int] = field(default_factory=dict)  # tx hash -> height
     spent: set[tuple[str, int]] = field(default_factory=set)
+    raws: dict[str, str] = field(default_factory=dict)  # hash -> the submitted bytes, hex
+    lost: set[str] = field(default_factory=set)  # accepted by the node, then dropped
 
     def __post_init__(self) -> None:
         (self.root / "koios").mkdir(parents=True, exist_ok=True)
@@ -301,13 +313,13 @@ class KoiosChain:
     def tip(self) -> _Block:
         return self.blocks[-1]
 
-    def mine(self, *txs: list[Output] | tuple[list[Output], bool]) -> list[str]:
-        """A new block holding transactions of ``txs`` (outputs, or (outputs, valid)), and the
-        submitted transactions not mined yet; returns the new transactions' hashes."""
+    def mine(self, *txs: list[Output] | tuple[list[Output], bool], gap: int = 20) -> list[str]:
+        """A new block, ``gap`` slots after the tip, holding transactions of ``txs`` (outputs,
+        or (outputs, valid)), and the submitted transactions not mined yet that are still valid
+        (not lost, inputs unspent, before their TTL); returns the new transactions' hashes."""
         height = self.tip.height + 1
-        block = _Block(
-            height, fake_hash("b", height, len(self.blocks)), self.tip.hash, self.tip.slot + 20, []
-        )
+        slot = self.tip.slot + gap
+        block = _Block(height, fake_hash("b", height, len(self.blocks)), self.tip.hash, slot, [])
         hashes = []
         for tx in txs:
             outputs, valid = tx if isinstance(tx, tuple) else (tx, True)
@@ -315,7 +327,7 @@ class KoiosChain:
             block.txs.append((tx_hash, list(outputs), valid))
             hashes.append(tx_hash)
         for tx_hash, spends in self.submitted.items():
-            if tx_hash not in self.mined_submitted:
+            if tx_hash not in self.mined_submitted and self._refusal(tx_hash, slot) is None:
                 self.mined_submitted[tx_hash] = height
                 self.spent.update(spends)  # db-sync, so Koios, sees spends once in a block
         self.blocks.append(block)
@@ -329,13 +341,46 @@ class KoiosChain:
                     return outputs
         raise KeyError(tx_hash)
 
-    def expect_submit(self, tx_hash: str, inputs: list[tuple[str, int]]) -> None:
+    def expect_submit(
+        self,
+        tx_hash: str,
+        inputs: list[tuple[str, int]],
+        *,
+        raw: str | None = None,
+        lands: bool = True,
+    ) -> None:
         """``/submittx`` accepts the transaction ``tx_hash`` spending ``inputs`` (202 with its
         id), then answers a resubmission as the node does once its inputs are spent (400,
         ``BadInputsUTxO``); ``/tx_status`` knows it once a block holds it (the next one mined).
-        The sweep's own outputs are left out of the blocks: nothing here watches them."""
+        With ``raw`` (its bytes, hex) only those bytes are answered, as the node would at the
+        tip: 202 while valid, ``BadInputsUTxO`` once an input is spent, then
+        ``OutsideValidityIntervalUTxO`` from its TTL on. ``lands=False``: accepted each time and
+        dropped (a node restart empties its mempool), never mined. The sweep's own outputs are
+        left out of the blocks: nothing here watches them."""
         self.submitted[tx_hash] = inputs
+        if raw is not None:
+            self.raws[tx_hash] = raw
+        if not lands:
+            self.lost.add(tx_hash)
         self.write()
+
+    def spend(self, tx_hash: str, index: int) -> None:
+        """The output ``tx_hash#index`` spent by a transaction nothing here watches."""
+        self.spent.add((tx_hash, index))
+        self.write()
+
+    def _refusal(self, tx_hash: str, slot: int) -> str | None:
+        """Why the node refuses the submitted ``tx_hash`` at ``slot`` (None: it accepts it)."""
+        if tx_hash in self.mined_submitted or any(i in self.spent for i in self.submitted[tx_hash]):
+            return BAD_INPUTS
+        raw = self.raws.get(tx_hash)
+        if raw is not None:
+            ttl = cardano_tx.read_signed(bytes.fromhex(raw)).ttl
+            if slot >= ttl:
+                return OUTSIDE_VALIDITY % (ttl, slot)
+        if tx_hash in self.lost:
+            return "lost"
+        return None
 
     def write(self) -> None:
         exchanges: list[dict[str, Any]] = []
@@ -410,13 +455,22 @@ class KoiosChain:
             exchange("GET", "/epoch_params", [epoch_params_row(540)], query={"_epoch_no": "540"})
         )
         for tx_hash in self.submitted:
-            exchanges.append(exchange("POST", "/submittx", tx_hash, status=202))
-            exchanges.append(
-                {
-                    "request": {"method": "POST", "path": "/submittx"},
-                    "response": {"status": 400, "body_text": BAD_INPUTS},
-                }
-            )
+            raw = self.raws.get(tx_hash)
+            if raw is None:
+                exchanges.append(exchange("POST", "/submittx", tx_hash, status=202))
+                exchanges.append(
+                    {
+                        "request": {"method": "POST", "path": "/submittx"},
+                        "response": {"status": 400, "body_text": BAD_INPUTS},
+                    }
+                )
+            else:
+                refusal = self._refusal(tx_hash, tip.slot)
+                accepted = exchange("POST", "/submittx", tx_hash, status=202)
+                accepted["request"]["body_hex"] = raw
+                if refusal not in (None, "lost"):
+                    accepted["response"] = {"status": 400, "body_text": refusal}
+                exchanges.append(accepted)
             mined = self.mined_submitted.get(tx_hash)
             after = None if mined is None else tip.height - mined
             exchanges.append(

@@ -2,7 +2,9 @@
 and swept through Koios as an operator configures it (``KEEL_COINPAY_ADA_RPC_URLS``,
 ``_API=koios``, ``_CONFIRMATIONS``): seen in a block, confirmed at the policy's depth, swept in a
 transaction decoded and checked here (inputs, outputs, fee, TTL, the witness's signature over
-the body's id), submitted, confirmed, forwarded, with signed webhooks.
+the body's id), submitted, confirmed, forwarded, with signed webhooks. A sweep whose
+transaction was lost and then passed its TTL is signed again by the sweeper, and the new bytes
+are sent once and forwarded.
 
 Koios is served from 127.0.0.1 by ``tests.replay`` from a chain the test writes as it goes
 (``KoiosChain``: Koios's documented answer shapes; see recordings/koios/README.md)."""
@@ -22,8 +24,13 @@ from sqlalchemy import select
 from keel.coinpay import models
 from keel.coinpay.chains import cardano_tx, config, sources
 from keel.coinpay.chains.base import ChainSource, SweepInput
-from keel.coinpay.chains.cardano_sender import CardanoSender, open_cardano_sender
+from keel.coinpay.chains.cardano_sender import (
+    DEFAULT_EXPIRY_MARGIN_SLOTS,
+    CardanoSender,
+    open_cardano_sender,
+)
 from keel.coinpay.chains.cardano_tx import ProtocolParams
+from keel.coinpay.chains.koios import KoiosClient
 from keel.coinpay.chains.utxo_sender import NotSweepable
 from keel.coinpay.wallets import Family, HDRoot
 from tests.coinpay.chains.koios_chain import EPOCH_PARAMS, KoiosChain, Output
@@ -228,3 +235,88 @@ async def test_a_small_payments_commission_waits_for_a_batch_that_carries_it(
         assert sum(signed.fees.values()) == body[2]
     finally:
         await sender.aclose()
+
+
+class RecordingSender(CardanoSender):
+    """The sender the sweeper uses, keeping the bytes of each broadcast it is asked for."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent: list[str] = []
+
+    async def broadcast(self, raw: str) -> None:
+        self.sent.append(raw)
+        await super().broadcast(raw)
+
+
+async def test_a_sweep_lost_past_its_ttl_is_signed_again_and_the_new_bytes_sent_once(
+    live: tuple[Harness, str, config.ChainConfig],
+    koios: tuple[ReplayServer, KoiosChain],
+) -> None:
+    h, _, ada = live
+    _, chain = koios
+    ttl = 600  # slots: 30 of the test chain's blocks
+    scan = h.periodic("scan:ADA")
+    await scan.run()
+    payment = await h.create_live_payment("ADA", amount="150.00")
+    [txid] = chain.mine(
+        [Output(payment["payment_address"], int(payment["crypto_amount_base_units"]))]
+    )
+    chain.mine()
+    chain.mine()
+    await scan.run()
+    await h.run_jobs()
+    row = await payment_row(h, payment["id"])
+    assert row.status == "forwarding"
+    client = KoiosClient("ADA", ada.rpc_urls, timeout_seconds=5, round_pause_seconds=0)
+    sender = RecordingSender(client, h.gw.sessions, h.gw.custody.root, ttl_slots=ttl)
+    try:
+        lost = await sender.sign((sweep_input(row),), PLATFORM)
+        # The node accepts it, and loses it (a restart empties its mempool): it never lands.
+        chain.expect_submit(lost.tx_hash, [(txid, 0)], raw=lost.raw, lands=False)
+        h.gw.senders = {**h.gw.senders, "live": {"ADA": sender}}
+        sweep = h.periodic("sweep:ADA")
+        await sweep.run()  # signed, claimed, submitted
+        [stored] = await sweep_rows(h)
+        assert (stored.status, stored.tx_hash) == ("broadcast", lost.tx_hash)
+        chain.mine()
+        await sweep.run()  # in no block: the same bytes again, still valid
+        assert set(sender.sent) == {lost.raw}
+        assert await sender.expired(lost.tx_hash, lost.raw) is False  # before its TTL
+
+        # Then an outage outlives its TTL: the node refuses those bytes for good.
+        chain.mine(gap=ttl + DEFAULT_EXPIRY_MARGIN_SLOTS)
+        assert (
+            cbor2.loads(bytes.fromhex(lost.raw))[0][3] + DEFAULT_EXPIRY_MARGIN_SLOTS
+            <= chain.tip.slot
+        )
+        # What the sweeper will sign: the same output, a TTL counted from the new tip.
+        fresh = await sender.sign((sweep_input(row),), PLATFORM)
+        assert fresh.tx_hash != lost.tx_hash
+        assert cbor2.loads(bytes.fromhex(fresh.raw))[0][0] == [[bytes.fromhex(txid), 0]]
+        chain.expect_submit(fresh.tx_hash, [(txid, 0)], raw=fresh.raw)
+        sender.sent.clear()
+        await sweep.run()  # refused, expired: signed again, swapped in, sent
+        assert sender.sent == [lost.raw, fresh.raw]
+        [again] = await sweep_rows(h)
+        assert (again.id, again.status, again.tx_hash, again.raw_tx) == (
+            stored.id,
+            "broadcast",
+            fresh.tx_hash,
+            fresh.raw,
+        )
+        for _ in range(DEPTH):
+            chain.mine()
+        await sweep.run()
+        done = await fetch(h, payment["id"])
+        assert (done["status"], done["forward_tx_hash"]) == ("forwarded", fresh.tx_hash)
+        assert sender.sent == [lost.raw, fresh.raw]  # the new bytes once, nothing signed again
+        assert lost.tx_hash not in chain.mined_submitted
+        assert (await payment_row(h, payment["id"])).network_fee == fresh.fees[row.id]
+    finally:
+        await sender.aclose()
+
+
+async def sweep_rows(h: Harness) -> list[Any]:
+    async with h.gw.sessions() as session:
+        return list((await session.execute(select(models.sweeps))).all())

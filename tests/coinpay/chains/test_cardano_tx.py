@@ -76,6 +76,13 @@ def test_a_body_decodes_to_its_inputs_outputs_fee_and_ttl() -> None:
     }
     signed = cardano_tx.signed_tx(tx.body, [cardano_tx.sign(ROOT.private_key(Family.ADA, 0), b"")])
     assert tx.fee == cardano_tx.min_fee(len(signed), MAINNET_PARAMS)
+    # A stored transaction reads back to the id signed, the inputs spent and the TTL.
+    assert cardano_tx.read_signed(signed) == cardano_tx.SignedBody(
+        tx.tx_hash, (TxIn("aa" * 32, 0), TxIn("bb" * 32, 1)), 123_456
+    )
+    for other in (b"", signed[1:], b"\x84\xa0" + signed[-2:], cbor2.dumps([1, 2, 3, 4])):
+        with pytest.raises(ValueError, match="not a signed Cardano transaction"):
+            cardano_tx.read_signed(other)
 
 
 addresses = st.sampled_from([BASE, ENTERPRISE, BYRON, bytes([0x01]) + bytes(56)])

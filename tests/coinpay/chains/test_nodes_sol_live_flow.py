@@ -6,7 +6,9 @@ by the worker's scan task, confirming then confirmed at the policy's depth, with
 webhooks, then swept by the worker: the merchant gets exactly amount - commission - fee (SOL)
 or amount - commission (SPL), the platform the commission, the deposit token account is closed
 and its rent is back on the fee wallet. A sweep whose transaction expired unsent is signed
-again, once. Detection goes on through the second provider when the first stops."""
+again, once. Tokens sent into a token account of the payment address other than its associated
+one (which the sweep could not move) credit nothing and are counted for an operator. Detection
+goes on through the second provider when the first stops."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from sqlalchemy import select
@@ -22,6 +25,7 @@ from keel.coinpay import models, payments
 from keel.coinpay.chains import config, senders, sources, spl
 from keel.coinpay.chains.base import ChainSender, ChainSource, SignedSweep, SweepInput
 from keel.coinpay.chains.config import ChainsConfig
+from keel.coinpay.chains.solana import NOT_ASSOCIATED
 from keel.coinpay.chains.solana_sender import LAMPORTS_PER_SIGNATURE, SolanaSender
 from keel.coinpay.wallets import Family, HDRoot
 from tests.coinpay.chains.conftest import OPEN, breaker_state, provider_errors
@@ -176,6 +180,43 @@ async def test_a_real_payment_confirms_is_announced_and_is_swept_exactly(
     [forwarded] = webhook_sink.events("payment.forwarded")
     assert forwarded["data"]["merchant_tx_hash"] == done.forward_tx_hash
     assert all(signed_by(secret, r) for r in webhook_sink.received)
+
+
+def unswept(chain: str, reason: str) -> float:
+    labels = {"chain": chain, "reason": reason}
+    return REGISTRY.get_sample_value("coinpay_chain_unswept_transfers_total", labels) or 0.0
+
+
+async def test_tokens_in_a_token_account_the_sweep_cannot_move_credit_nothing(
+    solana_peer: SolanaPeer, wallet: Keypair, mint: Pubkey, db_url: str
+) -> None:
+    peer = solana_peer
+    async for h in live_solana(db_url, chains_of(peer.url, mint), Keypair().pubkey()):
+        scan = h.periodic("scan:SOL")
+        await scan.run()
+        payment = await h.create_live_payment("USDC_SOL")
+        owner = Pubkey.from_string(payment["payment_address"])
+        amount = int(payment["crypto_amount_base_units"])
+        before = unswept("SOL", NOT_ASSOCIATED)
+        # A token account the payment address owns, but not its associated one.
+        other = peer.create_token_account(wallet, mint, owner)
+        assert other != spl.associated_token_address(owner, mint)
+        peer.send_token_to_account(wallet, mint, other, amount)
+        peer.mine(DEPTH)
+        await scan.run()
+        waiting = await h.live_payment(payment["id"])
+        assert (waiting["status"], waiting["tx_hash"]) == ("pending", None)
+        assert unswept("SOL", NOT_ASSOCIATED) == before + 1
+
+        # The same amount into its associated token account: credited, confirmed, swept.
+        paid = peer.send_token(wallet, mint, owner, amount)
+        await scan.run()
+        seen = await h.live_payment(payment["id"])
+        assert (seen["status"], seen["tx_hash"]) == ("confirming", paid)
+        peer.mine(DEPTH)
+        await scan.run()
+        assert (await h.live_payment(payment["id"]))["amount_received"] == payment["crypto_amount"]
+        assert unswept("SOL", NOT_ASSOCIATED) == before + 1
 
 
 class LosingBroadcasts:

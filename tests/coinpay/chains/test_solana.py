@@ -1,7 +1,8 @@
 """SolanaSource against a real LiteSVM peer (tests/solana_node.py): SOL and SPL deposits with
-exact amounts, token deposits credited to the owner, failed transactions left out, skipped slots
-carrying the hash forward (both ways a node answers them), nothing above the tip; and the
-balance-delta reading as a property."""
+exact amounts, token deposits credited to the owner of an associated token account and set aside
+for any other token account, failed transactions left out, skipped slots carrying the hash
+forward (both ways a node answers them), nothing above the tip; and the balance-delta reading as
+a property."""
 
 from __future__ import annotations
 
@@ -14,10 +15,16 @@ from hypothesis import strategies as st
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from keel.coinpay.chains import config, sources
+from keel.coinpay.chains import config, sources, spl
 from keel.coinpay.chains.base import Block, Mempool, Transfer
 from keel.coinpay.chains.config import Token
-from keel.coinpay.chains.solana import TOKEN_POSITION, SolanaSource, block_transfers
+from keel.coinpay.chains.scanner import SetAside
+from keel.coinpay.chains.solana import (
+    NOT_ASSOCIATED,
+    TOKEN_POSITION,
+    SolanaSource,
+    block_transfers,
+)
 from keel.coinpay.errors import BlockNotFound
 from tests.solana_node import SolanaPeer, solana_peer
 
@@ -88,6 +95,29 @@ async def test_a_token_deposit_is_credited_to_the_owner_of_the_token_account(
     assert deposit.position >= TOKEN_POSITION
     # The lamports the wallet put into the new token account are no payment of the owner.
     assert all(t.address != str(payee) for t in block.transfers if t.coin == "SOL")
+
+
+async def test_a_token_deposit_into_another_token_account_of_the_owner_is_set_aside(
+    solana_peer: SolanaPeer, wallet: Keypair, mint: Pubkey, source: SolanaSource
+) -> None:
+    payee = Keypair().pubkey()
+    account = solana_peer.create_token_account(wallet, mint, payee)
+    assert account != spl.associated_token_address(payee, mint)
+    signature = solana_peer.send_token_to_account(wallet, mint, account, 25_000_001)
+    block = await source.block((await source.tip()).height)
+    # The sweep reads only the associated account: nobody is credited with these tokens.
+    assert [t for t in block.transfers if t.coin == "USDC_SOL"] == []
+    [aside] = source.set_aside(block.ref)
+    assert aside.reason == NOT_ASSOCIATED
+    assert aside.held_at == str(account)
+    transfer = aside.transfer
+    assert (transfer.coin, transfer.tx_hash, transfer.address, transfer.amount) == (
+        "USDC_SOL",
+        signature,
+        str(payee),
+        25_000_001,
+    )
+    assert source.set_aside(block.ref) == ()  # answered once
 
 
 async def test_a_token_of_another_mint_is_not_reported(
@@ -172,6 +202,9 @@ async def test_a_slot_above_the_tip_is_not_found(
 KEYS = [str(Keypair().pubkey()) for _ in range(6)]
 MINT = str(Keypair().pubkey())
 MINTS = {MINT: Token("USDC_SOL", MINT, 6)}
+ATA_OF_OWNER = str(
+    spl.associated_token_address(Pubkey.from_string(KEYS[0]), Pubkey.from_string(MINT))
+)
 balances = st.lists(st.integers(0, 2**64 - 1), min_size=len(KEYS), max_size=len(KEYS))
 
 
@@ -189,12 +222,14 @@ def _tx(pre: list[int], post: list[int], err: Any = None, **meta: Any) -> dict[s
 def test_sol_transfers_are_exactly_the_positive_balance_changes(
     pre: list[int], post: list[int]
 ) -> None:
-    found = block_transfers("SOL", _tx(pre, post), {})
+    found, aside = block_transfers("SOL", _tx(pre, post), {})
     assert {t.position: t.amount for t in found} == {
         i: post[i] - pre[i] for i in range(len(KEYS)) if post[i] > pre[i]
     }
     assert all(t.address == KEYS[t.position] and t.coin == "SOL" for t in found)
-    assert block_transfers("SOL", _tx(pre, post, err={"InstructionError": [0, "x"]}), {}) == []
+    assert aside == []
+    failed = _tx(pre, post, err={"InstructionError": [0, "x"]})
+    assert block_transfers("SOL", failed, {}) == ([], [])
 
 
 token_amounts = st.dictionaries(st.integers(0, len(KEYS) - 1), st.integers(0, 2**64 - 1))
@@ -219,14 +254,26 @@ def test_token_deposits_are_the_positive_changes_credited_to_the_owner(
         preTokenBalances=_token_entries(before, KEYS[1]),  # owner since changed
         postTokenBalances=_token_entries(after, owner),
     )
-    found = block_transfers("SOL", tx, MINTS)
+    # Index 2 is the owner's associated token account; the others are token accounts the owner
+    # holds at other addresses, which the sweep does not read.
+    tx["transaction"]["message"]["accountKeys"][2]["pubkey"] = ATA_OF_OWNER
+    found, aside = block_transfers("SOL", tx, MINTS)
     expected = {
         TOKEN_POSITION + i: amount - before.get(i, 0)
         for i, amount in after.items()
         if amount > before.get(i, 0)
     }
-    assert {t.position: t.amount for t in found} == expected
+    credited = {p: a for p, a in expected.items() if p == TOKEN_POSITION + 2}
+    assert {t.position: t.amount for t in found} == credited
     assert all(t.coin == "USDC_SOL" and t.address == owner for t in found)
+    assert {a.transfer.position: a.transfer.amount for a in aside} == {
+        p: a for p, a in expected.items() if p not in credited
+    }
+    assert all(
+        a == SetAside(a.transfer, NOT_ASSOCIATED, KEYS[a.transfer.position - TOKEN_POSITION])
+        and a.transfer.address == owner
+        for a in aside
+    )
 
 
 def _transfer(source: Pubkey, to: Pubkey, lamports: int) -> Any:

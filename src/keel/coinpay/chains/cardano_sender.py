@@ -28,6 +28,18 @@ carry it (ADR 0025 says why not to raise it from the merchants' share).
 **TTL** is the tip's slot plus ``ttl_slots`` (a day by default): a signed sweep that never
 reached the chain becomes invalid then, instead of staying spendable for ever.
 
+**Expiry and signing again** (an :class:`~keel.coinpay.chains.base.ExpiringSender`). After a
+long outage, or a refusal that recurs until the TTL passes (a fee the parameters outgrew), the
+stored bytes can never land, and the sweeper signs the payments again once :meth:`expired` says
+all of these hold: the tip's slot is at least ``expiry_margin_slots`` past the TTL read from the
+stored body (the margin is the lag a Koios instance may have behind another: one that has not
+seen the block holding the sweep would say "in no block"); ``/tx_status`` knows the transaction
+in no block; and ``/utxo_info`` finds every output it spends still unspent. Signing again then
+spends those same outputs (the scanner's deposits at the same addresses), so at most one of the
+two can ever land. An output spent by another transaction (or gone) is no expiry: the sweep is
+left as it is, logged (``sweep_inputs_spent_elsewhere``) and counted
+(``coinpay_sweep_inputs_spent_elsewhere_total``) for an operator to look at.
+
 **Signing**: each payment address's Ed25519-BIP32 key is derived from the seed when signing,
 checked to be the key of the address (its payment credential), and signs the body's id; one
 witness per payment. The same inputs and outputs give the same bytes (Ed25519 is
@@ -35,10 +47,11 @@ deterministic); two signings of one batch spend the same inputs, so at most one 
 
 **Broadcast** is ``POST /submittx`` (``application/cbor``). A transaction whose inputs are
 already spent (``BadInputsUTxO``) is taken as this one sent before: only this transaction spends
-them (each payment address belongs to one payment, and one sweep claims it). **Confirmations**
-come from ``POST /tx_status``: Koios counts blocks after the transaction's block, so its depth
-is that plus one; a transaction in no block is unknown (Koios sees no mempool), and the sweeper
-sends the same bytes again.
+them (each payment address belongs to one payment, and one sweep claims it); one past its TTL is
+refused (``OutsideValidityIntervalUTxO``), and the sweeper asks :meth:`expired`.
+**Confirmations** come from ``POST /tx_status``: Koios counts blocks after the transaction's
+block, so its depth is that plus one; a transaction in no block is unknown (Koios sees no
+mempool), and the sweeper sends the same bytes again.
 """
 
 from __future__ import annotations
@@ -47,6 +60,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keel.coinpay.chains import cardano_tx
@@ -65,6 +79,7 @@ from keel.core.logging import get_logger
 
 __all__ = [
     "DEFAULT_BATCH_LIMIT",
+    "DEFAULT_EXPIRY_MARGIN_SLOTS",
     "DEFAULT_TTL_SLOTS",
     "CardanoSender",
     "open_cardano_sender",
@@ -77,8 +92,20 @@ log = get_logger("keel.coinpay.cardano_sender")
 DEFAULT_BATCH_LIMIT: Final = 40
 #: Slots (seconds on mainnet) a signed sweep stays valid.
 DEFAULT_TTL_SLOTS: Final = 86_400
+#: Slots past its TTL before a stored sweep counts as expired: ten minutes (about 30 blocks) of
+#: lag a Koios instance may have behind the one that answered the tip.
+DEFAULT_EXPIRY_MARGIN_SLOTS: Final = 600
 _SHELLEY_KEY_PAYMENT: Final = frozenset({0, 2, 6})  # CIP-19 headers with a key payment part
 _ALREADY_SPENT: Final = "BadInputsUTxO"
+
+log = get_logger("keel.coinpay.sweeps")
+
+SPENT_ELSEWHERE = Counter(
+    "coinpay_sweep_inputs_spent_elsewhere_total",
+    "Cardano sweeps past their TTL in no block, not signed again because an output they spend "
+    "is spent by another transaction or gone (an operator must look; see the log)",
+    ["chain"],
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +118,7 @@ class _Coin:
 
 
 class CardanoSender:
-    """:class:`~keel.coinpay.chains.base.ChainSender` of Cardano (module docstring).
+    """:class:`~keel.coinpay.chains.base.ExpiringSender` of Cardano (module docstring).
 
     ``client`` reaches Koios (the source's URLs); ``sessions`` reads what the scanner stored;
     ``keys`` returns the installation's HD root (``Custody.root``).
@@ -106,17 +133,21 @@ class CardanoSender:
         chain: str = "ADA",
         batch_limit: int = DEFAULT_BATCH_LIMIT,
         ttl_slots: int = DEFAULT_TTL_SLOTS,
+        expiry_margin_slots: int = DEFAULT_EXPIRY_MARGIN_SLOTS,
     ) -> None:
         if not 1 <= batch_limit <= DEFAULT_BATCH_LIMIT:
             raise ValueError(f"batch_limit must be 1 to {DEFAULT_BATCH_LIMIT}")
         if ttl_slots < 1:
             raise ValueError("ttl_slots must be at least 1")
+        if expiry_margin_slots < 0:
+            raise ValueError("expiry_margin_slots must be at least 0")
         self.chain = chain
         self.batch_limit = batch_limit
         self._client = client
         self._sessions = sessions
         self._keys = keys
         self._ttl = ttl_slots
+        self._margin = expiry_margin_slots
 
     async def aclose(self) -> None:
         """Close the client's connections."""
@@ -192,6 +223,40 @@ class CardanoSender:
         return await self._client.post(
             "/tx_status", {"_tx_hashes": [tx_hash]}, parse=lambda r: _depth(r, tx_hash)
         )
+
+    async def expired(self, tx_hash: str, raw: str) -> bool:
+        """True once the stored transaction ``raw`` can never land and signing its payments
+        again spends the very outputs it spends (module docstring); False before, once it is in
+        a block, or while an output it spends is spent elsewhere or gone (logged and counted).
+        ValueError for bytes that are not ``tx_hash``; ChainUnavailable when Koios cannot tell."""
+        stored = cardano_tx.read_signed(bytes.fromhex(raw))
+        if stored.tx_hash != tx_hash:
+            raise ValueError(f"the stored transaction is not {tx_hash}")
+        slot, _ = await self._client.get(
+            "/blocks", {"select": BLOCK_FIELDS, "limit": "1"}, parse=_tip
+        )
+        if slot < stored.ttl + self._margin:
+            return False
+        if await self.confirmations(tx_hash) is not None:
+            return False
+        refs = [f"{i.tx_hash}#{i.index}" for i in stored.inputs]
+        found = await self._client.post(
+            "/utxo_info", {"_utxo_refs": refs, "_extended": True}, parse=_utxos
+        )
+        spent = [ref for ref in refs if ref in found and found[ref].spent]
+        missing = [ref for ref in refs if ref not in found]
+        if spent or missing:
+            SPENT_ELSEWHERE.labels(self.chain).inc()
+            log.warning(
+                "sweep_inputs_spent_elsewhere",
+                chain=self.chain,
+                tx_hash=tx_hash,
+                spent=spent,
+                missing=missing,
+                why="past its TTL and in no block, but not signed again: an operator must look",
+            )
+            return False
+        return True
 
     # Signing ----------------------------------------------------------------------------------
 

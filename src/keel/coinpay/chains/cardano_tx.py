@@ -29,6 +29,7 @@ scalar arithmetic is Python integers.
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from keel.coinpay.wallets import Family, validate_address
 __all__ = [
     "MAINNET_PARAMS",
     "ProtocolParams",
+    "SignedBody",
     "TxIn",
     "TxOut",
     "UnsignedTx",
@@ -59,6 +61,7 @@ __all__ = [
     "minimum_payment_lovelace",
     "output_minimum",
     "public_key",
+    "read_signed",
     "sign",
     "signed_tx",
     "tx_id",
@@ -206,6 +209,33 @@ def build(
             return UnsignedTx(body, tx_id(body), fee, written)
         fee = needed
     raise RuntimeError("the fee did not converge")  # pragma: no cover - sizes only grow slowly
+
+
+@dataclass(frozen=True, slots=True)
+class SignedBody:
+    """What a stored transaction commits to: its id, the outputs it spends, its TTL (the
+    first slot at which it is no longer valid)."""
+
+    tx_hash: str
+    inputs: tuple[TxIn, ...]
+    ttl: int
+
+
+def read_signed(raw: bytes) -> SignedBody:
+    """The id, inputs and TTL of a transaction :func:`signed_tx` wrote, its body read back
+    verbatim (so the id is the one signed); ValueError for any other bytes."""
+    stream = io.BytesIO(raw)
+    if stream.read(1) != b"\x84":
+        raise ValueError("not a signed Cardano transaction: [body, witnesses, valid, data]")
+    try:
+        body = cbor2.CBORDecoder(stream).decode()
+        inputs = tuple(TxIn(bytes(h).hex(), i) for h, i in body[0])
+        ttl = body[3]
+    except (cbor2.CBORDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a signed Cardano transaction: {exc}"[:200]) from exc
+    if not isinstance(ttl, int) or not inputs or any(not isinstance(i.index, int) for i in inputs):
+        raise ValueError("not a signed Cardano transaction: no TTL or no inputs")
+    return SignedBody(tx_id(raw[1 : stream.tell()]), inputs, ttl)
 
 
 def tx_id(body: bytes) -> str:

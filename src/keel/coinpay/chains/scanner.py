@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy import and_, delete, select, update
@@ -47,6 +47,12 @@ UNTAGGED = Counter(
     "credited to nothing, kept in coinpay_chain_transfers for an operator to refund",
     ["chain"],
 )
+UNSWEPT = Counter(
+    "coinpay_chain_unswept_transfers_total",
+    "Transfers to a payment address that its sweep cannot move (a Solana token account other "
+    "than the address's associated one): credited to nothing, logged for an operator",
+    ["chain", "reason"],
+)
 
 # Block hashes kept per chain to find a reorg's common ancestor; deeper reorgs need an operator.
 KEEP_BLOCKS = 200
@@ -58,6 +64,28 @@ class ReorgTooDeep(Unavailable):
     """The chain replaced more blocks than the scanner keeps: scanning stops for an operator."""
 
     code = "reorg_too_deep"
+
+
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """A transfer to ``transfer.address`` that a sweep of that address cannot move, so it
+    credits no payment: ``reason`` (a metric label) and ``held_at``, the account holding the
+    money (a Solana token account that is not the owner's associated one)."""
+
+    transfer: Transfer
+    reason: str
+    held_at: str
+
+
+@runtime_checkable
+class SetsAside(Protocol):
+    """A source whose blocks hold transfers it leaves out of ``Block.transfers`` because the
+    sweep could not move them (Solana). The scanner logs and counts those paying a payment."""
+
+    def set_aside(self, ref: BlockRef) -> Sequence[SetAside]:
+        """The transfers left out of the block ``ref`` that :meth:`ChainSource.block` last
+        returned; each block's are answered once."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +118,7 @@ class Scanner:
         self._sessions = sessions
         self._clock = clock
         self._max_blocks = max_blocks_per_step
+        self._aside = source if isinstance(source, SetsAside) else None
         self.last_error: str | None = None
         self.last_report: ScanReport | None = None
 
@@ -180,9 +209,11 @@ class Scanner:
     async def _store(self, block: Block) -> set[str]:
         """One block, its matching transfers and the cursor, in one transaction."""
         ref = block.ref
+        aside = {(a.transfer.tx_hash, a.transfer.position): a for a in self._set_aside(ref)}
         async with self._sessions() as session, session.begin():
             matched = await _ours(session, block.transfers)
             unclaimed = await _unclaimed(session, block.transfers, matched)
+            unswept = await _ours(session, (a.transfer for a in aside.values()))
             for transfer in (*matched, *unclaimed):
                 await _upsert(session, self.chain, transfer, ref, self._clock)
             await session.execute(
@@ -209,7 +240,24 @@ class Scanner:
                 amount=transfer.amount,
                 height=ref.height,
             )
+        for transfer in unswept:
+            why = aside[(transfer.tx_hash, transfer.position)]
+            UNSWEPT.labels(self.chain, why.reason).inc()
+            log.warning(
+                "chain_transfer_unswept",
+                chain=self.chain,
+                reason=why.reason,
+                tx_hash=transfer.tx_hash,
+                address=transfer.address,
+                held_at=why.held_at,
+                coin=transfer.coin,
+                amount=transfer.amount,
+                height=ref.height,
+            )
         return {watch_key(t.address, t.memo) for t in matched}
+
+    def _set_aside(self, ref: BlockRef) -> Sequence[SetAside]:
+        return () if self._aside is None else self._aside.set_aside(ref)
 
     async def _store_pending(self, transfers: Sequence[Transfer]) -> set[str]:
         if not transfers:

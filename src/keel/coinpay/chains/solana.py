@@ -11,9 +11,13 @@ A *height* here is a slot. Per slot, whatever the number of watched addresses:
     difference in lamports (position: the account's index in the transaction).
   - **SPL tokens** of a configured mint: every token account whose ``postTokenBalances`` amount
     exceeds its ``preTokenBalances`` amount (absent: 0). The transfer's address is the token
-    account's **owner**, the payment address, since a deposit lands in the payment address's
-    associated token account (position: ``TOKEN_POSITION + `` the account's index). Amounts are
-    the exact ``amount`` strings in base units, never ``uiAmount`` floats.
+    account's **owner**, the payment address, when the account is the owner's **associated**
+    token account of that mint (``spl.associated_token_address``, the account the sweep spends
+    from; position: ``TOKEN_POSITION + `` the account's index). Tokens that reached any other
+    account the owner holds are set aside (:meth:`SolanaSource.set_aside`): the sweep could not
+    move them, so no payment is credited with them, and the scanner logs and counts those paying
+    a payment address for an operator. Amounts are the exact ``amount`` strings in base units,
+    never ``uiAmount`` floats.
 
   A failed transaction moved nothing but its fee and is skipped.
 * **Skipped slots.** A slot whose leader produced no block has none: nodes answer ``-32007`` /
@@ -40,20 +44,27 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
+from solders.pubkey import Pubkey
+
+from keel.coinpay.chains import spl
 from keel.coinpay.chains.base import Block, BlockRef, Mempool, Transfer
 from keel.coinpay.chains.config import Token
 from keel.coinpay.chains.rpc import MalformedResponse, RpcClient
+from keel.coinpay.chains.scanner import SetAside
 from keel.coinpay.errors import BlockNotFound, RpcCallRejected
 
 __all__ = [
     "COMMITMENT",
     "MAX_SKIPPED_RUN",
+    "NOT_ASSOCIATED",
     "SKIPPED_CODES",
     "TOKEN_POSITION",
     "UNAVAILABLE_CODES",
     "SolanaSource",
+    "associated_account",
     "block_transfers",
 ]
 
@@ -66,6 +77,11 @@ SKIPPED_CODES: Final = frozenset({-32007, -32009})
 # getBlock: BLOCK_NOT_AVAILABLE, BLOCK_STATUS_NOT_AVAILABLE_YET: skipped above the root, or
 # not reached yet. The call's own answer about that slot, not a failing node.
 UNAVAILABLE_CODES: Final = frozenset({-32004, -32014})
+# Why a token deposit is set aside: it reached a token account of the owner other than its
+# associated one, which the sweep does not read.
+NOT_ASSOCIATED: Final = "not_associated_token_account"
+# Blocks whose set-aside deposits are kept until the scanner asks (it asks right after reading).
+_ASIDE_KEPT: Final = 64
 # The longest run of skipped slots one getBlocks call looks across (a few leaders' worth is
 # common; a longer stall is seen over several calls).
 MAX_SKIPPED_RUN: Final = 500
@@ -113,6 +129,7 @@ class SolanaSource:
         self._tip: int | None = None
         self._skipped: _Skipped | None = None
         self._ahead: Block | None = None  # the produced block after the last skipped run
+        self._aside: dict[tuple[int, str], tuple[SetAside, ...]] = {}
 
     async def aclose(self) -> None:
         """Close the RPC client's connections."""
@@ -165,6 +182,12 @@ class SolanaSource:
         transaction goes straight to the next leaders)."""
         return Mempool(complete=False)
 
+    def set_aside(self, ref: BlockRef) -> tuple[SetAside, ...]:
+        """The token deposits of the block ``ref`` (as :meth:`block` returned it) that reached
+        a token account other than the owner's associated one: in no ``Block.transfers``, as
+        the sweep could not move them (``scanner.SetsAside``). Each is answered once."""
+        return self._aside.pop((ref.height, ref.hash), ())
+
     async def _fetch(self, height: int) -> Block:
         """``getBlock(height)``; RpcCallRejected with the node's code when it has none."""
         block: Block = await self._rpc.call(
@@ -211,22 +234,32 @@ class SolanaSource:
         if not isinstance(transactions, list):
             raise MalformedResponse("a block without its transactions")
         transfers: list[Transfer] = []
+        aside: list[SetAside] = []
         for tx in transactions:
-            transfers.extend(block_transfers(self.chain, tx, self._mints))
+            credited, other = block_transfers(self.chain, tx, self._mints)
+            transfers.extend(credited)
+            aside.extend(other)
+        if aside:
+            while len(self._aside) >= _ASIDE_KEPT:
+                del self._aside[next(iter(self._aside))]  # the oldest: never asked for
+            self._aside[(ref.height, ref.hash)] = tuple(aside)
         return Block(ref, tuple(transfers))
 
 
-def block_transfers(chain: str, tx: Any, mints: dict[str, Token]) -> list[Transfer]:
+def block_transfers(
+    chain: str, tx: Any, mints: dict[str, Token]
+) -> tuple[list[Transfer], list[SetAside]]:
     """The transfers one ``getBlock`` transaction (jsonParsed) made: positive SOL balance
     changes, and positive token balance changes of ``mints`` credited to the token account's
-    owner. Nothing for a failed transaction."""
+    owner when it is the owner's associated token account; and, set aside, those of any other
+    token account (module docstring). Nothing for a failed transaction."""
     if not isinstance(tx, dict):
         raise MalformedResponse("a transaction is not an object")
     meta, body = tx.get("meta"), tx.get("transaction")
     if not isinstance(meta, dict) or not isinstance(body, dict):
         raise MalformedResponse("a transaction without meta (the node keeps no status)")
     if meta.get("err") is not None:
-        return []  # it paid its fee and moved nothing else
+        return [], []  # it paid its fee and moved nothing else
     signatures = body.get("signatures")
     if not isinstance(signatures, list) or not signatures:
         raise MalformedResponse("a transaction without a signature")
@@ -240,6 +273,7 @@ def block_transfers(chain: str, tx: Any, mints: dict[str, Token]) -> list[Transf
         for index, (before, after) in enumerate(zip(pre, post, strict=True))
         if after > before
     ]
+    aside: list[SetAside] = []
     if mints:
         before_tokens = _token_balances(meta.get("preTokenBalances"), len(keys), mints)
         for index, (mint, owner, amount) in sorted(
@@ -249,10 +283,24 @@ def block_transfers(chain: str, tx: Any, mints: dict[str, Token]) -> list[Transf
             held = earlier[2] if earlier is not None and earlier[0] == mint else 0
             if amount > held:
                 coin = mints[mint].coin
-                transfers.append(
-                    Transfer(coin, signature, TOKEN_POSITION + index, owner, amount - held)
-                )
-    return transfers
+                found = Transfer(coin, signature, TOKEN_POSITION + index, owner, amount - held)
+                if keys[index] == associated_account(owner, mint):
+                    transfers.append(found)
+                else:
+                    aside.append(SetAside(found, NOT_ASSOCIATED, keys[index]))
+    return transfers, aside
+
+
+@lru_cache(maxsize=4096)
+def associated_account(owner: str, mint: str) -> str:
+    """The associated token account of ``owner`` for ``mint`` (base58), the one the sweep
+    spends from (``spl.associated_token_address``); cached, as a busy owner (a DEX vault's
+    authority) receives tokens in most blocks."""
+    try:
+        keys = Pubkey.from_string(owner), Pubkey.from_string(mint)
+    except ValueError as exc:
+        raise MalformedResponse(f"not a public key: {owner!r:.60} or {mint!r:.60}") from exc
+    return str(spl.associated_token_address(*keys))
 
 
 def _token_balances(
