@@ -19,6 +19,7 @@ from keel.coinpay.chains.base import SignedSweep, SweepInput
 from keel.coinpay.errors import SweepReverted
 from keel.coinpay.payments.sweeping import (
     LEFT_OUT,
+    NOT_SENT,
     NOT_SIGNED,
     SWEEPS_STUCK,
     UNCONFIRMED,
@@ -317,3 +318,20 @@ async def test_a_sweep_of_several_transactions_is_done_only_when_all_of_them_are
     sender.failed.clear()
     await sweeper(harness, sender).round()
     assert (await stored(harness, payment_id)).status == "forwarded"
+
+
+async def test_a_sweep_no_node_accepts_is_reported_stuck(harness: Harness) -> None:
+    [payment_id] = await forwarding(harness, 1)
+
+    class Refused(ScriptedSender):
+        async def broadcast(self, raw: str) -> None:
+            raise ValueError("bad-txns-inputs-missingorspent")
+
+    options = {"stuck_after": timedelta(minutes=30)}
+    await sweeper(harness, Refused(), **options).round()
+    assert SWEEPS_STUCK.labels("test", "LTC")._value.get() == 0
+    harness.clock.advance(timedelta(minutes=31))
+    await sweeper(harness, Refused(), **options).round()
+    assert SWEEPS_STUCK.labels("test", "LTC")._value.get() == 1
+    shown = await api_payment(harness, payment_id)
+    assert (shown["status"], shown["forwarding_reason"]) == ("forwarding", NOT_SENT)

@@ -350,6 +350,9 @@ class Sweeper:
                     f"not confirmed {int((now - sweep.broadcast_at).total_seconds())} s "
                     f"after it was sent (depth {depth})",
                 )
+        # A sweep stored and never accepted by a node (every broadcast refused) is as stuck.
+        unsent = await self._sweeps(SweepStatus.SIGNED)
+        stuck += sum(1 for sweep in unsent if now - sweep.created_at > self._stuck_after)
         SWEEPS_STUCK.labels(self.mode, self.chain).set(stuck)
         return confirmed, stuck
 
