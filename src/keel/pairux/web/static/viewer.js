@@ -36,6 +36,7 @@ window.pairux = state;
 
 const video = $("screen");
 const capture = new InputCapture(video, (message) => sendControl(message));
+state.capture = capture;
 let cursors = null;
 
 function status(text) {

@@ -1,0 +1,111 @@
+"""The issue's first "done when": the whole product on one machine, in a network namespace that
+has only loopback. Xvfb runs the Tk input logger (with an orange block a viewer can find),
+the host agent shares it through `keel serve`'s pairux with coturn on loopback, and headless
+Debian Chromium joins on the viewer page (``scenario.py`` does all of it and reports facts).
+
+A missing binary (Xvfb, turnserver, chromium, unshare) skips locally and fails under
+``KEEL_TEST_CHAIN_NODES=1`` / ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.chains_nodes import need_node
+from tests.pairux.control.input_logger import PATCH
+from tests.pairux.media import netns
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+PATCH_RGB = (0xE0, 0x5A, 0x1E)
+BACKGROUND_RGB = (0x20, 0x40, 0x60)
+COLOUR_TOLERANCE = 24  # VP8 at 15 fps on flat colours, after 4:2:0 chroma
+
+
+@pytest.fixture(scope="module")
+def run() -> Any:
+    for binary, package in (("Xvfb", "xvfb"), ("turnserver", "coturn")):
+        if shutil.which(binary) is None:
+            need_node(f"{binary} (Debian {package})")
+    if not Path(os.environ.get("KEEL_TEST_CHROMIUM", "/usr/bin/chromium")).exists():
+        need_node("Chromium (Debian chromium)")
+    if not netns.available():
+        need_node("a network namespace (unshare -n)")
+    facts = netns.run_isolated(netns.python_command("tests.pairux.e2e.scenario"), timeout=180)
+    assert "error" not in facts, facts["error"]
+    assert facts["stage"] == "done", facts
+    return facts
+
+
+def _close(rgb: list[int], expected: tuple[int, int, int]) -> bool:
+    return all(abs(a - b) <= COLOUR_TOLERANCE for a, b in zip(rgb, expected, strict=True))
+
+
+def test_the_viewer_decodes_the_hosts_screen_and_sees_the_app(run: Any) -> None:
+    main = run["main"]
+    assert main["stats"]["framesDecoded"] > 0
+    assert (main["stats"]["width"], main["stats"]["height"]) == (1280, 720)
+    assert _close(main["patch_pixel"], PATCH_RGB), main["patch_pixel"]
+    assert _close(main["background_pixel"], BACKGROUND_RGB), main["background_pixel"]
+    assert main["viewer_is_peer"]
+    assert main["page_errors"] == []
+
+
+def test_before_a_grant_nothing_the_viewer_sends_is_injected(run: Any) -> None:
+    main = run["main"]
+    assert main["control_enabled"]
+    assert main["events_before_grant"] == []
+
+
+def test_after_the_host_grants_clicks_and_typing_reach_the_app(run: Any) -> None:
+    main = run["main"]
+    assert main["granted"]
+    assert main["host_sees_grant"]
+    left, top, width, height = PATCH
+    centre = (left + width // 2, top + height // 2)
+    assert len(main["clicks"]) == 1
+    x, y, button = main["clicks"][0]
+    assert abs(x - centre[0]) <= 2, main["clicks"]
+    assert abs(y - centre[1]) <= 2, main["clicks"]
+    assert button == 1
+    assert main["typed"] == "hello"
+    assert _close(main["pixel_after_input"], PATCH_RGB)
+
+
+def test_a_revoke_stops_injection_within_100_ms(run: Any) -> None:
+    main = run["main"]
+    assert main["z_before_revoke"] >= 10  # the stream was landing until the revoke
+    assert all(ms <= 100 for ms in main["z_after_revoke_ms"]), main["z_after_revoke_ms"]
+    assert main["button_after_revoke"]  # the page was told, and stopped capturing
+
+
+def test_the_welcome_offers_only_our_own_turn_server(run: Any) -> None:
+    for server in run["main"]["iceServers_offered"]:
+        assert all("127.0.0.1" in url for url in server["urls"]), server
+    assert any(server["hasUser"] for server in run["main"]["iceServers_offered"])
+
+
+def test_a_relay_only_viewer_connects_through_coturn_with_issued_credentials(run: Any) -> None:
+    relay = run["relay"]
+    assert relay["stats"]["framesDecoded"] > 0
+    assert relay["stats"]["candidateType"] == "relay"
+    assert relay["turn_username_shape"]  # <expiry>:<participant id>, from the server's welcome
+    assert all(f":{relay['turn_port']}" in url for url in relay["turn_urls"])
+    assert relay["page_errors"] == []
+
+
+def test_with_a_wrong_turn_secret_the_relay_only_viewer_does_not_connect(run: Any) -> None:
+    bad = run["wrong_secret"]
+    assert bad["offered"]  # the host did offer: only TURN failed
+    assert bad["state"] != "connected"
+    assert not bad["stats"].get("framesDecoded")
+    assert 401 in bad["candidate_errors"]
+
+
+def test_the_run_is_short_on_two_cores(run: Any) -> None:
+    assert run["total_s"] < 90
