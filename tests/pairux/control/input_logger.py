@@ -1,6 +1,7 @@
 """A small Tk app for the injection tests: one window filling the screen that prints every key
 and button event it receives as a JSON line on stdout, with where it happened on the screen and
-when (``time.monotonic()``, comparable across processes on Linux).
+when (``t``: ``time.monotonic()``, comparable across processes on Linux; ``wall``:
+``time.time()``, comparable with a browser's ``performance.timeOrigin + performance.now()``).
 
 It prints ``{"ready": ...}`` once the window is mapped and has the keyboard focus.
 Run: ``DISPLAY=:N python input_logger.py [WIDTHxHEIGHT] [--patch]``; ``--patch`` adds an orange
@@ -32,6 +33,7 @@ def main() -> None:
         line = {
             "ev": kind,
             "t": time.monotonic(),
+            "wall": time.time(),
             "x": event.x_root,
             "y": event.y_root,
             "keysym": getattr(event, "keysym", "??"),

@@ -22,7 +22,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from keel.pairux.host.agent import AgentOptions, HostAgent
 from keel.pairux.host.control.arbitration import CaptureRect
-from tests.pairux.conftest import serving, settings
+from tests.pairux.conftest import Server, serving, settings
 from tests.pairux.control import input_logger
 from tests.pairux.control.conftest import HEIGHT, WIDTH, InputLog, run_input_logger, run_xvfb
 from tests.pairux.coturn import run_coturn
@@ -66,7 +66,7 @@ _PIXEL = """([sx, sy, sw, sh]) => {
 }"""
 
 
-async def _poll(page: Page, check: str, within_s: float) -> Any:
+async def poll(page: Page, check: str, within_s: float) -> Any:
     """Evaluate ``check`` (a JS expression, may be async) until truthy; its last value."""
     deadline = time.monotonic() + within_s
     value: Any = None
@@ -90,7 +90,7 @@ async def _join(browser: Browser, base: str, code: str, name: str, relay: bool) 
 
 
 async def _decoding(page: Page, within_s: float) -> dict[str, Any]:
-    stats: dict[str, Any] = await _poll(
+    stats: dict[str, Any] = await poll(
         page,
         "window.pairux.readStats().then(s => (s.framesDecoded > 0 && s.candidateType) ? s : null)",
         within_s,
@@ -102,7 +102,17 @@ def _events(log: InputLog, since: float = 0.0) -> list[dict[str, Any]]:
     return [e for e in log.settle(0.3) if e["t"] >= since]
 
 
-async def _main_run(base: str, browser: Browser, log: InputLog, agent: HostAgent) -> dict[str, Any]:
+def _role(server: Server, room_id: str, participant_id: str) -> str | None:
+    """The participant's role as the server's hub records it."""
+    live = server.product.app.state.pairux.hub.rooms.get(room_id)
+    member = live.members.get(participant_id) if live is not None else None
+    return member.participant.role.value if member is not None else None
+
+
+async def _main_run(
+    server: Server, browser: Browser, log: InputLog, agent: HostAgent
+) -> dict[str, Any]:
+    base, room_id = server.base, agent.room["room"]["id"]
     facts: dict[str, Any] = {}
     code = agent.room["room"]["code"]
     page = await _join(browser, base, code, "Vic", relay=False)
@@ -115,7 +125,7 @@ async def _main_run(base: str, browser: Browser, log: InputLog, agent: HostAgent
         _PIXEL, [WIDTH - 100, HEIGHT - 100, WIDTH, HEIGHT]
     )
     facts["control_enabled"] = bool(
-        await _poll(page, "!document.getElementById('control').disabled", 10)
+        await poll(page, "!document.getElementById('control').disabled", 10)
     )
     viewer_id = await page.evaluate("window.pairux.me")
     facts["viewer_is_peer"] = viewer_id in agent.peers
@@ -141,17 +151,13 @@ async def _main_run(base: str, browser: Browser, log: InputLog, agent: HostAgent
 
     # The viewer asks; the host's policy allows; the button says so.
     await page.click("#control")
-    granted = await _poll(
-        page, "document.getElementById('control').dataset.state === 'granted'", 10
-    )
+    granted = await poll(page, "document.getElementById('control').dataset.state === 'granted'", 10)
     facts["granted"] = bool(granted)
     facts["host_sees_grant"] = agent.control is not None and agent.control.grants.is_granted(
         viewer_id
     )
     await asyncio.sleep(0.3)  # the server records the host's grant
-    facts["server_role"] = await _poll(
-        page, "window.pairux.log.includes('You have control') ? 'seen' : null", 2
-    )
+    facts["server_role_after_grant"] = _role(server, room_id, viewer_id)
 
     after_grant = time.monotonic()
     x, y = await page.evaluate(_CLIENT_POINT, [*PATCH_CENTRE, WIDTH, HEIGHT])
@@ -186,7 +192,8 @@ async def _main_run(base: str, browser: Browser, log: InputLog, agent: HostAgent
     facts["z_after_revoke_ms"] = [
         round((e["t"] - t_revoke) * 1000, 1) for e in stream if e["t"] >= t_revoke
     ]
-    facts["button_after_revoke"] = await _poll(
+    facts["server_role_after_revoke"] = _role(server, room_id, viewer_id)
+    facts["button_after_revoke"] = await poll(
         page, "document.getElementById('control').dataset.state === 'view-only'", 3
     )
     facts["page_errors"] = page.errors  # type: ignore[attr-defined]
@@ -270,7 +277,7 @@ async def scenario(workdir: Path, facts: dict[str, Any]) -> dict[str, Any]:
                         display,
                         facts,
                         "main",
-                        lambda agent: _main_run(server.base, browser, log, agent),
+                        lambda agent: _main_run(server, browser, log, agent),
                     )
                     facts["stage"] = "relay"
                     await _with_agent(

@@ -66,6 +66,7 @@ def test_after_the_host_grants_clicks_and_typing_reach_the_app(run: Any) -> None
     main = run["main"]
     assert main["granted"]
     assert main["host_sees_grant"]
+    assert main["server_role_after_grant"] == "controller"  # the host told the server
     left, top, width, height = PATCH
     centre = (left + width // 2, top + height // 2)
     assert len(main["clicks"]) == 1
@@ -82,6 +83,7 @@ def test_a_revoke_stops_injection_within_100_ms(run: Any) -> None:
     assert main["z_before_revoke"] >= 10  # the stream was landing until the revoke
     assert all(ms <= 100 for ms in main["z_after_revoke_ms"]), main["z_after_revoke_ms"]
     assert main["button_after_revoke"]  # the page was told, and stopped capturing
+    assert main["server_role_after_revoke"] == "viewer"
 
 
 def test_the_welcome_offers_only_our_own_turn_server(run: Any) -> None:
