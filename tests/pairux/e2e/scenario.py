@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +105,46 @@ def _events(log: InputLog, since: float = 0.0) -> list[dict[str, Any]]:
     return [e for e in log.settle(0.3) if e["t"] >= since]
 
 
+_STREAM = """() => { const c = window.pairux.capture;
+  const m = {ctrl: false, alt: false, shift: false, meta: false, accel: false};
+  window.stream = setInterval(() => {
+    c.emit({type: "keyboard", action: "down", key: "z", code: "KeyZ", modifiers: m});
+    c.emit({type: "keyboard", action: "up", key: "z", code: "KeyZ", modifiers: m});
+  }, 10);
+}"""
+
+
+async def _stream_then(page: Page, log: InputLog, revoke: Callable[[], None]) -> dict[str, Any]:
+    """Send "z" every 10 ms, ``revoke`` after 0.4 s, stop 0.6 s later: how many landed before,
+    and how long after the revoke (ms) any still landed."""
+    start = time.monotonic()
+    await page.evaluate(_STREAM)
+    await asyncio.sleep(0.4)
+    t_revoke = time.monotonic()
+    revoke()
+    await asyncio.sleep(0.6)
+    await page.evaluate("() => clearInterval(window.stream)")
+    stream = [e for e in _events(log, start) if e.get("keysym") == "z"]
+    return {
+        "z_before_revoke": sum(1 for e in stream if e["t"] < t_revoke),
+        "z_after_revoke_ms": [
+            round((e["t"] - t_revoke) * 1000, 1) for e in stream if e["t"] >= t_revoke
+        ],
+    }
+
+
+async def _reported_candidate(server: Server, room_id: str, participant_id: str) -> str | None:
+    """The candidate type the viewer's ``stats`` reports told the server (within 5 s)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        live = server.product.app.state.pairux.hub.rooms.get(room_id)
+        member = live.members.get(participant_id) if live is not None else None
+        if member is not None and member.session is not None and member.session.candidate_type:
+            return str(member.session.candidate_type)
+        await asyncio.sleep(0.2)
+    return None
+
+
 def _role(server: Server, room_id: str, participant_id: str) -> str | None:
     """The participant's role as the server's hub records it."""
     live = server.product.app.state.pairux.hub.rooms.get(room_id)
@@ -148,6 +191,7 @@ async def _main_run(
     )
     await asyncio.sleep(0.5)
     facts["events_before_grant"] = _events(log, before)
+    facts["server_heard_candidate"] = await _reported_candidate(server, room_id, viewer_id)
 
     # The viewer asks; the host's policy allows; the button says so.
     await page.click("#control")
@@ -173,25 +217,7 @@ async def _main_run(
     facts["pixel_after_input"] = await page.evaluate(_PIXEL, [*PATCH_CENTRE, WIDTH, HEIGHT])
 
     # A stream of keys every 10 ms, then the host revokes: nothing lands 100 ms later.
-    await page.evaluate(
-        """() => { const c = window.pairux.capture;
-          const m = {ctrl: false, alt: false, shift: false, meta: false, accel: false};
-          window.stream = setInterval(() => {
-            c.emit({type: "keyboard", action: "down", key: "z", code: "KeyZ", modifiers: m});
-            c.emit({type: "keyboard", action: "up", key: "z", code: "KeyZ", modifiers: m});
-          }, 10);
-        }"""
-    )
-    await asyncio.sleep(0.4)
-    t_revoke = time.monotonic()
-    agent.revoke(viewer_id)
-    await asyncio.sleep(0.6)
-    await page.evaluate("() => clearInterval(window.stream)")
-    stream = [e for e in _events(log, after_grant) if e.get("keysym") == "z"]
-    facts["z_before_revoke"] = sum(1 for e in stream if e["t"] < t_revoke)
-    facts["z_after_revoke_ms"] = [
-        round((e["t"] - t_revoke) * 1000, 1) for e in stream if e["t"] >= t_revoke
-    ]
+    facts.update(await _stream_then(page, log, lambda: agent.revoke(viewer_id)))
     facts["server_role_after_revoke"] = _role(server, room_id, viewer_id)
     facts["button_after_revoke"] = await poll(
         page, "document.getElementById('control').dataset.state === 'view-only'", 3
@@ -205,21 +231,75 @@ async def _main_run(
 
 
 async def _relay_run(
-    base: str, browser: Browser, agent: HostAgent, turn_port: int
+    base: str, browser: Browser, log: InputLog, cli: HostCli, turn_port: int
 ) -> dict[str, Any]:
-    page = await _join(browser, base, agent.room["room"]["code"], "Rel", relay=True)
+    """A relay-only viewer of ``keel pairux host`` (the CLI, ``--grant all``), then its
+    emergency revoke (SIGUSR1) while the viewer types."""
+    page = await _join(browser, base, cli.code, "Rel", relay=True)
     stats = await _decoding(page, 30)
     servers = await page.evaluate("window.pairux.iceServers")
     turn = next((s for s in servers if s.get("username")), {})
-    facts = {
+    facts: dict[str, Any] = {
         "stats": stats,
         "turn_username_shape": bool(turn) and turn["username"].split(":")[0].isdigit(),
         "turn_urls": turn.get("urls", []),
         "turn_port": turn_port,
-        "page_errors": page.errors,  # type: ignore[attr-defined]
     }
+    await poll(page, "!document.getElementById('control').disabled", 10)
+    await page.click("#control")
+    facts["granted"] = bool(
+        await poll(page, "document.getElementById('control').dataset.state === 'granted'", 10)
+    )
+    facts["emergency"] = await _stream_then(
+        page, log, lambda: cli.process.send_signal(signal.SIGUSR1)
+    )
+    facts["button_after_emergency"] = bool(
+        await poll(page, "document.getElementById('control').dataset.state === 'view-only'", 3)
+    )
+    facts["page_errors"] = page.errors  # type: ignore[attr-defined]
     await page.context.close()
     return facts
+
+
+@dataclass
+class HostCli:
+    process: asyncio.subprocess.Process
+    code: str
+    printed: list[str]
+
+
+async def _with_cli(base: str, display: str, work: Callable[[HostCli], Awaitable[Any]]) -> Any:
+    """``keel pairux host`` in a process of its own (this checkout's code), until ``work`` ends;
+    then Ctrl+C (SIGINT), as a person would stop it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from keel.cli import main; main()",
+        *("pairux", "host", "--server", base, "--name", "Host", "--display", display),
+        *("--fps", str(FPS), "--grant", "all", "--no-audit"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    printed: list[str] = []
+    code = ""
+    try:
+        while not code:
+            line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+            if not line:
+                raise RuntimeError(f"keel pairux host exited: {printed}")
+            printed.append(line.strip())
+            if line.startswith("join code: "):
+                code = line.removeprefix("join code: ").strip()
+        return await work(HostCli(process, code, printed))
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
 
 
 async def _wrong_secret_run(base: str, browser: Browser, agent: HostAgent) -> dict[str, Any]:
@@ -280,12 +360,10 @@ async def scenario(workdir: Path, facts: dict[str, Any]) -> dict[str, Any]:
                         lambda agent: _main_run(server, browser, log, agent),
                     )
                     facts["stage"] = "relay"
-                    await _with_agent(
+                    facts["relay"] = await _with_cli(
                         server.base,
                         display,
-                        facts,
-                        "relay",
-                        lambda agent: _relay_run(server.base, browser, agent, turn.port),
+                        lambda cli: _relay_run(server.base, browser, log, cli, turn.port),
                     )
                 bad = settings(**common, turn_secret="not-" + turn.secret)
                 async with serving(bad, workdir / "bad") as server:

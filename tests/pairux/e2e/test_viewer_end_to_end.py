@@ -2,6 +2,7 @@
 has only loopback. Xvfb runs the Tk input logger (with an orange block a viewer can find),
 the host agent shares it through `keel serve`'s pairux with coturn on loopback, and headless
 Debian Chromium joins on the viewer page (``scenario.py`` does all of it and reports facts).
+The relay-only run's host is ``keel pairux host`` itself, in a process of its own.
 
 A missing binary (Xvfb, turnserver, chromium, unshare) skips locally and fails under
 ``KEEL_TEST_CHAIN_NODES=1`` / ``CI=true``.
@@ -53,6 +54,8 @@ def test_the_viewer_decodes_the_hosts_screen_and_sees_the_app(run: Any) -> None:
     assert _close(main["patch_pixel"], PATCH_RGB), main["patch_pixel"]
     assert _close(main["background_pixel"], BACKGROUND_RGB), main["background_pixel"]
     assert main["viewer_is_peer"]
+    # The page reported its quality as the hub's ``stats`` message (accepted, recorded).
+    assert main["server_heard_candidate"] == main["stats"]["candidateType"]
     assert main["page_errors"] == []
 
 
@@ -99,6 +102,15 @@ def test_a_relay_only_viewer_connects_through_coturn_with_issued_credentials(run
     assert relay["turn_username_shape"]  # <expiry>:<participant id>, from the server's welcome
     assert all(f":{relay['turn_port']}" in url for url in relay["turn_urls"])
     assert relay["page_errors"] == []
+
+
+def test_keel_pairux_host_grants_by_policy_and_sigusr1_revokes_everything(run: Any) -> None:
+    relay = run["relay"]  # this run's host is the CLI process, `--grant all`
+    assert relay["granted"]
+    emergency = relay["emergency"]
+    assert emergency["z_before_revoke"] >= 10
+    assert all(ms <= 100 for ms in emergency["z_after_revoke_ms"]), emergency
+    assert relay["button_after_emergency"]
 
 
 def test_with_a_wrong_turn_secret_the_relay_only_viewer_does_not_connect(run: Any) -> None:
