@@ -122,8 +122,9 @@ def host(
 ) -> None:
     """Share this X display in a room: viewers join with the code; control is granted here.
 
-    Emergency revoke: send SIGUSR1 to this process (``kill -USR1 <pid>``): every grant ends
-    and every key and button held remotely is released. Ctrl+C leaves the room."""
+    Emergency revoke: Ctrl+Alt+Shift+Escape on the shared display (your own keyboard; a
+    controller cannot type it), or SIGUSR1 to this process (``kill -USR1 <pid>``): every grant
+    ends and every key and button held remotely is released. Ctrl+C leaves the room."""
     import asyncio
     import os
     import signal
@@ -153,7 +154,7 @@ def host(
             typer.echo(f"join code: {room_view['code']}")
         if "invite" in admission:
             typer.echo(f"invite link: {admission['invite']['url']}")
-        typer.echo(f"emergency revoke: kill -USR1 {os.getpid()}")
+        typer.echo(f"emergency revoke: Ctrl+Alt+Shift+Escape, or kill -USR1 {os.getpid()}")
 
     decide = host_agent.policy(cast(host_agent.GrantPolicy, grant))
 
