@@ -103,6 +103,9 @@ def host(
         str | None, typer.Option(help="X display to share (default: $DISPLAY).")
     ] = None,
     fps: Annotated[int | None, typer.Option(min=1, max=60, help="Frames/s cap.")] = None,
+    max_quality: Annotated[
+        str, typer.Option(help="Top of the quality ladder: low, poor, good or high.")
+    ] = "high",
     grant: Annotated[
         str,
         typer.Option(help="Control requests: ask (a y/n prompt here), all (allow), none (refuse)."),
@@ -136,12 +139,18 @@ def host(
         fail("--grant is ask, all or none")
     if codec not in ("vp8", "h264"):
         fail("--codec is vp8 or h264")
+    from keel.pairux.host.media import ladder
+
+    rungs = [rung.name for rung in ladder.LADDER]
+    if max_quality not in rungs:
+        fail(f"--max-quality is one of {', '.join(rungs)}")
     options = host_agent.AgentOptions(
         server=server,
         name=name,
         room_code=room,
         display=display or os.environ.get("DISPLAY"),
         fps=fps,
+        max_rung=rungs.index(max_quality),
         codec=codec,  # type: ignore[arg-type]
         account_key=account_key,
         data_dir=Path(KeelSettings().data_dir) if audit else None,

@@ -47,6 +47,8 @@ CHROMIUM_ARGS = [
 PATCH_LEFT, PATCH_TOP, PATCH_WIDTH, PATCH_HEIGHT = input_logger.PATCH
 PATCH_CENTRE = (PATCH_LEFT + PATCH_WIDTH // 2, PATCH_TOP + PATCH_HEIGHT // 2)
 FPS = 15
+VIEWERS = 10
+WINDOW_S = 3.0
 
 # Where a screen pixel is drawn on the page, and what colour the video shows there.
 _CLIENT_POINT = """([sx, sy, sw, sh]) => {
@@ -227,6 +229,11 @@ async def _main_run(
         "window.pairux.iceServers.map(s => ({urls: s.urls, hasUser: !!s.username}))"
     )
     await page.context.close()
+    for _ in range(50):  # the page left: its socket closed, the host drops the link (5 s)
+        if viewer_id not in agent.peers:
+            break
+        await asyncio.sleep(0.1)
+    facts["link_closed_after_leave"] = viewer_id not in agent.peers
     return facts
 
 
@@ -302,6 +309,33 @@ async def _with_cli(base: str, display: str, work: Callable[[HostCli], Awaitable
                 await process.wait()
 
 
+async def _ten_viewers(base: str, browser: Browser, agent: HostAgent) -> dict[str, Any]:
+    """Ten pages watch one host: every one decodes, and the host encodes each frame once."""
+    code = agent.room["room"]["code"]
+    pages = [await _join(browser, base, code, f"V{i}", relay=False) for i in range(VIEWERS)]
+    first = [await _decoding(page, 30) for page in pages]
+    await asyncio.sleep(1.0)
+    before = [await page.evaluate("window.pairux.readStats()") for page in pages]
+    captured, encoded = agent.media.frames_captured, agent.media.frames_encoded
+    await asyncio.sleep(WINDOW_S)
+    after = [await page.evaluate("window.pairux.readStats()") for page in pages]
+    facts = {
+        "all_started": all(s.get("framesDecoded", 0) > 0 for s in first),
+        "peers": len(agent.peers),
+        "captured": agent.media.frames_captured - captured,
+        "encoded": agent.media.frames_encoded - encoded,
+        "decoded": [
+            a["framesDecoded"] - b["framesDecoded"] for a, b in zip(after, before, strict=True)
+        ],
+        "widths": sorted({a.get("width") for a in after}),
+        "window_s": WINDOW_S,
+        "fps": agent.media.rung.fps,
+    }
+    for page in pages:
+        await page.context.close()
+    return facts
+
+
 async def _wrong_secret_run(base: str, browser: Browser, agent: HostAgent) -> dict[str, Any]:
     page = await _join(browser, base, agent.room["room"]["code"], "Bad", relay=True)
     await asyncio.sleep(8)
@@ -315,12 +349,14 @@ async def _wrong_secret_run(base: str, browser: Browser, agent: HostAgent) -> di
     return facts
 
 
-async def _with_agent(base: str, display: str, facts: dict[str, Any], key: str, work: Any) -> None:
+async def _with_agent(
+    base: str, display: str, facts: dict[str, Any], key: str, work: Any, **options: Any
+) -> None:
     async def allow(_pid: str, _name: str) -> bool:
         return True
 
     agent = HostAgent(
-        AgentOptions(server=base, name="Host", display=display, fps=FPS),
+        AgentOptions(server=base, name="Host", display=display, fps=FPS, **options),
         decide=allow,
         rect=CaptureRect(0, 0, WIDTH, HEIGHT),
     )
@@ -364,6 +400,16 @@ async def scenario(workdir: Path, facts: dict[str, Any]) -> dict[str, Any]:
                         server.base,
                         display,
                         lambda cli: _relay_run(server.base, browser, log, cli, turn.port),
+                    )
+                    facts["stage"] = "ten-viewers"
+                    await _with_agent(
+                        server.base,
+                        display,
+                        facts,
+                        "ten",
+                        lambda agent: _ten_viewers(server.base, browser, agent),
+                        start_rung=0,
+                        max_rung=0,  # 640x360 at 10 fps: ten decoders on two shared cores
                     )
                 bad = settings(**common, turn_secret="not-" + turn.secret)
                 async with serving(bad, workdir / "bad") as server:

@@ -121,5 +121,20 @@ def test_with_a_wrong_turn_secret_the_relay_only_viewer_does_not_connect(run: An
     assert 401 in bad["candidate_errors"]
 
 
+def test_ten_browser_viewers_decode_and_the_host_encodes_each_frame_once(run: Any) -> None:
+    ten = run["ten"]
+    assert ten["all_started"]
+    assert ten["peers"] == 10
+    assert ten["captured"] >= ten["window_s"] * ten["fps"] * 0.6
+    assert ten["encoded"] == ten["captured"]  # once per frame, not once per viewer
+    for decoded in ten["decoded"]:
+        assert decoded >= ten["captured"] * 0.6, ten["decoded"]
+    assert ten["widths"] == [640]
+
+
+def test_a_viewer_that_leaves_has_its_link_closed(run: Any) -> None:
+    assert run["main"]["link_closed_after_leave"]
+
+
 def test_the_run_is_short_on_two_cores(run: Any) -> None:
     assert run["total_s"] < 90

@@ -94,6 +94,8 @@ class AgentOptions:
     fps: int | None = None
     """Cap on frames per second at every quality rung."""
     start_rung: int = 2
+    max_rung: int | None = None
+    """The ladder's top rung (an index into ``ladder.LADDER``); None: all of it."""
     codec: Codec = "vp8"
     account_key: str | None = field(default=None, repr=False)
     data_dir: Path | None = None
@@ -135,7 +137,7 @@ class HostAgent:
         self.injector = injector
         self.on_room = on_room
         self.fanout = Fanout()
-        rungs = ladder.LADDER
+        rungs = ladder.LADDER[: options.max_rung + 1 if options.max_rung is not None else None]
         if options.fps is not None:
             cap = options.fps
             rungs = tuple(dataclasses.replace(r, fps=min(r.fps, cap)) for r in rungs)
