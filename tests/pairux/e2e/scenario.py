@@ -336,6 +336,75 @@ async def _ten_viewers(base: str, browser: Browser, agent: HostAgent) -> dict[st
     return facts
 
 
+_GRANTED = "document.getElementById('control').dataset.state === 'granted'"
+
+
+def _host_presses(display: str, keysym: str) -> float:
+    """The host's own hands: a key pressed through a second X client (not our injector, so
+    not an echo). Returns when it was pressed (monotonic)."""
+    from Xlib import XK, X
+    from Xlib import display as xdisplay
+    from Xlib.ext import xtest
+
+    connection = xdisplay.Display(display)
+    try:
+        code = connection.keysym_to_keycode(XK.string_to_keysym(keysym))
+        pressed = time.monotonic()
+        xtest.fake_input(connection, X.KeyPress, code)
+        xtest.fake_input(connection, X.KeyRelease, code)
+        connection.sync()
+        return pressed
+    finally:
+        connection.close()
+
+
+async def _two_controllers(
+    base: str, browser: Browser, log: InputLog, agent: HostAgent, display: str
+) -> dict[str, Any]:
+    """Two granted pages type a word each at once; then, while both stream keys, the host
+    types: remote input pauses."""
+    code = agent.room["room"]["code"]
+    pages = [await _join(browser, base, code, name, relay=False) for name in ("Ann", "Bob")]
+    for page in pages:
+        await _decoding(page, 30)
+        await poll(page, "!document.getElementById('control').disabled", 10)
+        await page.click("#control")
+    granted = [bool(await poll(page, _GRANTED, 10)) for page in pages]
+    for page in pages:  # focus the picture, as a click on it would (no click: it would inject)
+        await page.focus("#screen")
+    await asyncio.sleep(1.2)  # past the typing lock of anything earlier
+    start = time.monotonic()
+    await asyncio.gather(
+        pages[0].keyboard.type("alpha", delay=25), pages[1].keyboard.type("bravo", delay=25)
+    )
+    await asyncio.sleep(0.4)
+    typed = "".join(e["char"] for e in _events(log, start) if e["ev"] == "key_down")
+
+    await asyncio.sleep(1.2)
+    start = time.monotonic()
+    for page in pages:
+        await page.evaluate(_STREAM)
+    await asyncio.sleep(0.4)
+    t_host = await asyncio.to_thread(_host_presses, display, "h")
+    await asyncio.sleep(1.0)
+    for page in pages:
+        await page.evaluate("() => clearInterval(window.stream)")
+    remote = [
+        round((e["t"] - t_host) * 1000, 1)
+        for e in _events(log, start)
+        if e["ev"] == "key_down" and e.get("keysym") == "z"
+    ]
+    facts = {
+        "granted": granted,
+        "typed": typed,
+        "remote_before_host": sum(1 for ms in remote if ms < 0),
+        "remote_after_host_ms": [ms for ms in remote if ms >= 0],
+    }
+    for page in pages:
+        await page.context.close()
+    return facts
+
+
 async def _wrong_secret_run(base: str, browser: Browser, agent: HostAgent) -> dict[str, Any]:
     page = await _join(browser, base, agent.room["room"]["code"], "Bad", relay=True)
     await asyncio.sleep(8)
@@ -400,6 +469,14 @@ async def scenario(workdir: Path, facts: dict[str, Any]) -> dict[str, Any]:
                         server.base,
                         display,
                         lambda cli: _relay_run(server.base, browser, log, cli, turn.port),
+                    )
+                    facts["stage"] = "two-controllers"
+                    await _with_agent(
+                        server.base,
+                        display,
+                        facts,
+                        "two",
+                        lambda agent: _two_controllers(server.base, browser, log, agent, display),
                     )
                     facts["stage"] = "ten-viewers"
                     await _with_agent(

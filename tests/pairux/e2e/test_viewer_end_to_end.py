@@ -121,12 +121,26 @@ def test_with_a_wrong_turn_secret_the_relay_only_viewer_does_not_connect(run: An
     assert 401 in bad["candidate_errors"]
 
 
+def test_two_browser_controllers_never_interleave_and_the_host_preempts_both(run: Any) -> None:
+    two = run["two"]
+    assert two["granted"] == [True, True]
+    # Typed at once, 25 ms a key: one word whole, the other held off (keyboard focus lock).
+    assert two["typed"] in {"alpha", "bravo", "alphabravo", "bravoalpha"}, two["typed"]
+    # Both stream keys; the host presses one: remote input pauses (host_quiet, 500 ms).
+    assert two["remote_before_host"] >= 10
+    after = two["remote_after_host_ms"]
+    assert not [ms for ms in after if ms < 450], after
+    assert after, "remote input never resumed after the host's pause"
+
+
 def test_ten_browser_viewers_decode_and_the_host_encodes_each_frame_once(run: Any) -> None:
     ten = run["ten"]
     assert ten["all_started"]
     assert ten["peers"] == 10
     assert ten["captured"] >= ten["window_s"] * ten["fps"] * 0.6
-    assert ten["encoded"] == ten["captured"]  # once per frame, not once per viewer
+    # Once per frame, not once per viewer (±1: a frame may be grabbed, not yet encoded, when
+    # either end of the window is read).
+    assert abs(ten["encoded"] - ten["captured"]) <= 1, ten
     for decoded in ten["decoded"]:
         assert decoded >= ten["captured"] * 0.6, ten["decoded"]
     assert ten["widths"] == [640]
