@@ -83,12 +83,20 @@ async def poll(page: Page, check: str, within_s: float) -> Any:
     return value
 
 
-async def _join(browser: Browser, base: str, code: str, name: str, relay: bool) -> Page:
+async def _join(
+    browser: Browser, base: str, code: str, name: str, relay: bool, invite: str | None = None
+) -> Page:
+    """A page that joins by ``code``, or by ``invite`` (``/pairux/join#invite=…``) when given."""
     context = await browser.new_context(viewport={"width": 1000, "height": 700})
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    await page.goto(f"{base}/pairux/?code={code}&name={name}" + ("&relay=1" if relay else ""))
+    query = f"name={name}" + ("&relay=1" if relay else "")
+    if invite is not None:
+        path, fragment = invite.split("#", 1)
+        await page.goto(f"{base}{path}?{query}#{fragment}")
+    else:
+        await page.goto(f"{base}/pairux/?code={code}&{query}")
     await page.click("#join-button")
     page.errors = errors  # type: ignore[attr-defined]
     return page
@@ -242,12 +250,14 @@ async def _relay_run(
 ) -> dict[str, Any]:
     """A relay-only viewer of ``keel pairux host`` (the CLI, ``--grant all``), then its
     emergency revoke (SIGUSR1) while the viewer types."""
-    page = await _join(browser, base, cli.code, "Rel", relay=True)
+    page = await _join(browser, base, cli.code, "Rel", relay=True, invite=cli.invite)
     stats = await _decoding(page, 30)
     servers = await page.evaluate("window.pairux.iceServers")
     turn = next((s for s in servers if s.get("username")), {})
     facts: dict[str, Any] = {
         "stats": stats,
+        "joined_by_invite": cli.invite.startswith("/pairux/join#invite="),
+        "url_after_join": page.url.removeprefix(base),
         "turn_username_shape": bool(turn) and turn["username"].split(":")[0].isdigit(),
         "turn_urls": turn.get("urls", []),
         "turn_port": turn_port,
@@ -272,6 +282,7 @@ async def _relay_run(
 class HostCli:
     process: asyncio.subprocess.Process
     code: str
+    invite: str
     printed: list[str]
 
 
@@ -289,16 +300,20 @@ async def _with_cli(base: str, display: str, work: Callable[[HostCli], Awaitable
     )
     assert process.stdout is not None
     printed: list[str] = []
-    code = ""
+    code = invite = ""
     try:
-        while not code:
+        while True:
             line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
             if not line:
                 raise RuntimeError(f"keel pairux host exited: {printed}")
             printed.append(line.strip())
             if line.startswith("join code: "):
                 code = line.removeprefix("join code: ").strip()
-        return await work(HostCli(process, code, printed))
+            if line.startswith("invite link: "):
+                invite = line.removeprefix("invite link: ").strip()
+            if line.startswith("emergency revoke: "):  # the last line it prints
+                break
+        return await work(HostCli(process, code, invite, printed))
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGINT)

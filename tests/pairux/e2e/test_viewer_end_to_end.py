@@ -104,6 +104,12 @@ def test_a_relay_only_viewer_connects_through_coturn_with_issued_credentials(run
     assert relay["page_errors"] == []
 
 
+def test_the_invite_link_joins_and_leaves_the_address_bar(run: Any) -> None:
+    relay = run["relay"]  # this page came in by the CLI's invite link, not the code
+    assert relay["joined_by_invite"]
+    assert "invite" not in relay["url_after_join"], relay["url_after_join"]
+
+
 def test_keel_pairux_host_grants_by_policy_and_sigusr1_revokes_everything(run: Any) -> None:
     relay = run["relay"]  # this run's host is the CLI process, `--grant all`
     assert relay["granted"]
