@@ -23,6 +23,7 @@ from keel.pairux.api import ws as ws_routes
 from keel.pairux.bootstrap import Pairux
 from keel.pairux.joins import JoinGuard
 from keel.pairux.settings import PairuxSettings
+from keel.pairux.web import viewer
 
 
 def create_app(
@@ -75,6 +76,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, app_name="pairux")
     app.include_router(room_routes.router, prefix="/api")
     app.include_router(ws_routes.router)
+    viewer.install(app)
     document_problems(app)
     apidocs.install(app)
 

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,12 @@ LOGGER = Path(__file__).with_name("input_logger.py")
 WIDTH, HEIGHT = 1280, 720
 
 
-@pytest.fixture(scope="module")
-def xvfb() -> Iterator[str]:
-    """The display name (``:N``) of a private Xvfb."""
+@contextmanager
+def run_xvfb() -> Iterator[str]:
+    """A private Xvfb until the block ends; yields its display name (``:N``)."""
     binary = shutil.which("Xvfb")
     if binary is None:
-        need_node("Xvfb (Debian xvfb)")
+        raise FileNotFoundError("Xvfb (Debian xvfb) is not installed")
     read_end, write_end = os.pipe()
     screen = f"{WIDTH}x{HEIGHT}x24"
     process = subprocess.Popen(
@@ -48,7 +49,7 @@ def xvfb() -> Iterator[str]:
         ready, _, _ = select.select([read_end], [], [], 10.0)
         number = os.read(read_end, 32).decode().strip() if ready else ""
         if not number:
-            pytest.fail("Xvfb did not report its display number within 10 s")
+            raise RuntimeError("Xvfb did not report its display number within 10 s")
         yield f":{number}"
     finally:
         os.close(read_end)
@@ -58,6 +59,15 @@ def xvfb() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def xvfb() -> Iterator[str]:
+    """The display name (``:N``) of a private Xvfb."""
+    if shutil.which("Xvfb") is None:
+        need_node("Xvfb (Debian xvfb)")
+    with run_xvfb() as display:
+        yield display
 
 
 class InputLog:
@@ -94,12 +104,13 @@ class InputLog:
         return [e["keysym"] for e in self.settle() if e["ev"] == kind]
 
 
-@pytest.fixture
-def input_log(xvfb: str) -> Iterator[InputLog]:
+@contextmanager
+def run_input_logger(display: str, *args: str) -> Iterator[InputLog]:
+    """The Tk input logger on ``display``, full screen and focused, until the block ends."""
     started = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, str(LOGGER), f"{WIDTH}x{HEIGHT}"],
-        env={**os.environ, "DISPLAY": xvfb},
+        [sys.executable, str(LOGGER), f"{WIDTH}x{HEIGHT}", *args],
+        env={**os.environ, "DISPLAY": display},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -118,3 +129,9 @@ def input_log(xvfb: str) -> Iterator[InputLog]:
     finally:
         process.terminate()
         process.wait(5)
+
+
+@pytest.fixture
+def input_log(xvfb: str) -> Iterator[InputLog]:
+    with run_input_logger(xvfb) as log:
+        yield log

@@ -6,6 +6,11 @@ an :class:`~keel.pairux.host.control.injector.EchoFilter` and the listener skips
 left is the host's input, and ``on_input`` (normally :meth:`Arbiter.host_input`) pauses remote
 control. The listener runs on a thread of its own with two display connections (XRecord's
 blocks while enabled; the other stops it).
+
+It also watches for the emergency hotkey, :data:`HOTKEY` (Ctrl+Alt+Shift+Escape: no desktop we
+know binds it, and unlike Ctrl+Alt+Backspace it cannot zap an X server), pressed by the host's
+own hands. Injected keys are echoes and never count, so a controller can neither fire nor hold
+it off.
 """
 
 from __future__ import annotations
@@ -16,18 +21,34 @@ from typing import Any
 
 from keel.pairux.host.control.injector import EchoFilter
 
-__all__ = ["HostInputListener"]
+__all__ = ["HOTKEY", "HostInputListener"]
+
+HOTKEY: tuple[tuple[str, ...], ...] = (
+    ("Control_L", "Control_R"),
+    ("Alt_L", "Alt_R", "Meta_L", "Meta_R"),
+    ("Shift_L", "Shift_R"),
+    ("Escape",),
+)
+"""The emergency revoke: one key of each group held, the last group's pressed last."""
 
 
 class HostInputListener:
     """Calls ``on_input`` from its own thread for each input event not in ``echoes``."""
 
     def __init__(
-        self, display_name: str | None, *, echoes: EchoFilter, on_input: Callable[[], None]
+        self,
+        display_name: str | None,
+        *,
+        echoes: EchoFilter,
+        on_input: Callable[[], None],
+        on_hotkey: Callable[[], None] | None = None,
     ) -> None:
         self._display_name = display_name
         self._echoes = echoes
         self._on_input = on_input
+        self._on_hotkey = on_hotkey
+        self._hotkey: list[frozenset[int]] = []
+        self._held: set[int] = set()
         self._record: Any = None
         self._control: Any = None
         self._context: Any = None
@@ -41,7 +62,7 @@ class HostInputListener:
         if not self._display_name:
             return False
         try:
-            from Xlib import X, display
+            from Xlib import XK, X, display
             from Xlib.ext import record
 
             self._control = display.Display(self._display_name)
@@ -49,6 +70,14 @@ class HostInputListener:
             if not self._record.has_extension("RECORD"):
                 self.stop()
                 return False
+            self._hotkey = [
+                frozenset(
+                    code
+                    for name in group
+                    if (code := self._control.keysym_to_keycode(XK.string_to_keysym(name)))
+                )
+                for group in HOTKEY
+            ]
             self._context = self._record.record_create_context(
                 0,
                 [record.AllClients],
@@ -123,3 +152,18 @@ class HostInputListener:
             if not self._echoes.is_echo(kind, detail):
                 self.seen += 1
                 self._on_input()
+                if kind == "key" and isinstance(detail, int):
+                    self._track_key(detail, pressed=event.type == X.KeyPress)
+
+    def _track_key(self, keycode: int, *, pressed: bool) -> None:
+        if not pressed:
+            self._held.discard(keycode)
+            return
+        self._held.add(keycode)
+        *modifiers, last = self._hotkey or [frozenset()]
+        if (
+            self._on_hotkey is not None
+            and keycode in last
+            and all(group & self._held for group in modifiers)
+        ):
+            self._on_hotkey()

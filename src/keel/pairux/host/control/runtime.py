@@ -4,13 +4,14 @@ expiry, the stuck-key watchdog, the ``cursors`` broadcast).
 
 The host agent builds one with :func:`build`, calls :meth:`HostControl.start`, runs
 :meth:`HostControl.run` as a task, and hands each viewer's ``control`` data channel to
-``control.hub.open(...)``.
+``control.hub.open(...)``. The emergency hotkey (``hostinput.HOTKEY``) is heard on the
+listener's thread and handled on the loop that runs :meth:`HostControl.run`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from keel.core.clock import Clock
@@ -32,6 +33,20 @@ class HostControl:
     arbiter: Arbiter
     audit: AuditLog | None
     listener: HostInputListener | None
+    hotkeys: int = 0
+    """Emergency revokes by the hotkey (for tests and the host's terminal)."""
+    _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
+
+    def hotkey(self) -> None:
+        """The host pressed the emergency hotkey (called from the listener's thread): every
+        grant ends and everything held is released, on the session's loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._emergency)
+
+    def _emergency(self) -> None:
+        self.hotkeys += 1
+        self.hub.emergency_revoke()
 
     def start(self) -> bool:
         """Open the injector and start listening for the host's own input. False when input
@@ -46,7 +61,7 @@ class HostControl:
         change, until cancelled."""
         last: messages.Cursors | None = None
         next_tick = 0.0
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         while True:
             now = loop.time()
             if now >= next_tick:
@@ -86,12 +101,16 @@ def build(
         path = data_dir / "pairux-audit" / f"{session_id}.jsonl"
         audit = AuditLog(path, audit_key(data_dir), clock=clock, session_id=session_id)
     listener: HostInputListener | None = None
+    control_ref: list[HostControl] = []
     if injector is None:
         echoes = EchoFilter()
         injector = XTestInjector(display, echoes=echoes)
         arbiter_ref: list[Arbiter] = []
         listener = HostInputListener(
-            display, echoes=echoes, on_input=lambda: arbiter_ref[0].host_input()
+            display,
+            echoes=echoes,
+            on_input=lambda: arbiter_ref[0].host_input(),
+            on_hotkey=lambda: control_ref[0].hotkey() if control_ref else None,
         )
     arbiter = Arbiter(
         grants=grants,
@@ -103,4 +122,6 @@ def build(
     if listener is not None:
         arbiter_ref.append(arbiter)
     hub = ControlHub(grants=grants, arbiter=arbiter, audit=audit)
-    return HostControl(hub=hub, grants=grants, arbiter=arbiter, audit=audit, listener=listener)
+    control = HostControl(hub=hub, grants=grants, arbiter=arbiter, audit=audit, listener=listener)
+    control_ref.append(control)
+    return control

@@ -1,0 +1,1 @@
+"""The viewer: a browser page served by the pairux app (no install, no CDN)."""
