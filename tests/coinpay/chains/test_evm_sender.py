@@ -339,7 +339,7 @@ async def test_a_token_sweep_waits_for_one_top_up_even_while_it_sits_in_the_pool
         with pytest.raises(SweepWaiting, match="wei for its token sweep's gas"):
             await sender.sign((token_input(1, address),), fresh_address())
         # the pending balance counts it, or (a provider without a pool view) the sender asks
-        with pytest.raises(SweepWaiting, match="in the pool|on its way"):
+        with pytest.raises(SweepWaiting, match=r"in the pool|on its way"):
             await sender.sign((token_input(1, address),), fresh_address())
         pool = anvil.rpc("txpool_content")["pending"]
         assert list(pool) == [wallet.address.lower()] or list(pool) == [wallet.address]
