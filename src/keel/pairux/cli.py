@@ -123,11 +123,13 @@ def host(
         bool, typer.Option(help="Keep the signed audit log under the data directory.")
     ] = True,
 ) -> None:
-    """Share this X display in a room: viewers join with the code; control is granted here.
+    """Share this X display in a room; viewers join with its code.
 
-    Emergency revoke: Ctrl+Alt+Shift+Escape on the shared display (your own keyboard; a
-    controller cannot type it), or SIGUSR1 to this process (``kill -USR1 <pid>``): every grant
-    ends and every key and button held remotely is released. Ctrl+C leaves the room."""
+    Control is granted here, never by the server.
+
+    Emergency revoke: Ctrl+Alt+Shift+Escape on the shared display,
+    or kill -USR1 <pid>. Every grant ends and every key and button
+    held remotely is released. Ctrl+C leaves the room."""
     import asyncio
     import os
     import signal
