@@ -46,6 +46,12 @@ __all__ = ["AgentOptions", "HostAgent", "ask_in_terminal", "policy"]
 
 log = get_logger("keel.pairux.host")
 
+RECONNECT_FIRST_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 10.0
+# The server's close code when a room ends (keel.pairux.signaling.hub.CLOSE_ROOM_ENDED: the host
+# agent talks to the server over the wire only, so the number is restated here).
+CLOSE_ROOM_ENDED = 4010
+
 Decide = Callable[[str, str], Awaitable[bool]]
 """The host's answer to a control request: (participant id, display name) -> allow."""
 GrantPolicy = Literal["ask", "all", "none"]
@@ -190,36 +196,76 @@ class HostAgent:
         if self.on_room is not None:
             self.on_room(admission)
         ws_url = _ws_url(self.options.server, admission["ws"])
-        async with connect(ws_url, max_size=2**20, open_timeout=15) as ws:
-            await ws.send(json.dumps({"type": "hello", "token": admission["token"]}))
-            welcome = json.loads(await ws.recv())
-            if welcome.get("type") != "welcome":
-                raise RuntimeError(f"the server refused the connection: {welcome.get('code')}")
-            self._start_control(welcome)
-            writer = self._spawn(self._write(ws))
-            media = self._spawn(self.media.run())
-            adapt = self._spawn(self.media.adapt(lambda: [p.link for p in self.peers.values()]))
-            assert self.control is not None
-            ticks = self._spawn(self.control.run())
-            self._welcome(welcome)
-            self.ready.set()
-            reader = self._spawn(self._read(ws))
-            stopping = self._spawn(stop.wait())
-            try:
-                await asyncio.wait({reader, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                with contextlib.suppress(Exception):
-                    await ws.send(json.dumps({"type": "leave"}))
-                await self._close_all()
-                self.media.stop()
-                for task in (reader, stopping, writer, adapt, ticks):
-                    task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await media
-                await asyncio.gather(reader, stopping, writer, adapt, ticks, return_exceptions=True)
-                self.media.close()
-                if self.control is not None:
-                    self.control.close()
+        # Media and control run for the whole session; the signaling socket may drop (a server
+        # restart closes it with 1012) and is opened again with the same token: peers already
+        # connected keep streaming meanwhile, since their media never passes the server.
+        started: list[asyncio.Task[Any]] = []
+        try:
+            delay = RECONNECT_FIRST_SECONDS
+            while not stop.is_set():
+                outcome = await self._signal_once(ws_url, admission["token"], stop, started)
+                if outcome in ("stopped", "ended"):
+                    break
+                if outcome == "refused":  # a token the server no longer takes stays refused
+                    if not self.ready.is_set():
+                        raise RuntimeError("the server refused the connection")
+                    break
+                if outcome == "connected":
+                    delay = RECONNECT_FIRST_SECONDS  # it had worked: start over
+                log.warning("pairux_signaling_lost", retry_in=delay, outcome=outcome)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+        finally:
+            await self._close_all()
+            self.media.stop()
+            for task in started:
+                task.cancel()
+            await asyncio.gather(*started, return_exceptions=True)
+            self.media.close()
+            if self.control is not None:
+                self.control.close()
+
+    async def _signal_once(
+        self, ws_url: str, token: str, stop: asyncio.Event, started: list[asyncio.Task[Any]]
+    ) -> Literal["stopped", "ended", "refused", "lost", "connected"]:
+        """One signaling connection, until it drops ("lost", or "connected" if it had worked),
+        the room ends, the server refuses the token, or ``stop`` is set."""
+        try:
+            async with connect(ws_url, max_size=2**20, open_timeout=15) as ws:
+                await ws.send(json.dumps({"type": "hello", "token": token}))
+                welcome = json.loads(await ws.recv())
+                if welcome.get("type") != "welcome":
+                    log.warning("pairux_signaling_refused", code=welcome.get("code"))
+                    return "refused"
+                if self.control is None:  # the first connection starts the session
+                    self._start_control(welcome)
+                    assert self.control is not None
+                    started.append(self._spawn(self.media.run()))
+                    started.append(self._spawn(self.media.adapt(self._links)))
+                    started.append(self._spawn(self.control.run()))
+                writer = self._spawn(self._write(ws))
+                self._welcome(welcome)
+                self.ready.set()
+                reader = self._spawn(self._read(ws))
+                stopping = self._spawn(stop.wait())
+                try:
+                    await asyncio.wait({reader, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    if stopping.done():
+                        with contextlib.suppress(Exception):
+                            await ws.send(json.dumps({"type": "leave"}))
+                        return "stopped"
+                    return "ended" if reader.result() == "ended" else "connected"
+                finally:
+                    for task in (reader, stopping, writer):
+                        task.cancel()
+                    await asyncio.gather(reader, stopping, writer, return_exceptions=True)
+        except (OSError, ConnectionClosed, TimeoutError, json.JSONDecodeError) as exc:
+            log.warning("pairux_signaling_failed", error=type(exc).__name__)
+            return "lost"
+
+    def _links(self) -> list[rtc.ViewerLink]:
+        return [p.link for p in self.peers.values()]
 
     async def _enter(self, http: httpx.AsyncClient) -> dict[str, Any]:
         if self.options.room_code is None:
@@ -261,7 +307,8 @@ class HostAgent:
                 self.members[p["id"]] = p["name"]
         if self.is_host:
             for pid, name in list(self.members.items()):
-                self._spawn(self._offer(pid, name))
+                if pid not in self.peers:  # after a reconnect, live peers keep streaming
+                    self._spawn(self._offer(pid, name))
 
     # -- signaling -------------------------------------------------------------------------
 
@@ -273,14 +320,19 @@ class HostAgent:
             message = await self._outbox.get()
             await ws.send(json.dumps(message, separators=(",", ":")))
 
-    async def _read(self, ws: ClientConnection) -> None:
+    async def _read(self, ws: ClientConnection) -> str:
+        """Handle the server's messages; "ended" when the room ended, "lost" when the socket
+        closed under us."""
         try:
             async for frame in ws:
                 message = json.loads(frame)
                 if isinstance(message, dict) and not await self._on_message(message):
-                    return
-        except ConnectionClosed:
-            log.warning("pairux_signaling_closed")
+                    return "ended"
+        except ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code == CLOSE_ROOM_ENDED:
+                return "ended"
+            log.warning("pairux_signaling_closed", code=exc.rcvd.code if exc.rcvd else None)
+        return "lost"
 
     async def _on_message(self, m: dict[str, Any]) -> bool:
         kind, sender = m.get("type"), m.get("from")

@@ -82,16 +82,32 @@ $("join").addEventListener("submit", async (event) => {
 
 // -- signaling -------------------------------------------------------------------------------
 
-function connect(token, path) {
+// Close codes after which coming back cannot help: the room ended, the token is no longer
+// taken, or another tab of ours took the seat.
+const FINAL_CLOSES = new Set([4001, 4009, 4010]);
+const RECONNECT_MAX_MS = 10000;
+
+function connect(token, path, delay = 500) {
   const url = new URL(path, location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(url);
   state.ws = ws;
   ws.onopen = () => ws.send(JSON.stringify({ type: "hello", token }));
-  ws.onmessage = (event) => onSignal(JSON.parse(event.data));
+  ws.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "welcome") delay = 500; // it worked: a later drop starts over
+    onSignal(message);
+  };
   ws.onclose = (event) => {
-    status(event.code === 4010 ? "The room has ended." : `Disconnected (${event.code}).`);
-    setControl(false);
+    if (FINAL_CLOSES.has(event.code)) {
+      status(event.code === 4010 ? "The room has ended." : `Disconnected (${event.code}).`);
+      setControl(false);
+      return;
+    }
+    // A server restart (1012) or a network blip: the picture goes on peer to peer while the
+    // signaling comes back with the same token.
+    status("Reconnecting…");
+    setTimeout(() => connect(token, path, Math.min(delay * 2, RECONNECT_MAX_MS)), delay);
   };
 }
 
@@ -170,7 +186,11 @@ async function answer(hostId, sdp) {
     if (pc !== state.pc) return;
     const s = pc.connectionState;
     if (s === "connected") status("Connected");
-    else if (s === "failed") status("Connection failed");
+    else if (s === "failed") {
+      // Ask the host for a new offer with fresh ICE (a changed network, a NAT rebinding).
+      status("Connection failed; asking the host to reconnect…");
+      signal({ type: "restart", to: hostId });
+    }
     else if (s === "disconnected") status("Connection interrupted…");
   };
   pc.ondatachannel = (event) => {
