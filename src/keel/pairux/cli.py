@@ -110,6 +110,15 @@ def host(
         str,
         typer.Option(help="Control requests: ask (a y/n prompt here), all (allow), none (refuse)."),
     ] = "ask",
+    grant_minutes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=24 * 60,
+            help="Grant control for this long; a minute before it lapses you are asked to "
+            "extend it (as --grant decides). Default: until revoked.",
+        ),
+    ] = None,
     codec: Annotated[str, typer.Option(help="vp8 or h264.")] = "vp8",
     account_key: Annotated[
         str | None,
@@ -156,6 +165,7 @@ def host(
         codec=codec,  # type: ignore[arg-type]
         account_key=account_key,
         data_dir=Path(KeelSettings().data_dir) if audit else None,
+        grant_minutes=grant_minutes,
     )
 
     def announce(admission: dict[str, Any]) -> None:

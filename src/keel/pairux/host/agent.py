@@ -21,6 +21,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,6 +108,8 @@ class AgentOptions:
     data_dir: Path | None = None
     """Where the signed audit log goes (``pairux-audit/``); None: no audit log."""
     max_controllers: int = 3
+    grant_minutes: int | None = None
+    """Grants last this long and are re-confirmed before they lapse; None: until revoked."""
 
 
 @dataclass(eq=False)
@@ -464,6 +467,8 @@ class HostAgent:
             if pid in self._granted:
                 self._granted.discard(pid)
                 self._send({"type": "control-revoke", "participant": pid})
+        elif event.kind == "reconfirm":
+            self._spawn(self._reconfirm(pid))
         elif event.kind == "denied" and pid in self._asked_over_ws:
             self._send({"type": "control-revoke", "participant": pid})  # the server's "denied"
         if event.kind != "requested":
@@ -482,7 +487,21 @@ class HostAgent:
             control.grants.deny(pid)
             return
         with contextlib.suppress(GrantRefused):
-            control.grants.grant(pid)
+            control.grants.grant(pid, duration=self._grant_duration())
+
+    def _grant_duration(self) -> timedelta | None:
+        minutes = self.options.grant_minutes
+        return None if minutes is None else timedelta(minutes=minutes)
+
+    async def _reconfirm(self, pid: str) -> None:
+        """A timed grant is about to lapse: the host decides again (the same policy as the
+        request: a prompt, or all/none); no answer lets it lapse."""
+        name = self.members.get(pid) or (self.peers[pid].name if pid in self.peers else "")
+        keep = await self.decide(pid, name)
+        duration = self._grant_duration()
+        if keep and duration is not None and self.control is not None:
+            with contextlib.suppress(GrantRefused):
+                self.control.grants.extend(pid, duration)
 
     def _spawn(self, work: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(work)
