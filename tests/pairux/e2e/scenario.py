@@ -202,6 +202,9 @@ async def _main_run(
     await asyncio.sleep(0.5)
     facts["events_before_grant"] = _events(log, before)
     facts["server_heard_candidate"] = await _reported_candidate(server, room_id, viewer_id)
+    # Half the control channel's ping round trip: the page's input latency figure.
+    await poll(page, "Number.isFinite(window.pairux.stats.inputLatencyMs)", 6)
+    facts["input_latency_ms"] = await page.evaluate("window.pairux.stats.inputLatencyMs")
 
     # The viewer asks; the host's policy allows; the button says so.
     await page.click("#control")

@@ -56,6 +56,7 @@ def test_the_viewer_decodes_the_hosts_screen_and_sees_the_app(run: Any) -> None:
     assert main["viewer_is_peer"]
     # The page reported its quality as the hub's ``stats`` message (accepted, recorded).
     assert main["server_heard_candidate"] == main["stats"]["candidateType"]
+    assert 0 <= main["input_latency_ms"] < 100  # over the control channel, on loopback
     assert main["page_errors"] == []
 
 
