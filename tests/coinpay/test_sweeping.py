@@ -335,3 +335,25 @@ async def test_a_sweep_no_node_accepts_is_reported_stuck(harness: Harness) -> No
     assert SWEEPS_STUCK.labels("test", "LTC")._value.get() == 1
     shown = await api_payment(harness, payment_id)
     assert (shown["status"], shown["forwarding_reason"]) == ("forwarding", NOT_SENT)
+
+
+async def test_payments_that_cannot_go_do_not_starve_the_others(harness: Harness) -> None:
+    """Two payments the sender always refuses, two slots a round: the third payment, which
+    can go, is swept in the next round instead of waiting behind them for ever."""
+    ids = sorted(await forwarding(harness, 3))  # confirmed together: in line by id
+    refused = set(ids[:2])  # the first two in line
+
+    @dataclass
+    class Picky(ScriptedSender):
+        batch_limit: int = 1
+
+        async def sign(self, inputs: tuple[SweepInput, ...], platform_address: str) -> SignedSweep:
+            if inputs[0].payment_id in refused:
+                raise ValueError("dust")
+            return await super().sign(inputs, platform_address)
+
+    sender = Picky()
+    await sweeper(harness, sender, parallel=2).round()
+    assert sender.signed == []  # both slots went to the two that cannot go
+    await sweeper(harness, sender, parallel=2).round()
+    assert sender.payments_on_chain() == {ids[2]: 1}

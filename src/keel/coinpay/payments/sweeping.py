@@ -34,7 +34,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from keel.coinpay import lifecycle, models
 from keel.coinpay.assets import coins_on
@@ -142,7 +142,10 @@ class Sweeper:
                         t.c.sweep_id.is_(None),
                         t.c.custody == "system",
                     )
-                    .order_by(t.c.confirmed_at, t.c.id)
+                    # Payments a sender refused or left out before (they carry a note) come
+                    # after the others: a few that cannot go must not take every slot of
+                    # every round and starve the rest.
+                    .order_by(t.c.settlement_note.is_not(None), t.c.confirmed_at, t.c.id)
                     .limit(limit)
                 )
             ).all()
@@ -150,13 +153,24 @@ class Sweeper:
         size = self.sender.batch_limit
         batches = [tuple(waiting[i : i + size]) for i in range(0, len(waiting), size)]
         done = await _bounded(self._parallel, self._sign_one, batches)
-        # A refusal (dust, a contract payee, no seed) repeats every round: once a payment has
-        # waited past the threshold it is counted, so it cannot sit in forwarding unseen.
+        # A refusal (dust, a contract payee, no seed), a wait or a left-out payment repeats
+        # every round: once one has waited past the threshold it is counted, so it cannot sit
+        # in forwarding unseen.
         overdue = self._gw.clock.now() - self._stuck_after
-        refused = [b for b, ok in zip(batches, done, strict=True) if ok is None]
-        UNSIGNED_STUCK.labels(self.mode, self.chain).set(
-            sum(1 for b in refused for p in b if p.updated_at < overdue)
-        )
+        async with self._gw.sessions() as session:
+            unsigned = await session.scalar(
+                select(func.count())
+                .select_from(t)
+                .where(
+                    t.c.mode == self.mode,
+                    t.c.blockchain.in_(self._coins),
+                    t.c.status == Status.FORWARDING.value,
+                    t.c.sweep_id.is_(None),
+                    t.c.custody == "system",
+                    t.c.updated_at < overdue,
+                )
+            )
+        UNSIGNED_STUCK.labels(self.mode, self.chain).set(unsigned or 0)
         return sum(1 for ok in done if ok)
 
     async def _sign_one(self, batch: tuple[Payment, ...]) -> bool | None:
