@@ -65,6 +65,7 @@ async def test_a_late_tick_is_skipped_not_queued() -> None:
             return super().grab(index)
 
     hub = fanout.Fanout()
+    hub.add_viewer("v")  # someone watches: frames are grabbed
     media = pipeline.MediaPipeline(SlowSource(320, 180), hub, start_rung=2)
     runner = asyncio.create_task(media.run())
     await asyncio.sleep(1.2)
@@ -74,3 +75,26 @@ async def test_a_late_tick_is_skipped_not_queued() -> None:
     assert media.frames_skipped >= 5
     assert media.frames_encoded == media.frames_captured
     assert 10 <= media.frames_captured + media.frames_skipped <= 20
+
+
+async def test_nothing_is_grabbed_or_encoded_while_nobody_watches() -> None:
+    hub = fanout.Fanout()
+    media = pipeline.MediaPipeline(capture.SyntheticSource(320, 180), hub, start_rung=2)
+    runner = asyncio.create_task(media.run())
+    try:
+        await asyncio.sleep(0.4)
+        assert (media.frames_captured, media.frames_encoded) == (0, 0)
+        assert media.frames_idle > 0
+        track = hub.add_viewer("v")
+        first = await asyncio.wait_for(track.recv(), 5)
+        assert first.is_keyframe  # the first frame a joining viewer gets decodes
+        assert media.frames_encoded >= 1
+        hub.remove_viewer("v")
+        await asyncio.sleep(0.2)
+        encoded = media.frames_encoded
+        await asyncio.sleep(0.4)
+        assert media.frames_encoded == encoded  # idle again
+    finally:
+        media.stop()
+        await runner
+        media.close()

@@ -63,6 +63,7 @@ class MediaPipeline:
         self.encoder: VideoEncoder | None = None
         self.frames_captured = 0
         self.frames_skipped = 0
+        self.frames_idle = 0  # ticks with no viewer: nothing grabbed or encoded
         self.capture_times: dict[int, float] = {}  # frame index -> clock() at grab (oracle)
         self._clock = clock
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pairux-media")
@@ -116,6 +117,12 @@ class MediaPipeline:
                     if self._stopping.is_set():
                         break
                 rung = self.rung
+                if not self.fanout.viewers():
+                    # Nobody watches: no grab, no encode (the host's CPU is its own). The next
+                    # viewer's join asks for a keyframe, so the first frame it gets decodes.
+                    self.frames_idle += 1
+                    next_tick = max(next_tick + 1 / rung.fps, self._clock())
+                    continue
                 keyframe = self.fanout.gate.take()
                 packets = await loop.run_in_executor(
                     self._worker, self._grab_and_encode, index, start, rung, keyframe
