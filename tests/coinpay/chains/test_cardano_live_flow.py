@@ -32,6 +32,8 @@ from keel.coinpay.chains.cardano_sender import (
 from keel.coinpay.chains.cardano_tx import ProtocolParams
 from keel.coinpay.chains.koios import KoiosClient
 from keel.coinpay.chains.utxo_sender import NotSweepable
+from keel.coinpay.payments import sweeping
+from keel.coinpay.payments.model import Payment
 from keel.coinpay.wallets import Family, HDRoot
 from tests.coinpay.chains.koios_chain import EPOCH_PARAMS, KoiosChain, Output
 from tests.coinpay.chains.test_nodes_ltc_live_flow import announced, signed_by
@@ -88,15 +90,8 @@ async def fetch(h: Harness, payment_id: str) -> dict[str, Any]:
 
 
 def sweep_input(row: Any) -> SweepInput:
-    return SweepInput(
-        payment_id=row.id,
-        coin=row.blockchain,
-        address=row.payment_address,
-        derivation_index=row.derivation_index,
-        received=int(row.received_amount),
-        commission=int(row.commission_amount),
-        merchant_address=row.payout_address,
-    )
+    """What the sweeper hands a sender for this payment row."""
+    return sweeping.sweep_input(Payment.from_row(row))
 
 
 async def payment_row(h: Harness, payment_id: str) -> Any:

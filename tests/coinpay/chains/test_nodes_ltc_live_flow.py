@@ -24,6 +24,8 @@ from keel.coinpay.chains import config, sources
 from keel.coinpay.chains.base import ChainSource, SweepInput
 from keel.coinpay.chains.rpc import RpcClient
 from keel.coinpay.chains.utxo_sender import UtxoSender, open_utxo_sender, split_fee
+from keel.coinpay.payments import sweeping
+from keel.coinpay.payments.model import Payment
 from keel.coinpay.wallets import Family, HDRoot, Network, output_script
 from keel.core.jobs import Periodic
 from tests.chains_nodes import ChainNodes, Litecoind
@@ -398,15 +400,8 @@ async def payment_rows(h: Harness, ids: list[str]) -> list[Any]:
 
 
 def sweep_input(row: Any) -> SweepInput:
-    return SweepInput(
-        payment_id=row.id,
-        coin=row.blockchain,
-        address=row.payment_address,
-        derivation_index=row.derivation_index,
-        received=int(row.received_amount),
-        commission=int(row.commission_amount),
-        merchant_address=row.payout_address,
-    )
+    """What the sweeper hands a sender for this payment row."""
+    return sweeping.sweep_input(Payment.from_row(row))
 
 
 async def test_a_legacy_p2pkh_sweep_as_signed_for_dogecoin_is_valid_on_a_real_node(

@@ -175,7 +175,7 @@ class Sweeper:
 
     async def _sign_one(self, batch: tuple[Payment, ...]) -> bool | None:
         """True: signed and claimed; False: another worker claimed first; None: refused."""
-        inputs = tuple(_input(p) for p in batch)
+        inputs = tuple(sweep_input(p) for p in batch)
         try:
             signed = await self.sender.sign(inputs, self._platform)
         except SweepWaiting as exc:
@@ -300,7 +300,7 @@ class Sweeper:
         if not batch or any(p.status != Status.FORWARDING.value for p in batch):
             return None
         try:
-            signed = await sender.sign(tuple(_input(p) for p in batch), self._platform)
+            signed = await sender.sign(tuple(sweep_input(p) for p in batch), self._platform)
         except Exception as exc:
             SWEEP_ERRORS.labels(self.chain, "sign").inc()
             await self._note(sweep.id, f"signing again failed: {exc}"[:2000], NOT_SENT)
@@ -481,7 +481,8 @@ async def _one_sweep_per_address(session: Any, batch: tuple[Payment, ...]) -> No
         raise _Taken()
 
 
-def _input(payment: Payment) -> SweepInput:
+def sweep_input(payment: Payment) -> SweepInput:
+    """What a sender is given of a payment in forwarding: its funds, split and payout."""
     commission = payment.commission_amount or 0
     return SweepInput(
         payment_id=payment.id,
