@@ -1,5 +1,6 @@
 """A real X server for the injection tests: ``Xvfb`` on a display number it picks itself
-(``-displayfd``: no race for a free number), 1280x720, no TCP, killed at teardown; and the
+(``-displayfd``: no race for a free number), 1280x720, no TCP, never resetting between
+clients, ready once a client can connect and see XTEST, killed at teardown; and the
 Tk app that logs what it receives (``input_logger.py``), started fresh for each test.
 
 Without ``Xvfb`` the tests skip, except under ``KEEL_TEST_CHAIN_NODES=1`` or ``CI=true``,
@@ -30,16 +31,42 @@ LOGGER = Path(__file__).with_name("input_logger.py")
 WIDTH, HEIGHT = 1280, 720
 
 
+def _wait_for_clients(display: str, within_s: float) -> None:
+    """Return once an X client can connect to ``display`` and finds XTEST there."""
+    from Xlib import display as xdisplay
+
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            connection = xdisplay.Display(display)
+        except Exception as error:  # Xlib's own errors and OSError alike mean "not yet"
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Xvfb on {display} refuses clients: {error}") from error
+            time.sleep(0.05)
+            continue
+        try:
+            if connection.query_extension("XTEST").present:
+                return
+            raise RuntimeError(f"Xvfb on {display} has no XTEST extension")
+        finally:
+            connection.close()
+
+
 @contextmanager
-def run_xvfb() -> Iterator[str]:
-    """A private Xvfb until the block ends; yields its display name (``:N``)."""
+def run_xvfb(width: int = WIDTH, height: int = HEIGHT) -> Iterator[str]:
+    """A private Xvfb until the block ends; yields its display name (``:N``).
+
+    ``-noreset``: by default an X server regenerates when its last client leaves, and a client
+    connecting during that (a test starting right after the previous one closed everything)
+    is refused; that made one control test fail about one CI run in three."""
     binary = shutil.which("Xvfb")
     if binary is None:
         raise FileNotFoundError("Xvfb (Debian xvfb) is not installed")
     read_end, write_end = os.pipe()
-    screen = f"{WIDTH}x{HEIGHT}x24"
+    screen = f"{width}x{height}x24"
+    options = ["-screen", "0", screen, "-nolisten", "tcp", "-noreset"]
     process = subprocess.Popen(
-        [binary, "-displayfd", str(write_end), "-screen", "0", screen, "-nolisten", "tcp"],
+        [binary, "-displayfd", str(write_end), *options],
         pass_fds=(write_end,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -50,6 +77,7 @@ def run_xvfb() -> Iterator[str]:
         number = os.read(read_end, 32).decode().strip() if ready else ""
         if not number:
             raise RuntimeError("Xvfb did not report its display number within 10 s")
+        _wait_for_clients(f":{number}", 10.0)
         yield f":{number}"
     finally:
         os.close(read_end)

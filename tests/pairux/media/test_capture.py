@@ -1,11 +1,7 @@
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import av
 import numpy as np
@@ -13,6 +9,7 @@ import pytest
 
 from keel.pairux.host.media import capture, encoder
 from tests.conftest import need_service
+from tests.pairux.control.conftest import run_xvfb
 
 
 @pytest.mark.parametrize(("width", "height"), [(1280, 720), (640, 360), (320, 180)])
@@ -47,25 +44,11 @@ def test_the_pattern_still_reads_after_vp8_at_half_scale() -> None:
 
 
 @pytest.fixture
-def xvfb_display(tmp_path: Path) -> Iterator[str]:
+def xvfb_display() -> Iterator[str]:
     if shutil.which("Xvfb") is None:
         need_service("Xvfb (Debian package xvfb)")
-    display = f":{90 + os.getpid() % 500}"
-    proc = subprocess.Popen(
-        ["Xvfb", display, "-screen", "0", "640x480x24", "-nolisten", "tcp", "-br"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        socket = Path(f"/tmp/.X11-unix/X{display[1:]}")
-        deadline = time.monotonic() + 10
-        while not socket.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert socket.exists(), "Xvfb did not start"
+    with run_xvfb(640, 480) as display:
         yield display
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_screen_source_grabs_the_x_display(xvfb_display: str) -> None:
