@@ -21,13 +21,17 @@ from keel.core.settings import KeelSettings
 from keel.pairux.app import create_app as create_pairux
 from keel.pairux.cli import app as pairux_cli
 from keel.pairux.settings import PairuxSettings
+from keel.roadmaps.app import create_app as create_roadmaps
+from keel.roadmaps.cli import app as roadmaps_cli
+from keel.roadmaps.settings import RoadmapsSettings
 
 app = typer.Typer(help="Keel: self-hostable products on one hardened core.", no_args_is_help=True)
 app.add_typer(coinpay_cli, name="coinpay")
 app.add_typer(bittorrented_cli, name="bittorrented")
 app.add_typer(pairux_cli, name="pairux")
+app.add_typer(roadmaps_cli, name="roadmaps")
 
-PRODUCTS = ("coinpay", "bittorrented", "pairux")
+PRODUCTS = ("coinpay", "bittorrented", "pairux", "roadmaps")
 
 
 def _build(name: str, core: KeelSettings) -> Product:
@@ -42,6 +46,10 @@ def _build(name: str, core: KeelSettings) -> Product:
     if name == "pairux":
         return create_pairux(
             PairuxSettings(), data_dir=str(core.data_dir), rate_limits=core.rate_limits()
+        )
+    if name == "roadmaps":
+        return create_roadmaps(
+            RoadmapsSettings(), data_dir=str(core.data_dir), rate_limits=core.rate_limits()
         )
     raise typer.BadParameter(f"unknown product {name!r}; known: {', '.join(PRODUCTS)}")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,7 +19,6 @@ from keel.core.clock import Clock, SystemClock
 MIGRATIONS = "keel.bittorrented:migrations"
 VERSION_TABLE = "bittorrented_alembic_version"
 CURSOR_KEY_FILE = "bittorrented-cursor.key"
-_KEY_FILE_ATTEMPTS = 20
 
 
 def database_url(configured: str, data_dir: str = "var") -> str:
@@ -63,18 +61,7 @@ def cursor_key(settings: BittorrentedSettings, data_dir: str) -> bytes:
     ``data_dir`` (created on first start, then shared by every process using that dir)."""
     if settings.cursor_secret is not None:
         return crypto.parse_key(settings.cursor_secret.get_secret_value())
-    path = Path(data_dir) / CURSOR_KEY_FILE
-    for attempt in range(_KEY_FILE_ATTEMPTS):
-        try:
-            encoded, _created = crypto.load_or_create_key_file(path)
-            return crypto.parse_key(encoded)
-        except (FileExistsError, crypto.InvalidKey):
-            # Another process is creating it (between our look and our create, or before its
-            # write): read it again shortly. A file still unreadable then is really broken.
-            if attempt == _KEY_FILE_ATTEMPTS - 1:
-                raise
-            time.sleep(0.05)
-    raise AssertionError("unreachable")
+    return crypto.parse_key(crypto.shared_key_file(Path(data_dir) / CURSOR_KEY_FILE))
 
 
 async def open_indexer(

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -127,3 +128,22 @@ def load_or_create_key_file(path: Path) -> tuple[str, bool]:
     with os.fdopen(fd, "w") as handle:
         handle.write(encoded + "\n")
     return encoded, True
+
+
+_KEY_FILE_ATTEMPTS = 20
+
+
+def shared_key_file(path: Path) -> str:
+    """The base64 key in ``path``, created on first use (mode 0600) and then shared by every
+    process using that file. A process that loses the race to create it reads it again shortly:
+    the file may exist before its writer has finished."""
+    for attempt in range(_KEY_FILE_ATTEMPTS):
+        try:
+            encoded, _created = load_or_create_key_file(path)
+            parse_key(encoded)
+            return encoded
+        except (FileExistsError, InvalidKey):
+            if attempt == _KEY_FILE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")

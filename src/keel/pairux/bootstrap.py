@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,6 @@ MIGRATIONS = "keel.pairux:migrations"
 VERSION_TABLE = "pairux_alembic_version"
 SERVER_KEY_FILE = "pairux-server.key"
 TURN_KEY_FILE = "pairux-turn.key"
-_KEY_FILE_ATTEMPTS = 20
 
 
 def database_url(configured: str, data_dir: str = "var") -> str:
@@ -33,33 +31,17 @@ async def open_database(url: str) -> AsyncEngine:
     return engine
 
 
-def key_file(path: Path) -> str:
-    """The base64 key in ``path``, created on first use (mode 0600) and then shared by every
-    process using that data dir."""
-    for attempt in range(_KEY_FILE_ATTEMPTS):
-        try:
-            encoded, _created = crypto.load_or_create_key_file(path)
-            crypto.parse_key(encoded)
-            return encoded
-        except (FileExistsError, crypto.InvalidKey):
-            # Another process is creating it: read it again shortly.
-            if attempt == _KEY_FILE_ATTEMPTS - 1:
-                raise
-            time.sleep(0.05)
-    raise AssertionError("unreachable")
-
-
 def server_secret(settings: PairuxSettings, data_dir: str) -> bytes:
     if settings.server_secret is not None:
         return crypto.parse_key(settings.server_secret.get_secret_value())
-    return crypto.parse_key(key_file(Path(data_dir) / SERVER_KEY_FILE))
+    return crypto.parse_key(crypto.shared_key_file(Path(data_dir) / SERVER_KEY_FILE))
 
 
 def turn_secret(settings: PairuxSettings, data_dir: str) -> bytes:
     """coturn's ``static-auth-secret``, as the bytes both sides key HMAC-SHA1 with."""
     if settings.turn_secret is not None:
         return settings.turn_secret.get_secret_value().encode()
-    return key_file(Path(data_dir) / TURN_KEY_FILE).encode()
+    return crypto.shared_key_file(Path(data_dir) / TURN_KEY_FILE).encode()
 
 
 def capacity(settings: PairuxSettings) -> rooms.Capacity:

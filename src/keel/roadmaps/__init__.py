@@ -1,0 +1,1 @@
+"""roadmaps: personalised learning roadmaps on infrastructure that fails over for real."""

@@ -1,0 +1,62 @@
+"""create_app(settings) -> the roadmaps Product: pages, API, lifespan, readiness."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from keel.core import apidocs, db
+from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
+from keel.core.clock import Clock
+from keel.core.openapi import document_problems
+from keel.core.ratelimit import RateLimitStore
+from keel.core.ratelimit_http import RateLimitHeaders
+from keel.roadmaps import bootstrap
+from keel.roadmaps.bootstrap import Roadmaps
+from keel.roadmaps.settings import RoadmapsSettings
+
+
+def create_app(
+    settings: RoadmapsSettings,
+    *,
+    data_dir: str = "var",
+    clock: Clock | None = None,
+    rate_limits: RateLimitStore | None = None,
+) -> Product:
+    """Build roadmaps. Nothing touches the database until the lifespan is entered."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI | None = None) -> AsyncIterator[None]:
+        wired = await bootstrap.open_roadmaps(settings, data_dir=data_dir, clock=clock)
+        app.state.roadmaps = wired
+        app.state.rate_limits = rate_limits or RateLimitStore()
+        try:
+            yield
+        finally:
+            await wired.engine.dispose()
+
+    app = FastAPI(
+        title="Keel roadmaps",
+        version="1.0",
+        description="Personalised learning roadmaps: generate from a goal, a syllabus URL or "
+        "a PDF, track progress, publish and discover.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(RateLimitHeaders)
+    app.add_middleware(RequestContextMiddleware, app_name="roadmaps")
+    document_problems(app)
+    apidocs.install(app)
+
+    async def ready() -> bool:
+        wired: Roadmaps | None = getattr(app.state, "roadmaps", None)
+        if wired is None:
+            return False
+        async with db.reading(wired.engine) as connection:
+            await connection.execute(text("SELECT 1"))
+        return True
+
+    return Product(name="roadmaps", app=app, lifespan=lambda: lifespan(None), ready=ready)

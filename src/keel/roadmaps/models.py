@@ -1,0 +1,179 @@
+"""roadmaps' tables. Only this product reads or writes them.
+
+Counters a page shows on every view (ratings, clones, followers) are kept on the row they
+describe and changed in the same transaction as the row that causes them, so /discover and a
+profile read one row instead of aggregating.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+from keel.core.identity import identity_tables
+from keel.core.jobs import jobs_table
+from keel.core.ratelimit import rate_limit_table
+from keel.core.types import ExactDecimal, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_identity = identity_tables(metadata, "roadmaps")
+users = _identity.users
+sessions = _identity.sessions
+jobs = jobs_table(metadata, "roadmaps_jobs")
+rate_limits = rate_limit_table(metadata, "roadmaps_rate_limits")
+
+
+def _user() -> ForeignKey:
+    return ForeignKey(users.c.id, ondelete="CASCADE")
+
+
+profiles = Table(
+    "roadmaps_profiles",
+    metadata,
+    Column("user_id", String(32), _user(), primary_key=True),
+    # Public handle in /u/<handle>; lower-case letters, digits, '-' and '_'.
+    Column("handle", String(40), nullable=False, unique=True),
+    Column("bio", Text, nullable=False, default=""),  # sanitised HTML (nh3)
+    Column("followers", Integer, nullable=False, default=0),
+    Column("following", Integer, nullable=False, default=0),
+    Column("public_roadmaps", Integer, nullable=False, default=0),
+)
+
+roadmaps = Table(
+    "roadmaps_roadmaps",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner_id", String(32), _user(), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("goal", Text, nullable=False),
+    Column("source_kind", String(8), nullable=False),  # text | url | pdf
+    Column("source_ref", String(2048), nullable=True),  # the URL or the PDF's file name
+    # generating | ready | failed
+    Column("status", String(12), nullable=False),
+    Column("progress", SmallInteger, nullable=False, default=0),  # 0..100 while generating
+    Column("stage", String(80), nullable=False, default=""),
+    Column("error", String(500), nullable=True),
+    Column("provider", String(40), nullable=False, default=""),
+    Column("model", String(120), nullable=False, default=""),
+    Column("visibility", String(8), nullable=False, default="private"),  # private | public
+    Column("published_at", UTCDateTime, nullable=True),
+    Column("cloned_from", String(32), nullable=True),
+    Column("rating_sum", Integer, nullable=False, default=0),
+    Column("rating_count", Integer, nullable=False, default=0),
+    Column("clone_count", Integer, nullable=False, default=0),
+    Column("view_count", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_roadmaps_roadmaps_owner", "owner_id", "created_at"),
+    Index("ix_roadmaps_roadmaps_public", "visibility", "published_at"),
+)
+
+steps = Table(
+    "roadmaps_steps",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column(
+        "roadmap_id",
+        String(32),
+        ForeignKey(roadmaps.c.id, ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("position", Integer, nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False),  # sanitised HTML (nh3)
+    Column("hours", ExactDecimal(8, 2), nullable=False),
+    Column("resources", JSON, nullable=False),  # [{"title", "url", "kind"}]
+    Index("ix_roadmaps_steps_order", "roadmap_id", "position", unique=True),
+)
+
+progress = Table(
+    "roadmaps_progress",
+    metadata,
+    Column("user_id", String(32), _user(), primary_key=True),
+    Column("step_id", String(32), ForeignKey(steps.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("roadmap_id", String(32), nullable=False),
+    Column("status", String(8), nullable=False),  # done | learning | skip
+    Column("minutes", Integer, nullable=False, default=0),  # time spent on the step
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_roadmaps_progress_roadmap", "user_id", "roadmap_id"),
+)
+
+# One row per user and UTC day with any activity: the heatmap and streaks read only this.
+activity = Table(
+    "roadmaps_activity",
+    metadata,
+    Column("user_id", String(32), _user(), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("steps_done", Integer, nullable=False, default=0),
+    Column("minutes", Integer, nullable=False, default=0),
+)
+
+ratings = Table(
+    "roadmaps_ratings",
+    metadata,
+    Column("user_id", String(32), _user(), primary_key=True),
+    Column(
+        "roadmap_id", String(32), ForeignKey(roadmaps.c.id, ondelete="CASCADE"), primary_key=True
+    ),
+    Column("stars", SmallInteger, nullable=False),  # 1..5
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+follows = Table(
+    "roadmaps_follows",
+    metadata,
+    Column("follower_id", String(32), _user(), primary_key=True),
+    Column("followee_id", String(32), _user(), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# The /discover precompute's last result: shared by every process without Redis, and the
+# stale copy served while a refresh runs.
+discover_snapshots = Table(
+    "roadmaps_discover_snapshots",
+    metadata,
+    Column("key", String(40), primary_key=True),
+    Column("payload", JSON, nullable=False),
+    Column("computed_at", UTCDateTime, nullable=False),
+)
+
+# A write's outcome under its Idempotency-Key: a client retrying after a 503 or a dropped
+# connection gets the first answer, and the write is applied once.
+idempotency = Table(
+    "roadmaps_idempotency",
+    metadata,
+    Column("key", String(64), primary_key=True),  # SHA-256 of (user, client key)
+    Column("status", SmallInteger, nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+usage = Table(
+    "roadmaps_usage",
+    metadata,
+    Column("user_id", String(32), _user(), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("action", String(20), primary_key=True),  # generate | ...
+    Column("count", Integer, nullable=False),
+)
+
+# Referrals and billing have their own migration (0002).
