@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from keel.core import apidocs, db
+from keel.core import apidocs
 from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
 from keel.core.clock import Clock
 from keel.core.openapi import document_problems
@@ -17,6 +18,7 @@ from keel.core.ratelimit_http import RateLimitHeaders
 from keel.roadmaps import bootstrap
 from keel.roadmaps.bootstrap import Roadmaps
 from keel.roadmaps.settings import RoadmapsSettings
+from keel.roadmaps.web.render import HERE as WEB
 
 
 def create_app(
@@ -36,7 +38,7 @@ def create_app(
         try:
             yield
         finally:
-            await wired.engine.dispose()
+            await wired.database.dispose()
 
     app = FastAPI(
         title="Keel roadmaps",
@@ -48,6 +50,7 @@ def create_app(
     install_problem_handlers(app)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestContextMiddleware, app_name="roadmaps")
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="roadmaps-static")
     document_problems(app)
     apidocs.install(app)
 
@@ -55,7 +58,7 @@ def create_app(
         wired: Roadmaps | None = getattr(app.state, "roadmaps", None)
         if wired is None:
             return False
-        async with db.reading(wired.engine) as connection:
+        async with wired.database.reading() as connection:
             await connection.execute(text("SELECT 1"))
         return True
 

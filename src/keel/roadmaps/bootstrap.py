@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keel.core import crypto, db, migrations
 from keel.core.clock import Clock, SystemClock
+from keel.core.replicated import Database
 from keel.roadmaps.settings import RoadmapsSettings
 
 MIGRATIONS = "keel.roadmaps:migrations"
@@ -38,7 +39,7 @@ class Roadmaps:
     """What the app, the workers and the CLI work with."""
 
     settings: RoadmapsSettings
-    engine: AsyncEngine
+    database: Database
     secret: bytes
     clock: Clock
 
@@ -49,7 +50,7 @@ async def open_roadmaps(
     engine = await open_database(database_url(settings.database_url, data_dir))
     return Roadmaps(
         settings=settings,
-        engine=engine,
+        database=Database(engine),
         secret=server_secret(settings, data_dir),
         clock=clock or SystemClock(),
     )
