@@ -77,6 +77,9 @@ roadmaps = Table(
     Column("visibility", String(8), nullable=False, default="private"),  # private | public
     Column("published_at", UTCDateTime, nullable=True),
     Column("cloned_from", String(32), nullable=True),
+    # Kept with the steps (same transaction) so lists and /discover need no join.
+    Column("step_count", Integer, nullable=False, default=0),
+    Column("total_hours", ExactDecimal(10, 2), nullable=False, default=0),
     Column("rating_sum", Integer, nullable=False, default=0),
     Column("rating_count", Integer, nullable=False, default=0),
     Column("clone_count", Integer, nullable=False, default=0),

@@ -144,6 +144,10 @@ def upgrade() -> None:
         sa.Column("visibility", sa.String(length=8), nullable=False),
         sa.Column("published_at", keel.core.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("cloned_from", sa.String(length=32), nullable=True),
+        sa.Column("step_count", sa.Integer(), nullable=False),
+        sa.Column(
+            "total_hours", keel.core.types.ExactDecimal(precision=10, scale=2), nullable=False
+        ),
         sa.Column("rating_sum", sa.Integer(), nullable=False),
         sa.Column("rating_count", sa.Integer(), nullable=False),
         sa.Column("clone_count", sa.Integer(), nullable=False),
