@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
@@ -219,6 +219,8 @@ class Discover:
             raise ValueError("the TTL must be at least twice the refresh interval")
         self._copy: DiscoverPage | None = None
         self._inflight: asyncio.Task[DiscoverPage] | None = None
+        self._revalidating: asyncio.Task[None] | None = None
+        self._checked_at = datetime.min.replace(tzinfo=UTC)
         self._holder = uuid.uuid4().hex
 
     def _fresh(self, page: DiscoverPage | None, within: timedelta) -> bool:
@@ -226,20 +228,40 @@ class Discover:
 
     async def page(self) -> DiscoverPage:
         """What /discover shows. No query while this process's copy is younger than the
-        refresh interval; one read when another process refreshed since; a computation only
-        when nothing younger than the TTL exists anywhere."""
+        refresh interval; past it, one read (another process may have refreshed) and, when the
+        stored result is stale too, a background refresh under the lease while the stale
+        result is served; a computation in the request only when nothing younger than the TTL
+        exists anywhere."""
         if self._fresh(self._copy, self.interval):
             assert self._copy is not None
             return self._copy
+        now = self.clock.now()
+        if self._fresh(self._copy, self.ttl) and now - self._checked_at < self.interval / 10:
+            assert self._copy is not None
+            return self._copy  # stale, but the store was read moments ago
         stored = await self._load()
+        self._checked_at = now
         if stored is not None and (
             self._copy is None or stored.computed_at > self._copy.computed_at
         ):
             self._copy = stored
         if self._fresh(self._copy, self.ttl):
             assert self._copy is not None
+            if self._revalidating is None or self._revalidating.done():
+                self._revalidating = asyncio.create_task(self._revalidate())
             return self._copy
         return await self._singleflight()
+
+    async def _revalidate(self) -> None:
+        try:
+            await self.refresh()
+        except Exception:
+            log.warning("discover_revalidate_failed", exc_info=True)
+
+    async def revalidated(self) -> None:
+        """Wait for a background revalidation started by :meth:`page`, if any."""
+        if self._revalidating is not None:
+            await self._revalidating
 
     async def _singleflight(self) -> DiscoverPage:
         if self._inflight is None or self._inflight.done():
