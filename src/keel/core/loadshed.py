@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,9 @@ class Limits:
     soft_lag_s: float = 0.25  # emergency mode when the loop is this late
     retry_after_s: int = 5
     sample_s: float = 0.1
+    # Lag counts as the worst sample over this window: one late timer keeps emergency mode on
+    # for a moment instead of flickering between samples.
+    lag_window_s: float = 2.0
 
 
 class LoadShedder:
@@ -70,10 +74,15 @@ class LoadShedder:
 
     async def _sample(self) -> None:
         period = self.limits.sample_s
+        samples: deque[tuple[float, float]] = deque()
         while True:
             started = time.monotonic()
             await asyncio.sleep(period)
-            self.lag_s = max(0.0, time.monotonic() - started - period)
+            now = time.monotonic()
+            samples.append((now, max(0.0, now - started - period)))
+            while samples[0][0] < now - self.limits.lag_window_s:
+                samples.popleft()
+            self.lag_s = max(lag for _, lag in samples)
             LOOP_LAG.labels(self.app_name).set(self.lag_s)
             EMERGENCY.labels(self.app_name).set(int(self.emergency))
 
