@@ -319,3 +319,13 @@ async def test_a_database_outage_signs_nobody_out(sqlite_world: World) -> None:
         reply = await client.get("/acme/api", headers={"Cookie": "acme_session=" + "A" * 43})
     assert reply.json() == {"user": None}
     assert "acme_session" not in set_cookies(reply)
+
+
+async def test_a_refused_request_with_a_dead_session_cookie_loses_the_cookie(
+    client: httpx.AsyncClient,
+) -> None:
+    reply = await client.post(
+        "/acme/things", json={}, headers={"Cookie": "acme_session=" + "A" * 43}
+    )
+    assert_problem(reply, 403, "csrf_failed")
+    assert "Max-Age=0" in set_cookies(reply)["acme_session"]

@@ -150,13 +150,6 @@ class IdentityMiddleware:
         state["session"] = session
         state["csrf_token"] = shown
 
-        if scope["method"] not in SAFE_METHODS and self._needs_token(headers, token, nonce):
-            submitted, receive = await _submitted_token(headers, receive)
-            if expected is None or not csrf.matches(expected, submitted):
-                reason = "missing" if submitted is None else "mismatch"
-                await self._refuse(scope, receive, send, reason)
-                return
-
         stale = token is not None and session is None and not unknown
 
         async def send_with_cookies(message: Message) -> None:
@@ -172,6 +165,15 @@ class IdentityMiddleware:
                     raw.append((b"set-cookie", value))
                 message["headers"] = raw
             await send(message)
+
+        if scope["method"] not in SAFE_METHODS and self._needs_token(headers, token, nonce):
+            submitted, receive = await _submitted_token(headers, receive)
+            if expected is None or not csrf.matches(expected, submitted):
+                reason = "missing" if submitted is None else "mismatch"
+                # Through send_with_cookies: a dead session's cookie goes even on a refusal,
+                # or a client would keep sending it and be refused again.
+                await self._refuse(scope, receive, send_with_cookies, reason)
+                return
 
         await self.app(scope, receive, send_with_cookies)
 
