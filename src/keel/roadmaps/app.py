@@ -8,16 +8,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.types import Scope
 
 from keel.core import apidocs
 from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
 from keel.core.clock import Clock
+from keel.core.identity import Accounts
+from keel.core.identity import web as identity_web
 from keel.core.openapi import document_problems
 from keel.core.ratelimit import RateLimitStore
 from keel.core.ratelimit_http import RateLimitHeaders
 from keel.roadmaps import bootstrap
+from keel.roadmaps.api import accounts as accounts_api
 from keel.roadmaps.bootstrap import Roadmaps
 from keel.roadmaps.settings import RoadmapsSettings
+from keel.roadmaps.web import accounts as accounts_pages
 from keel.roadmaps.web.render import HERE as WEB
 
 
@@ -48,9 +53,18 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    identity_web.install(
+        app,
+        accounts=_accounts,
+        cookies=identity_web.CookiePolicy("roadmaps_session", secure=settings.secure_cookies),
+        app_name="roadmaps",
+        login_route="roadmaps-login",
+    )
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestContextMiddleware, app_name="roadmaps")
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="roadmaps-static")
+    app.include_router(accounts_api.router)
+    app.include_router(accounts_pages.router)
     document_problems(app)
     apidocs.install(app)
 
@@ -63,3 +77,8 @@ def create_app(
         return True
 
     return Product(name="roadmaps", app=app, lifespan=lambda: lifespan(None), ready=ready)
+
+
+def _accounts(scope: Scope) -> Accounts | None:
+    wired: Roadmaps | None = getattr(scope["app"].state, "roadmaps", None)
+    return wired.accounts if wired is not None else None

@@ -1,4 +1,4 @@
-"""Wire roadmaps once: the database (migrated), the server secret, the clock."""
+"""Wire roadmaps once: the database (migrated), the server secret, the clock, accounts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keel.core import crypto, db, migrations
 from keel.core.clock import Clock, SystemClock
+from keel.core.identity import Accounts, FileMailer, IdentityTables, LoginLimits, Mailer, SmtpMailer
+from keel.core.ratelimit import SqlRateLimiter
 from keel.core.replicated import Database
+from keel.roadmaps import models
 from keel.roadmaps.settings import RoadmapsSettings
 
 MIGRATIONS = "keel.roadmaps:migrations"
@@ -42,15 +45,58 @@ class Roadmaps:
     database: Database
     secret: bytes
     clock: Clock
+    accounts: Accounts
+
+
+def mailer(settings: RoadmapsSettings, data_dir: str) -> Mailer:
+    if settings.mailer == "smtp":
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
+        return SmtpMailer(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.mail_from,
+            security=settings.smtp_security,
+            username=settings.smtp_username,
+            password=password,
+        )
+    return FileMailer(Path(data_dir) / "outbox" / "roadmaps", sender=settings.mail_from)
+
+
+def open_accounts(
+    settings: RoadmapsSettings, database: Database, secret: bytes, clock: Clock, data_dir: str
+) -> Accounts:
+    """Accounts on roadmaps' identity tables; failed logins counted in its own database, so
+    every process sees them without Redis (low rate, security-relevant: SqlRateLimiter)."""
+    limits = LoginLimits()
+    limiter = SqlRateLimiter(
+        models.rate_limits,
+        db.session_factory(database.primary),
+        clock,
+        window_seconds=limits.window_seconds,
+    )
+    return Accounts(
+        database,
+        IdentityTables(users=models.users, sessions=models.sessions),
+        prefix="roadmaps",
+        server_secret=secret,
+        clock=clock,
+        mailer=mailer(settings, data_dir),
+        limiter=limiter,
+        limits=limits,
+    )
 
 
 async def open_roadmaps(
     settings: RoadmapsSettings, *, data_dir: str = "var", clock: Clock | None = None
 ) -> Roadmaps:
     engine = await open_database(database_url(settings.database_url, data_dir))
+    database = Database(engine)
+    secret = server_secret(settings, data_dir)
+    clock = clock or SystemClock()
     return Roadmaps(
         settings=settings,
-        database=Database(engine),
-        secret=server_secret(settings, data_dir),
-        clock=clock or SystemClock(),
+        database=database,
+        secret=secret,
+        clock=clock,
+        accounts=open_accounts(settings, database, secret, clock, data_dir),
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,3 +30,23 @@ class RoadmapsSettings(BaseSettings):
         description="Mark cookies Secure (set it behind HTTPS; plain-HTTP localhost needs it off).",
     )
     rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
+    # Mail (password-reset links): the file outbox needs nothing; SMTP needs a host.
+    mailer: Literal["file", "smtp"] = Field(
+        default="file",
+        description="file: each message is a file (0600) in <data_dir>/outbox/roadmaps; "
+        "smtp: sent through smtp_host.",
+    )
+    mail_from: str = Field(default="Keel roadmaps <roadmaps@localhost>", max_length=200)
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="starttls (587), tls from the start (465), or none."
+    )
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _smtp_needs_a_host(self) -> Self:
+        if self.mailer == "smtp" and not self.smtp_host:
+            raise ValueError("mailer=smtp needs smtp_host")
+        return self
