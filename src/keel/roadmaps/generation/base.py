@@ -24,6 +24,8 @@ class Progress:
 
 ProgressCallback = Callable[[Progress], Awaitable[None]]
 
+STAGE_MAX = 80  # the roadmaps.stage column
+
 
 class Generator(Protocol):
     async def generate(
@@ -58,7 +60,7 @@ class ProgressReporter:
     async def report(self, percent: int, stage: str) -> None:
         """Report ``stage`` at ``percent`` (clamped to 0..100 and to at least the last)."""
         percent = max(min(percent, 100), self.percent, 0)
-        update = Progress(percent, stage)
+        update = Progress(percent, stage[:STAGE_MAX])
         if update != self._last:
             self._last = update
             await self._callback(update)
