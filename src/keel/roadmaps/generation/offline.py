@@ -23,6 +23,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 from typing import Final
 from urllib.parse import quote_plus, urlsplit
 
@@ -284,6 +285,11 @@ def _from_topics(
 # Syllabus -----------------------------------------------------------------------------------
 
 
+@cache
+def _title_stems(topic: Topic) -> tuple[frozenset[str], ...]:
+    return tuple(stems(step.title) for step in topic.steps)
+
+
 def _best_step(heading: str, catalogue: Catalogue, preferred: Sequence[Topic]) -> TopicStep | None:
     """The catalogue step a syllabus heading is about, if one clearly is: the most words in
     common (a word naming the step's topic counts), steps of the topics the syllabus is
@@ -296,12 +302,15 @@ def _best_step(heading: str, catalogue: Catalogue, preferred: Sequence[Topic]) -
     for topic_rank, topic in enumerate(catalogue.topics):
         is_preferred = topic in preferred
         named = words & alias_stems(topic)
-        for step_rank, step in enumerate(topic.steps):
-            overlap = len(words & (stems(step.title) | named))
+        for step_rank, (step, title_stems) in enumerate(
+            zip(topic.steps, _title_stems(topic), strict=True)
+        ):
+            shared = words & title_stems
+            if not shared:
+                continue  # naming the topic alone does not pick one of its steps
+            overlap = len(shared | named)
             if not (overlap >= 2 or (is_preferred and overlap * 3 >= len(words))):
                 continue
-            if not words & stems(step.title):
-                continue  # naming the topic alone does not pick one of its steps
             rank = (int(is_preferred), overlap, -topic_rank, -step_rank)
             if best is None or rank > best:
                 best, found = rank, step

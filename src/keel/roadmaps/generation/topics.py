@@ -57,6 +57,10 @@ class Topic(_Frozen):
     prerequisites: tuple[str, ...] = ()
     steps: Annotated[tuple[TopicStep, ...], Field(min_length=6, max_length=12)]
 
+    def __hash__(self) -> int:
+        # Topics key the matching caches; pydantic's hash walks every field of every step.
+        return hash(self.slug)
+
 
 @dataclass(frozen=True)
 class Catalogue:
