@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from importlib import resources
 from urllib.parse import urlsplit
 
 import pytest
+from pydantic import ValidationError
 
 from keel.roadmaps.generation.matching import match_topics
 from keel.roadmaps.generation.topics import (
@@ -89,10 +89,8 @@ def test_a_cycle_or_a_duplicate_is_refused() -> None:
         Catalogue((sql.model_copy(update={"prerequisites": ("cobol",)}),))
 
 
-def test_a_topic_with_an_http_link_is_caught_by_this_suite() -> None:
-    # parse_topic accepts http (the draft schema does); the integrity test above is what
-    # holds the catalogue to https.
+def test_a_topic_file_with_a_plain_http_link_is_refused() -> None:
     text = resources.files(CATALOGUE_PACKAGE).joinpath("git.json").read_text("utf-8")
-    topic = parse_topic(text.replace("https://git-scm.com", "http://git-scm.com"))
-    schemes = Counter(urlsplit(r.url).scheme for s in topic.steps for r in s.resources)
-    assert schemes["http"] > 0
+    assert parse_topic(text).slug == "git"
+    with pytest.raises(ValidationError, match="must be https"):
+        parse_topic(text.replace("https://git-scm.com", "http://git-scm.com", 1))

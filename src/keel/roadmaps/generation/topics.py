@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Annotated, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from keel.roadmaps.generation.draft import Resource
 from keel.roadmaps.generation.request import Level
@@ -29,6 +29,14 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _https_only(resources: tuple[Resource, ...]) -> tuple[Resource, ...]:
+    # Drafts may link over http (a model's answer); what we ship ourselves is https.
+    for resource in resources:
+        if not resource.url.startswith("https://"):
+            raise ValueError(f"catalogue links must be https: {resource.url}")
+    return resources
+
+
 class TopicStep(_Frozen):
     """One step of a topic: plain-text description, hours for someone new to the topic."""
 
@@ -36,7 +44,9 @@ class TopicStep(_Frozen):
     level: Level
     hours: Annotated[Decimal, Field(gt=0, le=100, decimal_places=2)]
     description: Annotated[str, Field(min_length=40, max_length=1200)]
-    resources: Annotated[tuple[Resource, ...], Field(min_length=1, max_length=3)]
+    resources: Annotated[
+        tuple[Resource, ...], Field(min_length=1, max_length=3), AfterValidator(_https_only)
+    ]
 
 
 class Topic(_Frozen):
