@@ -50,3 +50,41 @@ class RoadmapsSettings(BaseSettings):
         if self.mailer == "smtp" and not self.smtp_host:
             raise ValueError("mailer=smtp needs smtp_host")
         return self
+
+    # Roadmap generation (keel.roadmaps.generation, ADR 0032). Offline needs nothing.
+    generation_provider: Literal["offline", "openai"] = Field(
+        default="offline",
+        description="offline: the shipped catalogue. openai: an OpenAI-compatible chat API "
+        "(OpenRouter, a llama.cpp or Ollama server).",
+    )
+    generation_base_url: str = Field(
+        default="https://openrouter.ai/api/v1",
+        pattern=r"^https?://\S+$",
+        description="API root, e.g. http://127.0.0.1:11434/v1 (Ollama), :8080/v1 (llama.cpp).",
+    )
+    generation_api_key: SecretStr | None = Field(
+        default=None, description="Bearer key; local servers need none."
+    )
+    generation_model: str = Field(default="", description="Primary model (required for openai).")
+    generation_fallback_model: str = Field(
+        default="", description="Asked when the primary fails or answers invalidly."
+    )
+    generation_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    generation_read_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="Longest silence between bytes of an answer."
+    )
+    generation_answer_timeout_seconds: float = Field(
+        default=120.0, gt=0, le=900, description="Longest time for one whole answer."
+    )
+    generation_max_attempts: int = Field(
+        default=2, ge=1, le=5, description="Answers asked of one model before its fallback."
+    )
+    generation_stream: bool = Field(default=True, description="Stream answers (live progress).")
+    generation_response_format: Literal["json_schema", "json_object"] = Field(
+        default="json_schema",
+        description="json_object for servers without JSON-schema structured output.",
+    )
+    generation_max_tokens: int = Field(default=8000, ge=500, le=64_000)
+    generation_offline_fallback: bool = Field(
+        default=True, description="Serve the catalogue's roadmap when the provider is down."
+    )
