@@ -13,6 +13,7 @@ from starlette.types import Scope
 from keel.core import apidocs
 from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
 from keel.core.clock import Clock
+from keel.core.csp import SecurityHeadersMiddleware
 from keel.core.identity import Accounts
 from keel.core.identity import web as identity_web
 from keel.core.openapi import document_problems
@@ -61,6 +62,10 @@ def create_app(
         login_route="roadmaps-login",
     )
     app.add_middleware(RateLimitHeaders)
+    # Behind HTTPS (secure cookies) browsers are also told to stay on HTTPS for a year.
+    app.add_middleware(
+        SecurityHeadersMiddleware, hsts_max_age=365 * 86400 if settings.secure_cookies else 0
+    )
     app.add_middleware(RequestContextMiddleware, app_name="roadmaps")
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="roadmaps-static")
     app.include_router(accounts_api.router)

@@ -155,6 +155,7 @@ def guarded_client(
     allow_private: bool = False,
     timeout: float = 10.0,
     lookup: Lookup = system_lookup,
+    network: httpcore.AsyncNetworkBackend | None = None,
     **httpx_kwargs: Any,
 ) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` that refuses non-public destinations.
@@ -165,7 +166,9 @@ def guarded_client(
     name that does not exist), a failing resolver ``httpx.ConnectError``. Only
     http/https are allowed. ``timeout`` is in seconds. ``allow_private=True``
     lets non-public addresses through (development and tests only). ``lookup``
-    replaces the system resolver (tests). Environment
+    replaces the system resolver (tests). ``network`` is the socket layer *under* the
+    guard (default: real sockets); it is only ever handed addresses the guard vetted, so a
+    test can route a public-looking address to a loopback server. Environment
     proxies are ignored; ``transport``/``mounts``/``proxy``/``trust_env``/``app``
     (which would bypass the check) and ``cert`` raise ``TypeError``. ``verify``,
     ``http1``, ``http2`` and ``limits`` configure the transport; other keyword
@@ -176,5 +179,6 @@ def guarded_client(
             raise TypeError(f"guarded_client() does not accept {name!r}")
     transport_kwargs = {k: httpx_kwargs.pop(k) for k in _TRANSPORT_KWARGS if k in httpx_kwargs}
     httpx_kwargs.setdefault("follow_redirects", False)
-    transport = _GuardedTransport(allow_private=allow_private, lookup=lookup, **transport_kwargs)
+    backend = GuardedNetworkBackend(network, allow_private=allow_private, lookup=lookup)
+    transport = _GuardedTransport(allow_private=allow_private, backend=backend, **transport_kwargs)
     return httpx.AsyncClient(transport=transport, timeout=timeout, trust_env=False, **httpx_kwargs)
