@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    CheckConstraint,
     Column,
     Date,
     ForeignKey,
@@ -180,3 +182,119 @@ usage = Table(
 )
 
 # Referrals and billing have their own migration (0002).
+
+# One code per user, made from `secrets` (keel.roadmaps.referrals).
+referral_codes = Table(
+    "roadmaps_referral_codes",
+    metadata,
+    Column("user_id", String(32), _user(), primary_key=True),
+    Column("code", String(16), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# pending -> completed -> rewarded; a user is referred at most once (unique referred_id).
+referrals = Table(
+    "roadmaps_referrals",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("referrer_id", String(32), _user(), nullable=False),
+    Column("referred_id", String(32), _user(), nullable=False, unique=True),
+    Column("code", String(16), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime, nullable=True),
+    Column("rewarded_at", UTCDateTime, nullable=True),
+    CheckConstraint("referrer_id <> referred_id", name="ck_roadmaps_referrals_not_self"),
+    CheckConstraint(
+        "status IN ('pending', 'completed', 'rewarded')", name="ck_roadmaps_referrals_status"
+    ),
+    Index("ix_roadmaps_referrals_referrer", "referrer_id", "status"),
+)
+
+# A user's referral rewards, changed only by increments in SQL (never read-modify-write).
+# trial_until: the referral trial's end (a plan of its own, keel.roadmaps.billing.entitlements).
+rewards = Table(
+    "roadmaps_rewards",
+    metadata,
+    Column("user_id", String(32), _user(), primary_key=True),
+    Column("trial_days", Integer, nullable=False, default=0),
+    Column("credits", Integer, nullable=False, default=0),
+    Column("referrals_completed", Integer, nullable=False, default=0),
+    Column("trial_until", UTCDateTime, nullable=True),
+)
+
+# The primary key is what awards a badge exactly once.
+badges = Table(
+    "roadmaps_badges",
+    metadata,
+    Column("user_id", String(32), _user(), primary_key=True),
+    Column("badge", String(32), primary_key=True),
+    Column("awarded_at", UTCDateTime, nullable=False),
+)
+
+# Append-only (triggers refuse UPDATE, DELETE and TRUNCATE, migration 0002). No foreign keys:
+# the trail outlives a deleted account, and a cascade would be a DELETE.
+referral_audit = Table(
+    "roadmaps_referral_audit",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("referral_id", String(32), nullable=True),
+    Column("user_id", String(32), nullable=False),
+    Column("event", String(24), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_roadmaps_referral_audit_user", "user_id", "id"),
+)
+
+# LemonSqueezy subscriptions as last reported (webhook or API re-check). provider_updated_at
+# orders reports, so an older one arriving late never overwrites a newer one.
+subscriptions = Table(
+    "roadmaps_subscriptions",
+    metadata,
+    Column("id", String(32), primary_key=True),  # LemonSqueezy's subscription id
+    Column("user_id", String(32), _user(), nullable=False),
+    Column("variant_id", String(32), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("renews_at", UTCDateTime, nullable=True),
+    Column("ends_at", UTCDateTime, nullable=True),
+    Column("trial_ends_at", UTCDateTime, nullable=True),
+    Column("status_since", UTCDateTime, nullable=False),  # when the status last changed
+    Column("provider_updated_at", UTCDateTime, nullable=False),
+    Column("checked_at", UTCDateTime, nullable=False),  # last heard from LemonSqueezy
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint(
+        "status IN ('on_trial', 'active', 'paused', 'past_due', 'unpaid', 'cancelled', 'expired')",
+        name="ck_roadmaps_subscriptions_status",
+    ),
+    Index("ix_roadmaps_subscriptions_user", "user_id"),
+)
+
+# Every webhook delivery applied, by event id (SHA-256 of the raw body, ADR 0033), written in
+# the transaction that applies it: a redelivery finds its row and changes nothing.
+billing_events = Table(
+    "roadmaps_billing_events",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("event_name", String(64), nullable=False),
+    Column("webhook_id", String(64), nullable=True),  # meta.webhook_id when sent, for support
+    Column("subscription_id", String(32), nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
+# subscription_payment_* events. Amounts in the currency's smallest unit (cents).
+subscription_payments = Table(
+    "roadmaps_subscription_payments",
+    metadata,
+    Column("event_id", String(64), ForeignKey(billing_events.c.id), primary_key=True),
+    Column("event_name", String(64), nullable=False),
+    Column("invoice_id", String(32), nullable=False),
+    Column("subscription_id", String(32), nullable=False),
+    Column("user_id", String(32), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("billing_reason", String(16), nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("provider_updated_at", UTCDateTime, nullable=False),
+    Index("ix_roadmaps_subscription_payments_subscription", "subscription_id"),
+)

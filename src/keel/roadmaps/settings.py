@@ -88,3 +88,53 @@ class RoadmapsSettings(BaseSettings):
     generation_offline_fallback: bool = Field(
         default=True, description="Serve the catalogue's roadmap when the provider is down."
     )
+
+    # Billing (keel.roadmaps.billing) and daily usage limits (keel.roadmaps.usage).
+    lemonsqueezy_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="The webhook's signing secret (X-Signature). Unset: every webhook is refused.",
+    )
+    lemonsqueezy_api_key: SecretStr | None = Field(
+        default=None,
+        description="API key for re-checking a subscription whose renewal is overdue. Unset: "
+        "local state only, a stale paid plan lasting billing_grace_hours past its end.",
+    )
+    lemonsqueezy_api_url: str = Field(default="https://api.lemonsqueezy.com")
+    lemonsqueezy_variants: dict[str, str] = Field(
+        default_factory=dict,
+        description='Variant id -> plan, e.g. {"123456": "pro"}; an unmapped variant is free.',
+    )
+    plan_daily_limits: dict[str, dict[str, int]] = Field(
+        default_factory=lambda: {"free": {"generate": 3}, "pro": {"generate": 50}},
+        description="Plan -> action -> uses per UTC day, cheapest plan first (the order ranks "
+        "plans). Every plan lists the same actions; 'free' and 'pro' are required.",
+    )
+    billing_past_due_grace_hours: int = Field(
+        default=168,
+        ge=0,
+        le=24 * 60,
+        description="How long a past_due subscription keeps its plan (LemonSqueezy retries "
+        "the payment meanwhile).",
+    )
+    billing_grace_hours: int = Field(
+        default=72,
+        ge=0,
+        le=24 * 60,
+        description="How long a paid plan outlives its confirmed end while LemonSqueezy cannot "
+        "be asked (down, or no API key).",
+    )
+
+    @model_validator(mode="after")
+    def _plans_are_consistent(self) -> Self:
+        limits = self.plan_daily_limits
+        if not {"free", "pro"} <= limits.keys():
+            raise ValueError("plan_daily_limits needs the plans 'free' and 'pro'")
+        actions = {frozenset(per_action) for per_action in limits.values()}
+        if len(actions) != 1:
+            raise ValueError("every plan in plan_daily_limits must list the same actions")
+        if any(limit < 0 for per_action in limits.values() for limit in per_action.values()):
+            raise ValueError("a daily limit cannot be negative")
+        unknown = set(self.lemonsqueezy_variants.values()) - limits.keys()
+        if unknown:
+            raise ValueError(f"lemonsqueezy_variants names unknown plans: {sorted(unknown)}")
+        return self
