@@ -211,6 +211,9 @@ async def record_signup(
             raise UnknownReferralCode()
         if owner == referred_id:
             raise SelfReferral()
+        referred = await conn.execute(select(r.c.id).where(r.c.referred_id == referred_id))
+        if referred.first() is not None:
+            raise AlreadyReferred()
         if await _refers(conn, referred_id, owner):
             raise ReferralCycle()
         referral_id = uuid.uuid4().hex
@@ -228,7 +231,7 @@ async def record_signup(
             .returning(*r.c)
         )
         row = inserted.mappings().first()
-        if row is None:
+        if row is None:  # referred by a concurrent sign-up since the check above
             raise AlreadyReferred()
         await _audit(
             conn,
