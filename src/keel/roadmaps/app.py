@@ -21,6 +21,7 @@ from keel.core.ratelimit import RateLimitStore
 from keel.core.ratelimit_http import RateLimitHeaders
 from keel.roadmaps import bootstrap
 from keel.roadmaps.api import accounts as accounts_api
+from keel.roadmaps.api import billing
 from keel.roadmaps.bootstrap import Roadmaps
 from keel.roadmaps.settings import RoadmapsSettings
 from keel.roadmaps.web import accounts as accounts_pages
@@ -70,6 +71,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="roadmaps-static")
     app.include_router(accounts_api.router)
     app.include_router(accounts_pages.router)
+    app.include_router(billing.router, prefix="/api")
     document_problems(app)
     apidocs.install(app)
 

@@ -1,0 +1,1 @@
+"""roadmaps' HTTP routers: parse, authorise, call the domain, shape the reply."""

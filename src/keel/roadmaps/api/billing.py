@@ -1,0 +1,67 @@
+"""LemonSqueezy's webhook: ``POST /api/billing/lemonsqueezy/webhook``.
+
+LemonSqueezy counts only a 200 as delivered and retries anything else three times (5, 25 and
+125 s), then shows the delivery as failed in the store's dashboard. So:
+
+* a bad or missing signature is 401, whatever the cause;
+* a signed body we cannot read (not JSON, fields missing) is 400: a retry sends the same bytes
+  and fails the same way, but the failure shows in the dashboard, where it can be resent once
+  fixed;
+* an event we take no action on, a repeat of one already applied and an out-of-order report
+  are 200 (``outcome`` says which), since retrying them would change nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from keel.core.openapi import problem_responses
+from keel.roadmaps.billing import subscriptions, webhooks
+from keel.roadmaps.billing.subscriptions import Outcome
+from keel.roadmaps.bootstrap import Roadmaps
+
+router = APIRouter(tags=["billing"])
+
+# LemonSqueezy's events are a few KiB; anything much bigger is not from it.
+MAX_WEBHOOK_BYTES = 256 * 1024
+
+
+class WebhookReply(BaseModel):
+    outcome: Outcome
+
+
+async def _raw_body(request: Request) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_WEBHOOK_BYTES:
+            raise HTTPException(413, f"Request body is larger than {MAX_WEBHOOK_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/billing/lemonsqueezy/webhook",
+    responses=problem_responses(400, 401, 413, 500, 503),
+    summary="LemonSqueezy webhook",
+)
+async def lemonsqueezy_webhook(
+    request: Request,
+    x_signature: Annotated[
+        str | None,
+        Header(description="Hex HMAC-SHA256 of the raw body under the signing secret"),
+    ] = None,
+) -> WebhookReply:
+    """Apply a LemonSqueezy event (``subscription_*`` changes the subscription,
+    ``subscription_payment_*`` is recorded, others are ignored), exactly once per event."""
+    wired: Roadmaps = request.app.state.roadmaps
+    raw = await _raw_body(request)
+    webhooks.verify(raw, x_signature, wired.settings.lemonsqueezy_signing_secret)
+    event = webhooks.parse(raw)
+    outcome = await subscriptions.handle(wired.database, event, now=wired.clock.now())
+    return WebhookReply(outcome=outcome)
