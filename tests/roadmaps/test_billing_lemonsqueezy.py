@@ -56,9 +56,9 @@ async def test_asks_with_the_key_and_reads_the_subscription(replay: ReplayServer
     assert report.id == "1"
     assert report.status is SubscriptionStatus.ACTIVE
     assert report.variant_id == "222"
-    assert report.renews_at == datetime(2026, 5, 10, 12, tzinfo=UTC)
+    assert report.renews_at == datetime(2026, 4, 10, 12, tzinfo=UTC)
     assert report.ends_at is None
-    assert report.updated_at == datetime(2026, 4, 10, 12, 5, 9, tzinfo=UTC)
+    assert report.updated_at == datetime(2026, 3, 10, 12, 5, 9, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
