@@ -309,3 +309,10 @@ def test_verification_and_parsing_without_http() -> None:
     assert payment.user_id is None
     with pytest.raises(MalformedWebhook):
         webhooks.parse(b'{"meta": {"event_name": "subscription_created"}, "data": null}')
+
+
+async def test_the_route_is_documented_with_its_errors(edge: Harness) -> None:
+    document = (await edge.client.get("/openapi.json")).json()
+    operation = document["paths"][PATH]["post"]
+    assert {"400", "401", "413"} <= operation["responses"].keys()
+    assert "application/json" in operation["requestBody"]["content"]

@@ -134,6 +134,12 @@ class RoadmapsSettings(BaseSettings):
             raise ValueError("every plan in plan_daily_limits must list the same actions")
         if any(limit < 0 for per_action in limits.values() for limit in per_action.values()):
             raise ValueError("a daily limit cannot be negative")
+        secret = self.lemonsqueezy_signing_secret
+        if secret is not None and len(secret.get_secret_value().strip()) < 6:
+            # LemonSqueezy asks for 6 to 40 characters; an empty key would let anyone sign.
+            raise ValueError("lemonsqueezy_signing_secret needs at least 6 characters")
+        if not self.lemonsqueezy_api_url.startswith(("https://", "http://")):
+            raise ValueError("lemonsqueezy_api_url must be an http(s) URL")
         unknown = set(self.lemonsqueezy_variants.values()) - limits.keys()
         if unknown:
             raise ValueError(f"lemonsqueezy_variants names unknown plans: {sorted(unknown)}")

@@ -45,10 +45,32 @@ async def _raw_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+# The body is read raw (the signature covers its exact bytes), so FastAPI cannot infer it.
+_REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["meta", "data"],
+                "properties": {
+                    "meta": {
+                        "type": "object",
+                        "description": "`event_name`, and `custom_data.user_id` (our user)",
+                    },
+                    "data": {"type": "object", "description": "A JSON:API resource object"},
+                },
+            }
+        }
+    },
+}
+
+
 @router.post(
     "/billing/lemonsqueezy/webhook",
     responses=problem_responses(400, 401, 413, 500, 503),
     summary="LemonSqueezy webhook",
+    openapi_extra={"requestBody": _REQUEST_BODY},
 )
 async def lemonsqueezy_webhook(
     request: Request,
@@ -57,8 +79,10 @@ async def lemonsqueezy_webhook(
         Header(description="Hex HMAC-SHA256 of the raw body under the signing secret"),
     ] = None,
 ) -> WebhookReply:
-    """Apply a LemonSqueezy event (``subscription_*`` changes the subscription,
-    ``subscription_payment_*`` is recorded, others are ignored), exactly once per event."""
+    """Apply a LemonSqueezy event exactly once: `subscription_*` events change the
+    subscription, `subscription_payment_*` events are recorded, others are acknowledged and
+    ignored. `outcome` says which (`duplicate` for an event applied before, `stale` for a
+    report older than the one held)."""
     wired: Roadmaps = request.app.state.roadmaps
     raw = await _raw_body(request)
     webhooks.verify(raw, x_signature, wired.settings.lemonsqueezy_signing_secret)
