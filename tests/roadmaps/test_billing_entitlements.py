@@ -273,3 +273,30 @@ async def test_the_longest_lasting_of_equal_plans_wins(database: Database) -> No
     assert (held.source, held.until) == (Source.REFERRAL_TRIAL, NOW + timedelta(days=60))
     later = await _held(database, user, NOW + timedelta(days=61))
     assert later == entitlements.FREE_PLAN  # the subscription's renewal is overdue by then
+
+
+async def test_every_status_a_webhook_reports_maps_to_an_entitlement(database: Database) -> None:
+    expected = {
+        "on_trial": "pro",
+        "active": "pro",
+        "past_due": "pro",  # within its grace period
+        "cancelled": "pro",  # until ends_at
+        "paused": "free",
+        "unpaid": "free",
+        "expired": "free",
+    }
+    assert set(expected) == {s.value for s in SubscriptionStatus}
+    for n, status in enumerate(expected, start=1):
+        user = await _subscribed(
+            database,
+            subscription_id=str(n),
+            status=status,
+            renews_at="2026-04-10T12:00:00.000000Z",
+            ends_at="2026-04-10T12:00:00.000000Z" if status in ("cancelled", "expired") else None,
+            trial_ends_at="2026-03-20T12:00:00.000000Z" if status == "on_trial" else None,
+            updated_at="2026-03-10T11:00:00.000000Z",
+        )
+        held = await _held(database, user, NOW)
+        assert (status, held.plan) == (status, expected[status])
+        if held.plan == "pro":
+            assert held.status is SubscriptionStatus(status)
