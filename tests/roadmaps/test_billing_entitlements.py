@@ -27,7 +27,6 @@ from tests.roadmaps.referrals_billing_support import (
     NOW,
     RECORDINGS,
     add_users,
-    migrated,
     refusing_url,
     subscription_event,
 )
@@ -58,12 +57,6 @@ def replay(_server: ReplayServer) -> Iterator[ReplayServer]:
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(trust_env=False) as http:
         yield http
-
-
-@pytest.fixture
-async def database(db_url: str) -> AsyncIterator[Database]:
-    async with migrated(db_url) as database:
-        yield database
 
 
 def _api(client: httpx.AsyncClient, url: str) -> LemonSqueezyApi:

@@ -41,8 +41,8 @@ class Harness:
     user: str
 
     async def send(self, body: bytes, *, secret: str = SECRET) -> httpx.Response:
-        signature = webhooks.sign(body, secret)
-        return await self.client.post(PATH, content=body, headers={"X-Signature": signature})
+        headers = {"Content-Type": "application/json", "X-Signature": webhooks.sign(body, secret)}
+        return await self.client.post(PATH, content=body, headers=headers)
 
     async def count(self, table: object) -> int:
         async with self.database.reading() as conn:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -21,13 +21,7 @@ from keel.roadmaps.referrals import (
     Status,
     UnknownReferralCode,
 )
-from tests.roadmaps.referrals_billing_support import NOW, add_users, migrated
-
-
-@pytest.fixture
-async def database(db_url: str) -> AsyncIterator[Database]:
-    async with migrated(db_url) as database:
-        yield database
+from tests.roadmaps.referrals_billing_support import NOW, add_users
 
 
 async def _refer(database: Database, referrer: str, referred: str) -> referrals.Referral:

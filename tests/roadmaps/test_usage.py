@@ -4,7 +4,6 @@ the time it resets; the check and the increment cannot race."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -14,7 +13,7 @@ from keel.roadmaps import usage
 from keel.roadmaps.billing.plans import Plans, UnknownAction
 from keel.roadmaps.settings import RoadmapsSettings
 from keel.roadmaps.usage import DailyLimitReached
-from tests.roadmaps.referrals_billing_support import NOW, add_users, migrated
+from tests.roadmaps.referrals_billing_support import NOW, add_users
 
 PLANS = Plans.from_settings(
     RoadmapsSettings(
@@ -24,12 +23,6 @@ PLANS = Plans.from_settings(
         }
     )
 )
-
-
-@pytest.fixture
-async def database(db_url: str) -> AsyncIterator[Database]:
-    async with migrated(db_url) as database:
-        yield database
 
 
 async def _consume(
