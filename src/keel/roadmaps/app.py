@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,15 +18,18 @@ from keel.core.clock import Clock
 from keel.core.csp import SecurityHeadersMiddleware
 from keel.core.identity import Accounts
 from keel.core.identity import web as identity_web
+from keel.core.loadshed import LoadShedder, LoadShedMiddleware
 from keel.core.openapi import document_problems
 from keel.core.ratelimit import RateLimitStore
 from keel.core.ratelimit_http import RateLimitHeaders
 from keel.roadmaps import bootstrap
 from keel.roadmaps.api import accounts as accounts_api
 from keel.roadmaps.api import billing
+from keel.roadmaps.api import roadmaps as roadmaps_api
 from keel.roadmaps.bootstrap import Roadmaps
 from keel.roadmaps.settings import RoadmapsSettings
 from keel.roadmaps.web import accounts as accounts_pages
+from keel.roadmaps.web import pages
 from keel.roadmaps.web.render import HERE as WEB
 
 
@@ -39,12 +44,26 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI | None = None) -> AsyncIterator[None]:
-        wired = await bootstrap.open_roadmaps(settings, data_dir=data_dir, clock=clock)
+        wired = await bootstrap.open_roadmaps(
+            settings, data_dir=data_dir, clock=clock, shedder=shedder
+        )
         app.state.roadmaps = wired
         app.state.rate_limits = rate_limits or RateLimitStore()
+        shedder.start()
+        stop = asyncio.Event()
+        worker = (
+            asyncio.create_task(wired.build_worker().run(stop)) if settings.run_workers else None
+        )
         try:
             yield
         finally:
+            stop.set()
+            if worker is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            await shedder.stop()
+            if wired.http is not None:
+                await wired.http.aclose()
             await wired.database.dispose()
 
     app = FastAPI(
@@ -55,6 +74,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    # One shedder for the app's life; the wiring (rebuilt per lifespan) reads the same one.
+    shedder = LoadShedder("roadmaps")
     identity_web.install(
         app,
         accounts=_accounts,
@@ -68,10 +89,13 @@ def create_app(
         SecurityHeadersMiddleware, hsts_max_age=365 * 86400 if settings.secure_cookies else 0
     )
     app.add_middleware(RequestContextMiddleware, app_name="roadmaps")
+    app.add_middleware(LoadShedMiddleware, shedder=shedder)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="roadmaps-static")
     app.include_router(accounts_api.router)
     app.include_router(accounts_pages.router)
     app.include_router(billing.router, prefix="/api")
+    app.include_router(roadmaps_api.router, prefix="/api")
+    app.include_router(pages.router)
     document_problems(app)
     apidocs.install(app)
 

@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keel.core import crypto, db, migrations
 from keel.core.clock import Clock, SystemClock
 from keel.core.identity import Accounts, FileMailer, IdentityTables, LoginLimits, Mailer, SmtpMailer
+from keel.core.jobs import JobQueue, Periodic, Worker
+from keel.core.loadshed import LoadShedder
+from keel.core.logging import get_logger
 from keel.core.ratelimit import SqlRateLimiter
 from keel.core.replicated import Database
-from keel.roadmaps import models
+from keel.roadmaps import (
+    community,
+    generating,
+    generation,
+    library,
+    models,
+    progress,
+    referrals,
+    usage,
+)
+from keel.roadmaps.billing.entitlements import Entitlement, entitlement
+from keel.roadmaps.billing.lemonsqueezy import LemonSqueezyApi
+from keel.roadmaps.billing.plans import GracePeriods, Plans
+from keel.roadmaps.discover import Discover
+from keel.roadmaps.generating import GenerationJob
+from keel.roadmaps.live import ProgressBus
 from keel.roadmaps.settings import RoadmapsSettings
+
+log = get_logger("keel.roadmaps")
 
 MIGRATIONS = "keel.roadmaps:migrations"
 VERSION_TABLE = "roadmaps_alembic_version"
 SERVER_KEY_FILE = "roadmaps-server.key"
+GENERATE = "generate"  # the usage action a generation takes
+DASHBOARD_TTL = timedelta(seconds=60)
 
 
 def database_url(configured: str, data_dir: str = "var") -> str:
@@ -37,7 +63,7 @@ def server_secret(settings: RoadmapsSettings, data_dir: str) -> bytes:
     return crypto.parse_key(crypto.shared_key_file(Path(data_dir) / SERVER_KEY_FILE))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Roadmaps:
     """What the app, the workers and the CLI work with."""
 
@@ -46,6 +72,140 @@ class Roadmaps:
     secret: bytes
     clock: Clock
     accounts: Accounts
+    queue: JobQueue
+    generator: generation.Generator
+    bus: ProgressBus
+    discover: Discover
+    shedder: LoadShedder
+    plans: Plans
+    grace: GracePeriods
+    http: httpx.AsyncClient
+    billing_source: LemonSqueezyApi | None = None
+    worker: Worker | None = None
+    # Per-user dashboard views for DASHBOARD_TTL, dropped on every write that changes them.
+    _dashboards: dict[str, tuple[datetime, dict[str, Any]]] = field(default_factory=dict)
+
+    async def plan_of(self, user_id: str) -> Entitlement:
+        return await entitlement(
+            self.database,
+            self.plans,
+            self.grace,
+            user_id=user_id,
+            now=self.clock.now(),
+            source=self.billing_source,
+        )
+
+    async def usage_check(self, user_id: str) -> None:
+        """Take one of today's generations, or refuse with 429 past the plan's limit."""
+        held = await self.plan_of(user_id)
+        await usage.consume(
+            self.database,
+            self.plans,
+            user_id=user_id,
+            action=GENERATE,
+            plan=held.plan,
+            now=self.clock.now(),
+        )
+
+    async def _generated(self, roadmap: library.Roadmap) -> None:
+        # A first roadmap is what completes a referral (a no-op for everyone else).
+        await referrals.complete(self.database, referred_id=roadmap.owner_id, now=self.clock.now())
+        await self.invalidate_user(roadmap.owner_id)
+
+    async def _failed(self, roadmap: library.Roadmap) -> None:
+        # A generation that failed does not count against the day's limit.
+        await usage.release(
+            self.database,
+            user_id=roadmap.owner_id,
+            action=GENERATE,
+            day=usage.utc_day(roadmap.created_at),
+        )
+        await self.invalidate_user(roadmap.owner_id)
+
+    async def published(self, user_id: str) -> None:
+        """A roadmap went public or private: refresh /discover now (under its lease, so
+        many publishes at once cost one computation) rather than at the next interval."""
+        await self.invalidate_user(user_id)
+        try:
+            await self.discover.refresh()
+        except Exception:
+            log.warning("discover_refresh_after_publish_failed", exc_info=True)
+
+    async def invalidate_user(self, user_id: str) -> None:
+        self._dashboards.pop(user_id, None)
+
+    async def dashboard(self, user_id: str) -> dict[str, Any]:
+        """What the dashboard shows, cached per user for a minute (invalidated on write)."""
+        now = self.clock.now()
+        cached = self._dashboards.get(user_id)
+        if cached is not None and now - cached[0] < DASHBOARD_TTL:
+            return cached[1]
+        roadmaps = await library.owned_by(self.database, user_id)
+        view = {
+            "roadmaps": roadmaps,
+            "done_counts": await progress.done_counts(
+                self.database, user_id, [r.id for r in roadmaps]
+            ),
+            "activity": await progress.activity(self.database, user_id, now.date()),
+            "referral_code": await referrals.get_or_create_code(
+                self.database, user_id=user_id, now=now
+            ),
+        }
+        self._dashboards[user_id] = (now, view)
+        return view
+
+    def wake_workers(self) -> None:
+        if self.worker is not None:
+            self.worker.wake()
+
+    def build_worker(self) -> Worker:
+        """The in-process worker: generation jobs and the /discover refresh."""
+        job = GenerationJob(
+            self.database,
+            self.clock,
+            self.generator,
+            self.bus,
+            on_ready=self._generated,
+            on_failed=self._failed,
+        )
+        self.worker = Worker(
+            self.queue,
+            {generating.KIND: job},
+            periodic=[
+                Periodic(
+                    "discover-refresh",
+                    timedelta(seconds=self.settings.discover_interval_seconds),
+                    self._refresh_discover,
+                )
+            ],
+            leases={generating.KIND: timedelta(minutes=5)},
+            concurrency=self.settings.generation_concurrency,
+        )
+        return self.worker
+
+    async def _refresh_discover(self) -> None:
+        await self.discover.refresh()
+
+    async def count_view(self, roadmap_id: str) -> None:
+        await community.count_view(self.database, roadmap_id)
+
+    async def owner(self, user_id: str) -> community.Profile:
+        """The public face of a roadmap's owner (their profile, created on first need)."""
+        async with self.database.reading() as conn:
+            name = (
+                await conn.execute(
+                    select(models.users.c.display_name).where(models.users.c.id == user_id)
+                )
+            ).scalar_one()
+            handle = (
+                await conn.execute(
+                    select(models.profiles.c.handle).where(models.profiles.c.user_id == user_id)
+                )
+            ).scalar()
+        if handle is None:
+            async with self.database.writing() as conn:
+                handle = await community.ensure_profile(conn, user_id, name)
+        return await community.profile(self.database, str(handle))
 
 
 def mailer(settings: RoadmapsSettings, data_dir: str) -> Mailer:
@@ -87,16 +247,35 @@ def open_accounts(
 
 
 async def open_roadmaps(
-    settings: RoadmapsSettings, *, data_dir: str = "var", clock: Clock | None = None
+    settings: RoadmapsSettings,
+    *,
+    data_dir: str = "var",
+    clock: Clock | None = None,
+    shedder: LoadShedder | None = None,
 ) -> Roadmaps:
     engine = await open_database(database_url(settings.database_url, data_dir))
     database = Database(engine)
     secret = server_secret(settings, data_dir)
     clock = clock or SystemClock()
+    http = httpx.AsyncClient()
     return Roadmaps(
         settings=settings,
         database=database,
         secret=secret,
         clock=clock,
         accounts=open_accounts(settings, database, secret, clock, data_dir),
+        queue=JobQueue(models.jobs, db.session_factory(database.primary), clock),
+        generator=generation.build_generator(settings, http),
+        bus=ProgressBus(),
+        discover=Discover(
+            database,
+            clock,
+            interval=timedelta(seconds=settings.discover_interval_seconds),
+            ttl=timedelta(seconds=settings.discover_ttl_seconds),
+        ),
+        shedder=shedder or LoadShedder("roadmaps"),
+        plans=Plans.from_settings(settings),
+        grace=GracePeriods.from_settings(settings),
+        http=http,
+        billing_source=LemonSqueezyApi.from_settings(settings, http),
     )

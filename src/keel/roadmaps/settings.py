@@ -30,6 +30,21 @@ class RoadmapsSettings(BaseSettings):
         description="Mark cookies Secure (set it behind HTTPS; plain-HTTP localhost needs it off).",
     )
     rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
+    run_workers: bool = Field(
+        default=True,
+        description="Run generation jobs and the /discover refresh in this process (off for "
+        "API-only processes beside `keel roadmaps worker`).",
+    )
+    generation_concurrency: int = Field(default=4, ge=1, le=64)
+    discover_interval_seconds: int = Field(
+        default=300, ge=5, le=86_400, description="How often /discover is recomputed."
+    )
+    discover_ttl_seconds: int = Field(
+        default=900,
+        ge=10,
+        le=172_800,
+        description="How long a computed /discover may be served; at least twice the interval.",
+    )
     # Mail (password-reset links): the file outbox needs nothing; SMTP needs a host.
     mailer: Literal["file", "smtp"] = Field(
         default="file",
@@ -49,6 +64,12 @@ class RoadmapsSettings(BaseSettings):
     def _smtp_needs_a_host(self) -> Self:
         if self.mailer == "smtp" and not self.smtp_host:
             raise ValueError("mailer=smtp needs smtp_host")
+        return self
+
+    @model_validator(mode="after")
+    def _discover_ttl_outlives_two_refreshes(self) -> Self:
+        if self.discover_ttl_seconds < 2 * self.discover_interval_seconds:
+            raise ValueError("discover_ttl_seconds must be at least twice the interval")
         return self
 
     # Roadmap generation (keel.roadmaps.generation, ADR 0032). Offline needs nothing.
@@ -100,6 +121,12 @@ class RoadmapsSettings(BaseSettings):
         "local state only, a stale paid plan lasting billing_grace_hours past its end.",
     )
     lemonsqueezy_api_url: str = Field(default="https://api.lemonsqueezy.com")
+    lemonsqueezy_checkout_url: str = Field(
+        default="",
+        pattern=r"^(https://\S+)?$",
+        description="The Pro checkout link (https://<store>.lemonsqueezy.com/checkout/buy/…); "
+        "empty hides the upgrade button.",
+    )
     lemonsqueezy_variants: dict[str, str] = Field(
         default_factory=dict,
         description='Variant id -> plan, e.g. {"123456": "pro"}; an unmapped variant is free.',
