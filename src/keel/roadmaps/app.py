@@ -62,9 +62,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
             await shedder.stop()
-            if wired.http is not None:
-                await wired.http.aclose()
-            await wired.database.dispose()
+            await wired.close()
 
     app = FastAPI(
         title="Keel roadmaps",

@@ -154,6 +154,10 @@ class Roadmaps:
         self._dashboards[user_id] = (now, view)
         return view
 
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.database.dispose()
+
     def wake_workers(self) -> None:
         if self.worker is not None:
             self.worker.wake()
@@ -167,6 +171,7 @@ class Roadmaps:
             self.bus,
             on_ready=self._generated,
             on_failed=self._failed,
+            pace_s=self.settings.generation_pace_ms / 1000,
         )
         self.worker = Worker(
             self.queue,

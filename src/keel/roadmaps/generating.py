@@ -9,6 +9,7 @@ fails the roadmap instead of leaving it generating forever.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -128,6 +129,7 @@ class GenerationJob:
         *,
         on_ready: Callable[[library.Roadmap], Awaitable[None]] | None = None,
         on_failed: Callable[[library.Roadmap], Awaitable[None]] | None = None,
+        pace_s: float = 0.0,
     ) -> None:
         self.database = database
         self.clock = clock
@@ -135,6 +137,7 @@ class GenerationJob:
         self.bus = bus
         self.on_ready = on_ready
         self.on_failed = on_failed
+        self.pace_s = pace_s
 
     async def __call__(self, job: Job) -> None:
         roadmap_id = str(job.payload["roadmap_id"])
@@ -154,6 +157,8 @@ class GenerationJob:
                 self.database, roadmap_id, update.percent, update.stage, self.clock.now()
             )
             self.bus.publish(roadmap_id)
+            if self.pace_s:
+                await asyncio.sleep(self.pace_s)
 
         try:
             draft = await self.generator.generate(request, progress)

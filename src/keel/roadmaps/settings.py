@@ -36,6 +36,13 @@ class RoadmapsSettings(BaseSettings):
         "API-only processes beside `keel roadmaps worker`).",
     )
     generation_concurrency: int = Field(default=4, ge=1, le=64)
+    generation_pace_ms: int = Field(
+        default=0,
+        ge=0,
+        le=5000,
+        description="Pause after each progress report, so a generator that finishes in "
+        "milliseconds (the offline one) still shows its stages moving (demos, browser tests).",
+    )
     discover_interval_seconds: int = Field(
         default=300, ge=5, le=86_400, description="How often /discover is recomputed."
     )

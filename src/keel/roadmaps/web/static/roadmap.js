@@ -10,7 +10,7 @@
     const stage = document.getElementById("gen-stage");
     if (bar) bar.value = view.progress;
     if (stage) stage.textContent = view.stage + " (" + view.progress + "%)";
-    if (view.status !== "generating") window.location.reload();
+    if (view.status !== "generating") setTimeout(function () { window.location.reload(); }, 300);
   }
 
   function poll() {
