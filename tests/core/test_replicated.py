@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, event, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -47,6 +48,13 @@ outcomes = Table(  # the shape keel.core.idempotency works with
     Column("body", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+
+CODE = "primary_unavailable"
+
+
+def metric(name: str, database: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, {"name": database, **labels}) or 0.0
 
 
 def closed_port() -> int:
@@ -286,6 +294,9 @@ async def test_while_the_primary_is_down_reads_come_from_the_replica_and_writes_
             # Not one connection to the replica for all those writes.
             assert replica_checkouts == []
             assert all(int(str(r.extra["retry_after"])) >= 1 for r in refusals)
+            assert metric("keel_database_reads_total", database.name, server="replica") == 1
+            refused = metric("keel_database_writes_refused_total", database.name, code=CODE)
+            assert refused == 6
 
         # Back: the next probe finds the primary, writes resume and reads return to it.
         async with asyncio.timeout(15):

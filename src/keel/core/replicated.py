@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+from prometheus_client import Counter
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -52,6 +53,18 @@ T = TypeVar("T")
 # connections.
 _UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 _QUERY_CANCELED = "57014"  # statement_timeout (or pg_cancel_backend)
+
+READS = Counter(
+    "keel_database_reads_total",
+    "Read transactions by the server that served them (primary/replica).",
+    ["name", "server"],
+)
+WRITES_REFUSED = Counter(
+    "keel_database_writes_refused_total",
+    "Writes refused while the primary was down (primary_unavailable) or whose COMMIT lost its "
+    "connection (commit_outcome_unknown).",
+    ["name", "code"],
+)
 
 
 class PrimaryUnavailable(Unavailable):
@@ -155,6 +168,7 @@ class Database:
         name: str = "database",
         probe_seconds: float = 2.0,
     ) -> None:
+        self.name = name
         self.primary = primary
         self.replica = replica
         self.breaker = CircuitBreaker(
@@ -185,6 +199,7 @@ class Database:
         try:
             async with self._on_primary(read_only=True) as connection:
                 started = True
+                READS.labels(self.name, "primary").inc()
                 yield connection
             return
         except PrimaryUnavailable:
@@ -215,8 +230,12 @@ class Database:
         :class:`CommitOutcomeUnknown` when it goes away during the commit; in both cases a
         retry with the same idempotency key applies the write exactly once.
         """
-        async with self._on_primary(read_only=False) as connection:
-            yield connection
+        try:
+            async with self._on_primary(read_only=False) as connection:
+                yield connection
+        except PrimaryUnavailable as exc:
+            WRITES_REFUSED.labels(self.name, exc.code).inc()
+            raise
 
     async def dispose(self) -> None:
         await self.primary.dispose()
@@ -258,6 +277,7 @@ class Database:
         try:
             async with db.reading(self.replica) as conn:
                 connected = True
+                READS.labels(self.name, "replica").inc()
                 yield conn
         except Exception as exc:
             failure = _failure(exc, connected=connected)
