@@ -89,6 +89,25 @@ async def replicated_database() -> AsyncIterator[ReplicatedDatabase]:
             await admin.close()
 
 
+async def wait_replayed(database: ReplicatedDatabase, seconds: float = 15.0) -> None:
+    """Wait until the replica has replayed all the WAL the primary has written so far."""
+    primary = await connect(database.primary_url)
+    try:
+        written = await primary.fetchval("SELECT pg_current_wal_lsn()")
+    finally:
+        await primary.close()
+    replica = await connect(database.replica_url)
+    try:
+        deadline = time.monotonic() + seconds
+        query = "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn"
+        while not await replica.fetchval(query, written):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the replica has not replayed up to {written}")
+            await asyncio.sleep(0.05)
+    finally:
+        await replica.close()
+
+
 async def _pg_ctlcluster(action: str, *options: str) -> None:
     version, name = PRIMARY_CLUSTER.split("/", 1)
     process = await asyncio.create_subprocess_exec(
