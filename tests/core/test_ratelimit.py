@@ -185,3 +185,12 @@ async def test_an_unreachable_redis_raises_limiter_unavailable() -> None:
     with pytest.raises(LimiterUnavailable):
         await limiter.hit({"k": 3})
     await limiter.aclose()
+
+
+async def test_an_unreachable_database_raises_limiter_unavailable() -> None:
+    engine = db.create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/postgres")
+    table = rate_limit_table(MetaData(), "test_rate_limits")
+    limiter = SqlRateLimiter(table, db.session_factory(engine), FrozenClock(), window_seconds=60)
+    with pytest.raises(LimiterUnavailable):
+        await limiter.hit({"k": 3})
+    await engine.dispose()

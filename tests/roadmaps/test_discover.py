@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from keel.core import db
 from keel.core.clock import FrozenClock
 from keel.core.replicated import Database
 from keel.roadmaps import community, discover
@@ -122,7 +123,7 @@ async def test_one_refresh_at_a_time_and_one_computation_per_process(
 def test_the_ttl_is_at_least_twice_the_interval() -> None:
     with pytest.raises(ValueError, match="twice"):
         discover.Discover(
-            Database(None),  # type: ignore[arg-type]
+            Database(db.create_engine("sqlite+aiosqlite://")),  # never connected
             FrozenClock(NOW),
             interval=timedelta(minutes=5),
             ttl=timedelta(minutes=5),

@@ -173,7 +173,8 @@ def problem_response(
     else:
         headers = {}
     body = problem_body(status, code, title, detail, request.url.path, extras, **fields)
-    if status == 429 and "retry_after" in fields:
+    # RFC 9110 and 6585 give Retry-After to 503 (a dependency back soon) and 429.
+    if status in (429, 503) and "retry_after" in fields:
         headers["Retry-After"] = str(fields["retry_after"])
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 

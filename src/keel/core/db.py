@@ -44,6 +44,7 @@ from sqlalchemy.pool import NullPool
 from keel.core import sqlite_dbapi
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+PG_CONNECT_TIMEOUT_SECONDS = 5.0
 # Execution option the "begin" listener reads: how a SQLite transaction starts.
 _BEGIN: Final = "keel_sqlite_begin"
 _DEFERRED, _IMMEDIATE = "DEFERRED", "IMMEDIATE"
@@ -58,7 +59,13 @@ def is_postgres(engine: AsyncEngine) -> bool:
 
 
 def create_engine(
-    url: str, *, pool_size: int = 10, echo: bool = False, inline_reads: bool = False
+    url: str,
+    *,
+    pool_size: int = 10,
+    echo: bool = False,
+    inline_reads: bool = False,
+    statement_timeout_ms: int = 0,
+    connect_timeout_seconds: float = PG_CONNECT_TIMEOUT_SECONDS,
 ) -> AsyncEngine:
     """An async engine for ``url``.
 
@@ -66,6 +73,12 @@ def create_engine(
     transaction except the read sessions of :func:`session_factory` (``BEGIN`` there).
     ``inline_reads`` runs SQLite reads on the event loop (``keel.core.sqlite_dbapi``): for an
     engine whose reads are short lookups by index, not for long searches.
+
+    PostgreSQL gets ``statement_timeout_ms`` as the sessions' ``statement_timeout`` (0: none), so
+    the server itself cancels a statement that runs longer (SQLSTATE 57014) instead of the client
+    walking away from one that may still commit; a connection attempt gives up after
+    ``connect_timeout_seconds``, and a pooled connection is pinged before use, so a dead server
+    fails a request fast instead of hanging it.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -85,7 +98,11 @@ def create_engine(
         _tune_sqlite(engine)
         return engine
     kwargs: dict[str, Any] = {"pool_size": pool_size, "max_overflow": pool_size, "echo": echo}
-    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+    connect_args: dict[str, Any] = {"timeout": connect_timeout_seconds}
+    if statement_timeout_ms:
+        # Sent in the startup packet: set for the session's life without a round trip.
+        connect_args["server_settings"] = {"statement_timeout": str(statement_timeout_ms)}
+    return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keel.core import db
 from keel.core.clock import Clock
+from keel.core.replicated import is_unavailable
 
 StoreKind = Literal["memory", "redis", "database"]
 # A Redis that does not answer within this must not hold requests up (they fail open).
@@ -254,6 +255,10 @@ class SqlRateLimiter:
                         )
         except _Refused:
             pass
+        except Exception as exc:
+            if is_unavailable(exc):  # the database is down: the Protocol's LimiterUnavailable
+                raise LimiterUnavailable(str(exc) or type(exc).__name__) from exc
+            raise
         return tightest(verdicts)
 
     async def aclose(self) -> None:

@@ -50,11 +50,25 @@ def database_url(configured: str, data_dir: str = "var") -> str:
     return configured or f"sqlite+aiosqlite:///{data_dir}/roadmaps.db"
 
 
-async def open_database(url: str) -> AsyncEngine:
-    """An engine on ``url`` with the schema migrated to head."""
-    engine = db.create_engine(url)
-    await migrations.upgrade(engine, MIGRATIONS, VERSION_TABLE)
-    return engine
+async def open_database(url: str, *, statement_timeout_ms: int = 0) -> AsyncEngine:
+    """An engine on ``url`` with the schema migrated to head. The migrations run on an engine of
+    their own, without the statement timeout: a migration may rightly outlast any request."""
+    migrating = db.create_engine(url, pool_size=1)
+    try:
+        await migrations.upgrade(migrating, MIGRATIONS, VERSION_TABLE)
+    finally:
+        await migrating.dispose()
+    return db.create_engine(url, statement_timeout_ms=statement_timeout_ms)
+
+
+def open_replicated(settings: RoadmapsSettings, primary: AsyncEngine) -> Database:
+    """The primary with the streaming replica, when one is configured."""
+    replica = (
+        db.create_engine(settings.replica_url, statement_timeout_ms=settings.statement_timeout_ms)
+        if settings.replica_url
+        else None
+    )
+    return Database(primary, replica, name="roadmaps")
 
 
 def server_secret(settings: RoadmapsSettings, data_dir: str) -> bytes:
@@ -258,8 +272,11 @@ async def open_roadmaps(
     clock: Clock | None = None,
     shedder: LoadShedder | None = None,
 ) -> Roadmaps:
-    engine = await open_database(database_url(settings.database_url, data_dir))
-    database = Database(engine)
+    engine = await open_database(
+        database_url(settings.database_url, data_dir),
+        statement_timeout_ms=settings.statement_timeout_ms,
+    )
+    database = open_replicated(settings, engine)
     secret = server_secret(settings, data_dir)
     clock = clock or SystemClock()
     http = httpx.AsyncClient()

@@ -6,6 +6,7 @@ from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 
 class RoadmapsSettings(BaseSettings):
@@ -18,6 +19,13 @@ class RoadmapsSettings(BaseSettings):
         default="",
         description="A streaming replica of database_url (PostgreSQL). Reads go there while "
         "the primary is down; writes are refused with 503, never sent there.",
+    )
+    statement_timeout_ms: int = Field(
+        default=5000,
+        ge=0,
+        le=600_000,
+        description="PostgreSQL statement_timeout of every session (0: none): the server "
+        "cancels a statement that runs longer, and the request gets a 503.",
     )
     public_url: str = Field(default="", description="Base URL people reach, for links.")
     server_secret: SecretStr | None = Field(
@@ -177,4 +185,15 @@ class RoadmapsSettings(BaseSettings):
         unknown = set(self.lemonsqueezy_variants.values()) - limits.keys()
         if unknown:
             raise ValueError(f"lemonsqueezy_variants names unknown plans: {sorted(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _replica_needs_postgres(self) -> Self:
+        if self.replica_url:
+            for name, url in (
+                ("database_url", self.database_url),
+                ("replica_url", self.replica_url),
+            ):
+                if not url or make_url(url).get_backend_name() != "postgresql":
+                    raise ValueError(f"replica_url needs PostgreSQL for both; {name} is {url!r}")
         return self
