@@ -105,7 +105,7 @@ async def test_bad_input_is_a_problem_and_changes_nothing(tmp_path: Path) -> Non
         for body in (
             {},
             {"goal": "SQL basics", "url": "https://example.org/s"},
-            {"goal": "  a "},
+            {"goal": "   "},
             {"goal": "x" * 5000},
             {"goal": "SQL", "level": "expert"},
             {"goal": "SQL", "hours_per_week": 0},
@@ -204,3 +204,24 @@ async def test_the_status_endpoint_is_the_polling_fallback(tmp_path: Path) -> No
         }
         await site.http.post(f"{API}/accounts/logout", headers=ann)
         problem(await site.http.get(f"{API}/roadmaps/{roadmap['id']}/status"), 404)
+
+
+async def test_a_retried_generation_with_its_idempotency_key_creates_one_roadmap(
+    tmp_path: Path,
+) -> None:
+    async with open_site(tmp_path) as site:
+        ann = await sign_up(site, "ann@example.org", "Ann")
+        keyed = {**ann, "Idempotency-Key": "client-retry-1"}
+        first = await site.http.post(f"{API}/roadmaps", json={"goal": "Go"}, headers=keyed)
+        again = await site.http.post(f"{API}/roadmaps", json={"goal": "Go"}, headers=keyed)
+        assert first.status_code == again.status_code == 202
+        assert first.json()["id"] == again.json()["id"]
+        assert len((await site.http.get(f"{API}/roadmaps")).json()["roadmaps"]) == 1
+        billing = await site.http.get("/roadmaps/billing")
+        assert "<td>generate</td><td>1</td><td>3</td>" in billing.text.replace("\n", "")
+        problem(
+            await site.http.post(
+                f"{API}/roadmaps", json={"goal": "Go"}, headers={**ann, "Idempotency-Key": ""}
+            ),
+            422,
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keel.core import crypto, db, migrations
+from keel.core import crypto, db, idempotency, migrations
 from keel.core.clock import Clock, SystemClock
 from keel.core.identity import Accounts, FileMailer, IdentityTables, LoginLimits, Mailer, SmtpMailer
 from keel.core.jobs import JobQueue, Periodic, Worker
@@ -44,6 +45,7 @@ VERSION_TABLE = "roadmaps_alembic_version"
 SERVER_KEY_FILE = "roadmaps-server.key"
 GENERATE = "generate"  # the usage action a generation takes
 DASHBOARD_TTL = timedelta(seconds=60)
+IDEMPOTENCY_TTL = timedelta(days=1)
 
 
 def database_url(configured: str, data_dir: str = "var") -> str:
@@ -121,6 +123,37 @@ class Roadmaps:
             now=self.clock.now(),
         )
 
+    async def generate(
+        self, user_id: str, source: generating.Source, idempotency_key: str | None = None
+    ) -> generating.Started:
+        """Take one of today's generations and start one; a replayed request gives its use
+        back (the first request paid for the roadmap)."""
+        await self.usage_check(user_id)
+        now = self.clock.now()
+        try:
+            started = await generating.start(
+                self.database,
+                self.queue,
+                owner_id=user_id,
+                source=source,
+                now=now,
+                idempotency_key=idempotency_key,
+                wake=self.wake_workers,
+            )
+        except Exception:
+            await self._give_back(user_id, now)
+            raise
+        if started.replayed:
+            await self._give_back(user_id, now)
+        await self.invalidate_user(user_id)
+        return started
+
+    async def _give_back(self, user_id: str, day_of: datetime) -> None:
+        with contextlib.suppress(Exception):  # the primary may be what failed
+            await usage.release(
+                self.database, user_id=user_id, action=GENERATE, day=usage.utc_day(day_of)
+            )
+
     async def _generated(self, roadmap: library.Roadmap) -> None:
         # A first roadmap is what completes a referral (a no-op for everyone else).
         await referrals.complete(self.database, referred_id=roadmap.owner_id, now=self.clock.now())
@@ -128,12 +161,7 @@ class Roadmaps:
 
     async def _failed(self, roadmap: library.Roadmap) -> None:
         # A generation that failed does not count against the day's limit.
-        await usage.release(
-            self.database,
-            user_id=roadmap.owner_id,
-            action=GENERATE,
-            day=usage.utc_day(roadmap.created_at),
-        )
+        await self._give_back(roadmap.owner_id, roadmap.created_at)
         await self.invalidate_user(roadmap.owner_id)
 
     async def published(self, user_id: str) -> None:
@@ -195,12 +223,20 @@ class Roadmaps:
                     "discover-refresh",
                     timedelta(seconds=self.settings.discover_interval_seconds),
                     self._refresh_discover,
-                )
+                ),
+                Periodic("idempotency-purge", timedelta(hours=1), self._purge_idempotency),
             ],
             leases={generating.KIND: timedelta(minutes=5)},
             concurrency=self.settings.generation_concurrency,
         )
         return self.worker
+
+    async def _purge_idempotency(self) -> None:
+        """Forget idempotency keys after a day: clients retry within minutes."""
+        async with self.database.writing() as conn:
+            await idempotency.purge(
+                conn, models.idempotency, older_than=self.clock.now() - IDEMPOTENCY_TTL
+            )
 
     async def _refresh_discover(self) -> None:
         await self.discover.refresh()

@@ -14,14 +14,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from keel.core import html, sqlsniff
+from keel.core import html, idempotency, sqlsniff
 from keel.core.clock import Clock
+from keel.core.idempotency import Outcome
 from keel.core.jobs import Job, JobQueue, RetryLater
 from keel.core.logging import get_logger
 from keel.core.replicated import Database
-from keel.roadmaps import generation, library
+from keel.roadmaps import generation, library, models
 from keel.roadmaps.live import ProgressBus
 from keel.roadmaps.syllabus import SyllabusText
 
@@ -78,6 +79,12 @@ def title_from(goal: str) -> str:
     return text[:80] + ("…" if len(text) > 80 else "")
 
 
+@dataclass(frozen=True)
+class Started:
+    roadmap: library.Roadmap
+    replayed: bool  # an earlier request with the same idempotency key created it
+
+
 async def start(
     database: Database,
     queue: JobQueue,
@@ -85,11 +92,16 @@ async def start(
     owner_id: str,
     source: Source,
     now: datetime,
+    idempotency_key: str | None = None,
     wake: Callable[[], None] | None = None,
-) -> library.Roadmap:
+) -> Started:
+    """Record the roadmap and queue its job in one transaction. With ``idempotency_key`` a
+    retried request (after a 503, a timeout, a dropped reply) gets the roadmap the first one
+    created, whether or not the client heard about it, and nothing is created twice."""
     # Logged when it looks like an attack, never refused: "SQL SELECT basics" is a topic.
     sqlsniff.sniff(source.goal, field="roadmaps.goal")
-    async with database.writing() as conn:
+
+    async def create(conn: AsyncConnection) -> Outcome:
         roadmap = await library.create(
             conn,
             owner_id=owner_id,
@@ -99,9 +111,8 @@ async def start(
             source_ref=source.ref,
             now=now,
         )
-        session = AsyncSession(bind=conn)
         await queue.enqueue(
-            session,
+            AsyncSession(bind=conn),
             KIND,
             {
                 "roadmap_id": roadmap.id,
@@ -112,9 +123,20 @@ async def start(
             max_attempts=MAX_ATTEMPTS,
             dedupe_key=f"generate:{roadmap.id}",
         )
-    if wake is not None:
+        return Outcome(status=202, body={"roadmap_id": roadmap.id})
+
+    async with database.writing() as conn:
+        if idempotency_key is None:
+            outcome = await create(conn)
+        else:
+            key = idempotency.key_for(f"roadmaps.generate:{owner_id}", idempotency_key)
+            outcome = await idempotency.run_once(conn, models.idempotency, key, create, now=now)
+        roadmap = await library.load(conn, str(outcome.body["roadmap_id"]))
+    if roadmap is None:  # replayed, and deleted since: say so rather than create another
+        raise library.RoadmapNotFound("the roadmap this request created was deleted")
+    if wake is not None and not outcome.replayed:
         wake()
-    return roadmap
+    return Started(roadmap, outcome.replayed)
 
 
 class GenerationJob:

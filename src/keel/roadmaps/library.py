@@ -22,11 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keel.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from keel.core.replicated import Database
 from keel.roadmaps import models
+from keel.roadmaps.generation.request import GOAL_MAX_CHARS
 
 SourceKind = Literal["text", "url", "pdf"]
 Status = Literal["generating", "ready", "failed"]
 GENERATING, READY, FAILED = "generating", "ready", "failed"
-MAX_GOAL_CHARS = 2000
+MAX_GOAL_CHARS = GOAL_MAX_CHARS  # what a generator accepts
 MAX_STEPS = 60
 
 

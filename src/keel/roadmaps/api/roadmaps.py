@@ -38,7 +38,7 @@ class _Body(BaseModel):
 
 
 class Generate(_Body):
-    goal: Annotated[str, Field(min_length=3, max_length=library.MAX_GOAL_CHARS)] | None = None
+    goal: Annotated[str, Field(min_length=1, max_length=library.MAX_GOAL_CHARS)] | None = None
     url: AnyHttpUrl | None = None
     level: Level | None = None
     hours_per_week: Annotated[int, Field(ge=1, le=80)] | None = None
@@ -131,16 +131,11 @@ def _base(request: Request) -> str:
 async def _generate(
     request: Request, wired: Wired, user: CurrentUser, source: generating.Source
 ) -> dict[str, Any]:
-    await wired.usage_check(user.id)
-    roadmap = await generating.start(
-        wired.database,
-        wired.queue,
-        owner_id=user.id,
-        source=source,
-        now=wired.clock.now(),
-        wake=wired.wake_workers,
-    )
-    return roadmap_view(roadmap, _base(request))
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 1 <= len(key) <= 200:
+        raise Unprocessable("Idempotency-Key must be 1 to 200 characters")
+    started = await wired.generate(user.id, source, key)
+    return roadmap_view(started.roadmap, _base(request))
 
 
 @router.post("/roadmaps", status_code=202, summary="Generate a roadmap from a goal or a URL")
@@ -151,8 +146,8 @@ async def create(
         raise Unprocessable("send exactly one of goal and url")
     if body.goal is not None:
         goal = body.goal.strip()
-        if len(goal) < 3:
-            raise Unprocessable("the goal needs at least 3 characters")
+        if not goal:
+            raise Unprocessable("the goal is empty")
         source = generating.Source(
             goal=goal, kind="text", level=body.level, hours_per_week=body.hours_per_week
         )

@@ -8,7 +8,7 @@ signed-in user sends anyone else to the sign-in page and back.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -18,6 +18,7 @@ from keel.core.errors import KeelError
 from keel.roadmaps import community, generating, library, progress, referrals, syllabus, usage
 from keel.roadmaps.api.auth import OptionalUser
 from keel.roadmaps.api.deps import Wired
+from keel.roadmaps.bootstrap import Roadmaps
 from keel.roadmaps.web.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -85,8 +86,8 @@ async def create(
             text = await syllabus.fetch_syllabus(url.strip())
             source = generating.from_syllabus(text, level=chosen_level, hours_per_week=hours)
         else:
-            if len(goal.strip()) < 3:
-                raise library.InvalidStep("Tell us what you want to learn (3 characters or more).")
+            if not goal.strip():
+                raise library.InvalidStep("Tell us what you want to learn.")
             source = generating.Source(
                 goal=goal.strip(), kind="text", level=chosen_level, hours_per_week=hours
             )
@@ -119,18 +120,8 @@ async def create_from_pdf(
     )
 
 
-async def _start(wired: Any, user_id: str, source: generating.Source) -> library.Roadmap:
-    await wired.usage_check(user_id)
-    roadmap = await generating.start(
-        wired.database,
-        wired.queue,
-        owner_id=user_id,
-        source=source,
-        now=wired.clock.now(),
-        wake=wired.wake_workers,
-    )
-    await wired.invalidate_user(user_id)
-    return roadmap
+async def _start(wired: Roadmaps, user_id: str, source: generating.Source) -> library.Roadmap:
+    return (await wired.generate(user_id, source)).roadmap
 
 
 @router.get("/r/{roadmap_id}", name="roadmaps-view", response_class=HTMLResponse)
