@@ -330,6 +330,7 @@ async def open_roadmaps(
             clock,
             interval=timedelta(seconds=settings.discover_interval_seconds),
             ttl=timedelta(seconds=settings.discover_ttl_seconds),
+            precompute=settings.discover_precompute,
         ),
         shedder=shedder or LoadShedder("roadmaps"),
         plans=Plans.from_settings(settings),

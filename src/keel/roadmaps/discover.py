@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -75,6 +77,11 @@ class DiscoverPage:
     recently_added: tuple[Card, ...]
     public_count: int
     computed_at: datetime
+
+    @functools.cached_property
+    def encoded(self) -> bytes:
+        """The JSON body, encoded once per computation (every request sends the same)."""
+        return json.dumps(self.to_json(), separators=(",", ":")).encode()
 
     def to_json(self) -> dict[str, Any]:
         def cards(items: tuple[Card, ...]) -> list[dict[str, Any]]:

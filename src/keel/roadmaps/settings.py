@@ -54,6 +54,11 @@ class RoadmapsSettings(BaseSettings):
     discover_interval_seconds: int = Field(
         default=300, ge=5, le=86_400, description="How often /discover is recomputed."
     )
+    discover_precompute: bool = Field(
+        default=True,
+        description="Serve /discover from the precomputed result; off runs its queries on "
+        "every request (the benchmark's baseline; never useful in production).",
+    )
     discover_ttl_seconds: int = Field(
         default=900,
         ge=10,

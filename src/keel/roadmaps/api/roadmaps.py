@@ -370,9 +370,15 @@ async def my_activity(wired: Wired, user: CurrentUser) -> dict[str, Any]:
     }
 
 
-@router.get("/discover", summary="Featured, trending, highest rated, top creators, recent")
-async def discover_page(wired: Wired) -> dict[str, Any]:
-    return (await wired.discover.page()).to_json()
+@router.get(
+    "/discover",
+    summary="Featured, trending, highest rated, top creators, recent",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+)
+async def discover_page(wired: Wired) -> Response:
+    page = await wired.discover.page()
+    return Response(page.encoded, media_type="application/json")
 
 
 @router.get("/profiles/{handle}", summary="A public profile and its public roadmaps")
