@@ -225,3 +225,35 @@ async def test_a_retried_generation_with_its_idempotency_key_creates_one_roadmap
             ),
             422,
         )
+
+
+async def test_a_referral_code_at_sign_up_is_rewarded_at_the_first_roadmap(tmp_path: Path) -> None:
+    async with open_site(tmp_path) as site:
+        ann = await sign_up(site, "ann@example.org", "Ann")
+        dashboard = await site.http.get("/roadmaps/dashboard")
+        code = re.search(r'id="referral-code">([A-Z0-9]+)<', dashboard.text)
+        assert code is not None
+        await site.http.post(f"{API}/accounts/logout", headers=ann)
+
+        page = await site.http.get("/roadmaps/signup")
+        unknown = await site.http.post(
+            f"{API}/accounts/signup",
+            json={"email": "bob@example.org", "password": PASSWORD, "referral_code": "NOPE2345"},
+            headers={"X-CSRF-Token": form_token(page)},
+        )
+        problem(unknown, 422)
+        referred = await site.http.post(
+            f"{API}/accounts/signup",
+            json={
+                "email": "bob@example.org",
+                "password": PASSWORD,
+                "referral_code": code.group(1).lower(),
+            },
+            headers={"X-CSRF-Token": form_token(page)},
+        )
+        assert referred.status_code == 201, referred.text
+        bob = {"X-CSRF-Token": referred.json()["csrf_token"]}
+        await generate(site, bob, "Statistics")
+        billing = await site.http.get("/roadmaps/billing")
+        assert "Your plan: Pro" in billing.text  # the referral trial
+        assert "3 trial days" in billing.text

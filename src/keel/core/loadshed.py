@@ -38,8 +38,8 @@ class Limits:
     soft_lag_s: float = 0.25  # emergency mode when the loop is this late
     retry_after_s: int = 5
     sample_s: float = 0.1
-    # Lag counts as the worst sample over this window: one late timer keeps emergency mode on
-    # for a moment instead of flickering between samples.
+    # Lag is the mean over this window: a loop saturated for a while, not one late timer (a
+    # slow first request, a GC pause), turns emergency mode on, and it does not flicker.
     lag_window_s: float = 2.0
 
 
@@ -82,7 +82,7 @@ class LoadShedder:
             samples.append((now, max(0.0, now - started - period)))
             while samples[0][0] < now - self.limits.lag_window_s:
                 samples.popleft()
-            self.lag_s = max(lag for _, lag in samples)
+            self.lag_s = sum(lag for _, lag in samples) / len(samples)
             LOOP_LAG.labels(self.app_name).set(self.lag_s)
             EMERGENCY.labels(self.app_name).set(int(self.emergency))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,6 +36,7 @@ from keel.roadmaps.billing.lemonsqueezy import LemonSqueezyApi
 from keel.roadmaps.billing.plans import GracePeriods, Plans
 from keel.roadmaps.discover import Discover
 from keel.roadmaps.generating import GenerationJob
+from keel.roadmaps.generation.topics import load_catalogue
 from keel.roadmaps.live import ProgressBus
 from keel.roadmaps.settings import RoadmapsSettings
 
@@ -153,6 +155,16 @@ class Roadmaps:
             await usage.release(
                 self.database, user_id=user_id, action=GENERATE, day=usage.utc_day(day_of)
             )
+
+    async def referred(self, user_id: str, code: str) -> None:
+        """A new account signed up with ``code`` (already checked): a pending referral. A code
+        that stopped working since the check (a race) loses the referral, not the account."""
+        try:
+            await referrals.record_signup(
+                self.database, referred_id=user_id, code=code, now=self.clock.now()
+            )
+        except referrals.ReferralError as exc:
+            log.warning("referral_not_recorded", user_id=user_id, reason=exc.code)
 
     async def _generated(self, roadmap: library.Roadmap) -> None:
         # A first roadmap is what completes a referral (a no-op for everyone else).
@@ -315,6 +327,8 @@ async def open_roadmaps(
     database = open_replicated(settings, engine)
     secret = server_secret(settings, data_dir)
     clock = clock or SystemClock()
+    # Parsing the catalogue takes most of a second: off the event loop, before any request.
+    await asyncio.to_thread(load_catalogue)
     http = httpx.AsyncClient()
     return Roadmaps(
         settings=settings,

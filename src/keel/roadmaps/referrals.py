@@ -193,6 +193,20 @@ async def get_or_create_code(
     raise CodeSpaceExhausted()
 
 
+async def check_code(database: Database, code: str) -> str:
+    """``code`` as stored, when someone holds it; :class:`UnknownReferralCode` otherwise (so a
+    sign-up form can refuse a mistyped code before the account exists)."""
+    normalised = normalise_code(code)
+    if normalised is None:
+        raise UnknownReferralCode()
+    t = models.referral_codes
+    async with database.reading() as conn:
+        held = (await conn.execute(select(t.c.user_id).where(t.c.code == normalised))).first()
+    if held is None:
+        raise UnknownReferralCode()
+    return normalised
+
+
 async def record_signup(
     database: Database, *, referred_id: str, code: str, now: datetime
 ) -> Referral:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from keel.core.identity import LoggedIn, User, emails, passwords
 from keel.core.identity import web as identity_web
 from keel.core.openapi import problem_responses
+from keel.roadmaps import referrals
 from keel.roadmaps.api import auth
 from keel.roadmaps.api.auth import CurrentUser
 
@@ -53,6 +54,9 @@ class SignUp(Credentials):
         str | None,
         Field(max_length=emails.MAX_DISPLAY_NAME_CHARS * 2, description="Default: the email's"),
     ] = None
+    referral_code: Annotated[
+        str | None, Field(max_length=20, description="A friend's referral code")
+    ] = None
 
 
 class ResetRequest(_Body):
@@ -90,6 +94,12 @@ def _user_agent(request: Request) -> str:
 async def sign_up(request: Request, response: Response, body: SignUp) -> dict[str, Any]:
     """Create an account and sign in: the session cookie is set, and the reply carries the
     user and the CSRF token for later unsafe requests."""
+    wired = request.app.state.roadmaps
+    code = (
+        await referrals.check_code(wired.database, body.referral_code)
+        if body.referral_code and body.referral_code.strip()
+        else None
+    )
     logged_in = await auth.accounts(request).sign_up(
         email=body.email,
         password=body.password,
@@ -97,6 +107,8 @@ async def sign_up(request: Request, response: Response, body: SignUp) -> dict[st
         client=identity_web.client_address(request),
         user_agent=_user_agent(request),
     )
+    if code is not None:
+        await wired.referred(logged_in.user.id, code)
     return _signed_in(request, response, logged_in)
 
 

@@ -17,6 +17,7 @@ from keel.core.errors import KeelError
 from keel.core.identity import emails, passwords
 from keel.core.identity import web as identity_web
 from keel.core.identity.errors import InvalidResetToken, TooManyAttempts
+from keel.roadmaps import referrals
 from keel.roadmaps.api import auth
 from keel.roadmaps.web.render import page
 
@@ -54,7 +55,8 @@ def _refused(request: Request, template: str, error: KeelError, **context: objec
 async def signup_page(request: Request) -> Response:
     if identity_web.optional_user(request) is not None:
         return _signed_in(request, None)
-    return _show(request, "accounts/signup.html", email="", display_name="")
+    code = request.query_params.get("ref", "")[:20]
+    return _show(request, "accounts/signup.html", email="", display_name="", referral_code=code)
 
 
 @router.post("/signup", name="roadmaps-signup-submit", response_class=HTMLResponse)
@@ -63,8 +65,15 @@ async def signup_submit(
     email: FormEmail = "",
     password: FormPassword = "",
     display_name: Annotated[str, Form(max_length=200)] = "",
+    referral_code: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
+    wired = request.app.state.roadmaps
     try:
+        code = (
+            await referrals.check_code(wired.database, referral_code)
+            if referral_code.strip()
+            else None
+        )
         logged_in = await auth.accounts(request).sign_up(
             email=email,
             password=password,
@@ -73,8 +82,10 @@ async def signup_submit(
             user_agent=request.headers.get("user-agent", ""),
         )
     except KeelError as exc:
-        context = {"email": email, "display_name": display_name}
+        context = {"email": email, "display_name": display_name, "referral_code": referral_code}
         return _refused(request, "accounts/signup.html", exc, **context)
+    if code is not None:
+        await wired.referred(logged_in.user.id, code)
     response = _signed_in(request, None)
     identity_web.start_session(response, request, logged_in)
     return response
