@@ -1,16 +1,20 @@
-"""Circuit breaker state machine (fake clock) and retry with backoff (fake sleep)."""
+"""Circuit breaker state machine (fake clock; real event-loop time only for call timeouts),
+its registry and metrics, and retry with backoff (fake sleep)."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import sys
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from prometheus_client import REGISTRY
 
 import keel.core.resilience as resilience
@@ -347,6 +351,9 @@ def test_invalid_configuration() -> None:
         {"minimum_calls": 0},
         {"half_open_max_calls": 0},
         {"window_seconds": 0},
+        {"window_calls": 4, "minimum_calls": 5},
+        {"slow_call_seconds": 0},
+        {"call_timeout_seconds": 0},
     ):
         with pytest.raises(ValueError):  # noqa: PT011 - several messages
             CircuitBreaker("bad", **kwargs)
@@ -383,9 +390,13 @@ action = st.one_of(
     actions=st.lists(action, max_size=60),
     minimum_calls=st.integers(1, 5),
     half_open_max_calls=st.integers(1, 3),
+    window_calls=st.none() | st.integers(5, 8),
 )
 def test_transitions_never_skip(
-    actions: list[tuple[Any, ...]], minimum_calls: int, half_open_max_calls: int
+    actions: list[tuple[Any, ...]],
+    minimum_calls: int,
+    half_open_max_calls: int,
+    window_calls: int | None,
 ) -> None:
     clock = FakeClock()
     log: list[tuple[CircuitState, CircuitState]] = []
@@ -395,6 +406,7 @@ def test_transitions_never_skip(
         minimum_calls=minimum_calls,
         half_open_max_calls=half_open_max_calls,
         window_seconds=30,
+        window_calls=window_calls,
         open_seconds=20,
         slow_call_seconds=10,
         slow_call_rate_threshold=0.8,
@@ -446,6 +458,329 @@ def test_transitions_never_skip(
         expected_from = new
     assert b.state is expected_from
     assert gauge("property") == {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}[b.state]
+
+
+# --------------------------------------------------------------------------- count window
+
+
+async def test_count_window_opens_on_the_rate_of_its_last_calls() -> None:
+    clock = FakeClock()
+    b = make(clock, window_calls=4, minimum_calls=4, failure_rate_threshold=0.5)
+    assert b.window_type == "count"
+    for fn in (boom, ok, ok, ok, ok):  # the failure is pushed out by the fifth call
+        await run(b, fn)
+        clock.advance(3600)  # age does not matter to a count window
+    assert b.state is CLOSED
+    assert b.snapshot().failures == 0
+    await run(b, boom)
+    assert b.state is CLOSED  # 1 of the last 4
+    await run(b, boom)
+    assert b.state is OPEN  # 2 of the last 4
+
+
+async def test_count_window_waits_for_minimum_calls() -> None:
+    b = make(FakeClock(), window_calls=10, minimum_calls=5)
+    for _ in range(4):
+        await run(b, boom)
+    assert b.state is CLOSED
+    await run(b, boom)
+    assert b.state is OPEN
+
+
+async def test_count_window_counts_slow_calls() -> None:
+    clock = FakeClock()
+    b = make(
+        clock, window_calls=3, minimum_calls=3, slow_call_seconds=1.0, slow_call_rate_threshold=0.6
+    )
+
+    async def slow() -> str:
+        clock.advance(1.5)
+        return "ok"
+
+    for fn in (slow, ok, slow):
+        assert await run(b, fn) == "ok"
+    assert b.state is OPEN  # 2/3 slow ≥ 60 %, though every call succeeded
+
+
+# --------------------------------------------------------------------------- call timeout
+
+
+async def test_call_timeout_cancels_the_call_and_counts_as_failure() -> None:
+    # failure_on does not name TimeoutError: our own timeout is a failure anyway.
+    b = make(FakeClock(), minimum_calls=2, call_timeout_seconds=0.02, failure_on=(Boom,))
+    cancelled: list[bool] = []
+
+    async def hangs() -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        return "never"
+
+    with pytest.raises(TimeoutError):
+        await b.call(hangs)
+    assert cancelled == [True]
+    assert calls(b.name, "timeout") == 1
+    assert b.state is CLOSED
+    with pytest.raises(TimeoutError):
+        await b.call(hangs)
+    assert b.state is OPEN
+
+
+async def test_call_timeout_applies_to_guard() -> None:
+    b = make(FakeClock(), minimum_calls=1, call_timeout_seconds=0.02)
+    with pytest.raises(TimeoutError):
+        async with b.guard():
+            await asyncio.sleep(5)
+    assert b.state is OPEN
+
+
+async def test_a_call_within_its_timeout_is_not_touched() -> None:
+    b = make(FakeClock(), minimum_calls=1, call_timeout_seconds=5)
+    assert await run(b, ok) == "ok"
+    async with b.guard():
+        pass
+    assert b.state is CLOSED
+    assert calls(b.name, "success") == 2
+
+
+async def test_the_calls_own_timeout_error_follows_failure_on() -> None:
+    b = make(FakeClock(), minimum_calls=1, call_timeout_seconds=5, failure_on=(Boom,))
+
+    async def own_timeout() -> str:
+        raise TimeoutError("the dependency answered: its own deadline passed")
+
+    with pytest.raises(TimeoutError):
+        await b.call(own_timeout)
+    assert b.state is CLOSED  # not ours, and not in failure_on: an answer
+
+
+async def test_outer_cancellation_is_not_a_timeout() -> None:
+    b = make(FakeClock(), minimum_calls=1, call_timeout_seconds=5)
+    task = asyncio.create_task(b.call(asyncio.Event().wait))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert b.state is CLOSED
+    assert calls(b.name, "timeout") == 0
+
+
+# --------------------------------------------------------------------------- no stampede
+
+
+async def test_only_the_permitted_probes_reach_the_dependency_when_open_expires() -> None:
+    clock = FakeClock()
+    b = make(clock, minimum_calls=1, open_seconds=10, half_open_max_calls=3)
+    await trip(b)
+    clock.advance(10)
+    gate = asyncio.Event()
+    reached: list[int] = []
+
+    async def held() -> str:
+        reached.append(1)
+        await gate.wait()
+        return "ok"
+
+    async def attempt() -> str:
+        try:
+            return await b.call(held)
+        except CircuitOpen:
+            return "rejected"
+
+    crowd = [asyncio.create_task(attempt()) for _ in range(100)]
+    await asyncio.sleep(0.01)
+    assert len(reached) == 3  # the other 97 never touched the dependency
+    gate.set()
+    results = await asyncio.gather(*crowd)
+    assert results.count("ok") == 3
+    assert results.count("rejected") == 97
+    assert b.state is CLOSED
+
+
+# --------------------------------------------------------------------------- snapshot, registry
+
+
+async def test_snapshot_reports_window_rates_and_time_to_half_open() -> None:
+    clock = FakeClock()
+    changes: list[tuple[CircuitState, CircuitState]] = []
+    b = make(
+        clock,
+        minimum_calls=4,
+        window_seconds=10,
+        slow_call_seconds=1.0,
+        open_seconds=30,
+        on_state_change=lambda old, new: changes.append((old, new)),
+    )
+
+    async def slow() -> str:
+        clock.advance(2)
+        return "ok"
+
+    for fn in (ok, boom, slow):
+        await run(b, fn)
+    snap = b.snapshot()
+    assert (snap.state, snap.window_type, snap.window_size) == (CLOSED, "time", 10)
+    assert (snap.calls, snap.failures, snap.slow_calls) == (3, 1, 1)
+    assert snap.failure_rate == pytest.approx(1 / 3)
+    assert snap.slow_call_rate == pytest.approx(1 / 3)
+    assert snap.slow_call_rate_threshold == 1.0
+    assert snap.half_open_in_seconds is None
+    clock.advance(20)
+    assert b.snapshot().calls == 0  # aged out of the 10 s window
+    await trip(b)
+    clock.advance(12)
+    snap = b.snapshot()
+    assert snap.state is OPEN
+    assert snap.half_open_in_seconds == pytest.approx(18)
+    clock.advance(18)
+    assert b.snapshot().state is HALF_OPEN
+    assert changes == [(CLOSED, OPEN)]  # a snapshot reports; it does not transition
+
+
+def test_snapshot_of_a_count_window_without_slow_threshold() -> None:
+    snap = make(FakeClock(), window_calls=20).snapshot()
+    assert (snap.window_type, snap.window_size, snap.calls) == ("count", 20, 0)
+    assert (snap.failure_rate, snap.slow_call_rate) == (0.0, 0.0)
+    assert snap.slow_call_rate_threshold is None
+
+
+async def test_snapshot_counts_admitted_probes() -> None:
+    clock = FakeClock()
+    b = make(clock, minimum_calls=1, open_seconds=5, half_open_max_calls=2)
+    await trip(b)
+    clock.advance(5)
+    assert b.snapshot().probes_admitted == 0
+    await run(b, ok)
+    snap = b.snapshot()
+    assert (snap.state, snap.probes_admitted, snap.half_open_max_calls) == (HALF_OPEN, 1, 2)
+
+
+def test_registry_lists_live_breakers_by_prefix() -> None:
+    registry = resilience.BreakerRegistry()
+    clock = FakeClock()
+    a = CircuitBreaker("cache:b", clock=clock, registry=registry)
+    b = CircuitBreaker("cache:a", clock=clock, registry=registry)
+    other = CircuitBreaker("rpc:x", clock=clock, registry=registry)
+    assert registry.breakers("cache:") == [b, a]
+    assert [s.name for s in registry.snapshot()] == ["cache:a", "cache:b", "rpc:x"]
+    replacement = CircuitBreaker("rpc:x", clock=clock, registry=registry)
+    assert registry.breakers("rpc:") == [replacement]
+    del a, other, replacement
+    gc.collect()
+    assert registry.breakers() == [b]  # held weakly: dropped breakers disappear
+
+
+async def test_every_breaker_is_in_the_default_registry_and_metrics() -> None:
+    clock = FakeClock()
+    b = make(clock, minimum_calls=10, open_seconds=30)
+    assert b in resilience.BREAKERS.breakers(b.name)
+    for fn in (ok, boom, boom, ok):
+        await run(b, fn)
+
+    def sample(metric: str) -> float | None:
+        return REGISTRY.get_sample_value(metric, {"name": b.name})
+
+    assert sample("keel_circuit_window_calls") == 4
+    assert sample("keel_circuit_failure_rate") == 0.5
+    assert sample("keel_circuit_slow_call_rate") == 0.0
+    assert sample("keel_circuit_half_open_in_seconds") == 0.0
+    await trip(b)
+    clock.advance(10)
+    assert sample("keel_circuit_half_open_in_seconds") == 20.0
+
+
+# --------------------------------------------------------------------------- stateful model
+
+
+class CountWindowMachine(RuleBasedStateMachine):
+    """Sequential calls against a reference model of resilience4j's count-based window."""
+
+    WINDOW, MINIMUM, PROBES, OPEN_SECONDS = 5, 3, 2, 10.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.clock = FakeClock()
+        self.breaker = CircuitBreaker(
+            "stateful",
+            clock=self.clock,
+            window_calls=self.WINDOW,
+            minimum_calls=self.MINIMUM,
+            failure_rate_threshold=0.5,
+            slow_call_seconds=1.0,
+            slow_call_rate_threshold=0.6,
+            open_seconds=self.OPEN_SECONDS,
+            half_open_max_calls=self.PROBES,
+            registry=resilience.BreakerRegistry(),
+        )
+        self.state = CLOSED
+        self.window: deque[tuple[bool, bool]] = deque(maxlen=self.WINDOW)
+        self.opened_at = 0.0
+        self.succeeded = 0
+
+    def teardown(self) -> None:
+        self.loop.close()
+
+    def _model_state(self) -> CircuitState:
+        if self.state is OPEN and self.clock.now >= self.opened_at + self.OPEN_SECONDS:
+            self.state, self.succeeded = HALF_OPEN, 0
+        return self.state
+
+    def _open(self) -> None:
+        self.state, self.opened_at = OPEN, self.clock.now
+        self.window.clear()
+
+    @rule(outcome=st.sampled_from(["ok", "fail", "slow", "slow_fail"]))
+    def call(self, outcome: str) -> None:
+        expected = self._model_state()
+        failed, slow = outcome.endswith("fail"), outcome.startswith("slow")
+
+        async def fn() -> str:
+            if slow:
+                self.clock.advance(1.5)
+            if failed:
+                raise Boom
+            return "ok"
+
+        got = self.loop.run_until_complete(run(self.breaker, fn))
+        if expected is OPEN:
+            assert got == "rejected"
+            return
+        assert got == ("fail" if failed else "ok")
+        if expected is HALF_OPEN:
+            if failed or slow:
+                self._open()
+            else:
+                self.succeeded += 1
+                if self.succeeded == self.PROBES:
+                    self.state = CLOSED
+            return
+        self.window.append((failed, slow))
+        total = len(self.window)
+        failures = sum(f for f, _ in self.window)
+        slows = sum(s for _, s in self.window)
+        if total >= self.MINIMUM and (failures / total >= 0.5 or slows / total >= 0.6):
+            self._open()
+
+    @rule(seconds=st.sampled_from([1.0, 4.0, 10.0]))
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    @invariant()
+    def agrees_with_the_model(self) -> None:
+        snap = self.breaker.snapshot()
+        assert snap.state is self._model_state()
+        if snap.state is CLOSED:
+            assert snap.calls == len(self.window)
+            assert snap.failures == sum(f for f, _ in self.window)
+            assert snap.slow_calls == sum(s for _, s in self.window)
+        assert self.breaker.state is self._model_state()
+
+
+TestCountWindowMachine = CountWindowMachine.TestCase
+TestCountWindowMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
 
 
 # --------------------------------------------------------------------------- retry
