@@ -26,6 +26,7 @@ from keel.core.ratelimit import (
     rate_limit_table,
 )
 from tests.conftest import scratch_database, scratch_redis
+from tests.core.cache.support import on_shared
 
 WINDOW = 2  # seconds: short, since the window stores run on real time
 
@@ -52,8 +53,12 @@ class Subject:
         await self.wait(moment - self.now())
 
 
-@pytest.fixture(params=["memory", "redis", "sqlite", "postgresql"])
+@pytest.fixture(params=["memory", "redis", "failover", "sqlite", "postgresql"])
 async def subject(request: pytest.FixtureRequest, tmp_path: object) -> AsyncIterator[Subject]:
+    if request.param == "failover":  # keel.core.cache: the primary and secondary test Redis
+        async with on_shared(2) as cache:
+            yield Subject(cache.rate_limiter(namespace="test", window_seconds=WINDOW))
+        return
     if request.param == "memory":
         limiter = WindowLimiter.in_memory(window_seconds=WINDOW)
         yield Subject(limiter)

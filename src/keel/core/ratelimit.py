@@ -133,22 +133,34 @@ class WindowLimiter:
         return cls(MemoryStorage(), window_seconds=window_seconds)
 
     @classmethod
-    def on_redis(cls, url: str, *, namespace: str, window_seconds: int) -> WindowLimiter:
-        """Counters in Redis under ``namespace``: shared by every process, kept on restart."""
-        pool = redis.asyncio.ConnectionPool.from_url(
-            url,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        )
+    def on_redis(
+        cls,
+        url: str,
+        *,
+        namespace: str,
+        window_seconds: int,
+        pool: redis.asyncio.ConnectionPool | None = None,
+    ) -> WindowLimiter:
+        """Counters in Redis under ``namespace``: shared by every process, kept on restart.
+        With ``pool`` (the caller's, left open by :meth:`aclose`) it talks through that."""
+        owned = pool is None
+        if pool is None:
+            pool = redis.asyncio.ConnectionPool.from_url(
+                url,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
         storage = RedisStorage(
             "async+" + url,
             implementation="redispy",
             wrap_exceptions=True,
             key_prefix=namespace,
-            # Ours, so that aclose() can release it; limits types its options as scalars.
+            # Ours (or the caller's) so that it can be released; limits types options as scalars.
             connection_pool=pool,  # type: ignore[arg-type]
         )
-        return cls(storage, window_seconds=window_seconds, closer=pool.disconnect)
+        return cls(
+            storage, window_seconds=window_seconds, closer=pool.disconnect if owned else None
+        )
 
     def _item(self, limit: int) -> RateLimitItem:
         item = self._items.get(limit)
