@@ -1,6 +1,6 @@
 """The HTML pages core serves people: the front door at ``/`` (what this server runs, built from
 the mounted products and the links each declares) and the 404 page a browser gets where an API
-client gets problem+json.
+client gets problem+json. Other core pages (``keel.core.status``) render through :func:`render`.
 
 Which of the two a 404 is, is decided by :func:`prefers_html` on the ``Accept`` header, only
 when a 404 is rendered: a successful request never pays for it. The pages have no script; their
@@ -88,7 +88,7 @@ def front_door(request: Request, listings: Sequence[Listing]) -> HTMLResponse:
         Entry("/readyz", "readyz", f"{home}readyz", "readiness of every product"),
         Entry("/metrics", "metrics", f"{home}metrics", "Prometheus metrics"),
     ]
-    return _html(request, "front_door.html", {"products": products, "operations": operations})
+    return render(request, "front_door.html", {"products": products, "operations": operations})
 
 
 def _entry(home: str, product: str, link: Link) -> Entry:
@@ -105,14 +105,16 @@ def not_found(request: Request, detail: str) -> HTMLResponse:
         "home": request.base_url.path,
         "request_id": request_id_var.get(),
     }
-    response = _html(request, "not_found.html", context, status_code=404)
+    response = render(request, "not_found.html", context, status_code=404)
     response.headers["Vary"] = "Accept"
     return response
 
 
-def _html(
+def render(
     request: Request, name: str, context: Mapping[str, object], *, status_code: int = 200
 ) -> HTMLResponse:
+    """Template ``name`` of core's pages (they extend ``base.html``: no script, the one
+    stylesheet allowed by its hash), not to be cached."""
     headers = {"Content-Security-Policy": CSP, "Cache-Control": "no-store"}
     if request_id_var.get() is None:  # outside every product's RequestContextMiddleware
         headers.update(SECURITY_HEADERS)
