@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.types import Scope
 
-from keel.core import apidocs
+from keel.core import apidocs, status
 from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
 from keel.core.clock import Clock
 from keel.core.csp import SecurityHeadersMiddleware
@@ -94,6 +94,12 @@ def create_app(
     app.include_router(billing.router, prefix="/api")
     app.include_router(roadmaps_api.router, prefix="/api")
     app.include_router(pages.router)
+
+    async def read_status() -> status.Status:
+        wired: Roadmaps | None = getattr(app.state, "roadmaps", None)
+        return await status.read(breakers="roadmaps", caches=[wired.cache] if wired else [])
+
+    app.include_router(status.router(read_status, name="roadmaps"))
     document_problems(app)
     apidocs.install(app)
 

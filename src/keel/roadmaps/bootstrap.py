@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keel.core import crypto, db, idempotency, migrations
+from keel.core.cache import Cache, open_cache
 from keel.core.clock import Clock, SystemClock
 from keel.core.identity import Accounts, FileMailer, IdentityTables, LoginLimits, Mailer, SmtpMailer
 from keel.core.jobs import JobQueue, Periodic, Worker
@@ -98,6 +99,7 @@ class Roadmaps:
     plans: Plans
     grace: GracePeriods
     http: httpx.AsyncClient
+    cache: Cache
     billing_source: LemonSqueezyApi | None = None
     worker: Worker | None = None
     # Per-user dashboard views for DASHBOARD_TTL, dropped on every write that changes them.
@@ -210,6 +212,7 @@ class Roadmaps:
 
     async def close(self) -> None:
         await self.http.aclose()
+        await self.cache.aclose()
         await self.database.dispose()
 
     def wake_workers(self) -> None:
@@ -350,5 +353,10 @@ async def open_roadmaps(
         plans=Plans.from_settings(settings),
         grace=GracePeriods.from_settings(settings),
         http=http,
+        cache=open_cache(
+            name="roadmaps",
+            primary_url=settings.redis_url,
+            secondary_url=settings.redis_secondary_url,
+        ),
         billing_source=LemonSqueezyApi.from_settings(settings, http),
     )

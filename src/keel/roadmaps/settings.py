@@ -202,3 +202,23 @@ class RoadmapsSettings(BaseSettings):
                 if not url or make_url(url).get_backend_name() != "postgresql":
                     raise ValueError(f"replica_url needs PostgreSQL for both; {name} is {url!r}")
         return self
+
+    redis_url: str = Field(
+        default="",
+        description="redis://host:port/db of the primary Redis: cache, counters, locks, rate "
+        "limits. Empty: this process's memory (the embedded default).",
+    )
+    redis_secondary_url: str = Field(
+        default="",
+        description="A second, independent Redis the cache fails over to (another provider, "
+        "not a replica of the first). Needs redis_url.",
+    )
+
+    @model_validator(mode="after")
+    def _redis_urls(self) -> Self:
+        if self.redis_secondary_url and not self.redis_url:
+            raise ValueError("redis_secondary_url needs redis_url")
+        for url in (self.redis_url, self.redis_secondary_url):
+            if url and not url.startswith(("redis://", "rediss://", "unix://")):
+                raise ValueError("Redis URLs start with redis://, rediss:// or unix://")
+        return self
