@@ -102,11 +102,15 @@ CIRCUIT_STATE = _state_gauge()
 CIRCUIT_CALLS = _calls_counter()
 
 
-@dataclass(frozen=True)
 class _Permit:
-    epoch: int  # state epoch at admission; outcomes from older epochs are stale
-    started: float
-    probe: bool
+    """One admitted call (a plain slotted class: a frozen dataclass costs ~1 µs a call)."""
+
+    __slots__ = ("epoch", "probe", "started")
+
+    def __init__(self, epoch: int, started: float, probe: bool) -> None:
+        self.epoch = epoch  # state epoch at admission; outcomes from older epochs are stale
+        self.started = started
+        self.probe = probe
 
 
 class _Window:
@@ -244,7 +248,13 @@ class CircuitBreaker:
         self._window = _Window(seconds=window_seconds, calls=window_calls)
         self._probes_admitted = 0
         self._probes_succeeded = 0
-        CIRCUIT_STATE.labels(name).set(_STATE_VALUE[self._state])
+        # Looked up once: labels() takes a lock and a dict lookup on every call otherwise.
+        self._state_gauge = CIRCUIT_STATE.labels(name)
+        self._outcomes = {
+            outcome: CIRCUIT_CALLS.labels(name, outcome)
+            for outcome in ("success", "failure", "timeout", "slow", "rejected")
+        }
+        self._state_gauge.set(_STATE_VALUE[self._state])
         (BREAKERS if registry is None else registry).add(self)
 
     @property
@@ -334,7 +344,7 @@ class CircuitBreaker:
         if state is CircuitState.OPEN or (
             state is CircuitState.HALF_OPEN and self._probes_admitted >= self.half_open_max_calls
         ):
-            CIRCUIT_CALLS.labels(self.name, "rejected").inc()
+            self._outcomes["rejected"].inc()
             retry_in = max(self._opened_at + self.open_seconds - self._clock(), 0.0)
             raise CircuitOpen(
                 f"circuit {self.name!r} is {state.value}", circuit=self.name, retry_in=retry_in
@@ -342,7 +352,7 @@ class CircuitBreaker:
         probe = state is CircuitState.HALF_OPEN
         if probe:
             self._probes_admitted += 1
-        return _Permit(epoch=self._epoch, started=self._clock(), probe=probe)
+        return _Permit(self._epoch, self._clock(), probe)
 
     def _complete(
         self, permit: _Permit, exc: BaseException | None, timed_out: bool = False
@@ -356,7 +366,7 @@ class CircuitBreaker:
         failed = timed_out or (exc is not None and isinstance(exc, self.failure_on))
         slow = self.slow_call_seconds is not None and now - permit.started > self.slow_call_seconds
         outcome = "timeout" if timed_out else "failure" if failed else "slow" if slow else "success"
-        CIRCUIT_CALLS.labels(self.name, outcome).inc()
+        self._outcomes[outcome].inc()
 
         if permit.epoch != self._epoch:
             return  # admitted under an earlier state; its verdict is stale
@@ -396,7 +406,7 @@ class CircuitBreaker:
         self._epoch += 1
         self._window.clear()
         self._probes_admitted = self._probes_succeeded = 0
-        CIRCUIT_STATE.labels(self.name).set(_STATE_VALUE[new])
+        self._state_gauge.set(_STATE_VALUE[new])
         if self._on_state_change is not None:
             self._on_state_change(old, new)
 

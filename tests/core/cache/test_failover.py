@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio
 
 from keel.core.cache import FailoverCache, RedisProvider
+from keel.core.cache.provider import Journal
 from keel.core.resilience import CircuitState
 from tests.core.cache.support import failover_cache, until
 from tests.redis_server import RedisServer
@@ -152,17 +153,48 @@ async def test_reconciling_repairs_values_and_counters_on_the_returned_primary(
     assert await b.reconcile() == 0
 
 
-async def test_a_key_missed_again_while_reconciling_stays_journaled(servers: Servers) -> None:
+async def test_reads_racing_a_reconcile_never_take_the_old_copy(
+    servers: Servers, closing: list[FailoverCache], proxies: ProxyTo
+) -> None:
+    primary, secondary = servers
+    proxy, primary_via_proxy = await proxies(primary.port)
+    a = open_on(closing, [primary_via_proxy, secondary.url])
+    readers = [open_on(closing, [primary.url, secondary.url]) for _ in range(3)]
+    keys = [f"page:{i}" for i in range(50)]
+    for key in keys:
+        await a.set(key, b"old", ttl_seconds=60)
+    proxy.cut()
+    for key in keys:
+        await a.set(key, b"new", ttl_seconds=60)
+    proxy.restore()
+
+    async def read_all() -> set[bytes | None]:
+        return {await reader.get(key) for reader in readers for key in keys}
+
+    # One reader repairs the primary while all of them read every key, over and over.
+    repaired, *seen = await asyncio.gather(readers[0].reconcile(), *(read_all() for _ in range(10)))
+    assert repaired == len(keys)
+    assert all(values == {b"new"} for values in seen)
+    assert await read_all() == {b"new"}
+
+
+async def test_a_key_missed_again_while_reconciling_stays_to_repair(servers: Servers) -> None:
     primary, _ = servers
-    provider = RedisProvider(primary.url, label="secondary", breaker_name="test_cache_forget")
-    journal = "keel:test:cache:~journal:primary"
+    provider = RedisProvider(primary.url, label="secondary", breaker_name="test_cache_mark")
+    journal = Journal("keel:test:cache:~journal:primary", "keel:test:cache:~repaired:primary")
     try:
         await provider.journal(["a", "b"], [journal], 60_000)
-        _, seen = await provider.journal_page(journal, 0)
+        _, seen = await provider.unrepaired(journal, 0)
+        assert seen == {b"a": b"1", b"b": b"1"}
         await provider.journal(["b"], [journal], 60_000)  # b missed again meanwhile
-        assert await provider.forget(journal, seen) == 1
-        _, left = await provider.journal_page(journal, 0)
+        assert await provider.mark_repaired(journal, seen, 60_000) == 1
+        _, left = await provider.unrepaired(journal, 0)
         assert left == {b"b": b"2"}
+        assert await provider.pending([journal]) == 1
+        # Repaired entries stay listed: readers keep off the missing copy until expiry.
+        assert await provider.read("a", [journal]) == (None, [(True, False)])
+        assert await provider.read("b", [journal]) == (None, [(True, True)])
+        assert await provider.read("c", [journal]) == (None, [(False, False)])
     finally:
         await provider.aclose()
 

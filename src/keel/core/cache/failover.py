@@ -2,15 +2,20 @@
 and never serves a value a completed write replaced, across a failover and back.
 
 * **Writes** (set, delete) go to every provider at once. A provider that missed one (down,
-  slow, breaker open) is recorded in a *journal* on each provider that took it: a hash
-  ``<namespace>:~journal:<label>`` of the keys that provider missed, with a generation each.
+  slow, breaker open) is recorded in a *journal* on each provider that took it: hashes
+  ``<namespace>:~journal:<label>`` (key -> generation, bumped at each miss) and
+  ``~repaired:<label>`` (the generation repaired since).
 * **Reads** ask every provider at once; each also says whether its journals list the key.
   The answer is the first provider's, in order of preference, that answered and is not
   listed as having missed the key; a miss there falls through to the next. So a provider
   that comes back with old data (it was paused or cut off, not restarted) is not believed
   for what it missed, by any process, from its first answer on.
-* **Reconciling** deletes what a returned provider missed, then forgets the journal entries
-  whose generation did not move meanwhile (a key missed again stays listed).
+* **Reconciling** deletes on a returned provider what it missed and marks those entries
+  repaired (a key missed again meanwhile stays to repair). Entries are not removed: a read
+  racing the repair could otherwise take the old copy it read just before the delete for a
+  good one, once the entry it checked just after was gone. They expire with their journal,
+  which outlives every value written before it; until then the listed keys are read from
+  the provider that holds the journal, which has them.
 * **Counters** are incremented everywhere and journaled apart (``~counts:<label>``); the
   answer is chosen as for reads, so a provider's atomic count answers while it missed
   nothing. Reconciling raises a returned provider's counters to the survivor's (never
@@ -20,15 +25,15 @@ and never serves a value a completed write replaced, across a failover and back.
   one answers again. That is the one window where another process may read a value this one
   replaced: until the providers return, nobody could have been told.
 
-A lost journal (a provider that missed writes fails again before it is reconciled, taking
-the journal's holder with it) is the second failure this design does not cover; values then
-expire by their TTL.
+What this does not cover: a provider whose journal cannot be asked (its holder is down or
+too slow for the call) is believed, so a second failure before reconciling, taking the
+journal's holder with it, can serve values until they expire by their TTL.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -45,7 +50,7 @@ from keel.core.cache.base import (
 )
 from keel.core.cache.limiter import FailoverLimiter
 from keel.core.cache.memory import DEFAULT_MAX_TTL_SECONDS, MemoryCache
-from keel.core.cache.provider import MISSED, Missed, RedisProvider
+from keel.core.cache.provider import MISSED, Journal, Missed, RedisProvider
 from keel.core.logging import get_logger
 from keel.core.ratelimit import RateLimiter, WindowLimiter
 
@@ -122,14 +127,39 @@ class FailoverCache(Cache):
         self._suspect: set[str] = set()  # providers this process saw miss writes
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._limiters: list[WindowLimiter] = []
+        self._counters: dict[tuple[str, str], Counter] = {}
+
+    def _count(self, op: str, source: str) -> None:
+        counter = self._counters.get((op, source))
+        if counter is None:  # labels() locks and looks up: once per pair, not per call
+            counter = self._counters[op, source] = CACHE_OPERATIONS.labels(self.name, op, source)
+        counter.inc()
+
+    async def _everywhere(self, calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T | Missed]:
+        """Each provider's call (in provider order) at once; the first runs in this task,
+        the others in tasks of their own (one provider: no task at all)."""
+        others = [
+            asyncio.create_task(p.attempt(call))
+            for p, call in zip(self.providers[1:], calls[1:], strict=True)
+        ]
+        try:
+            first = await self.providers[0].attempt(calls[0])
+        except BaseException:
+            for task in others:
+                task.cancel()
+            raise
+        return [first, *[await task for task in others]]
 
     # ------------------------------------------------------------------ keys
 
     def _key(self, key: str) -> str:
         return f"{self.namespace}:{key}"
 
-    def _journal(self, label: str, *, counters: bool = False) -> str:
-        return f"{self.namespace}:~{'counts' if counters else 'journal'}:{label}"
+    def _journal(self, label: str, *, counters: bool = False) -> Journal:
+        kind = "counts" if counters else "journal"
+        return Journal(
+            f"{self.namespace}:~{kind}:{label}", f"{self.namespace}:~{kind}-repaired:{label}"
+        )
 
     def _lock_key(self, name: str) -> str:
         return f"{self.namespace}:~lock:{name}"
@@ -139,14 +169,11 @@ class FailoverCache(Cache):
     async def get(self, key: str) -> bytes | None:
         check_key(key)
         if key in self._pending:  # this process's own write, not on any provider yet
-            CACHE_OPERATIONS.labels(self.name, "get", _FALLBACK).inc()
+            self._count("get", _FALLBACK)
             return self.fallback.peek(key)
         full = self._key(key)
-        answers = await asyncio.gather(
-            *(
-                p.attempt(partial(p.read, full, [j for _, j, _ in self._held[p.label]]))
-                for p in self.providers
-            )
+        answers = await self._everywhere(
+            [partial(p.read, full, [j for _, j, _ in self._held[p.label]]) for p in self.providers]
         )
         trusted = self._trusted(answers)
         if trusted is None:
@@ -154,17 +181,17 @@ class FailoverCache(Cache):
         self._answered(self._took(answers))
         for p, (value, _) in trusted:
             if value is not None:
-                CACHE_OPERATIONS.labels(self.name, "get", p.label).inc()
+                self._count("get", p.label)
                 return value
-        CACHE_OPERATIONS.labels(self.name, "get", "miss").inc()
+        self._count("get", "miss")
         return None
 
     def _trusted(
-        self, answers: Sequence[tuple[T, list[bool]] | Missed]
-    ) -> list[tuple[RedisProvider, tuple[T, list[bool]]]] | None:
+        self, answers: Sequence[tuple[T, list[tuple[bool, bool]]] | Missed]
+    ) -> list[tuple[RedisProvider, tuple[T, list[tuple[bool, bool]]]]] | None:
         """The answers (in order of preference) of providers that no other answering one
-        lists as having missed the key; None when nobody answered. A provider listed so is
-        reconciled in the background."""
+        lists as having missed the key; None when nobody answered. A provider listed as not
+        repaired yet is reconciled in the background."""
         answered = [
             (p, answer)
             for p, answer in zip(self.providers, answers, strict=True)
@@ -172,13 +199,13 @@ class FailoverCache(Cache):
         ]
         if not answered:
             return None
-        distrusted = {
-            q.label
-            for p, (_, flags) in answered
-            for (q, _, _), flag in zip(self._held[p.label], flags, strict=True)
-            if flag
-        }
-        self._suspect |= distrusted
+        distrusted: set[str] = set()
+        for p, (_, flags) in answered:
+            for (q, _, _), (listed, unrepaired) in zip(self._held[p.label], flags, strict=True):
+                if listed:
+                    distrusted.add(q.label)
+                if unrepaired:
+                    self._suspect.add(q.label)
         return [(p, answer) for p, answer in answered if p.label not in distrusted]
 
     def _took(self, results: Sequence[object]) -> list[RedisProvider]:
@@ -187,7 +214,7 @@ class FailoverCache(Cache):
 
     def _fallback_get(self, key: str) -> bytes | None:
         self._fallback_active = True
-        CACHE_OPERATIONS.labels(self.name, "get", _FALLBACK).inc()
+        self._count("get", _FALLBACK)
         return self.fallback.peek(key)
 
     # ------------------------------------------------------------------ writes
@@ -208,9 +235,7 @@ class FailoverCache(Cache):
             calls = [partial(p.delete, full) for p in self.providers]
         else:
             calls = [partial(p.write, full[0], value, ttl_ms) for p in self.providers]
-        results = await asyncio.gather(
-            *(p.attempt(call) for p, call in zip(self.providers, calls, strict=True))
-        )
+        results = await self._everywhere(calls)
         took = self._took(results)
         missed = [p for p in self.providers if p not in took]
         durable = bool(took)
@@ -218,12 +243,12 @@ class FailoverCache(Cache):
             durable = await self._journal_missed(full, took, missed)
         if not durable:
             self._keep(keys, value, ttl_ms)
-            CACHE_OPERATIONS.labels(self.name, op, _FALLBACK).inc()
+            self._count(op, _FALLBACK)
             return False
         for key in keys:
             self._pending.pop(key, None)
         self._answered(took)
-        CACHE_OPERATIONS.labels(self.name, op, took[0].label).inc()
+        self._count(op, took[0].label)
         return True
 
     async def _journal_missed(
@@ -286,18 +311,16 @@ class FailoverCache(Cache):
     async def incr(self, key: str, *, ttl_seconds: float, amount: int = 1) -> int:
         ttl_ms = check_ttl(ttl_seconds, self.max_ttl_seconds)
         full = self._key(check_key(key))
-        answers = await asyncio.gather(
-            *(
-                p.attempt(
-                    partial(p.incr, full, amount, ttl_ms, [c for _, _, c in self._held[p.label]])
-                )
+        answers = await self._everywhere(
+            [
+                partial(p.incr, full, amount, ttl_ms, [c for _, _, c in self._held[p.label]])
                 for p in self.providers
-            )
+            ]
         )
         trusted = self._trusted(answers)
         if trusted is None:
             self._fallback_active = True
-            CACHE_OPERATIONS.labels(self.name, "incr", _FALLBACK).inc()
+            self._count("incr", _FALLBACK)
             return self.fallback.add(key, amount, ttl_ms)
         took = self._took(answers)
         missed = [p for p in self.providers if p not in took]
@@ -309,7 +332,7 @@ class FailoverCache(Cache):
             source, (count, _) = trusted[0]
         else:  # every answer is listed as behind: the highest is the least behind
             source, count = took[0], max(a[0] for a in answers if a is not MISSED)
-        CACHE_OPERATIONS.labels(self.name, "incr", source.label).inc()
+        self._count("incr", source.label)
         return count
 
     async def acquire_lock(self, name: str, *, ttl_seconds: float) -> Lock | None:
@@ -351,13 +374,14 @@ class FailoverCache(Cache):
         return done
 
     async def _reconcile_from(
-        self, holder: RedisProvider, missing: RedisProvider, journal: str, counters: bool
+        self, holder: RedisProvider, missing: RedisProvider, journal: Journal, counters: bool
     ) -> int:
-        """Repair on ``missing`` the keys ``holder``'s ``journal`` lists: delete values (a
-        copy could overwrite a newer write racing it), raise counters to ``holder``'s."""
+        """Repair on ``missing`` the keys ``holder``'s ``journal`` lists as not repaired:
+        delete values (a copy could overwrite a newer write racing it), raise counters to
+        ``holder``'s; then mark them repaired."""
         done, cursor = 0, 0
         while True:
-            page = await holder.attempt(partial(holder.journal_page, journal, cursor))
+            page = await holder.attempt(partial(holder.unrepaired, journal, cursor))
             if page is MISSED:
                 return done
             cursor, entries = page
@@ -373,10 +397,12 @@ class FailoverCache(Cache):
                     repair = partial(missing.delete, keys)
                 if repair is not None and await missing.attempt(repair) is MISSED:
                     return done  # gone again: the journal stays for next time
-                forgotten = await holder.attempt(partial(holder.forget, journal, entries))
-                if forgotten is not MISSED:
-                    done += forgotten
-                    CACHE_RECONCILED.labels(self.name, missing.label).inc(forgotten)
+                marked = await holder.attempt(
+                    partial(holder.mark_repaired, journal, entries, self._keep_ms)
+                )
+                if marked is not MISSED:
+                    done += marked
+                    CACHE_RECONCILED.labels(self.name, missing.label).inc(marked)
             if cursor == 0:
                 return done
 
@@ -417,12 +443,10 @@ class FailoverCache(Cache):
         providers = []
         for p in self.providers:
             journals = [self._journal(p.label), self._journal(p.label, counters=True)]
-            sizes = [
-                await q.attempt(partial(q.journal_sizes, journals))
-                for q in self.providers
-                if q is not p
+            pending = [
+                await q.attempt(partial(q.pending, journals)) for q in self.providers if q is not p
             ]
-            known = [size for size in sizes if size is not MISSED]
+            known = [count for count in pending if count is not MISSED]
             providers.append(
                 ProviderStatus(p.label, p.breaker.snapshot(), max(known) if known else None)
             )

@@ -16,7 +16,7 @@ import asyncio
 import enum
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
@@ -43,11 +43,12 @@ MISSED = _Missed.MISSED
 Missed = Literal[_Missed.MISSED]
 
 # INCRBY that starts a new counter's expiry (a fixed window; PTTL < 0 also repairs a counter
-# that lost it), then whether each journal in KEYS[2..] lists the counter.
+# that lost it), then for each journal (KEYS[2..] in pairs: missed, repaired) the counter's
+# generation in each hash ('' when absent).
 _INCR = """
 local answer = {redis.call('INCRBY', KEYS[1], ARGV[1])}
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-for i = 2, #KEYS do answer[i] = redis.call('HEXISTS', KEYS[i], KEYS[1]) end
+for i = 2, #KEYS do answer[#answer + 1] = redis.call('HGET', KEYS[i], KEYS[1]) or '' end
 return answer
 """
 # Raise counters (KEYS) to at least the counts in ARGV (count, ttl_ms pairs), never lower:
@@ -66,17 +67,44 @@ _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-# Forget journal entries (key, generation) whose generation is unchanged: a key journaled
-# again meanwhile was missed again and stays.
-_FORGET = """
-local forgotten = 0
-for i = 1, #ARGV, 2 do
+# Mark journal entries (ARGV[2..]: key, generation pairs) repaired unless their generation
+# moved on meanwhile (missed again: it stays to repair). ARGV[1]: how long to keep the mark.
+_MARK = """
+local marked = 0
+for i = 2, #ARGV, 2 do
   if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
-    forgotten = forgotten + redis.call('HDEL', KEYS[1], ARGV[i])
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+    marked = marked + 1
   end
 end
-return forgotten
+if marked > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+return marked
 """
+# Entries of journals (KEYS in pairs: missed, repaired) not repaired at their generation.
+_PENDING = """
+local pending = 0
+for j = 1, #KEYS, 2 do
+  local entries = redis.call('HGETALL', KEYS[j])
+  for i = 1, #entries, 2 do
+    if redis.call('HGET', KEYS[j + 1], entries[i]) ~= entries[i + 1] then
+      pending = pending + 1
+    end
+  end
+end
+return pending
+"""
+
+
+@dataclass(frozen=True)
+class Journal:
+    """Kept on a provider that took writes another one missed: the keys it missed (hash
+    ``missed``: key -> generation, bumped at each miss) and the generation of each that was
+    repaired on it since (hash ``repaired``). Entries are never removed: they keep readers
+    off the missing provider's copy of those keys until the journal expires, after every
+    value it could hold for them has expired too."""
+
+    missed: str
+    repaired: str
 
 
 @dataclass(frozen=True)
@@ -149,7 +177,8 @@ class RedisProvider:
         self._incr = self.client.register_script(_INCR)
         self._raise = self.client.register_script(_RAISE)
         self._unlock = self.client.register_script(_UNLOCK)
-        self._forget = self.client.register_script(_FORGET)
+        self._mark = self.client.register_script(_MARK)
+        self._pending = self.client.register_script(_PENDING)
 
     def __repr__(self) -> str:
         return f"RedisProvider({self.label!r})"  # never the URL: it may hold a password
@@ -180,17 +209,20 @@ class RedisProvider:
             log.debug("cache_provider_failed", provider=self.label, error=repr(exc))
             return MISSED
 
-    async def read(self, key: str, journals: Sequence[str]) -> tuple[bytes | None, list[bool]]:
+    async def read(
+        self, key: str, journals: Sequence[Journal]
+    ) -> tuple[bytes | None, list[tuple[bool, bool]]]:
         """The value under ``key`` and, for each of ``journals``, whether it lists ``key``
-        (another provider missed a write of it)."""
+        (another provider missed a write of it) and whether that is not repaired yet."""
         if not journals:
             return await self.client.get(key), []
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.get(key)
             for journal in journals:
-                pipe.hexists(journal, key)
-            value, *flags = await pipe.execute()
-        return value, [bool(flag) for flag in flags]
+                pipe.hget(journal.missed, key)
+                pipe.hget(journal.repaired, key)
+            value, *generations = await pipe.execute()
+        return value, _flags(generations)
 
     async def write(self, key: str, value: bytes, ttl_ms: int) -> None:
         await self.client.set(key, value, px=ttl_ms)
@@ -198,41 +230,23 @@ class RedisProvider:
     async def delete(self, keys: Sequence[str]) -> None:
         await self.client.delete(*keys)
 
-    async def write_journaled(
-        self, key: str, value: bytes | None, ttl_ms: int, journals: Sequence[str], keep_ms: int
-    ) -> None:
-        """Set (or, ``value`` None, delete) ``key`` and journal it in ``journals`` in one
-        round trip: the path taken while another provider's breaker is open."""
+    async def journal(self, keys: Sequence[str], journals: Sequence[Journal], keep_ms: int) -> None:
+        """Record in each of ``journals`` that its provider missed a write of ``keys``; the
+        journal outlives every value written meanwhile (each TTL is at most ``keep_ms``)."""
         async with self.client.pipeline(transaction=False) as pipe:
-            if value is None:
-                pipe.delete(key)
-            else:
-                pipe.set(key, value, px=ttl_ms)
-            self._journal_into(pipe, [key], journals, keep_ms)
+            for journal in journals:
+                for key in keys:
+                    pipe.hincrby(journal.missed, key, 1)
+                pipe.pexpire(journal.missed, keep_ms)
             await pipe.execute()
-
-    async def journal(self, keys: Sequence[str], journals: Sequence[str], keep_ms: int) -> None:
-        """Record in each of ``journals`` that its provider missed a write of ``keys``."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            self._journal_into(pipe, keys, journals, keep_ms)
-            await pipe.execute()
-
-    @staticmethod
-    def _journal_into(
-        pipe: redis.asyncio.client.Pipeline, keys: Sequence[str], journals: Sequence[str], ms: int
-    ) -> None:
-        for journal in journals:
-            for key in keys:
-                pipe.hincrby(journal, key, 1)  # a generation, so reconciling spares a re-miss
-            # Outlives every value written meanwhile (each TTL is at most keep_ms).
-            pipe.pexpire(journal, ms)
 
     async def incr(
-        self, key: str, amount: int, ttl_ms: int, journals: Sequence[str]
-    ) -> tuple[int, list[bool]]:
-        """The counter after adding ``amount``, and whether each of ``journals`` lists it."""
-        count, *flags = await self._incr(keys=[key, *journals], args=[amount, ttl_ms])
-        return int(count), [bool(flag) for flag in flags]
+        self, key: str, amount: int, ttl_ms: int, journals: Sequence[Journal]
+    ) -> tuple[int, list[tuple[bool, bool]]]:
+        """The counter after adding ``amount``, and flags as :meth:`read` gives them."""
+        keys = [key, *(name for j in journals for name in (j.missed, j.repaired))]
+        count, *generations = await self._incr(keys=keys, args=[amount, ttl_ms])
+        return int(count), _flags([g or None for g in generations])
 
     async def counts(self, keys: Sequence[str]) -> list[tuple[int, int] | None]:
         """For each counter: (count, milliseconds left), or None when it is gone."""
@@ -257,24 +271,41 @@ class RedisProvider:
     async def unlock(self, key: str, token: str) -> bool:
         return bool(await self._unlock(keys=[key], args=[token]))
 
-    async def journal_sizes(self, journals: Sequence[str]) -> int:
-        """How many keys ``journals`` list together."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for journal in journals:
-                pipe.hlen(journal)
-            return sum(int(size) for size in await pipe.execute())
+    async def pending(self, journals: Sequence[Journal]) -> int:
+        """How many entries of ``journals`` are not repaired."""
+        keys = [name for j in journals for name in (j.missed, j.repaired)]
+        return int(await self._pending(keys=keys))
 
-    async def journal_page(self, journal: str, cursor: int) -> tuple[int, dict[bytes, bytes]]:
-        """One HSCAN page of ``journal``: the next cursor (0 at the end) and key -> generation."""
-        next_cursor, entries = await self.client.hscan(journal, cursor, count=200)
-        return int(next_cursor), entries
+    async def unrepaired(self, journal: Journal, cursor: int) -> tuple[int, dict[bytes, bytes]]:
+        """One page of ``journal``'s entries not repaired at their generation (key ->
+        generation), and the next cursor (0 at the end)."""
+        next_cursor, entries = await self.client.hscan(journal.missed, cursor, count=200)
+        if not entries:
+            return int(next_cursor), {}
+        # redis-py types HMGET as sync-or-async; on this client it is always awaitable.
+        repaired = await cast(
+            "Awaitable[list[bytes | None]]", self.client.hmget(journal.repaired, list(entries))
+        )
+        return int(next_cursor), {
+            key: generation
+            for (key, generation), done in zip(entries.items(), repaired, strict=True)
+            if done != generation
+        }
 
-    async def forget(self, journal: str, entries: dict[bytes, bytes]) -> int:
-        """Drop ``entries`` from ``journal`` unless their generation moved on."""
-        args = [part for pair in entries.items() for part in pair]
-        return int(await self._forget(keys=[journal], args=args))
+    async def mark_repaired(
+        self, journal: Journal, entries: dict[bytes, bytes], keep_ms: int
+    ) -> int:
+        """Mark ``entries`` repaired unless their generation moved on; how many were."""
+        args: list[int | bytes] = [keep_ms, *(part for pair in entries.items() for part in pair)]
+        return int(await self._mark(keys=[journal.missed, journal.repaired], args=args))
 
     async def aclose(self) -> None:
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.client.aclose()
         await self.pool.disconnect()
+
+
+def _flags(generations: Sequence[bytes | None]) -> list[tuple[bool, bool]]:
+    """(listed, not repaired) per journal from its (missed, repaired) generations."""
+    pairs = zip(generations[::2], generations[1::2], strict=True)
+    return [(missed is not None, missed is not None and missed != done) for missed, done in pairs]
