@@ -5,11 +5,13 @@ and never serves a value a completed write replaced, across a failover and back.
   slow, breaker open) is recorded in a *journal* on each provider that took it: hashes
   ``<namespace>:~journal:<label>`` (key -> generation, bumped at each miss) and
   ``~repaired:<label>`` (the generation repaired since).
-* **Reads** ask every provider at once; each also says whether its journals list the key.
-  The answer is the first provider's, in order of preference, that answered and is not
-  listed as having missed the key; a miss there falls through to the next. So a provider
-  that comes back with old data (it was paused or cut off, not restarted) is not believed
-  for what it missed, by any process, from its first answer on.
+* **Reads** ask every provider at once; each also says whether the journals it holds for
+  the providers preferred over it list the key. The answer is the first provider's, in
+  order of preference, that answered and is not listed as having missed the key; a miss
+  there falls through to the next, once the providers preferred over that one confirm
+  they do not list it (a second round trip, only then). So a provider that comes back with
+  old data (it was paused or cut off, not restarted) is not believed for what it missed,
+  by any process, from its first answer on.
 * **Reconciling** deletes on a returned provider what it missed and marks those entries
   repaired (a key missed again meanwhile stays to repair). Entries are not removed: a read
   racing the repair could otherwise take the old copy it read just before the delete for a
@@ -113,15 +115,10 @@ class FailoverCache(Cache):
             name=_FALLBACK, max_ttl_seconds=max_ttl_seconds, max_entries=10_000
         )
         self._keep_ms = check_ttl(max_ttl_seconds, max_ttl_seconds)
-        # For each provider, the others with their journals it holds (values, counters).
-        self._held = {
-            p.label: [
-                (q, self._journal(q.label), self._journal(q.label, counters=True))
-                for q in self.providers
-                if q is not p
-            ]
-            for p in self.providers
-        }
+        # Whose journals a provider's answer reports on: for a read, the providers preferred
+        # over it (whether to believe them); for a counter, every other one.
+        self._before = {p.label: list(self.providers[:i]) for i, p in enumerate(self.providers)}
+        self._others = {p.label: [q for q in self.providers if q is not p] for p in self.providers}
         self._fallback_active = False
         self._pending: dict[str, None] = {}  # insertion-ordered set of caller keys
         self._suspect: set[str] = set()  # providers this process saw miss writes
@@ -173,24 +170,43 @@ class FailoverCache(Cache):
             return self.fallback.peek(key)
         full = self._key(key)
         answers = await self._everywhere(
-            [partial(p.read, full, [j for _, j, _ in self._held[p.label]]) for p in self.providers]
+            [
+                partial(p.read, full, [self._journal(q.label) for q in self._before[p.label]])
+                for p in self.providers
+            ]
         )
-        trusted = self._trusted(answers)
+        trusted = self._trusted(answers, self._before)
         if trusted is None:
             return self._fallback_get(key)
-        self._answered(self._took(answers))
+        took = self._took(answers)
+        self._answered(took)
         for p, (value, _) in trusted:
-            if value is not None:
+            if value is not None and await self._confirmed(p, full, took):
                 self._count("get", p.label)
                 return value
         self._count("get", "miss")
         return None
 
+    async def _confirmed(self, p: RedisProvider, full: str, took: list[RedisProvider]) -> bool:
+        """Whether no provider preferred over ``p`` that answered lists ``p`` as having
+        missed ``full`` (a read asks those only when it would answer with ``p``'s value).
+        Journal entries stay until they expire, so asking after reading is as good as
+        asking at once; one that cannot be asked now is not held against ``p``."""
+        for q in self._before[p.label]:
+            if q in took:
+                flags = await q.attempt(partial(q.flags, full, [self._journal(p.label)]))
+                if flags is not MISSED and flags[0][0]:
+                    return False
+        return True
+
     def _trusted(
-        self, answers: Sequence[tuple[T, list[tuple[bool, bool]]] | Missed]
+        self,
+        answers: Sequence[tuple[T, list[tuple[bool, bool]]] | Missed],
+        reports_on: dict[str, list[RedisProvider]],
     ) -> list[tuple[RedisProvider, tuple[T, list[tuple[bool, bool]]]]] | None:
         """The answers (in order of preference) of providers that no other answering one
-        lists as having missed the key; None when nobody answered. A provider listed as not
+        lists as having missed the key (each answer's flags are about the providers
+        ``reports_on`` names for it); None when nobody answered. A provider listed as not
         repaired yet is reconciled in the background."""
         answered = [
             (p, answer)
@@ -201,7 +217,7 @@ class FailoverCache(Cache):
             return None
         distrusted: set[str] = set()
         for p, (_, flags) in answered:
-            for (q, _, _), (listed, unrepaired) in zip(self._held[p.label], flags, strict=True):
+            for q, (listed, unrepaired) in zip(reports_on[p.label], flags, strict=True):
                 if listed:
                     distrusted.add(q.label)
                 if unrepaired:
@@ -313,11 +329,17 @@ class FailoverCache(Cache):
         full = self._key(check_key(key))
         answers = await self._everywhere(
             [
-                partial(p.incr, full, amount, ttl_ms, [c for _, _, c in self._held[p.label]])
+                partial(
+                    p.incr,
+                    full,
+                    amount,
+                    ttl_ms,
+                    [self._journal(q.label, counters=True) for q in self._others[p.label]],
+                )
                 for p in self.providers
             ]
         )
-        trusted = self._trusted(answers)
+        trusted = self._trusted(answers, self._others)
         if trusted is None:
             self._fallback_active = True
             self._count("incr", _FALLBACK)

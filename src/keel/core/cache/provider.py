@@ -2,9 +2,10 @@
 
 redis-py's defaults suit a database, not a cache: recent releases retry a failed command with
 backoff and wait seconds on a socket. Here a command is tried once (``Retry(NoBackoff(), 0)``),
-sockets give up after ``socket_timeout_seconds``, and the breaker cancels any call past
-``call_timeout_seconds`` and stops calling a server that fails or is slow, so a dead or slow
-Redis costs a request a fraction of a second at most, then nothing until it is probed again.
+connecting gives up after ``connect_timeout_seconds``, and the breaker cancels any call past
+``call_timeout_seconds`` (waiting for a pooled connection, connecting, sending and reading
+together) and stops calling a server that fails or is slow, so a dead or slow Redis costs a
+request a fraction of a second at most, then nothing until it is probed again.
 
 Every method takes full Redis keys and is one round trip, run through the breaker by
 :meth:`RedisProvider.attempt`, which turns every provider failure into :data:`MISSED`.
@@ -113,7 +114,10 @@ class ProviderPolicy:
     a cache sees steady traffic, and its last ``window_calls`` calls span a fraction of a
     second under load, so it reacts as fast as the traffic allows."""
 
-    socket_timeout_seconds: float = 0.3
+    # None: the breaker's call timeout bounds every call already; a socket timeout as well
+    # costs a timer per command sent and per reply read (15 % of a two-provider read,
+    # bench/breaker_overhead.py) and bounds less (not the wait for a pooled connection).
+    socket_timeout_seconds: float | None = None
     connect_timeout_seconds: float = 0.5
     health_check_interval_seconds: int = 30
     max_connections: int = 64
@@ -223,6 +227,14 @@ class RedisProvider:
                 pipe.hget(journal.repaired, key)
             value, *generations = await pipe.execute()
         return value, _flags(generations)
+
+    async def flags(self, key: str, journals: Sequence[Journal]) -> list[tuple[bool, bool]]:
+        """For each of ``journals``: whether it lists ``key``, and whether not repaired."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for journal in journals:
+                pipe.hget(journal.missed, key)
+                pipe.hget(journal.repaired, key)
+            return _flags(await pipe.execute())
 
     async def write(self, key: str, value: bytes, ttl_ms: int) -> None:
         await self.client.set(key, value, px=ttl_ms)
