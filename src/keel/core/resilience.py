@@ -141,6 +141,17 @@ class _Window:
         while self.outcomes and self.outcomes[0][0] <= horizon:
             self._drop_oldest()
 
+    def counts(self, now: float) -> tuple[int, int, int]:
+        """(calls, failures, slow calls) in the window at ``now``, changing nothing."""
+        calls, failures, slow = len(self.outcomes), self.failures, self.slow
+        if self.calls is None:
+            horizon = now - self.seconds
+            for finished, failed, was_slow in self.outcomes:
+                if finished > horizon:
+                    break
+                calls, failures, slow = calls - 1, failures - failed, slow - was_slow
+        return calls, failures, slow
+
     def _drop_oldest(self) -> None:
         _, failed, slow = self.outcomes.popleft()
         self.failures -= failed
@@ -315,10 +326,7 @@ class CircuitBreaker:
             half_open_in = self._opened_at + self.open_seconds - now
             if half_open_in <= 0:
                 state, half_open_in = CircuitState.HALF_OPEN, None
-        window = self._window
-        if state is CircuitState.CLOSED:
-            window.prune(now)
-        calls = len(window.outcomes)
+        calls, failures, slow = self._window.counts(now)
         return BreakerSnapshot(
             name=self.name,
             state=state,
@@ -326,10 +334,10 @@ class CircuitBreaker:
             window_size=self.window_seconds if self.window_calls is None else self.window_calls,
             minimum_calls=self.minimum_calls,
             calls=calls,
-            failures=window.failures,
-            slow_calls=window.slow,
-            failure_rate=window.failures / calls if calls else 0.0,
-            slow_call_rate=window.slow / calls if calls else 0.0,
+            failures=failures,
+            slow_calls=slow,
+            failure_rate=failures / calls if calls else 0.0,
+            slow_call_rate=slow / calls if calls else 0.0,
             failure_rate_threshold=self.failure_rate_threshold,
             slow_call_rate_threshold=(
                 None if self.slow_call_seconds is None else self.slow_call_rate_threshold
