@@ -1,8 +1,15 @@
-"""The in-process cache's bounds and expiry, on a clock the test moves."""
+"""The in-process cache's bounds and expiry, on a clock the test moves, and a stateful
+model of it."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
+
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from keel.core.cache import MemoryCache
 
@@ -76,3 +83,72 @@ def test_bounds_must_be_positive() -> None:
         MemoryCache(max_entries=0)
     with pytest.raises(ValueError, match="at least 1"):
         MemoryCache(max_bytes=0)
+
+
+KEYS = st.sampled_from(["a", "b", "c", "d", "e", "f"])
+
+
+class MemoryCacheMachine(RuleBasedStateMachine):
+    """The in-process cache against a model: an ordered dict of (value, expiry), most
+    recently used last, trimmed from the front past ``max_entries``."""
+
+    MAX = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.clock = Clock()
+        self.cache = MemoryCache(max_entries=self.MAX, clock=self.clock)
+        self.model: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+
+    def teardown(self) -> None:
+        self.loop.close()
+
+    def _live(self, key: str) -> bytes | None:
+        entry = self.model.get(key)
+        if entry is None or entry[1] <= self.clock.now:
+            self.model.pop(key, None)
+            return None
+        self.model.move_to_end(key)
+        return entry[0]
+
+    def _put(self, key: str, value: bytes, expires: float) -> None:
+        self.model.pop(key, None)
+        self.model[key] = (value, expires)
+        while len(self.model) > self.MAX:
+            self.model.popitem(last=False)
+
+    @rule(key=KEYS, value=st.binary(max_size=8), ttl=st.sampled_from([1.0, 5.0]))
+    def set(self, key: str, value: bytes, ttl: float) -> None:
+        self.loop.run_until_complete(self.cache.set(key, value, ttl_seconds=ttl))
+        self._put(key, value, self.clock.now + ttl)
+
+    @rule(key=KEYS)
+    def get(self, key: str) -> None:
+        assert self.loop.run_until_complete(self.cache.get(key)) == self._live(key)
+
+    @rule(key=KEYS)
+    def delete(self, key: str) -> None:
+        self.loop.run_until_complete(self.cache.delete(key))
+        self.model.pop(key, None)
+
+    @rule(key=st.sampled_from(["n1", "n2"]), amount=st.integers(1, 3))
+    def incr(self, key: str, amount: int) -> None:
+        got = self.loop.run_until_complete(self.cache.incr(key, ttl_seconds=5, amount=amount))
+        current = self._live(key)
+        expires = self.model[key][1] if current is not None else self.clock.now + 5
+        count = int(current) + amount if current is not None else amount
+        self._put(key, str(count).encode(), expires)
+        assert got == count
+
+    @rule(seconds=st.sampled_from([0.5, 1.0, 3.0]))
+    def advance(self, seconds: float) -> None:
+        self.clock.now += seconds
+
+    @invariant()
+    def stays_bounded(self) -> None:
+        assert len(self.cache) <= self.MAX
+
+
+TestMemoryCacheMachine = MemoryCacheMachine.TestCase
+TestMemoryCacheMachine.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)
