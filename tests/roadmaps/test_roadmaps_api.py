@@ -257,3 +257,13 @@ async def test_a_referral_code_at_sign_up_is_rewarded_at_the_first_roadmap(tmp_p
         billing = await site.http.get("/roadmaps/billing")
         assert "Your plan: Pro" in billing.text  # the referral trial
         assert "3 trial days" in billing.text
+
+
+async def test_the_api_is_rate_limited_per_user(tmp_path: Path) -> None:
+    async with open_site(tmp_path, rate_limit_api=5) as site:
+        await sign_up(site, "ann@example.org", "Ann")
+        answers = [(await site.http.get(f"{API}/roadmaps")).status_code for _ in range(7)]
+        assert answers == [200] * 5 + [429] * 2
+        refused = await site.http.get(f"{API}/roadmaps")
+        problem(refused, 429)
+        assert int(refused.headers["retry-after"]) >= 1

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.types import Scope
@@ -24,7 +24,7 @@ from keel.core.ratelimit import RateLimitStore
 from keel.core.ratelimit_http import RateLimitHeaders
 from keel.roadmaps import bootstrap
 from keel.roadmaps.api import accounts as accounts_api
-from keel.roadmaps.api import billing
+from keel.roadmaps.api import billing, deps
 from keel.roadmaps.api import roadmaps as roadmaps_api
 from keel.roadmaps.bootstrap import Roadmaps
 from keel.roadmaps.settings import RoadmapsSettings
@@ -92,7 +92,9 @@ def create_app(
     app.include_router(accounts_api.router)
     app.include_router(accounts_pages.router)
     app.include_router(billing.router, prefix="/api")
-    app.include_router(roadmaps_api.router, prefix="/api")
+    app.include_router(
+        roadmaps_api.router, prefix="/api", dependencies=[Depends(deps.rate_limited)]
+    )
     app.include_router(pages.router)
 
     async def read_status() -> status.Status:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from keel.core.identity import Accounts, FileMailer, IdentityTables, LoginLimits
 from keel.core.jobs import JobQueue, Periodic, Worker
 from keel.core.loadshed import LoadShedder
 from keel.core.logging import get_logger
-from keel.core.ratelimit import SqlRateLimiter
+from keel.core.ratelimit import RateLimiter, SqlRateLimiter
 from keel.core.replicated import Database
 from keel.roadmaps import (
     community,
@@ -49,6 +49,10 @@ SERVER_KEY_FILE = "roadmaps-server.key"
 GENERATE = "generate"  # the usage action a generation takes
 DASHBOARD_TTL = timedelta(seconds=60)
 IDEMPOTENCY_TTL = timedelta(days=1)
+
+
+def _dashboard_key(user_id: str) -> str:
+    return f"roadmaps:dashboard:v1:{user_id}"
 
 
 def database_url(configured: str, data_dir: str = "var") -> str:
@@ -100,10 +104,9 @@ class Roadmaps:
     grace: GracePeriods
     http: httpx.AsyncClient
     cache: Cache
+    limiter: RateLimiter
     billing_source: LemonSqueezyApi | None = None
     worker: Worker | None = None
-    # Per-user dashboard views for DASHBOARD_TTL, dropped on every write that changes them.
-    _dashboards: dict[str, tuple[datetime, dict[str, Any]]] = field(default_factory=dict)
 
     async def plan_of(self, user_id: str) -> Entitlement:
         return await entitlement(
@@ -188,30 +191,61 @@ class Roadmaps:
             log.warning("discover_refresh_after_publish_failed", exc_info=True)
 
     async def invalidate_user(self, user_id: str) -> None:
-        self._dashboards.pop(user_id, None)
+        """Drop the user's cached dashboard (in the shared cache: every process sees it)."""
+        await self.cache.delete(_dashboard_key(user_id))
 
     async def dashboard(self, user_id: str) -> dict[str, Any]:
-        """What the dashboard shows, cached per user for a minute (invalidated on write)."""
+        """What the dashboard shows, as JSON-able values, cached per user for a minute in the
+        shared cache and dropped on every write that changes it."""
+        key = _dashboard_key(user_id)
+        cached = await self.cache.get_json(key)
+        if isinstance(cached, dict):
+            return cached
         now = self.clock.now()
-        cached = self._dashboards.get(user_id)
-        if cached is not None and now - cached[0] < DASHBOARD_TTL:
-            return cached[1]
         roadmaps = await library.owned_by(self.database, user_id)
+        done = await progress.done_counts(self.database, user_id, [r.id for r in roadmaps])
+        seen = await progress.activity(self.database, user_id, now.date())
         view = {
-            "roadmaps": roadmaps,
-            "done_counts": await progress.done_counts(
-                self.database, user_id, [r.id for r in roadmaps]
-            ),
-            "activity": await progress.activity(self.database, user_id, now.date()),
+            "roadmaps": [
+                {
+                    "id": r.id,
+                    "title": r.title,
+                    "status": r.status,
+                    "progress": r.progress,
+                    "step_count": r.step_count,
+                    "total_hours": str(r.total_hours),
+                    "public": r.public,
+                    "done": done.get(r.id, 0),
+                }
+                for r in roadmaps
+            ],
+            "activity": {
+                "current_streak": seen.current_streak,
+                "longest_streak": seen.longest_streak,
+                "total_steps_done": seen.total_steps_done,
+                "total_hours": f"{seen.total_minutes / 60:.1f}",
+                # Rows are weekdays, Monday first: the first column is padded to its weekday.
+                "pad": seen.days[0].day.weekday(),
+                "days": [
+                    {
+                        "day": d.day.isoformat(),
+                        "level": d.level,
+                        "steps": d.steps_done,
+                        "minutes": d.minutes,
+                    }
+                    for d in seen.days
+                ],
+            },
             "referral_code": await referrals.get_or_create_code(
                 self.database, user_id=user_id, now=now
             ),
         }
-        self._dashboards[user_id] = (now, view)
+        await self.cache.set_json(key, view, ttl_seconds=DASHBOARD_TTL.total_seconds())
         return view
 
     async def close(self) -> None:
         await self.http.aclose()
+        await self.limiter.aclose()
         await self.cache.aclose()
         await self.database.dispose()
 
@@ -333,6 +367,9 @@ async def open_roadmaps(
     # Parsing the catalogue takes most of a second: off the event loop, before any request.
     await asyncio.to_thread(load_catalogue)
     http = httpx.AsyncClient()
+    cache = open_cache(
+        name="roadmaps", primary_url=settings.redis_url, secondary_url=settings.redis_secondary_url
+    )
     return Roadmaps(
         settings=settings,
         database=database,
@@ -353,10 +390,9 @@ async def open_roadmaps(
         plans=Plans.from_settings(settings),
         grace=GracePeriods.from_settings(settings),
         http=http,
-        cache=open_cache(
-            name="roadmaps",
-            primary_url=settings.redis_url,
-            secondary_url=settings.redis_secondary_url,
+        cache=cache,
+        limiter=cache.rate_limiter(
+            namespace="roadmaps", window_seconds=settings.rate_limit_window_seconds
         ),
         billing_source=LemonSqueezyApi.from_settings(settings, http),
     )

@@ -38,6 +38,9 @@ class RoadmapsSettings(BaseSettings):
         description="Mark cookies Secure (set it behind HTTPS; plain-HTTP localhost needs it off).",
     )
     rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
+    rate_limit_api: int = Field(
+        default=300, ge=1, description="API requests per user (or address) per window."
+    )
     run_workers: bool = Field(
         default=True,
         description="Run generation jobs and the /discover refresh in this process (off for "
