@@ -3,6 +3,7 @@ and the statement timeout on every session of both."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -78,3 +79,52 @@ async def test_with_the_primary_down_signed_in_reads_go_on_and_writes_get_503s(
     assert refused.json()["code"] == "primary_unavailable"
     assert signup.status_code == 503
     assert signup.json()["code"] == "primary_unavailable"
+
+
+async def test_with_the_primary_down_roadmap_pages_answer_and_generation_gets_a_503(
+    tmp_path: Path,
+) -> None:
+    async with pg_cluster.replicated_database() as replicated:
+        settings = RoadmapsSettings(
+            database_url=replicated.primary_url, replica_url=replicated.replica_url
+        )
+        product = create_app(settings, data_dir=str(tmp_path))
+        transport = httpx.ASGITransport(app=product.app)
+        async with (
+            product.lifespan(),
+            httpx.AsyncClient(transport=transport, base_url="http://test") as alice,
+            httpx.AsyncClient(transport=transport, base_url="http://test") as bob,
+        ):
+            signed = (await alice.post("/api/accounts/signup", json=ALICE)).json()
+            csrf = {"X-CSRF-Token": signed["csrf_token"]}
+            made = await alice.post("/api/roadmaps", json={"goal": "Learn SQL"}, headers=csrf)
+            assert made.status_code == 202
+            roadmap_id = made.json()["id"]
+            for _ in range(100):
+                status = (await alice.get(f"/api/roadmaps/{roadmap_id}/status")).json()
+                if status["status"] == "ready":
+                    break
+                await asyncio.sleep(0.05)
+            published = await alice.post(f"/api/roadmaps/{roadmap_id}/publish", headers=csrf)
+            assert published.status_code == 200
+            assert (await alice.get("/dashboard")).status_code == 200  # the referral code exists
+            await bob.post("/api/accounts/signup", json=BOB)
+            await pg_cluster.wait_replayed(replicated)
+            async with pg_cluster.primary_stopped("fast"):
+                answers = {
+                    path: (await client.get(path)).status_code
+                    for client, path in (
+                        (alice, f"/api/roadmaps/{roadmap_id}"),
+                        (alice, "/api/roadmaps"),
+                        (alice, "/api/me/activity"),
+                        (bob, f"/r/{roadmap_id}"),  # a public view, not counted meanwhile
+                        (bob, "/discover"),
+                        (bob, "/api/discover"),
+                        (bob, "/u/alice"),
+                    )
+                }
+                refused = await alice.post("/api/roadmaps", json={"goal": "Learn Go"}, headers=csrf)
+    assert set(answers.values()) == {200}, answers
+    assert refused.status_code == 503
+    assert refused.json()["code"] == "primary_unavailable"
+    assert int(refused.headers["retry-after"]) >= 1

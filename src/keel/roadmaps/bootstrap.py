@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from keel.core import crypto, db, idempotency, migrations
 from keel.core.cache import Cache, open_cache
 from keel.core.clock import Clock, SystemClock
+from keel.core.errors import Unavailable
 from keel.core.identity import Accounts, FileMailer, IdentityTables, LoginLimits, Mailer, SmtpMailer
 from keel.core.jobs import JobQueue, Periodic, Worker
 from keel.core.loadshed import LoadShedder
@@ -236,11 +237,10 @@ class Roadmaps:
                     for d in seen.days
                 ],
             },
-            "referral_code": await referrals.get_or_create_code(
-                self.database, user_id=user_id, now=now
-            ),
+            "referral_code": await self.referral_code(user_id),
         }
-        await self.cache.set_json(key, view, ttl_seconds=DASHBOARD_TTL.total_seconds())
+        if view["referral_code"] is not None:  # complete views only
+            await self.cache.set_json(key, view, ttl_seconds=DASHBOARD_TTL.total_seconds())
         return view
 
     async def close(self) -> None:
@@ -291,7 +291,19 @@ class Roadmaps:
         await self.discover.refresh()
 
     async def count_view(self, roadmap_id: str) -> None:
-        await community.count_view(self.database, roadmap_id)
+        """One more view; skipped while the primary is down (the page is still a read)."""
+        with contextlib.suppress(Unavailable):
+            await community.count_view(self.database, roadmap_id)
+
+    async def referral_code(self, user_id: str) -> str | None:
+        """The user's code, made on first need; None while it cannot be made (the primary is
+        down), so the pages showing it still answer from the replica."""
+        try:
+            return await referrals.get_or_create_code(
+                self.database, user_id=user_id, now=self.clock.now()
+            )
+        except Unavailable:
+            return None
 
     async def owner(self, user_id: str) -> community.Profile:
         """The public face of a roadmap's owner (their profile, created on first need)."""

@@ -268,7 +268,7 @@ async def billing(request: Request, wired: Wired, user: OptionalUser) -> Respons
         uses=await usage.today(
             wired.database, wired.plans, user_id=user.id, plan=held.plan, now=now
         ),
-        code=await referrals.get_or_create_code(wired.database, user_id=user.id, now=now),
+        code=await wired.referral_code(user.id),
         rewards=await referrals.rewards_of(wired.database, user_id=user.id),
         # LemonSqueezy hands custom checkout data back in every webhook's meta.custom_data.
         checkout_url=(
