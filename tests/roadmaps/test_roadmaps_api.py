@@ -4,6 +4,7 @@ answered with problems."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -254,7 +255,12 @@ async def test_a_referral_code_at_sign_up_is_rewarded_at_the_first_roadmap(tmp_p
         assert referred.status_code == 201, referred.text
         bob = {"X-CSRF-Token": referred.json()["csrf_token"]}
         await generate(site, bob, "Statistics")
-        billing = await site.http.get("/roadmaps/billing")
+        # The reward follows readiness within a moment (the stream may poll the row first).
+        for _ in range(50):
+            billing = await site.http.get("/roadmaps/billing")
+            if "Your plan: Pro" in billing.text:
+                break
+            await asyncio.sleep(0.05)
         assert "Your plan: Pro" in billing.text  # the referral trial
         assert "3 trial days" in billing.text
 

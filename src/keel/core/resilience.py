@@ -433,6 +433,11 @@ class BreakerRegistry:
     def add(self, breaker: CircuitBreaker) -> None:
         self._by_name[breaker.name] = breaker
 
+    def discard(self, breaker: CircuitBreaker) -> None:
+        """Forget ``breaker`` (its owner closed) unless a newer one took its name."""
+        if self._by_name.get(breaker.name) is breaker:
+            del self._by_name[breaker.name]
+
     def breakers(self, prefix: str = "") -> list[CircuitBreaker]:
         """The live breakers whose name starts with ``prefix``, by name."""
         found = [b for name, b in list(self._by_name.items()) if name.startswith(prefix)]

@@ -212,9 +212,11 @@ class GenerationJob:
             model=draft.model,
             now=self.clock.now(),
         )
-        self.bus.publish(roadmap_id)
         if filled and self.on_ready is not None:
+            # Before the stream hears "ready": what readiness brings (a referral's reward) is
+            # in place by the time the page reloads.
             await self.on_ready(roadmap)
+        self.bus.publish(roadmap_id)
 
     async def _fail(self, roadmap: library.Roadmap, reason: str) -> None:
         await library.fail(self.database, roadmap.id, reason, self.clock.now())

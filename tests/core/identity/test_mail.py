@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import ipaddress
+import logging
 import socket
 import ssl
 import stat
@@ -32,9 +33,15 @@ SENDER = "Keel <keel@example.org>"
 async def test_the_file_mailer_writes_private_files_and_logs_no_content(tmp_path: Path) -> None:
     outbox = tmp_path / "outbox" / "acme"
     mailer = FileMailer(outbox, sender=SENDER)
-    with structlog.testing.capture_logs() as logs:
-        await mailer.send(MESSAGE)
-        await mailer.send(MESSAGE)
+    # Every level: an earlier test may have configured logging at WARNING for a CLI run.
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with structlog.testing.capture_logs() as logs:
+            await mailer.send(MESSAGE)
+            await mailer.send(MESSAGE)
+    finally:
+        structlog.configure(**saved)
     files = sorted(outbox.iterdir())
     assert len(files) == 2
     assert stat.S_IMODE(outbox.stat().st_mode) == 0o700

@@ -24,7 +24,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from keel.core.logging import get_logger
-from keel.core.resilience import CircuitBreaker, CircuitOpen, CircuitState
+from keel.core.resilience import BREAKERS, CircuitBreaker, CircuitOpen, CircuitState
 
 log = get_logger("keel.cache")
 
@@ -315,6 +315,8 @@ class RedisProvider:
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.client.aclose()
         await self.pool.disconnect()
+        # A closed provider is no one's status any more (its object may outlive the close).
+        BREAKERS.discard(self.breaker)
 
 
 def _flags(generations: Sequence[bytes | None]) -> list[tuple[bool, bool]]:
