@@ -40,9 +40,14 @@ def reset_link(request: Request) -> Callable[[str], str]:
     return lambda token: f"{origin}{path}?{urlencode({'token': token})}"
 
 
+def mount_path(request: Request) -> str:
+    """The prefix this app is mounted under (``/roadmaps`` in `keel serve`), no trailing slash."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
 def path_to(request: Request, route: str) -> str:
     """The path of a named route of this app, with the prefix it is mounted under."""
-    return str(request.scope.get("root_path", "")) + str(request.app.url_path_for(route))
+    return mount_path(request) + str(request.app.url_path_for(route))
 
 
 def _loopback_origin(request: Request) -> str:

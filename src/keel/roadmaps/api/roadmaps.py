@@ -21,7 +21,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from keel.core import html
 from keel.core.errors import Unprocessable
 from keel.roadmaps import community, generating, library, progress, syllabus
-from keel.roadmaps.api.auth import CurrentUser, OptionalUser
+from keel.roadmaps.api.auth import CurrentUser, OptionalUser, mount_path
 from keel.roadmaps.api.deps import Wired
 
 router = APIRouter(tags=["roadmaps"])
@@ -124,10 +124,6 @@ def status_view(roadmap: library.Roadmap) -> dict[str, Any]:
     }
 
 
-def _base(request: Request) -> str:
-    return str(request.scope.get("root_path", "")).rstrip("/")
-
-
 async def _generate(
     request: Request, wired: Wired, user: CurrentUser, source: generating.Source
 ) -> dict[str, Any]:
@@ -135,7 +131,7 @@ async def _generate(
     if key is not None and not 1 <= len(key) <= 200:
         raise Unprocessable("Idempotency-Key must be 1 to 200 characters")
     started = await wired.generate(user.id, source, key)
-    return roadmap_view(started.roadmap, _base(request))
+    return roadmap_view(started.roadmap, mount_path(request))
 
 
 @router.post("/roadmaps", status_code=202, summary="Generate a roadmap from a goal or a URL")
@@ -180,7 +176,7 @@ async def create_from_pdf(
 async def mine(request: Request, wired: Wired, user: CurrentUser) -> dict[str, Any]:
     roadmaps = await library.owned_by(wired.database, user.id)
     done = await progress.done_counts(wired.database, user.id, [r.id for r in roadmaps])
-    base = _base(request)
+    base = mount_path(request)
     return {
         "roadmaps": [{**roadmap_view(r, base), "steps_done": done.get(r.id, 0)} for r in roadmaps]
     }
@@ -191,7 +187,7 @@ async def read(
     roadmap_id: RoadmapId, request: Request, wired: Wired, user: OptionalUser
 ) -> dict[str, Any]:
     roadmap = await library.get(wired.database, roadmap_id, user.id if user else None)
-    view = roadmap_view(roadmap, _base(request))
+    view = roadmap_view(roadmap, mount_path(request))
     if user is not None:
         mine = await progress.of_roadmap(wired.database, user.id, roadmap)
         view["my_progress"] = {
@@ -280,7 +276,7 @@ async def edit(
         now=wired.clock.now(),
     )
     await wired.invalidate_user(user.id)
-    return roadmap_view(roadmap, _base(request))
+    return roadmap_view(roadmap, mount_path(request))
 
 
 @router.delete("/roadmaps/{roadmap_id}", status_code=204, summary="Delete a roadmap")
@@ -332,7 +328,7 @@ async def _visibility(
         wired.database, roadmap_id, user.id, public=public, now=wired.clock.now()
     )
     await wired.published(user.id)
-    return roadmap_view(roadmap, _base(request))
+    return roadmap_view(roadmap, mount_path(request))
 
 
 @router.post("/roadmaps/{roadmap_id}/rating", summary="Rate a public roadmap 1 to 5")
@@ -342,7 +338,7 @@ async def rate(
     roadmap = await community.rate(
         wired.database, roadmap_id, user.id, body.stars, wired.clock.now()
     )
-    return roadmap_view(roadmap, _base(request))
+    return roadmap_view(roadmap, mount_path(request))
 
 
 @router.post("/roadmaps/{roadmap_id}/clone", status_code=201, summary="Copy a roadmap")
@@ -351,7 +347,7 @@ async def clone(
 ) -> dict[str, Any]:
     roadmap = await community.clone(wired.database, roadmap_id, user.id, wired.clock.now())
     await wired.invalidate_user(user.id)
-    return roadmap_view(roadmap, _base(request))
+    return roadmap_view(roadmap, mount_path(request))
 
 
 @router.get("/me/activity", summary="My heatmap and streaks")
@@ -391,7 +387,7 @@ async def profile(handle: str, request: Request, wired: Wired) -> dict[str, Any]
         "bio": found.bio,
         "followers": found.followers,
         "following": found.following,
-        "public_roadmaps": [roadmap_view(r, _base(request)) for r in roadmaps],
+        "public_roadmaps": [roadmap_view(r, mount_path(request)) for r in roadmaps],
     }
 
 

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from keel.core.errors import KeelError
 from keel.roadmaps import community, generating, library, progress, referrals, syllabus, usage
-from keel.roadmaps.api.auth import OptionalUser
+from keel.roadmaps.api.auth import OptionalUser, mount_path
 from keel.roadmaps.api.deps import Wired
 from keel.roadmaps.bootstrap import Roadmaps
 from keel.roadmaps.web.render import page
@@ -28,10 +28,6 @@ def _to_login(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     login = request.url_for("roadmaps-login")
     return RedirectResponse(f"{login.path}?next={quote(target)}", status_code=303)
-
-
-def _root(request: Request) -> str:
-    return str(request.scope.get("root_path", "")).rstrip("/")
 
 
 @router.get("/", name="roadmaps-home", response_class=HTMLResponse)
@@ -138,7 +134,7 @@ async def view(request: Request, roadmap_id: str, wired: Wired, user: OptionalUs
         roadmap=roadmap,
         owner=owner,
         mine=mine,
-        root=_root(request),
+        root=mount_path(request),
         mine_progress=(
             await progress.of_roadmap(wired.database, viewer, roadmap) if viewer else None
         ),
@@ -164,7 +160,9 @@ async def edit(request: Request, roadmap_id: str, wired: Wired, user: OptionalUs
         }
         for s in roadmap.steps
     ]
-    return page(request, "pages/edit.html", roadmap=roadmap, steps_json=steps, root=_root(request))
+    return page(
+        request, "pages/edit.html", roadmap=roadmap, steps_json=steps, root=mount_path(request)
+    )
 
 
 @router.post("/r/{roadmap_id}/publish", name="roadmaps-publish")
