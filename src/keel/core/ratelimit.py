@@ -39,6 +39,7 @@ from keel.core.replicated import is_unavailable
 StoreKind = Literal["memory", "redis", "database"]
 # A Redis that does not answer within this must not hold requests up (they fail open).
 REDIS_TIMEOUT_SECONDS = 0.5
+REDIS_CONNECTIONS = 16
 
 
 def rate_limit_table(metadata: MetaData, name: str) -> Table:
@@ -145,8 +146,13 @@ class WindowLimiter:
         With ``pool`` (the caller's, left open by :meth:`aclose`) it talks through that."""
         owned = pool is None
         if pool is None:
-            pool = redis.asyncio.ConnectionPool.from_url(
+            # Bounded: a burst of requests shares REDIS_CONNECTIONS connections instead of
+            # opening one each (40 cold connects at once can outlast the connect timeout on
+            # a busy host); a request waits for a free one no longer than the timeout.
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
                 url,
+                max_connections=REDIS_CONNECTIONS,
+                timeout=REDIS_TIMEOUT_SECONDS,
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             )
