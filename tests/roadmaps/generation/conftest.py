@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.replay import checked
-from tests.roadmaps.generation.chat_replay import ChatReplayServer, serve_chat_recordings
+from tests.chat_replay import ChatReplayServer, serve_chat_recordings
 
 RECORDINGS = Path(__file__).parent / "recordings"
 

@@ -16,7 +16,7 @@ from keel.roadmaps.generation import (
 )
 from keel.roadmaps.generation.factory import provider_label, remote_config
 from keel.roadmaps.settings import RoadmapsSettings
-from tests.roadmaps.generation.chat_replay import ChatReplayServer
+from tests.chat_replay import ChatReplayServer
 
 
 class Recorder:

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from keel.core.llm import chat
 from keel.core.resilience import CircuitBreaker, CircuitState
-from keel.roadmaps.generation import chat, prompt
+from keel.roadmaps.generation import prompt
 from keel.roadmaps.generation.base import Progress
 from keel.roadmaps.generation.errors import (
     ProviderOutputInvalid,
@@ -25,7 +26,7 @@ from keel.roadmaps.generation.openai_compatible import (
 )
 from keel.roadmaps.generation.request import GenerationRequest
 from keel.roadmaps.generation.schema import SCHEMA_NAME, roadmap_schema
-from tests.roadmaps.generation.chat_replay import ChatReplayServer
+from tests.chat_replay import ChatReplayServer
 
 PRIMARY = "openai/gpt-4o-mini"
 FALLBACK = "meta-llama/llama-3.3-70b-instruct"

@@ -12,8 +12,8 @@ import re
 from decimal import Decimal
 from typing import Any, Final
 
-# Longer answers are cut before searching: a roadmap is far below this.
-ANSWER_MAX_CHARS: Final = 200_000
+from keel.core.llm.chat import ANSWER_MAX_CHARS  # longer answers are cut before searching
+
 # Decoding is tried from at most this many "{" positions, so prose full of braces stays cheap.
 _MAX_STARTS: Final = 64
 

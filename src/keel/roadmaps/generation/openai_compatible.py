@@ -25,8 +25,9 @@ import httpx
 import structlog
 from pydantic import SecretStr, ValidationError
 
+from keel.core.llm import chat
 from keel.core.resilience import CircuitBreaker, CircuitOpen
-from keel.roadmaps.generation import chat, metrics, prompt
+from keel.roadmaps.generation import metrics, prompt
 from keel.roadmaps.generation.base import ProgressCallback, ProgressReporter
 from keel.roadmaps.generation.draft import RoadmapDraft, RoadmapPlan, draft_from
 from keel.roadmaps.generation.errors import (

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keel.roadmaps.generation.sse import MAX_LINE_CHARS, SSEDecoder, SSEEvent
+from keel.core.llm.sse import MAX_LINE_CHARS, SSEDecoder, SSEEvent
 
 
 def decode(chunks: list[str]) -> list[SSEEvent]:

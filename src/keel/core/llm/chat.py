@@ -23,11 +23,12 @@ from typing import Any, Final
 
 import httpx
 
-from keel.roadmaps.generation.extraction import ANSWER_MAX_CHARS
-from keel.roadmaps.generation.sse import SSEDecoder, SSEEvent
+from keel.core.llm.sse import SSEDecoder, SSEEvent
 
-# A whole (non-streamed) reply larger than this is not a roadmap.
+# A whole (non-streamed) reply larger than this is not an answer.
 BODY_MAX_BYTES: Final = 2_000_000
+# An answer longer than this is a runaway: reading stops and it ends with finish "length".
+ANSWER_MAX_CHARS: Final = 200_000
 ERROR_BODY_MAX_BYTES: Final = 4000
 # Waits longer than this that a server asks for are treated as "not today".
 RETRY_AFTER_MAX_SECONDS: Final = 3600.0
@@ -161,7 +162,7 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _whole_answer(raw: bytes, requested_model: str) -> ChatAnswer:
+def _whole_answer(raw: bytes, requested_model: str, max_chars: int) -> ChatAnswer:
     try:
         body = json.loads(raw)
     except ValueError as exc:
@@ -179,14 +180,17 @@ def _whole_answer(raw: bytes, requested_model: str) -> ChatAnswer:
     if finish == "error":
         raise ProviderDown("the provider stopped with an error")
     return ChatAnswer(
-        content=_text(message.get("content"))[:ANSWER_MAX_CHARS],
+        content=_text(message.get("content"))[:max_chars],
         model=_text(body.get("model")) or requested_model,
         finish_reason=finish if isinstance(finish, str) else None,
     )
 
 
 async def _streamed_answer(
-    response: httpx.Response, requested_model: str, on_text: TextCallback | None
+    response: httpx.Response,
+    requested_model: str,
+    on_text: TextCallback | None,
+    max_chars: int = ANSWER_MAX_CHARS,
 ) -> ChatAnswer:
     decoder = SSEDecoder()
     parts: list[str] = []
@@ -223,7 +227,7 @@ async def _streamed_answer(
                 raise ProviderDown("the provider stopped mid-answer with an error")
             if isinstance(reason, str):
                 finish = reason
-            if size > ANSWER_MAX_CHARS:
+            if size > max_chars:
                 finish = "length"  # a runaway answer: stop reading, let validation say so
                 return True
         return False
@@ -239,7 +243,7 @@ async def _streamed_answer(
     except ValueError as exc:  # an unbounded line (SSEDecoder)
         raise ProviderDown(str(exc)) from exc
     return ChatAnswer(
-        content="".join(parts)[:ANSWER_MAX_CHARS],
+        content="".join(parts)[:max_chars],
         model=model or requested_model,
         finish_reason=finish,
     )
@@ -253,8 +257,10 @@ async def complete(
     body: Mapping[str, Any],
     timeouts: ChatTimeouts,
     on_text: TextCallback | None = None,
+    max_chars: int = ANSWER_MAX_CHARS,
 ) -> ChatAnswer:
     """POST ``body`` to ``url`` and return the answer; ``on_text`` gets each streamed piece.
+    An answer is cut at ``max_chars`` (finish reason ``length``).
 
     Raises :class:`ProviderDown`, :class:`ModelRefused` or :class:`AccountRefused`.
     """
@@ -271,11 +277,11 @@ async def complete(
                 raw = await _read_capped(response, ERROR_BODY_MAX_BYTES)
                 raise _status_failure(response.status_code, raw, response.headers)
             if response.headers.get("content-type", "").startswith("text/event-stream"):
-                return await _streamed_answer(response, model, on_text)
+                return await _streamed_answer(response, model, on_text, max_chars)
             raw = await _read_capped(response, BODY_MAX_BYTES + 1)
             if len(raw) > BODY_MAX_BYTES:
                 raise ProviderDown(f"the reply is larger than {BODY_MAX_BYTES} bytes")
-            return _whole_answer(raw, model)
+            return _whole_answer(raw, model, max_chars)
     except TimeoutError as exc:
         raise ProviderDown(f"no complete answer within {timeouts.answer:g} s") from exc
     except httpx.TimeoutException as exc:

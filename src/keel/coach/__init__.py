@@ -1,0 +1,1 @@
+"""coach: a Telegram trading-psychology bot with honest risk scans and checked payments."""
