@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.replay import checked
 from tests.chat_replay import ChatReplayServer, serve_chat_recordings
+from tests.replay import checked
 
 RECORDINGS = Path(__file__).parent / "recordings"
 
