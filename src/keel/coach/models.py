@@ -11,7 +11,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    Date,
     ForeignKey,
     Index,
     Integer,
@@ -24,6 +23,7 @@ from sqlalchemy import (
 
 from keel.core.jobs import jobs_table
 from keel.core.types import BigUInt, UTCDateTime
+from keel.core.usage import usage_table
 
 metadata = MetaData(
     naming_convention={
@@ -80,13 +80,9 @@ messages = Table(
 )
 Index("ix_coach_messages_conversation", messages.c.conversation_id, messages.c.id)
 
-usage = Table(
-    "coach_usage",
-    metadata,
-    Column("user_id", BigInteger, _user(), primary_key=True),
-    Column("day", Date, primary_key=True),  # UTC day
-    Column("tokens", Integer, nullable=False, default=0),
-    Column("scans", Integer, nullable=False, default=0),
+# Daily counters per user and action ("tokens", "scans"): keel.core.usage.
+usage = usage_table(
+    metadata, "coach_usage", Column("user_id", BigInteger, _user(), primary_key=True)
 )
 
 watches = Table(

@@ -27,6 +27,7 @@ from keel.core.identity import identity_tables
 from keel.core.jobs import jobs_table
 from keel.core.ratelimit import rate_limit_table
 from keel.core.types import ExactDecimal, UTCDateTime
+from keel.core.usage import usage_table
 
 metadata = MetaData(
     naming_convention={
@@ -172,13 +173,9 @@ idempotency = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
-usage = Table(
-    "roadmaps_usage",
-    metadata,
-    Column("user_id", String(32), _user(), primary_key=True),
-    Column("day", Date, primary_key=True),
-    Column("action", String(20), primary_key=True),  # generate | ...
-    Column("count", Integer, nullable=False),
+# Daily counters per user and action (generate | ...): keel.core.usage.
+usage = usage_table(
+    metadata, "roadmaps_usage", Column("user_id", String(32), _user(), primary_key=True)
 )
 
 # Referrals and billing have their own migration (0002).
