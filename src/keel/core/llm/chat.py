@@ -78,6 +78,9 @@ class ChatAnswer:
     content: str
     model: str
     finish_reason: str | None
+    # total_tokens when the server reported usage (OpenRouter and OpenAI do in the last
+    # frame when asked: ``stream_options: {include_usage: true}``), else None.
+    tokens: int | None = None
 
 
 TextCallback = Callable[[str], Awaitable[None]]
@@ -162,6 +165,12 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _tokens(frame: Mapping[str, Any]) -> int | None:
+    usage = frame.get("usage")
+    total = usage.get("total_tokens") if isinstance(usage, dict) else None
+    return total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None
+
+
 def _whole_answer(raw: bytes, requested_model: str, max_chars: int) -> ChatAnswer:
     try:
         body = json.loads(raw)
@@ -183,6 +192,7 @@ def _whole_answer(raw: bytes, requested_model: str, max_chars: int) -> ChatAnswe
         content=_text(message.get("content"))[:max_chars],
         model=_text(body.get("model")) or requested_model,
         finish_reason=finish if isinstance(finish, str) else None,
+        tokens=_tokens(body),
     )
 
 
@@ -197,10 +207,11 @@ async def _streamed_answer(
     size = 0
     model = ""
     finish: str | None = None
+    tokens: int | None = None
 
     async def take(frames: list[SSEEvent]) -> bool:
         """Apply decoded events; True once the stream says it is done."""
-        nonlocal size, model, finish
+        nonlocal size, model, finish, tokens
         for event in frames:
             if event.data == "[DONE]":
                 return True
@@ -214,6 +225,7 @@ async def _streamed_answer(
             if error is not None:
                 raise ProviderDown(f"the provider failed mid-answer: {error}")
             model = model or _text(frame.get("model"))
+            tokens = _tokens(frame) or tokens
             choice = _first_choice(frame)
             delta = choice.get("delta")
             piece = _text(delta.get("content")) if isinstance(delta, dict) else ""
@@ -246,6 +258,7 @@ async def _streamed_answer(
         content="".join(parts)[:max_chars],
         model=model or requested_model,
         finish_reason=finish,
+        tokens=tokens,
     )
 
 
