@@ -64,6 +64,8 @@ conversations = Table(
     # A rolling summary of the messages that fell out of the kept window (and, for a new
     # session, of the previous one), sent to the model as context.
     Column("summary", Text, nullable=False, default=""),
+    # Messages up to this id are in the summary; later ones are sent as they are.
+    Column("summarised_through", Integer, nullable=False, default=0),
     Column("ended_at", UTCDateTime, nullable=True),  # idle timeout or /reset
 )
 Index("ix_coach_conversations_open", conversations.c.user_id, conversations.c.ended_at)
