@@ -34,6 +34,13 @@ DESCRIBE_PROMPT: Final = (
     "timeframe if visible, the overall trend, notable moves, levels or indicators drawn, and "
     "any annotations or text. Do not predict prices and do not give trading advice."
 )
+SUMMARY_MAX_TOKENS: Final = 300
+SUMMARY_PROMPT: Final = (
+    "You keep the memory of a trading-psychology coaching chat. Update the summary with the "
+    "new messages in at most 120 words: the trader's situation, goals, recurring emotions and "
+    "patterns, rules they committed to, and anything they asked to be remembered. Facts only, "
+    "third person, no advice."
+)
 RESTART_NOTE: Final = "(the first model stopped mid-answer; a fallback model is answering)"
 # A character is about a quarter of a token in English; used only when a server reports none.
 _CHARS_PER_TOKEN: Final = 4
@@ -241,6 +248,36 @@ class ModelRouter:
             return answer
 
         answer, _ = await self.describe.run(attempt)
+        return answer.content.strip()
+
+    async def summarise(self, previous: str, turns: Sequence[Turn]) -> str:
+        """A short summary of ``previous`` followed by ``turns``, from the text chain."""
+        transcript = "\n".join(
+            f"{'Trader' if t.role == 'user' else 'Coach'}: {t.content}" for t in turns
+        )
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": SUMMARY_PROMPT},
+            {
+                "role": "user",
+                "content": f"Summary so far:\n{previous or '(none)'}\n\nNew messages:\n"
+                f"{transcript}",
+            },
+        ]
+
+        async def attempt(model: str) -> chat.ChatAnswer:
+            body = self._body(model, messages, 0.2, SUMMARY_MAX_TOKENS, stream=False)
+            return await chat.complete(
+                self._client,
+                self._url,
+                headers=self._headers(),
+                body=body,
+                timeouts=self._timeouts,
+                max_chars=4000,
+            )
+
+        answer, _ = await self.text.run(attempt)
+        if not answer.content.strip():
+            raise chat.ProviderDown("an empty summary")
         return answer.content.strip()
 
     def _headers(self) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""The Telegram side of coach: the service the handlers call, the handlers, the runner."""

@@ -1,0 +1,160 @@
+"""What the coach does with a message, independent of Telegram's API.
+
+A question is answered in one pass: the user is met (created on first contact), today's token
+budget checked, the conversation's context read, the answer streamed through the model router
+into a :class:`Reply` (a Telegram message being edited), checked against trade calls, and
+only then recorded and charged. When every model is down the user is told so in the same
+reply; nothing is charged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+from keel.coach import advice
+from keel.coach.budgets import Budgets
+from keel.coach.conversations import CoachUser, Conversations, extractive_summary
+from keel.coach.personas import Personas
+from keel.coach.routing import Chart, ModelRouter, Turn
+from keel.core.clock import Clock
+from keel.core.llm.chain import AllModelsFailed
+from keel.core.llm.chat import AccountRefused, ChatFailure
+from keel.core.usage import DailyLimitReached
+
+log = structlog.get_logger("keel.coach")
+
+MODELS_DOWN = (
+    "I can't reach my models right now, so I can't answer this one. Please try again in a "
+    "minute; nothing was counted against your daily budget."
+)
+MISCONFIGURED = (
+    "The coach's model account was refused by the provider. The operator has been alerted; "
+    "please try again later."
+)
+
+
+class Reply(Protocol):
+    """A reply being written into a chat (keel.coach.telegram.streaming.StreamingReply)."""
+
+    async def start(self) -> None: ...
+    async def feed(self, piece: str) -> None: ...
+    async def restart(self, note: str) -> None: ...
+    async def finish(self, text: str) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who wrote, as Telegram says."""
+
+    user_id: int
+    chat_id: int
+    first_name: str
+
+
+def hours_until(now: datetime, then: datetime) -> str:
+    hours = max(1, math.ceil((then - now).total_seconds() / 3600))
+    return f"{hours} hour{'s' if hours != 1 else ''}"
+
+
+class Coach:
+    def __init__(
+        self,
+        *,
+        conversations: Conversations,
+        budgets: Budgets,
+        router: ModelRouter,
+        personas: Personas,
+        clock: Clock,
+    ) -> None:
+        self.conversations = conversations
+        self.budgets = budgets
+        self.router = router
+        self.personas = personas
+        self.clock = clock
+
+    async def meet(self, sender: Sender) -> CoachUser:
+        return await self.conversations.meet(
+            sender.user_id, sender.chat_id, sender.first_name, self.clock.now()
+        )
+
+    def plan(self, user: CoachUser) -> str:
+        return "pro" if user.is_pro(self.clock.now()) else "free"
+
+    async def ask(
+        self, sender: Sender, question: str, reply: Reply, chart: bytes | None = None
+    ) -> None:
+        now = self.clock.now()
+        user = await self.meet(sender)
+        try:
+            await self.budgets.check_tokens(user.id, self.plan(user), now)
+        except DailyLimitReached as exc:
+            await reply.finish(
+                f"You've used today's {exc.plan} budget. It resets at midnight UTC (in "
+                f"{hours_until(now, exc.retry_at)})."
+                + (" /subscribe raises it." if exc.plan == "free" else "")
+            )
+            return
+        context = await self.conversations.context(user.id, now)
+        persona = self.personas.get(user.persona)
+        system = self.personas.system_prompt(persona.key)
+        if context.summary:
+            system += f"\n\nEarlier in this conversation (summary):\n{context.summary}"
+        await reply.start()
+        try:
+            answer = await self.router.answer(
+                system=system,
+                history=context.turns,
+                question=question,
+                chart=Chart(chart) if chart is not None else None,
+                temperature=persona.temperature,
+                on_text=reply.feed,
+                on_restart=reply.restart,
+            )
+        except AllModelsFailed as exc:
+            log.warning("coach_models_down", reasons=list(exc.reasons))
+            await reply.finish(MODELS_DOWN)
+            return
+        except AccountRefused as exc:
+            log.error("coach_model_account_refused", error=str(exc))
+            await reply.finish(MISCONFIGURED)
+            return
+        checked = advice.check(answer.text)
+        if checked.removed:
+            log.warning("coach_trade_call_removed", model=answer.model, count=checked.removed)
+        await reply.finish(checked.text)
+        asked = question or "[sent a chart]"
+        if answer.description:
+            asked += f"\n[chart, as described: {answer.description}]"
+        await self.conversations.record(
+            context, asked, checked.text, answer.model, now, self.summarise
+        )
+        await self.budgets.charge_tokens(user.id, answer.tokens, now)
+
+    async def summarise(self, previous: str, turns: Sequence[Turn]) -> str:
+        """A model's summary of ``turns`` after ``previous``; the extractive one if no model
+        answers."""
+        try:
+            return await self.router.summarise(previous, turns)
+        except (AllModelsFailed, ChatFailure) as exc:
+            log.info("coach_summary_extractive", error=str(exc))
+            return extractive_summary(previous, turns)
+
+    async def switch_persona(self, sender: Sender, name: str) -> str:
+        persona = self.personas.find(name)
+        if persona is None:
+            known = ", ".join(p.key for p in self.personas.personas.values())
+            return f"I don't know the mode {name!r}. Try one of: {known}."
+        user = await self.meet(sender)
+        await self.conversations.set_persona(user.id, persona.key)
+        return f"{persona.emoji} {persona.name} from now on. {persona.description}"
+
+    async def reset(self, sender: Sender) -> str:
+        user = await self.meet(sender)
+        await self.conversations.reset(user.id, self.clock.now())
+        return "Fresh start: I've cleared our conversation. Your mode stays as it was."
