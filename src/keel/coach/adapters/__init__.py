@@ -1,0 +1,1 @@
+"""coach's adapters: one module per external system, each behind a Protocol."""
