@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import func, select
 
 from keel.coach import models
-from keel.coach.adapters.coinpay_fake import FakeCoinpay
 from keel.coach.billing import coinpay
 from keel.coach.billing.coinpay import OutcomeKind, Plan
 from keel.coach.billing.events import CoinpayEvent
 from keel.coach.billing.invoices import Invoice
 from keel.coach.billing.lifecycle import InvoiceStatus
 from tests.coach.billing.conftest import NOW, MakeUser, Sessions, paid_until
+from tests.coach.billing.fake_coinpay import FakeCoinpay
 
 PLAN = Plan(price_usd=Decimal("10"), days=30)
 LATER = NOW + timedelta(minutes=3)

@@ -13,13 +13,13 @@ from sqlalchemy import func, select
 
 from keel.coach import models
 from keel.coach.adapters.coinpay import CoinpayPayment, CoinpayRefused, CoinpayUnavailable
-from keel.coach.adapters.coinpay_fake import FakeCoinpay
 from keel.coach.billing import coinpay
 from keel.coach.billing.coinpay import Plan
 from keel.coach.billing.errors import InconsistentPayment, UnknownUser, UnsupportedCoin
 from keel.coach.billing.lifecycle import InvoiceStatus
 from keel.coach.settings import CoachSettings
 from tests.coach.billing.conftest import NOW, MakeUser, Sessions
+from tests.coach.billing.fake_coinpay import FakeCoinpay
 
 PLAN = Plan(price_usd=Decimal("10"), days=30)
 

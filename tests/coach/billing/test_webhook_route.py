@@ -15,7 +15,6 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from keel.coach.adapters.coinpay_fake import FakeCoinpay
 from keel.coach.api import coinpay_webhook
 from keel.coach.billing import coinpay
 from keel.coach.billing.coinpay import Outcome, Plan
@@ -25,6 +24,7 @@ from keel.core import webhooks
 from keel.core.app import RequestContextMiddleware, install_problem_handlers
 from keel.core.clock import FrozenClock
 from tests.coach.billing.conftest import NOW, MakeUser, Sessions, paid_until
+from tests.coach.billing.fake_coinpay import FakeCoinpay
 
 SECRET = "whsec_" + "ab" * 32
 

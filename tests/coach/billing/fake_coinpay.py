@@ -1,4 +1,4 @@
-"""An in-memory coinpay: runs ``/subscribe`` offline and in tests."""
+"""An in-memory coinpay for the billing unit tests (the end-to-end test runs the real one)."""
 
 from __future__ import annotations
 
