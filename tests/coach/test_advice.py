@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keel.coach.advice import FOOTER, REPLACEMENT, check, is_trade_call
+from keel.coach.advice import FOOTER, REPLACEMENT, Gate, check, is_trade_call
 
 CALLS = [
     "You should buy ETH now.",
@@ -70,3 +70,20 @@ def test_any_text_comes_back_with_the_footer_and_no_call(text: str) -> None:
     assert checked.removed >= 0
     for sentence in CALLS:
         assert sentence not in checked.text or sentence not in text
+
+
+@given(
+    st.lists(st.sampled_from([*CALLS, *PROCESS, " ", "\n\n", "Breathe."]), max_size=12), st.data()
+)
+def test_the_streaming_gate_never_lets_a_call_through(
+    parts: list[str], data: st.DataObject
+) -> None:
+    text = " ".join(parts)
+    cuts = sorted(data.draw(st.sets(st.integers(0, len(text)), max_size=20)))
+    gate = Gate()
+    shown = "".join(
+        gate.feed(text[a:b]) for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)
+    )
+    assert text.startswith(shown.replace(REPLACEMENT, "")) or REPLACEMENT in shown
+    for sentence in CALLS:
+        assert sentence.rstrip(".!") not in shown

@@ -52,9 +52,9 @@ class Checked:
 
 
 def is_trade_call(sentence: str) -> bool:
-    if _NEGATED.search(sentence) and not _PATTERNS[2].search(sentence):
-        return False
-    return any(p.search(sentence) for p in _PATTERNS)
+    # Warnings are cut out first, so a call beside a warning is still a call.
+    rest = _NEGATED.sub(" … ", sentence)
+    return any(p.search(rest) for p in _PATTERNS)
 
 
 def check(text: str) -> Checked:
@@ -83,3 +83,27 @@ def check(text: str) -> Checked:
     if "nfa" not in result.lower():
         result = f"{result}\n\n{FOOTER}" if result else FOOTER
     return Checked(result, removed)
+
+
+class Gate:
+    """The same check while an answer streams: text is let through a sentence at a time, each
+    checked when it ends, so a trade call is never shown, not even for a moment."""
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def feed(self, piece: str) -> str:
+        """What may be shown now (whole sentences, checked), possibly empty."""
+        self._pending += piece
+        shown: list[str] = []
+        position = 0
+        for separator in _SENTENCE.finditer(self._pending):
+            sentence = self._pending[position : separator.start()]
+            checked = REPLACEMENT if sentence.strip() and is_trade_call(sentence) else sentence
+            shown.append(checked + separator.group())
+            position = separator.end()
+        self._pending = self._pending[position:]
+        return "".join(shown)
+
+    def reset(self) -> None:
+        self._pending = ""

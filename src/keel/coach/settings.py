@@ -15,6 +15,12 @@ class CoachSettings(BaseSettings):
         default="", description="SQLAlchemy async URL; empty means <data_dir>/coach.db"
     )
     public_url: str = Field(default="", description="Base URL Telegram and coinpay reach.")
+    redis_url: str = Field(
+        default="", description="Cache (risk scans) in Redis; empty: in this process."
+    )
+    redis_secondary_url: str = Field(
+        default="", description="A second Redis the cache fails over to (keel.core.cache)."
+    )
 
     # Telegram
     telegram_token: SecretStr | None = Field(

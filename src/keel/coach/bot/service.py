@@ -106,6 +106,16 @@ class Coach:
         if context.summary:
             system += f"\n\nEarlier in this conversation (summary):\n{context.summary}"
         await reply.start()
+        gate = advice.Gate()  # shows whole sentences, checked, as they stream
+
+        async def show(piece: str) -> None:
+            if checked := gate.feed(piece):
+                await reply.feed(checked)
+
+        async def restart(note: str) -> None:
+            gate.reset()
+            await reply.restart(note)
+
         try:
             answer = await self.router.answer(
                 system=system,
@@ -113,8 +123,8 @@ class Coach:
                 question=question,
                 chart=Chart(chart) if chart is not None else None,
                 temperature=persona.temperature,
-                on_text=reply.feed,
-                on_restart=reply.restart,
+                on_text=show,
+                on_restart=restart,
             )
         except AllModelsFailed as exc:
             log.warning("coach_models_down", reasons=list(exc.reasons))
@@ -153,6 +163,24 @@ class Coach:
         user = await self.meet(sender)
         await self.conversations.set_persona(user.id, persona.key)
         return f"{persona.emoji} {persona.name} from now on. {persona.description}"
+
+    async def status(self, sender: Sender) -> str:
+        now = self.clock.now()
+        user = await self.meet(sender)
+        plan = self.plan(user)
+        today = await self.budgets.today(user.id, plan, now)
+        persona = self.personas.get(user.persona)
+        lines = [
+            f"Mode: {persona.emoji} {persona.name}",
+            (
+                f"Plan: pro until {user.paid_until:%Y-%m-%d %H:%M} UTC"
+                if plan == "pro" and user.paid_until is not None
+                else "Plan: free (/subscribe for more)"
+            ),
+            f"Today: {today['tokens'].used:,} of {today['tokens'].limit:,} tokens, "
+            f"{today['scans'].used} of {today['scans'].limit} scans (resets at 00:00 UTC)",
+        ]
+        return "\n".join(lines)
 
     async def reset(self, sender: Sender) -> str:
         user = await self.meet(sender)
