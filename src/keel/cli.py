@@ -11,6 +11,9 @@ from pydantic import ValidationError
 from keel.bittorrented.app import create_app as create_bittorrented
 from keel.bittorrented.cli import app as bittorrented_cli
 from keel.bittorrented.settings import BittorrentedSettings
+from keel.coach.app import create_app as create_coach
+from keel.coach.cli import app as coach_cli
+from keel.coach.settings import CoachSettings
 from keel.coinpay.app import create_app as create_coinpay
 from keel.coinpay.cli import app as coinpay_cli
 from keel.coinpay.settings import CoinpaySettings
@@ -30,8 +33,9 @@ app.add_typer(coinpay_cli, name="coinpay")
 app.add_typer(bittorrented_cli, name="bittorrented")
 app.add_typer(pairux_cli, name="pairux")
 app.add_typer(roadmaps_cli, name="roadmaps")
+app.add_typer(coach_cli, name="coach")
 
-PRODUCTS = ("coinpay", "bittorrented", "pairux", "roadmaps")
+PRODUCTS = ("coinpay", "bittorrented", "pairux", "roadmaps", "coach")
 
 
 def _build(name: str, core: KeelSettings) -> Product:
@@ -51,6 +55,8 @@ def _build(name: str, core: KeelSettings) -> Product:
         return create_roadmaps(
             RoadmapsSettings(), data_dir=str(core.data_dir), rate_limits=core.rate_limits()
         )
+    if name == "coach":
+        return create_coach(CoachSettings(), data_dir=str(core.data_dir))
     raise typer.BadParameter(f"unknown product {name!r}; known: {', '.join(PRODUCTS)}")
 
 
