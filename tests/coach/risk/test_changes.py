@@ -48,7 +48,7 @@ async def test_watched_evm_token_alerts_when_sell_tax_rises_and_lp_unlocks(
     assert set(found) == {"sell_tax", "lp_locked_share", "level"}
     assert found["lp_locked_share"].severity is Severity.DANGER
     assert found["lp_locked_share"].describe() == "🚨 Locked liquidity fell from 90% to 0%"
-    assert found["sell_tax"].describe() == "⚠️ Sell tax rose from 2% to 45%"
+    assert found["sell_tax"].describe() == "⚠️ The sell tax rose from 2% to 45%"
     assert found["level"].text == "Risk level changed from LOW to HIGH"
     assert changes[0].severity is Severity.DANGER  # most serious first
     assert rugged_score.level is Level.HIGH
@@ -97,8 +97,8 @@ ZERO = "0x0000000000000000000000000000000000000000"
         ({"is_honeypot": True}, "🚨 Now flagged as a honeypot"),
         ({"is_honeypot": False}, None),
         ({"sell_tax": Decimal("0.025")}, None),  # under a point: noise
-        ({"sell_tax": Decimal("0.6")}, "🚨 Sell tax rose from 2% to 60%"),
-        ({"sell_tax": Decimal("0")}, "ℹ️ Sell tax fell from 2% to 0%"),
+        ({"sell_tax": Decimal("0.6")}, "🚨 The sell tax rose from 2% to 60%"),
+        ({"sell_tax": Decimal("0")}, "ℹ️ The sell tax fell from 2% to 0%"),
         ({"sell_tax": None}, None),  # unknown now: not a change
         ({"owner_share": Decimal("0.02")}, "⚠️ The owner's share fell from 12% to 2%"),
         ({"owner_share": Decimal("0.13")}, None),
@@ -125,7 +125,7 @@ def test_solana_freeze_authority_and_transfer_fee() -> None:
     found = by_code(diff(old, new))
 
     assert found["freezable"].severity is Severity.DANGER
-    assert found["transfer_fee"].describe() == "⚠️ Transfer fee rose from 0% to 5%"
+    assert found["transfer_fee"].describe() == "⚠️ The transfer fee rose from 0% to 5%"
 
 
 def test_level_change_alone_is_reported() -> None:

@@ -6,10 +6,19 @@ import re
 from dataclasses import fields, replace
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keel.coach.risk import Change, RiskReport, Severity, format_alert, format_report, score
+from keel.coach.risk import (
+    Change,
+    RiskReport,
+    Severity,
+    diff,
+    format_alert,
+    format_report,
+    score,
+)
 from keel.coach.risk.messages import MAX_MESSAGE_CHARS
 
 from .conftest import GoPlusFactory
@@ -95,3 +104,24 @@ def test_every_reason_fits() -> None:
     text = format_report(worse, score(worse))
     assert_telegram_html(text)
     assert "… and" in text  # reasons beyond fifteen are counted, not listed
+
+
+def test_no_line_reads_as_a_trade_call() -> None:
+    """The coach's last check against trade calls (``keel.coach.advice``, when present) leaves
+    every scan and alert line alone: "Sell tax 35%" would read as an imperative "Sell"."""
+    advice = pytest.importorskip("keel.coach.advice")
+    flags = {field.name: True for field in fields(RiskReport) if field.type == "bool | None"}
+    numbers = {
+        name: Decimal("0.2")
+        for name in ("sell_tax", "buy_tax", "transfer_fee", "owner_share", "top10_share")
+    }
+    texts = []
+    for chain in ("1", "solana"):
+        worst = RiskReport(chain=chain, address=EVM, **flags, **numbers)  # type: ignore[arg-type]
+        calmer = replace(worst, is_honeypot=False, cannot_sell_all=False, non_transferable=False)
+        texts += [format_report(report, score(report)) for report in (worst, calmer)]
+        moved = replace(calmer, sell_tax=Decimal("0.4"), transfer_fee=Decimal("0.4"))
+        changes = diff(calmer, moved) + diff(RiskReport(chain=chain, address=EVM), worst)
+        texts.append(format_alert(moved, changes, score(moved)))
+
+    assert [text for text in texts if advice.check(text).removed] == []

@@ -52,7 +52,7 @@ class Change:
     text: str
 
     def describe(self) -> str:
-        """One alert line, e.g. ``⚠️ Sell tax rose from 5% to 35%``."""
+        """One alert line, e.g. ``⚠️ The sell tax rose from 5% to 35%``."""
         return f"{_ICONS[self.severity]} {self.text}"
 
 
@@ -246,7 +246,7 @@ def _moved(
 
 
 def _numbers(old: RiskReport, new: RiskReport) -> Iterator[Change]:
-    exit_label = "Transfer fee" if new.is_solana else "Sell tax"
+    exit_label = "The transfer fee" if new.is_solana else "The sell tax"
     exit_old = old.transfer_fee if new.is_solana else old.sell_tax
     exit_new = new.transfer_fee if new.is_solana else new.sell_tax
     if moved := _moved(exit_label, exit_old, exit_new, TAX_STEP):
@@ -257,7 +257,7 @@ def _numbers(old: RiskReport, new: RiskReport) -> Iterator[Change]:
             severity = Severity.DANGER if high else Severity.WARNING
         yield Change("transfer_fee" if new.is_solana else "sell_tax", severity, text)
     numbers = (
-        ("buy_tax", "Buy tax", TAX_STEP, Severity.WARNING),
+        ("buy_tax", "The buy tax", TAX_STEP, Severity.WARNING),
         ("transfer_fee_scheduled", "The scheduled transfer fee", TAX_STEP, Severity.WARNING),
         ("owner_share", "The owner's share", SHARE_STEP, Severity.INFO),
         ("creator_share", "The creator's share", SHARE_STEP, Severity.INFO),

@@ -271,12 +271,15 @@ def _envelope(response: httpx.Response) -> Mapping[str, Any]:
         raise MalformedReply("GoPlus sent an oversized reply")
     try:
         # Decimal keeps GoPlus's numbers exact (they are mostly strings anyway).
-        envelope = json.loads(response.content, parse_float=Decimal)
+        envelope: object = json.loads(response.content, parse_float=Decimal)
     except ValueError as exc:
         raise MalformedReply(f"GoPlus answered HTTP {response.status_code} without JSON") from exc
-    if not isinstance(envelope, Mapping) or not isinstance(envelope.get("code"), int):
+    if not isinstance(envelope, Mapping):
+        raise MalformedReply("GoPlus answered without an envelope")
+    code = envelope.get("code")
+    if not isinstance(code, int) or isinstance(code, bool):
         raise MalformedReply("GoPlus answered without a result code")
-    if envelope.get("code") == 5000:
+    if code == 5000:
         raise ScanUnavailable("GoPlus reported an internal error.")
     return envelope
 

@@ -343,14 +343,11 @@ def _transfer_fee(value: object) -> tuple[Decimal | None, Decimal | None]:
 
 def _default_frozen(value: object) -> bool | None:
     """``default_account_state``: "2" (frozen) means a new holder's account starts frozen."""
-    state = value.strip() if isinstance(value, str) else value
-    if isinstance(state, bool):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
         return None
-    if state in ("2", 2):
-        return True
-    if state in ("0", "1", 0, 1):
-        return False
-    return None
+    return {"2": True, "1": False, "0": False}.get(value.strip())
 
 
 def _any_malicious(creators: object) -> bool | None:

@@ -291,16 +291,16 @@ def _taxes(report: RiskReport) -> Iterator[Reason]:
         ):
             what = "Scheduled transfer fee"
     else:
-        exit_tax, what = report.sell_tax, "Sell tax"
+        exit_tax, what = report.sell_tax, "Tax on selling"
     if exit_tax is not None:
         if exit_tax >= HONEYPOT_TAX:
             yield Reason(
                 "exit_tax", f"{what} {percent(exit_tax)}: effectively a honeypot", 80, True
             )
         elif points := _band(exit_tax, _SELL_BANDS):
-            yield Reason("exit_tax", f"{what} {percent(exit_tax)}", points)
+            yield Reason("exit_tax", f"{what}: {percent(exit_tax)}", points)
     if report.buy_tax is not None and (points := _band(report.buy_tax, _BUY_BANDS)):
-        yield Reason("buy_tax", f"Buy tax {percent(report.buy_tax)}", points)
+        yield Reason("buy_tax", f"Tax on buying: {percent(report.buy_tax)}", points)
 
 
 def _holdings(report: RiskReport) -> Iterator[Reason]:
