@@ -50,6 +50,8 @@ def create_app(
             await runner.prepare()
             if settings.mode == "polling" and settings.run_workers:
                 tasks.append(asyncio.create_task(runner.poll(stop)))
+            if settings.run_workers:
+                tasks.append(asyncio.create_task(runner.watch(wired.watches, wired.clock, stop)))
         app.state.coach = wired
         app.state.runner = runner
         try:

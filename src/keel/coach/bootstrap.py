@@ -17,8 +17,10 @@ from keel.coach.bot.service import Coach
 from keel.coach.budgets import Budgets, Limits
 from keel.coach.conversations import Conversations
 from keel.coach.personas import Personas
+from keel.coach.risk import GoPlusClient, RiskRadar
 from keel.coach.routing import ModelRouter, RouterConfig
 from keel.coach.settings import CoachSettings
+from keel.coach.watching import Watches
 from keel.core import db, migrations
 from keel.core.cache import Cache, open_cache
 from keel.core.clock import Clock, SystemClock
@@ -67,6 +69,8 @@ class Wired:
     router: ModelRouter
     coach: Coach
     plan: Plan
+    radar: RiskRadar
+    watches: Watches
     coinpay: CoinpayClient | None = None
     # Tells a user their subscription is unlocked; the bot replaces it once it runs.
     notify: Callable[[Outcome], Awaitable[None]] = _no_notice
@@ -112,6 +116,18 @@ async def open_coach(
             referer=settings.public_url or None,
         ),
     )
+    radar = RiskRadar(
+        GoPlusClient(
+            http,
+            base_url=settings.goplus_url,
+            timeout_seconds=settings.goplus_timeout_seconds,
+            app_key=settings.goplus_app_key,
+            app_secret=settings.goplus_app_secret,
+        ),
+        cache,
+        ttl_seconds=settings.risk_cache_seconds,
+    )
+    watches = Watches(database, radar, interval=timedelta(seconds=settings.watch_interval_seconds))
     coinpay = None
     if settings.coinpay_url and settings.coinpay_api_key is not None:
         coinpay = CoinpayClient(
@@ -125,6 +141,9 @@ async def open_coach(
         budgets=budgets,
         router=router,
         personas=personas,
+        radar=radar,
+        watches=watches,
+        watch_limits={"free": settings.watches_free, "pro": settings.watches_pro},
         clock=clock,
     )
     return Wired(
@@ -140,5 +159,7 @@ async def open_coach(
         router=router,
         coach=coach,
         plan=Plan.from_settings(settings),
+        radar=radar,
+        watches=watches,
         coinpay=coinpay,
     )

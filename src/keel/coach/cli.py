@@ -64,7 +64,10 @@ def run() -> None:
         try:
             await runner.prepare()
             typer.echo("coach: polling Telegram; Ctrl-C stops", err=True)
+            watching = asyncio.create_task(runner.watch(wired.watches, wired.clock, stop))
             await runner.poll(stop)
+            stop.set()
+            await watching
         finally:
             await runner.close()
             await wired.close()

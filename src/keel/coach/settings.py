@@ -81,6 +81,9 @@ class CoachSettings(BaseSettings):
     goplus_app_secret: SecretStr | None = None
     risk_cache_seconds: int = Field(default=300, ge=0, le=86_400)
     watch_interval_seconds: int = Field(default=600, ge=10, le=86_400)
+    goplus_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    watches_free: int = Field(default=3, ge=0, le=1000)
+    watches_pro: int = Field(default=25, ge=0, le=1000)
 
     # Payments
     coinpay_url: str = Field(

@@ -6,10 +6,11 @@ import asyncio
 
 import pytest
 
-from keel.coach.risk import FakeScanner, Level, RiskRadar, RiskReport, ScanUnavailable
+from keel.coach.risk import Level, RiskRadar, RiskReport, ScanUnavailable
 from keel.coach.risk.addresses import parse_token
 from keel.coach.risk.radar import cache_key
 from keel.core.cache import MemoryCache
+from tests.coach.risk.fake_scanner import FakeScanner
 from tests.replay import ReplayServer
 
 from .conftest import NOW, GoPlusFactory

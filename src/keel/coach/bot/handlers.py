@@ -177,6 +177,21 @@ def build_router(coach: Coach, bot: Bot, pacer: Pacer) -> Router:
         async with locks.hold(sender.chat_id):
             await say(sender.chat_id, await coach.reset(sender))
 
+    @router.message(Command("scan"))
+    async def scan(message: Message, command: CommandObject) -> None:
+        said = await coach.scan(sender_of(message), command.args or "")
+        await say(message.chat.id, said, parse_mode="HTML")
+
+    @router.message(Command("watch"))
+    async def watch(message: Message, command: CommandObject) -> None:
+        said = await coach.watch(sender_of(message), command.args or "")
+        await say(message.chat.id, said, parse_mode="HTML")
+
+    @router.message(Command("unwatch"))
+    async def unwatch(message: Message, command: CommandObject) -> None:
+        said = await coach.unwatch(sender_of(message), command.args or "")
+        await say(message.chat.id, said, parse_mode="HTML")
+
     @router.message(Command("status"))
     async def status(message: Message) -> None:
         await say(message.chat.id, await coach.status(sender_of(message)))

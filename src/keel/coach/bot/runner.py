@@ -23,6 +23,8 @@ from keel.coach.bot.service import Coach
 from keel.coach.settings import CoachSettings
 from keel.coach.telegram.pacing import Pacer
 from keel.coach.telegram.splitting import split_message
+from keel.coach.watching import Watches
+from keel.core.clock import Clock
 
 log = structlog.get_logger("keel.coach")
 
@@ -84,6 +86,28 @@ class BotRunner:
             )
         else:
             await self.bot.delete_webhook(drop_pending_updates=False)
+
+    async def alert(self, chat_id: int, text: str) -> None:
+        """A watched token's risk changed (Telegram HTML)."""
+        for part in split_message(text):
+            await self.pacer.call(
+                chat_id,
+                "sendMessage",
+                lambda part=part: self.bot.send_message(chat_id, part, parse_mode="HTML"),  # type: ignore[misc]
+                max_wait_seconds=60,
+                retry_transient=True,
+            )
+
+    async def watch(self, watches: Watches, clock: Clock, stop: asyncio.Event) -> None:
+        """Check watched tokens until ``stop`` is set: every so often, the due ones."""
+        pause = min(60.0, watches.interval.total_seconds() / 2)
+        while not stop.is_set():
+            try:
+                await watches.check_due(clock.now(), self.alert)
+            except Exception:  # a bad pass must not end the loop; the next one retries
+                log.exception("coach_watch_pass_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
 
     async def poll(self, stop: asyncio.Event) -> None:
         """Long polling until ``stop`` is set."""

@@ -9,6 +9,7 @@ reply; nothing is charged.
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ from keel.coach import advice
 from keel.coach.budgets import Budgets
 from keel.coach.conversations import CoachUser, Conversations, extractive_summary
 from keel.coach.personas import Personas
+from keel.coach.risk import RiskError, RiskRadar, format_report, parse_query
 from keel.coach.routing import Chart, ModelRouter, Turn
+from keel.coach.watching import Watches
 from keel.core.clock import Clock
 from keel.core.llm.chain import AllModelsFailed
 from keel.core.llm.chat import AccountRefused, ChatFailure
@@ -70,12 +73,18 @@ class Coach:
         budgets: Budgets,
         router: ModelRouter,
         personas: Personas,
+        radar: RiskRadar,
+        watches: Watches,
+        watch_limits: dict[str, int],
         clock: Clock,
     ) -> None:
         self.conversations = conversations
         self.budgets = budgets
         self.router = router
         self.personas = personas
+        self.radar = radar
+        self.watches = watches
+        self.watch_limits = watch_limits
         self.clock = clock
 
     async def meet(self, sender: Sender) -> CoachUser:
@@ -164,6 +173,66 @@ class Coach:
         await self.conversations.set_persona(user.id, persona.key)
         return f"{persona.emoji} {persona.name} from now on. {persona.description}"
 
+    async def scan(self, sender: Sender, query: str) -> str:
+        """/scan: the token's risk report, or what went wrong (Telegram HTML)."""
+        if not query.strip():
+            return "Send the token's address: /scan 0x… [chain: bsc, base, …] or a Solana mint."
+        try:
+            token = parse_query(query)
+        except RiskError as exc:
+            return html.escape(exc.detail or str(exc))
+        now = self.clock.now()
+        user = await self.meet(sender)
+        plan = self.plan(user)
+        try:
+            await self.budgets.take_scan(user.id, plan, now)
+        except DailyLimitReached as exc:
+            return html.escape(
+                f"You've used today's {exc.limit} scans. They reset at midnight UTC (in "
+                f"{hours_until(now, exc.retry_at)})."
+                + (" /subscribe raises the limit." if plan == "free" else "")
+            )
+        try:
+            report, score = await self.radar.scan(token.chain, token.address)
+        except RiskError as exc:
+            await self.budgets.release_scan(user.id, now)  # a scan that did not happen
+            return html.escape(exc.detail or str(exc))
+        return format_report(report, score)
+
+    async def watch(self, sender: Sender, query: str) -> str:
+        if not query.strip():
+            return "Send the token's address: /watch 0x… [chain] or a Solana mint."
+        try:
+            token = parse_query(query)
+        except RiskError as exc:
+            return html.escape(exc.detail or str(exc))
+        user = await self.meet(sender)
+        limit = self.watch_limits[self.plan(user)]
+        if await self.watches.count(user.id) >= limit:
+            return f"You're watching {limit} tokens, your plan's most. /unwatch one first."
+        try:
+            report, score = await self.radar.scan(token.chain, token.address)
+        except RiskError as exc:
+            return html.escape(exc.detail or str(exc))
+        added = await self.watches.add(user.id, sender.chat_id, token, report, self.clock.now())
+        if not added:
+            return "You're already watching that token."
+        minutes = max(1, int(self.watches.interval.total_seconds() // 60))
+        return (
+            f"Watching it. I'll check every {minutes} minutes and tell you when its risk "
+            f"changes. Now: {score.level} ({score.score}/100)."
+        )
+
+    async def unwatch(self, sender: Sender, query: str) -> str:
+        try:
+            token = parse_query(query)
+        except RiskError as exc:
+            return html.escape(exc.detail or str(exc))
+        user = await self.meet(sender)
+        if await self.watches.remove(user.id, token):
+            return "Stopped watching it."
+        return "You weren't watching that token."
+
     async def status(self, sender: Sender) -> str:
         now = self.clock.now()
         user = await self.meet(sender)
@@ -180,6 +249,10 @@ class Coach:
             f"Today: {today['tokens'].used:,} of {today['tokens'].limit:,} tokens, "
             f"{today['scans'].used} of {today['scans'].limit} scans (resets at 00:00 UTC)",
         ]
+        watched = await self.watches.of(user.id)
+        if watched:
+            lines.append(f"Watching {len(watched)} of {self.watch_limits[plan]}:")
+            lines += [f"  {w.address} ({w.chain})" for w in watched]
         return "\n".join(lines)
 
     async def reset(self, sender: Sender) -> str:

@@ -18,8 +18,7 @@ The bot builds one radar at boot and calls it per command::
 
 Modules: ``addresses`` (what was pasted), ``report`` (the typed report), ``parsing`` (GoPlus
 JSON to report), ``scoring`` (points and levels), ``goplus`` (the HTTP adapter), ``radar``
-(cache and single flight), ``changes`` (watch diffs), ``messages`` (Telegram text),
-``fake`` (an in-memory scanner).
+(cache and single flight), ``changes`` (watch diffs) and ``messages`` (Telegram text).
 """
 
 from keel.coach.risk.addresses import CHAINS, SOLANA, Token, chain_name, parse_query, parse_token
@@ -35,7 +34,6 @@ from keel.coach.risk.errors import (
     TokenNotFound,
     UnsupportedChain,
 )
-from keel.coach.risk.fake import FakeScanner
 from keel.coach.risk.goplus import GoPlusClient, TokenScanner
 from keel.coach.risk.messages import format_alert, format_report
 from keel.coach.risk.radar import RiskRadar
@@ -47,7 +45,6 @@ __all__ = [
     "SOLANA",
     "BadAddress",
     "Change",
-    "FakeScanner",
     "GoPlusClient",
     "Level",
     "MalformedReply",
