@@ -1,0 +1,196 @@
+"""PaymentVerifier's choices without a chain: asking which chain, which invoice a payment
+buys, failing over between sources, and the outcomes a user can cause."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from keel.coach.payments.adapters.etherscan import Etherscan
+from keel.coach.payments.adapters.evm_rpc import EvmRpc
+from keel.coach.payments.adapters.fake import FakeSource
+from keel.coach.payments.adapters.tronscan import Tronscan
+from keel.coach.payments.errors import SourceRateLimited
+from keel.coach.payments.observed import NATIVE, Chain, ObservedPayment, Transfer, TxStatus
+from keel.coach.payments.verifier import (
+    AskChain,
+    BadHash,
+    Declined,
+    InvoiceClosed,
+    NoOpenInvoice,
+    NotFound,
+    PaymentVerifier,
+    SourceDown,
+    Unlocked,
+    Waiting,
+)
+from keel.coach.payments.verify import Refusal
+from tests.chains_nodes import closed_port_url
+from tests.coach.payments.conftest import RECORDED, add_invoice, zero_address
+from tests.replay import ReplayServer
+
+TRON = RECORDED["tronscan"]
+ETHERSCAN = RECORDED["etherscan"]
+RECORDED_AT = datetime.fromtimestamp(TRON["timestamp_ms"] // 1000, UTC)
+SENDER = "0x" + "22" * 20
+
+
+def payment(tx_hash: str, recipient: str, wei: int, at: datetime) -> ObservedPayment:
+    return ObservedPayment(
+        chain=Chain.ETH,
+        tx_hash=tx_hash,
+        status=TxStatus.SUCCEEDED,
+        sender=SENDER,
+        transfers=(Transfer(NATIVE, SENDER, recipient, wei),),
+        block_time=at,
+        confirmations=50,
+        finalized=False,
+    )
+
+
+async def eth_invoice(engine: AsyncEngine, recipient: str, created_at: datetime) -> str:
+    return await add_invoice(
+        engine, chain="ETH", asset="ETH", amount=10**16, recipient=recipient, created_at=created_at
+    )
+
+
+async def tron_invoice(engine: AsyncEngine) -> str:
+    return await add_invoice(
+        engine,
+        chain="TRON",
+        asset="USDT",
+        amount=10_000_000,
+        recipient=TRON["recipient"],
+        created_at=RECORDED_AT - timedelta(minutes=10),
+    )
+
+
+async def test_a_bare_hash_with_eth_and_tron_invoices_open_asks_which_chain(
+    engine: AsyncEngine, replay: ReplayServer, client: httpx.AsyncClient
+) -> None:
+    await eth_invoice(engine, zero_address(), RECORDED_AT)
+    tron_id = await tron_invoice(engine)
+    verifier = PaymentVerifier(
+        engine, {Chain.TRON: [Tronscan(client, url=replay.url("tronscan", "usdt"))]}
+    )
+    bare = TRON["hashes"]["usdt"].upper()
+    asked = await verifier.verify(user_id=1001, text=bare)
+    assert asked == AskChain((Chain.ETH, Chain.TRON))
+    assert asked.line == "Which network did you pay on: ETH or TRON?"
+    answered = await verifier.verify(user_id=1001, text=bare, chain=Chain.TRON)
+    assert answered == Unlocked(tron_id, Chain.TRON, TRON["hashes"]["usdt"], 10_000_000)
+
+
+async def test_a_bare_hash_with_only_a_tron_invoice_open_needs_no_question(
+    engine: AsyncEngine, replay: ReplayServer, client: httpx.AsyncClient
+) -> None:
+    tron_id = await tron_invoice(engine)
+    verifier = PaymentVerifier(
+        engine, {Chain.TRON: [Tronscan(client, url=replay.url("tronscan", "fake_usdt"))]}
+    )
+    outcome = await verifier.verify(user_id=1001, text=TRON["hashes"]["fake_usdt"])
+    assert isinstance(outcome, Declined)
+    assert outcome.invoice_id == tron_id
+    assert outcome.refusal.reason is Refusal.WRONG_TOKEN  # symbol "USDT", other contract
+
+
+async def test_an_unconfirmed_tron_payment_waits(
+    engine: AsyncEngine, replay: ReplayServer, client: httpx.AsyncClient
+) -> None:
+    await tron_invoice(engine)
+    verifier = PaymentVerifier(
+        engine, {Chain.TRON: [Tronscan(client, url=replay.url("tronscan", "unconfirmed"))]}
+    )
+    assert isinstance(
+        await verifier.verify(user_id=1001, text=TRON["hashes"]["unconfirmed"]), Waiting
+    )
+
+
+async def test_the_payment_buys_the_newest_invoice_it_satisfies(engine: AsyncEngine) -> None:
+    recipient, now = zero_address(), datetime.now(UTC)
+    older = await eth_invoice(engine, recipient, now - timedelta(hours=1))
+    await eth_invoice(engine, recipient, now + timedelta(hours=1))  # created after the payment
+    tx = "0x" + secrets.token_hex(32)
+    source = FakeSource(Chain.ETH, payment(tx, recipient, 10**16, now))
+    outcome = await PaymentVerifier(engine, {Chain.ETH: [source]}).verify(user_id=1001, text=tx)
+    assert outcome == Unlocked(older, Chain.ETH, tx, 10**16)
+
+
+async def test_a_source_that_is_down_hands_over_to_the_next(
+    engine: AsyncEngine, replay: ReplayServer, client: httpx.AsyncClient
+) -> None:
+    await eth_invoice(
+        engine, ETHERSCAN["recipient"], datetime.fromtimestamp(ETHERSCAN["block_time"] - 60, UTC)
+    )
+    down = EvmRpc(client, closed_port_url())
+    etherscan = Etherscan(
+        client, SecretStr(ETHERSCAN["key"]), url=replay.url("etherscan", "native") + "/v2/api"
+    )
+    verifier = PaymentVerifier(engine, {Chain.ETH: [down, etherscan]})
+    outcome = await verifier.verify(user_id=1001, text=ETHERSCAN["hashes"]["native"])
+    assert isinstance(outcome, Unlocked)
+
+
+async def test_when_every_source_is_down_the_user_is_told_to_retry(engine: AsyncEngine) -> None:
+    await eth_invoice(engine, zero_address(), datetime.now(UTC))
+    source = FakeSource(Chain.ETH)
+    source.down = SourceRateLimited("fake: HTTP 429")
+    verifier = PaymentVerifier(engine, {Chain.ETH: [source]})
+    outcome = await verifier.verify(user_id=1001, text="0x" + secrets.token_hex(32))
+    assert outcome == SourceDown(Chain.ETH)
+
+
+async def test_an_unknown_hash_is_not_found_and_not_asked_again_elsewhere(
+    engine: AsyncEngine,
+) -> None:
+    await eth_invoice(engine, zero_address(), datetime.now(UTC))
+    first, second = FakeSource(Chain.ETH), FakeSource(Chain.ETH)
+    tx = "0x" + secrets.token_hex(32)
+    outcome = await PaymentVerifier(engine, {Chain.ETH: [first, second]}).verify(
+        user_id=1001, text=tx
+    )
+    assert outcome == NotFound(Chain.ETH, tx)
+    assert second.asked == []
+
+
+@pytest.mark.parametrize("text", ["", "hello", "0x1234"])
+async def test_bad_input_is_a_bad_hash_with_a_line(engine: AsyncEngine, text: str) -> None:
+    outcome = await PaymentVerifier(engine, {}).verify(user_id=1001, text=text)
+    assert isinstance(outcome, BadHash)
+    assert outcome.line
+
+
+async def test_a_hash_for_a_chain_it_cannot_be_on_is_a_bad_hash(engine: AsyncEngine) -> None:
+    outcome = await PaymentVerifier(engine, {}).verify(
+        user_id=1001, text="0x" + "ab" * 32, chain=Chain.TRON
+    )
+    assert outcome == BadHash("That is not a TRON transaction hash.")
+
+
+async def test_without_an_open_invoice_on_the_chain_there_is_nothing_to_pay(
+    engine: AsyncEngine,
+) -> None:
+    await tron_invoice(engine)
+    outcome = await PaymentVerifier(engine, {}).verify(user_id=1001, text="0x" + "ab" * 32)
+    assert outcome == NoOpenInvoice((Chain.ETH,))
+
+
+async def test_a_paid_invoice_named_again_is_closed(engine: AsyncEngine) -> None:
+    invoice_id = await add_invoice(
+        engine,
+        chain="ETH",
+        asset="ETH",
+        amount=1,
+        recipient=zero_address(),
+        created_at=datetime.now(UTC),
+        status="paid",
+    )
+    outcome = await PaymentVerifier(engine, {}).verify(
+        user_id=1001, text="0x" + "ab" * 32, invoice_id=invoice_id
+    )
+    assert outcome == InvoiceClosed(invoice_id, "paid")
