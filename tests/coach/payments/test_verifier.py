@@ -9,8 +9,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from keel.coach import models
+from keel.coach.payments import claims
 from keel.coach.payments.adapters.etherscan import Etherscan
 from keel.coach.payments.adapters.evm_rpc import EvmRpc
 from keel.coach.payments.adapters.fake import FakeSource
@@ -30,6 +33,7 @@ from keel.coach.payments.verifier import (
     Waiting,
 )
 from keel.coach.payments.verify import Refusal
+from keel.core import db
 from tests.chains_nodes import closed_port_url
 from tests.coach.payments.conftest import RECORDED, add_invoice, zero_address
 from tests.replay import ReplayServer
@@ -194,3 +198,26 @@ async def test_a_paid_invoice_named_again_is_closed(engine: AsyncEngine) -> None
         user_id=1001, text="0x" + "ab" * 32, invoice_id=invoice_id
     )
     assert outcome == InvoiceClosed(invoice_id, "paid")
+
+
+async def test_an_invoice_that_expires_while_the_chain_is_read_is_not_paid(
+    engine: AsyncEngine,
+) -> None:
+    recipient, now = zero_address(), datetime.now(UTC)
+    invoice_id = await eth_invoice(engine, recipient, now - timedelta(minutes=5))
+    tx = "0x" + secrets.token_hex(32)
+
+    class ExpiringSource(FakeSource):
+        async def observe(self, tx_hash: str) -> ObservedPayment:
+            async with db.writing(engine) as conn:  # the expiry job runs meanwhile
+                await conn.execute(
+                    update(models.invoices)
+                    .where(models.invoices.c.id == invoice_id)
+                    .values(status="expired")
+                )
+            return await super().observe(tx_hash)
+
+    source = ExpiringSource(Chain.ETH, payment(tx, recipient, 10**16, now))
+    outcome = await PaymentVerifier(engine, {Chain.ETH: [source]}).verify(user_id=1001, text=tx)
+    assert outcome == InvoiceClosed(invoice_id, "expired")
+    assert await claims.find_claim(engine, chain="ETH", tx_hash=tx) is None  # still usable

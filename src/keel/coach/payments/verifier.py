@@ -357,7 +357,8 @@ class PaymentVerifier:
             if isinstance(verdict, Refused):
                 return Declined(invoice.id, chain, tx_hash, verdict)
         assert closed is not None  # every verdict was Accepted, and every claim found it closed
-        return InvoiceClosed(closed.id, "paid")
+        now = await claims.load_invoice(self._engine, invoice_id=closed.id, user_id=closed.user_id)
+        return InvoiceClosed(closed.id, "paid" if now is None else now.status)
 
     async def _claim(
         self, chain: Chain, tx_hash: str, invoice: claims.Invoice

@@ -170,9 +170,10 @@ def check(invoice: Expected, observed: ObservedPayment) -> Verdict:
     ]
     if not to_us:
         return Refused(Refusal.WRONG_RECIPIENT)
-    received = sum(t.amount for t in to_us if _same_asset(invoice.chain, t.asset, invoice.asset))
-    if not any(_same_asset(invoice.chain, t.asset, invoice.asset) for t in to_us):
+    paid = [t for t in to_us if _same_asset(invoice.chain, t.asset, invoice.asset)]
+    if not paid:
         return Refused(Refusal.WRONG_TOKEN)
+    received = sum(t.amount for t in paid)
     if received < invoice.amount:
         return Refused(Refusal.TOO_LITTLE, received)
     counted = observed.confirmations
