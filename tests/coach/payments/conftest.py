@@ -14,14 +14,23 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keel.coach import models
 from keel.core import db
 from tests.chains_nodes import anvil
 from tests.replay import ReplayServer, checked, serve_recordings
 
-__all__ = ["RECORDED", "add_invoice", "anvil", "client", "engine", "replay", "zero_address"]
+__all__ = [
+    "RECORDED",
+    "add_invoice",
+    "anvil",
+    "client",
+    "engine",
+    "replay",
+    "sessions",
+    "zero_address",
+]
 
 RECORDINGS = Path(__file__).parent.parent / "recordings"
 #: Facts of the recordings (hashes, addresses, times), as tests/coach/recordings/README.md says.
@@ -57,6 +66,11 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
         yield eng
     finally:
         await eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return db.session_factory(engine)
 
 
 def zero_address() -> str:

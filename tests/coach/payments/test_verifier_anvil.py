@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keel.coach import models
 from keel.coach.payments import claims
@@ -33,21 +33,17 @@ from tests.coach.payments.test_evm_anvil import ANVIL_CHAIN_ID, mined
 DEPTH = 2
 PRICE_WEI = 10**16
 Pay = Callable[..., Awaitable[tuple[str, str, datetime]]]
+Sessions = async_sessionmaker[AsyncSession]
 
 
 @pytest.fixture
-def verifier(anvil: Anvil, client: httpx.AsyncClient, engine: AsyncEngine) -> PaymentVerifier:
-    async def extend(conn: AsyncConnection, invoice: claims.Invoice, now: datetime) -> None:
-        users = models.users
-        await conn.execute(
-            update(users).where(users.c.id == invoice.user_id).values(paid_until=now)
-        )
-
+def verifier(
+    anvil: Anvil, client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> PaymentVerifier:
     return PaymentVerifier(
-        engine,
+        sessions,
         {Chain.ETH: [EvmRpc(client, anvil.url, chain_id=ANVIL_CHAIN_ID)]},
         confirmations={Chain.ETH: DEPTH},
-        on_paid=extend,
     )
 
 
@@ -85,15 +81,23 @@ async def paid_until(engine: AsyncEngine, user_id: int) -> datetime | None:
 
 
 async def test_an_ether_payment_unlocks_its_invoice_from_the_pasted_hash(
-    pay: Pay, verifier: PaymentVerifier, engine: AsyncEngine
+    pay: Pay, verifier: PaymentVerifier, engine: AsyncEngine, sessions: Sessions
 ) -> None:
     invoice_id, tx, _ = await pay()
     outcome = await verifier.verify(user_id=1001, text=f" {tx.upper().replace('0X', '0x')} ")
-    assert outcome == Unlocked(invoice_id, Chain.ETH, tx.lower(), PRICE_WEI)
-    assert await paid_until(engine, 1001) is not None  # on_paid ran in the claim's transaction
-    invoice = await claims.load_invoice(engine, invoice_id=invoice_id, user_id=1001)
+    assert isinstance(outcome, Unlocked)
+    assert (outcome.invoice_id, outcome.chain, outcome.tx_hash, outcome.amount) == (
+        invoice_id,
+        Chain.ETH,
+        tx.lower(),
+        PRICE_WEI,
+    )
+    assert outcome.chat_id == 1001
+    assert await paid_until(engine, 1001) == outcome.paid_until  # granted in the claim's tx
+    invoice = await claims.load_invoice(sessions, invoice_id=invoice_id, user_id=1001)
     assert invoice is not None
     assert invoice.status == "paid"
+    assert invoice.paid_by == tx.lower()
 
 
 async def test_the_same_hash_pasted_twice_unlocks_once(
@@ -115,11 +119,11 @@ async def test_the_same_hash_pasted_twice_unlocks_once(
 
 
 async def test_two_users_pasting_one_hash_at_once_unlock_one_invoice(
-    pay: Pay, verifier: PaymentVerifier, engine: AsyncEngine
+    pay: Pay, verifier: PaymentVerifier, engine: AsyncEngine, sessions: Sessions
 ) -> None:
     invoice_id, tx, _ = await pay(user_id=3001)
     # A second user with an invoice to the same address (they copied someone's hash).
-    invoice = await claims.load_invoice(engine, invoice_id=invoice_id, user_id=3001)
+    invoice = await claims.load_invoice(sessions, invoice_id=invoice_id, user_id=3001)
     assert invoice is not None
     await add_invoice(
         engine,

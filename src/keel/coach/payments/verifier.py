@@ -4,11 +4,12 @@
 has a ``code`` and a one-line ``line``); it raises nothing for what a user can paste or a
 source can answer. Which invoice a hash pays:
 
-* with ``invoice_id``: that invoice, if it is the user's and open;
-* without: the user's open direct invoices on the hash's candidate chains. When those are on
-  two chains (a bare 64-hex hash with an ETH and a TRON invoice open) the user is asked which
-  (:class:`AskChain`; call again with ``chain``). On one chain, the transaction is read once
-  and checked against each, newest first: the first it pays is claimed.
+* with ``invoice_id``: that invoice, if it is the user's and not paid yet;
+* without: the user's unpaid direct invoices on the hash's candidate chains (an expired one
+  too: billing lets a late payment through). When those are on two chains (a bare 64-hex hash
+  with an ETH and a TRON invoice) the user is asked which (:class:`AskChain`; call again with
+  ``chain``). On one chain, the transaction is read once and checked against each, newest
+  first: the first it pays is claimed, which unlocks it (``billing.invoices.unlock``).
 
 A hash already in the replay store is answered from there, before any source is asked. The
 claim itself (:func:`keel.coach.payments.claims.claim`) decides a race between two
@@ -17,14 +18,16 @@ submissions of the same hash: exactly one unlocks.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
 from prometheus_client import Counter
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from keel.coach.billing import invoices
+from keel.coach.billing.lifecycle import InvoiceStatus
 from keel.coach.payments import claims, hashes
 from keel.coach.payments.adapters.base import PaymentSource
 from keel.coach.payments.adapters.tronscan import USDT_CONTRACT as TRON_USDT
@@ -48,7 +51,6 @@ __all__ = [
     "InvoiceClosed",
     "NoOpenInvoice",
     "NotFound",
-    "OnPaid",
     "Outcome",
     "PaymentVerifier",
     "SourceDown",
@@ -77,18 +79,18 @@ DEFAULT_ASSETS: Final[Mapping[tuple[Chain, str], Asset]] = {
     (Chain.TRON, "USDT"): Token(TRON_USDT),
 }
 
-# What paying buys, written in the claim's transaction (e.g. extending the user's paid_until).
-OnPaid = Callable[[AsyncConnection, claims.Invoice, datetime], Awaitable[None]]
-
 
 @dataclass(frozen=True, slots=True)
 class Unlocked:
-    """The transaction paid the invoice; it is marked paid (and ``on_paid`` ran)."""
+    """The transaction paid the invoice: it is paid, and the user is pro until
+    ``paid_until``."""
 
     invoice_id: str
     chain: Chain
     tx_hash: str
     amount: int  # base units of the invoice's asset received
+    chat_id: int
+    paid_until: datetime
     code = "unlocked"
 
     @property
@@ -202,14 +204,11 @@ class NoOpenInvoice:
 @dataclass(frozen=True, slots=True)
 class InvoiceClosed:
     invoice_id: str
-    status: str  # paid | expired
     code = "invoice_closed"
 
     @property
     def line(self) -> str:
-        if self.status == "paid":
-            return "That invoice is already paid."
-        return "That invoice has expired: /subscribe for a new one."
+        return "That invoice is already paid."
 
 
 Outcome = (
@@ -229,27 +228,25 @@ Outcome = (
 class PaymentVerifier:
     """Verifies pasted hashes against coach's invoices (module docstring).
 
-    ``sources``: per chain, the sources tried in order (the next when one is unavailable, never
-    when one says "not found"). ``assets`` maps an invoice's (chain, asset symbol) to what must
-    arrive; ``confirmations`` the blocks a chain that counts them needs (ETH). ``on_paid`` runs
-    in the claim's transaction.
+    ``sessions``: coach's (``keel.core.db.session_factory``). ``sources``: per chain, the
+    sources tried in order (the next when one is unavailable, never when one says "not
+    found"). ``assets`` maps an invoice's (chain, asset symbol) to what must arrive;
+    ``confirmations`` the blocks a chain that counts them needs (ETH).
     """
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
         sources: Mapping[Chain, Sequence[PaymentSource]],
         *,
         confirmations: Mapping[Chain, int] | None = None,
         assets: Mapping[tuple[Chain, str], Asset] = DEFAULT_ASSETS,
-        on_paid: OnPaid | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self._engine = engine
+        self._sessions = sessions
         self._sources = {chain: tuple(found) for chain, found in sources.items()}
         self._confirmations = dict(confirmations or {Chain.ETH: 12})
         self._assets = dict(assets)
-        self._on_paid = on_paid
         self._clock = clock or SystemClock()
 
     async def verify(
@@ -289,15 +286,17 @@ class PaymentVerifier:
             candidates = (chain,)
         if invoice_id is not None:
             invoice = await claims.load_invoice(
-                self._engine, invoice_id=invoice_id, user_id=user_id
+                self._sessions, invoice_id=invoice_id, user_id=user_id
             )
-            if invoice is not None and invoice.status != "open":
-                return InvoiceClosed(invoice.id, invoice.status)
-            invoices = [] if invoice is None else [invoice]
+            if invoice is not None and invoice.status is InvoiceStatus.PAID:
+                return InvoiceClosed(invoice.id)
+            found = [] if invoice is None else [invoice]
         else:
-            invoices = await claims.open_invoices(self._engine, user_id=user_id)
-        invoices = [i for i in invoices if i.chain in candidates]
-        chains = tuple(c for c in candidates if any(i.chain == c for i in invoices))
+            found = await claims.payable_invoices(
+                self._sessions, user_id=user_id, chains=candidates
+            )
+        payable = [i for i in found if i.route == claims.DIRECT and i.chain in candidates]
+        chains = tuple(c for c in candidates if any(i.chain == c for i in payable))
         if not chains:
             return NoOpenInvoice(candidates)
         if len(chains) > 1:
@@ -305,13 +304,13 @@ class PaymentVerifier:
         on = chains[0]
         tx_hash = detected.on(on)
         assert tx_hash is not None  # on is one of the detected chains
-        existing = await claims.find_claim(self._engine, chain=on, tx_hash=tx_hash)
+        existing = await claims.find_claim(self._sessions, chain=on, tx_hash=tx_hash)
         if existing is not None:
             return AlreadyUsed(on, tx_hash, mine=existing.user_id == user_id)
         observed = await self._observe(on, tx_hash)
         if not isinstance(observed, ObservedPayment):
             return observed
-        return await self._settle(on, tx_hash, observed, invoices)
+        return await self._settle(on, tx_hash, observed, payable)
 
     async def _observe(self, chain: Chain, tx_hash: str) -> ObservedPayment | Outcome:
         for source in self._sources.get(chain, ()):
@@ -335,57 +334,45 @@ class PaymentVerifier:
         chain: Chain,
         tx_hash: str,
         observed: ObservedPayment,
-        invoices: list[claims.Invoice],
+        candidates: list[invoices.Invoice],
     ) -> Outcome:
-        verdicts = [(i, check(self._expected(chain, i), observed)) for i in invoices]
-        closed: claims.Invoice | None = None
+        verdicts = [(i, check(self._expected(chain, i), observed)) for i in candidates]
+        taken: invoices.Invoice | None = None
         for invoice, verdict in verdicts:
             if not isinstance(verdict, Accepted):
                 continue
-            result = await self._claim(chain, tx_hash, invoice)
-            if result is claims.ClaimResult.CLAIMED:
-                return Unlocked(invoice.id, chain, tx_hash, verdict.amount)
-            if result is claims.ClaimResult.TX_USED:
+            claimed = await claims.claim(
+                self._sessions, chain=chain, tx_hash=tx_hash, invoice=invoice, now=self._clock.now()
+            )
+            if claimed.unlocked is not None:
+                return Unlocked(
+                    invoice.id,
+                    chain,
+                    tx_hash,
+                    verdict.amount,
+                    claimed.unlocked.chat_id,
+                    claimed.unlocked.paid_until,
+                )
+            if claimed.result is claims.ClaimResult.TX_USED:
                 return AlreadyUsed(
                     chain, tx_hash, mine=await self._claimed_by(chain, tx_hash, invoice.user_id)
                 )
-            closed = closed or invoice  # paid or expired meanwhile: try the next
+            taken = taken or invoice  # paid by another transaction meanwhile: try the next
         for invoice, verdict in verdicts:
             if isinstance(verdict, Wait):
                 return Waiting(invoice.id, chain, tx_hash, verdict)
         for invoice, verdict in verdicts:
             if isinstance(verdict, Refused):
                 return Declined(invoice.id, chain, tx_hash, verdict)
-        assert closed is not None  # every verdict was Accepted, and every claim found it closed
-        now = await claims.load_invoice(self._engine, invoice_id=closed.id, user_id=closed.user_id)
-        return InvoiceClosed(closed.id, "paid" if now is None else now.status)
-
-    async def _claim(
-        self, chain: Chain, tx_hash: str, invoice: claims.Invoice
-    ) -> claims.ClaimResult:
-        now = self._clock.now()
-        on_paid = self._on_paid
-
-        async def then(conn: AsyncConnection) -> None:
-            if on_paid is not None:
-                await on_paid(conn, invoice, now)
-
-        return await claims.claim(
-            self._engine,
-            chain=chain,
-            tx_hash=tx_hash,
-            invoice_id=invoice.id,
-            user_id=invoice.user_id,
-            now=now,
-            on_claimed=then,
-        )
+        assert taken is not None  # every verdict was Accepted, and every invoice was taken
+        return InvoiceClosed(taken.id)
 
     async def _claimed_by(self, chain: Chain, tx_hash: str, user_id: int) -> bool:
         # Only reached when another submission won the race: whose was it?
-        existing = await claims.find_claim(self._engine, chain=chain, tx_hash=tx_hash)
+        existing = await claims.find_claim(self._sessions, chain=chain, tx_hash=tx_hash)
         return existing is not None and existing.user_id == user_id
 
-    def _expected(self, chain: Chain, invoice: claims.Invoice) -> Expected:
+    def _expected(self, chain: Chain, invoice: invoices.Invoice) -> Expected:
         asset = self._assets.get((chain, invoice.asset.upper()))
         if asset is None:
             raise LookupError(f"no asset {invoice.asset!r} on {chain} (PaymentVerifier assets)")
