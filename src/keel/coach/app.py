@@ -45,7 +45,7 @@ def create_app(
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         if settings.telegram_token is not None:
-            runner = BotRunner(wired.coach, settings, settings.telegram_token)
+            runner = BotRunner(wired.coach, wired.paying, settings, settings.telegram_token)
             wired.notify = runner.notify_unlocked
             await runner.prepare()
             if settings.mode == "polling" and settings.run_workers:

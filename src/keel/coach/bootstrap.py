@@ -12,10 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keel.coach import personas as persona_data
 from keel.coach.adapters.coinpay import CoinpayClient
+from keel.coach.billing import direct
 from keel.coach.billing.coinpay import Outcome, Plan
+from keel.coach.bot.paying import Paying
 from keel.coach.bot.service import Coach
 from keel.coach.budgets import Budgets, Limits
 from keel.coach.conversations import Conversations
+from keel.coach.payments.adapters.base import PaymentSource
+from keel.coach.payments.adapters.etherscan import Etherscan
+from keel.coach.payments.adapters.evm_rpc import EvmRpc
+from keel.coach.payments.adapters.solana_rpc import SolanaRpc
+from keel.coach.payments.adapters.tronscan import Tronscan
+from keel.coach.payments.observed import Chain
+from keel.coach.payments.verifier import PaymentVerifier
 from keel.coach.personas import Personas
 from keel.coach.risk import GoPlusClient, RiskRadar
 from keel.coach.routing import ModelRouter, RouterConfig
@@ -49,6 +58,26 @@ async def open_database(url: str) -> AsyncEngine:
     return db.create_engine(url)
 
 
+def payment_sources(
+    settings: CoachSettings, http: httpx.AsyncClient
+) -> dict[Chain, list[PaymentSource]]:
+    """Where each chain's transactions are read, in the order tried: a node of our own first,
+    then the explorer."""
+    eth: list[PaymentSource] = []
+    if settings.eth_rpc_url:
+        eth.append(EvmRpc(http, settings.eth_rpc_url))
+    if settings.etherscan_api_key is not None:
+        eth.append(Etherscan(http, settings.etherscan_api_key, url=settings.etherscan_url))
+    sources: dict[Chain, list[PaymentSource]] = {
+        Chain.TRON: [Tronscan(http, settings.tronscan_api_key, url=settings.tronscan_url)]
+    }
+    if eth:
+        sources[Chain.ETH] = eth
+    if settings.solana_rpc_url:
+        sources[Chain.SOL] = [SolanaRpc(http, settings.solana_rpc_url)]
+    return sources
+
+
 async def _no_notice(outcome: Outcome) -> None:
     """Until the bot is running there is no one to tell."""
 
@@ -71,6 +100,7 @@ class Wired:
     plan: Plan
     radar: RiskRadar
     watches: Watches
+    paying: Paying
     coinpay: CoinpayClient | None = None
     # Tells a user their subscription is unlocked; the bot replaces it once it runs.
     notify: Callable[[Outcome], Awaitable[None]] = _no_notice
@@ -136,6 +166,21 @@ async def open_coach(
             api_key=settings.coinpay_api_key,
             business_id=settings.coinpay_business_id,
         )
+    sessions = db.session_factory(engine)
+    plan = Plan.from_settings(settings)
+    paying = Paying(
+        sessions=sessions,
+        plan=plan,
+        offers=direct.offers(settings),
+        verifier=PaymentVerifier(
+            sessions,
+            payment_sources(settings, http),
+            confirmations={Chain.ETH: settings.eth_confirmations},
+            clock=clock,
+        ),
+        coinpay=coinpay,
+        clock=clock,
+    )
     coach = Coach(
         conversations=conversations,
         budgets=budgets,
@@ -149,7 +194,7 @@ async def open_coach(
     return Wired(
         settings=settings,
         database=database,
-        sessions=db.session_factory(engine),
+        sessions=sessions,
         clock=clock,
         http=http,
         cache=cache,
@@ -158,8 +203,9 @@ async def open_coach(
         budgets=budgets,
         router=router,
         coach=coach,
-        plan=Plan.from_settings(settings),
+        plan=plan,
         radar=radar,
         watches=watches,
+        paying=paying,
         coinpay=coinpay,
     )

@@ -58,7 +58,7 @@ def run() -> None:
 
     async def main() -> None:
         wired = await bootstrap.open_coach(settings, data_dir=str(core.data_dir))
-        runner = BotRunner(wired.coach, settings, token)
+        runner = BotRunner(wired.coach, wired.paying, settings, token)
         wired.notify = runner.notify_unlocked
         stop = cli.stop_on_signals()
         try:

@@ -95,6 +95,12 @@ class CoachSettings(BaseSettings):
     coinpay_business_id: str = ""
     coinpay_webhook_secret: SecretStr | None = None
     price_usd: str = Field(default="10", description="Price of one subscription period.")
+    price_eth: str = Field(
+        default="", description="Direct payment in ETH: the price in ETH (empty: not offered)."
+    )
+    price_sol: str = Field(
+        default="", description="Direct payment in SOL: the price in SOL (empty: not offered)."
+    )
     period_days: int = Field(default=30, ge=1, le=366)
     eth_rpc_url: str = ""
     etherscan_url: str = "https://api.etherscan.io/v2/api"

@@ -16,7 +16,6 @@ from keel.coach import models
 from keel.coach.payments import claims
 from keel.coach.payments.adapters.etherscan import Etherscan
 from keel.coach.payments.adapters.evm_rpc import EvmRpc
-from keel.coach.payments.adapters.fake import FakeSource
 from keel.coach.payments.adapters.tronscan import Tronscan
 from keel.coach.payments.errors import SourceRateLimited
 from keel.coach.payments.observed import NATIVE, Chain, ObservedPayment, Transfer, TxStatus
@@ -36,6 +35,7 @@ from keel.coach.payments.verify import Refusal
 from keel.core import db
 from tests.chains_nodes import closed_port_url
 from tests.coach.payments.conftest import RECORDED, add_invoice, zero_address
+from tests.coach.payments.fake_source import FakeSource
 from tests.replay import ReplayServer
 
 TRON = RECORDED["tronscan"]

@@ -27,9 +27,10 @@ from aiogram.types import (
     Message,
 )
 
+from keel.coach.bot.paying import Paying, Said, looks_like_hash
+from keel.coach.bot.sending import send_text
 from keel.coach.bot.service import Coach, Sender
 from keel.coach.telegram.pacing import Pacer
-from keel.coach.telegram.splitting import split_message
 from keel.coach.telegram.streaming import StreamingReply
 
 log = structlog.get_logger("keel.coach")
@@ -104,22 +105,20 @@ def persona_keyboard(coach: Coach, current: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def build_router(coach: Coach, bot: Bot, pacer: Pacer) -> Router:
+def build_router(coach: Coach, paying: Paying, bot: Bot, pacer: Pacer) -> Router:
     """The coach's handlers, for a dispatcher of ``bot``."""
     router = Router(name="coach")
     router.message.filter(F.chat.type == "private", F.from_user)
     locks = ChatLocks()
 
-    async def say(chat_id: int, text: str, **extra: object) -> None:
-        """Send ``text`` (split when long), paced, waiting out flood control."""
-        for part in split_message(text):
-            await pacer.call(
-                chat_id,
-                "sendMessage",
-                lambda part=part: bot.send_message(chat_id, part, **extra),  # type: ignore[misc]
-                max_wait_seconds=60,
-                retry_transient=True,
-            )
+    async def say(
+        chat_id: int,
+        text: str,
+        *,
+        parse_mode: str | None = None,
+        reply_markup: InlineKeyboardMarkup | None = None,
+    ) -> None:
+        await send_text(bot, pacer, chat_id, text, parse_mode=parse_mode, reply_markup=reply_markup)
 
     async def answer(message: Message, question: str, chart: bytes | None = None) -> None:
         sender = sender_of(message)
@@ -192,6 +191,30 @@ def build_router(coach: Coach, bot: Bot, pacer: Pacer) -> Router:
         said = await coach.unwatch(sender_of(message), command.args or "")
         await say(message.chat.id, said, parse_mode="HTML")
 
+    async def show(chat_id: int, said: Said) -> None:
+        markup = None
+        if said.choices:
+            markup = InlineKeyboardMarkup(
+                inline_keyboard=[
+                    [InlineKeyboardButton(text=c, callback_data=f"paid-on:{c}")]
+                    for c in said.choices
+                ]
+            )
+        await say(chat_id, said.html, parse_mode="HTML", reply_markup=markup)
+
+    @router.message(Command("subscribe"))
+    async def subscribe(message: Message, command: CommandObject) -> None:
+        user = await coach.meet(sender_of(message))
+        await show(message.chat.id, await paying.subscribe(user.id, command.args or ""))
+
+    @router.callback_query(F.data.startswith("paid-on:"))
+    async def paid_on(query: CallbackQuery) -> None:
+        await query.answer()
+        if query.message is None:
+            return
+        chain = (query.data or "").removeprefix("paid-on:")
+        await show(query.message.chat.id, await paying.chose(query.from_user.id, chain))
+
     @router.message(Command("status"))
     async def status(message: Message) -> None:
         await say(message.chat.id, await coach.status(sender_of(message)))
@@ -210,6 +233,10 @@ def build_router(coach: Coach, bot: Bot, pacer: Pacer) -> Router:
     @router.message(F.text & ~F.text.startswith("/"))
     async def text(message: Message) -> None:
         assert message.text is not None
+        if looks_like_hash(message.text):  # a payment's transaction hash, pasted
+            user = await coach.meet(sender_of(message))
+            await show(message.chat.id, await paying.pasted(user.id, message.text))
+            return
         await answer(message, message.text)
 
     @router.message(F.text.startswith("/"))

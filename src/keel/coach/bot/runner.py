@@ -19,10 +19,11 @@ from pydantic import SecretStr
 
 from keel.coach.billing.coinpay import Outcome
 from keel.coach.bot.handlers import COMMANDS, build_router
+from keel.coach.bot.paying import Paying
+from keel.coach.bot.sending import send_text
 from keel.coach.bot.service import Coach
 from keel.coach.settings import CoachSettings
 from keel.coach.telegram.pacing import Pacer
-from keel.coach.telegram.splitting import split_message
 from keel.coach.watching import Watches
 from keel.core.clock import Clock
 
@@ -45,25 +46,20 @@ def webhook_secret(settings: CoachSettings, token: SecretStr) -> str:
 
 
 class BotRunner:
-    def __init__(self, coach: Coach, settings: CoachSettings, token: SecretStr) -> None:
+    def __init__(
+        self, coach: Coach, paying: Paying, settings: CoachSettings, token: SecretStr
+    ) -> None:
         self.settings = settings
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
         self.bot = Bot(token.get_secret_value(), session=session)
         self.pacer = Pacer(interval_seconds=settings.edit_interval_seconds)
         self.dispatcher = Dispatcher()
-        self.dispatcher.include_router(build_router(coach, self.bot, self.pacer))
+        self.dispatcher.include_router(build_router(coach, paying, self.bot, self.pacer))
         self.secret = webhook_secret(settings, token)
         self._pending: set[asyncio.Task[Any]] = set()
 
     async def say(self, chat_id: int, text: str) -> None:
-        for part in split_message(text):
-            await self.pacer.call(
-                chat_id,
-                "sendMessage",
-                lambda part=part: self.bot.send_message(chat_id, part),  # type: ignore[misc]
-                max_wait_seconds=60,
-                retry_transient=True,
-            )
+        await send_text(self.bot, self.pacer, chat_id, text)
 
     async def notify_unlocked(self, outcome: Outcome) -> None:
         if outcome.chat_id is None or outcome.paid_until is None:
@@ -89,14 +85,7 @@ class BotRunner:
 
     async def alert(self, chat_id: int, text: str) -> None:
         """A watched token's risk changed (Telegram HTML)."""
-        for part in split_message(text):
-            await self.pacer.call(
-                chat_id,
-                "sendMessage",
-                lambda part=part: self.bot.send_message(chat_id, part, parse_mode="HTML"),  # type: ignore[misc]
-                max_wait_seconds=60,
-                retry_transient=True,
-            )
+        await send_text(self.bot, self.pacer, chat_id, text, parse_mode="HTML")
 
     async def watch(self, watches: Watches, clock: Clock, stop: asyncio.Event) -> None:
         """Check watched tokens until ``stop`` is set: every so often, the due ones."""
