@@ -21,7 +21,6 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from keel.core.jobs import jobs_table
 from keel.core.types import BigUInt, UTCDateTime
 from keel.core.usage import usage_table
 
@@ -33,9 +32,6 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
-
-jobs = jobs_table(metadata, "coach_jobs")
-
 
 def _user() -> ForeignKey:
     return ForeignKey("coach_users.id", ondelete="CASCADE")
