@@ -819,6 +819,10 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
             params[key] = _Upload(value.filename, value.file.read())
         else:
             params[key] = value
+    # An upload travels as its own part, named by the field: photo=attach://<part name>.
+    for key, value in list(params.items()):
+        if isinstance(value, str) and value.startswith("attach://"):
+            params[key] = params.pop(value.removeprefix("attach://"), value)
     return params
 
 

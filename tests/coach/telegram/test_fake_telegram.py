@@ -10,7 +10,13 @@ import pytest
 from aiogram import Bot, Dispatcher, F
 from aiogram.exceptions import TelegramBadRequest, TelegramConflictError, TelegramRetryAfter
 from aiogram.filters import CommandStart
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
 from aiohttp import web
 
 from tests.coach.fake_telegram import NOT_MODIFIED, FakeTelegram, FloodControl
@@ -178,3 +184,17 @@ async def test_the_server_answers_hundreds_of_calls_a_second(fake: FakeTelegram,
     assert len(fake.calls()) == 501
     assert 500 / elapsed > 200, f"{500 / elapsed:.0f} calls/s"
     assert message.message_id == 1
+
+
+async def test_a_photo_the_bot_uploads_can_be_fetched_back(fake: FakeTelegram, bot: Bot) -> None:
+    upload = BufferedInputFile(b"\x89PNG risk chart", filename="chart.png")
+    message = await bot.send_photo(7, upload, caption="Your drawdown")
+    assert message.photo is not None
+    stored = await bot.get_file(message.photo[-1].file_id)
+    assert stored.file_path is not None
+    downloaded = await bot.download_file(stored.file_path)
+    assert downloaded is not None
+    assert downloaded.read() == b"\x89PNG risk chart"
+    (shown,) = fake.chat(7).messages
+    assert shown.caption == "Your drawdown"
+    assert shown.photo_file_id == message.photo[-1].file_id

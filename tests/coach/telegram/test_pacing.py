@@ -158,3 +158,15 @@ async def test_call_retries_a_server_error_only_when_asked() -> None:
     assert await pacer.call(1, "sendMessage", send, max_wait_seconds=1, retry_transient=True) == (
         "sent"
     )
+
+
+async def test_a_chats_interval_counts_from_the_end_of_its_last_call() -> None:
+    pacer = Pacer(interval_seconds=0.1)
+
+    async def slow() -> None:
+        await asyncio.sleep(0.2)
+
+    await pacer.call(1, "editMessageText", slow, max_wait_seconds=0)
+    ended = time.monotonic()
+    await pacer.turn(1)
+    assert time.monotonic() - ended >= 0.099

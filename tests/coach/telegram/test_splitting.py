@@ -130,7 +130,7 @@ def check_invariant(text: str, limit: int, *, closed_blocks: bool) -> list[split
     return pieces
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(text=replies, limit=limits)
 def test_model_like_replies_keep_the_invariant(text: str, limit: int) -> None:
     check_invariant(text, limit, closed_blocks=True)
@@ -148,7 +148,7 @@ def test_backtick_soup_keeps_the_invariant(text: str) -> None:
     check_invariant(text, 100, closed_blocks=False)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(text=replies, limit=limits)
 def test_a_split_continues_from_the_end_of_any_part(text: str, limit: int) -> None:
     pieces = plan_split(text, limit)

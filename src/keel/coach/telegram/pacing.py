@@ -6,7 +6,9 @@ calling during the wait is kept waiting longer (observed waits run from seconds 
 One :class:`Pacer` per bot per process, shared by every reply, so two answers in one chat share
 that chat's pace:
 
-* a chat gets at most one paced call (send, edit, delete) per ``interval_seconds``;
+* a chat gets at most one paced call (send, edit, delete) per ``interval_seconds``, counted
+  from the end of one call to the start of the next: Telegram sees a call somewhere between
+  the two, so network jitter never makes two look closer than the interval;
 * the bot makes at most ``per_second`` calls a second, with bursts of up to ``burst``;
 * a 429 blocks the chat it names, for every method, until ``retry_after`` has passed (a 429
   on a call bound to no chat blocks the bot). Telegram does not say which counters a penalty
@@ -201,7 +203,7 @@ class Pacer:
         for attempt in range(attempts):
             await self.turn(chat_id, paced=paced, max_wait_seconds=max_wait_seconds)
             try:
-                return await self.attempt(chat_id, method, send)
+                return await self.attempt(chat_id, method, send, paced=paced)
             except TelegramRetryAfter as exc:
                 if exc.retry_after > max_wait_seconds or attempt == attempts - 1:
                     raise FloodWait(chat_id, exc.retry_after) from exc
@@ -215,10 +217,16 @@ class Pacer:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def attempt(
-        self, chat_id: int | None, method: str, send: Callable[[], Awaitable[T]]
+        self,
+        chat_id: int | None,
+        method: str,
+        send: Callable[[], Awaitable[T]],
+        *,
+        paced: bool = True,
     ) -> T:
         """``send()`` once, its turn already taken (:meth:`turn`): counted, and a 429
-        recorded (:meth:`penalise`) before it is raised again."""
+        recorded (:meth:`penalise`) before it is raised again. The chat's next paced turn
+        comes ``interval_seconds`` after this call ends."""
         try:
             result = await send()
         except TelegramRetryAfter as exc:
@@ -231,6 +239,10 @@ class Pacer:
         except Exception:
             CALLS.labels(method, "error").inc()
             raise
+        finally:
+            if paced and chat_id is not None:
+                chat = self._chat(chat_id)
+                chat.next_turn = max(chat.next_turn, self._now() + self.interval_seconds)
         CALLS.labels(method, "ok").inc()
         return result
 

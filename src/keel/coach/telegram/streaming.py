@@ -227,9 +227,10 @@ class StreamingReply:
 
     async def close(self) -> None:
         """Stop the background work without a final text (the handler gave up); what was
-        shown stays."""
+        shown stays. Does nothing after :meth:`finish`, so a ``finally`` may call it."""
         self._closed = True
-        await self._stop_background()
+        if not self._finishing:
+            await self._stop_background()
 
     async def __aenter__(self) -> StreamingReply:
         await self.start()
@@ -241,8 +242,7 @@ class StreamingReply:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if not self._finishing:
-            await self.close()
+        await self.close()
 
     # The editor: the only writer of the messages' state until finish() stops it.
 
