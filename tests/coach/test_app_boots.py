@@ -15,6 +15,8 @@ async def test_the_product_migrates_and_is_ready_without_a_token(tmp_path: Path)
     product = create_app(CoachSettings(), data_dir=str(tmp_path))
     async with product.lifespan():
         assert await product.ready()
+        assert product.detail is not None
+        assert (await product.detail())["bot"].startswith("off")
         transport = httpx.ASGITransport(app=product.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://coach") as client:
             status = await client.get("/api/status")

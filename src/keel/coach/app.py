@@ -114,10 +114,28 @@ def create_app(
             await connection.execute(text("SELECT 1"))
         return True
 
+    async def detail() -> dict[str, Any]:
+        """What /readyz shows beside the verdict: how the bot runs and Telegram's latest
+        flood waits (each recorded when a 429 came back)."""
+        runner: BotRunner | None = getattr(app.state, "runner", None)
+        if runner is None:
+            return {"bot": "off (no KEEL_COACH_TELEGRAM_TOKEN)"}
+        waits = [
+            {
+                "chat_id": p.chat_id,
+                "method": p.method,
+                "retry_after_seconds": p.retry_after_seconds,
+                "at": p.at.isoformat(),
+            }
+            for p in runner.pacer.penalties()[-10:]
+        ]
+        return {"bot": settings.mode, "flood_waits": waits}
+
     return Product(
         name="coach",
         app=app,
         lifespan=lambda: lifespan(None),
         ready=ready,
+        detail=detail,
         links=(Link("Status", "/status", "the bot's models, breakers and flood waits"),),
     )

@@ -1,16 +1,18 @@
 """/subscribe through coinpay in test mode unlocks on the webhook, both products really running.
 
 One uvicorn on loopback serves ``keel serve``'s root app with coinpay's real app (test mode, its
-worker delivering webhooks, on a scratch SQLite) and a coach app holding the webhook router,
-mounted at /coinpay and /coach as ``keel serve`` mounts products. coach talks to coinpay only
-over HTTP, as a merchant's integration would:
+worker delivering webhooks, on a scratch SQLite) and coach's real app (its bot polling the fake
+Telegram Bot API), mounted at /coinpay and /coach as ``keel serve`` mounts them. coach talks to
+coinpay only over HTTP, as a merchant's integration would:
 
 * the operator sets coinpay up with its CLI (seed, business, first key): coinpay's API has no
   business sign-up;
 * the merchant, with that key and coinpay's API, adds a payout wallet, registers coach's
-  webhook URL (coinpay shows the signing secret once) and makes coach a narrower key;
-* ``subscribe`` creates the payment; the simulate endpoint plays the customer paying; coinpay's
-  worker delivers the signed ``payment.confirmed`` to coach, which unlocks the user once.
+  webhook URL (coinpay shows the signing secret once) and makes coach a narrower key; coach is
+  configured with those (a first run serves coinpay alone for this, as an operator would);
+* a Telegram user types ``/subscribe ETH``; the bot creates the payment and shows the amount and
+  address; the simulate endpoint plays the customer paying; coinpay's worker delivers the signed
+  ``payment.confirmed`` to coach, which unlocks the user once and tells them in the chat.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,34 +31,31 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from keel.cli import app as keel_cli
 from keel.coach import models
-from keel.coach.adapters.coinpay import CoinpayClient
-from keel.coach.api import coinpay_webhook
-from keel.coach.billing import coinpay, coins
-from keel.coach.billing.coinpay import Outcome, OutcomeKind, Plan
+from keel.coach.app import create_app as create_coach
+from keel.coach.billing import coins
+from keel.coach.bootstrap import Wired
 from keel.coach.settings import CoachSettings
 from keel.coinpay.app import create_app as create_coinpay
 from keel.coinpay.settings import CoinpaySettings
-from keel.core import db, webhooks
+from keel.core import webhooks
 from keel.core.app import (
     Product,
-    RequestContextMiddleware,
     create_root_app,
-    install_problem_handlers,
 )
 from keel.core.clock import SystemClock
 from keel.core.crypto import new_key
-from keel.core.resilience import BreakerRegistry, CircuitBreaker
-from tests.coach.billing.conftest import Sessions, add_user, paid_until
+from tests.coach.billing.conftest import paid_until
+from tests.coach.fake_telegram import DEFAULT_TOKEN, FakeTelegram
 
 ETH_PAYOUT = "0x0000000000000000000000000000000000000001"
 WAIT_SECONDS = 20.0
+CHAT = 7001
 
 
 @dataclass
@@ -88,50 +87,35 @@ def operator(tmp_path: Path) -> Operator:
     return Operator(env, business_id, key)
 
 
-@dataclass
-class CoachState:
-    """The stub ``app.state.coach`` (a CoinpayWebhookContext), on real coach tables."""
-
-    sessions: Sessions
-    settings: CoachSettings
-    clock: SystemClock = field(default_factory=SystemClock)
-    told: list[Outcome] = field(default_factory=list)
-
-    async def _notify(self, outcome: Outcome) -> None:
-        self.told.append(outcome)
-
-    @property
-    def notify(self) -> Any:
-        return self._notify
-
-
-def coach_product(state: CoachState) -> Product:
-    app = FastAPI(title="coach (billing only)")
-    install_problem_handlers(app)
-    app.add_middleware(RequestContextMiddleware, app_name="coach")
-    app.include_router(coinpay_webhook.router)
-    app.state.coach = state
-
-    @asynccontextmanager
-    async def lifespan() -> AsyncIterator[None]:
-        yield
-
-    async def ready() -> bool:
-        return True
-
-    return Product(name="coach", app=app, lifespan=lifespan, ready=ready)
-
-
-@dataclass
-class Running:
-    url: str
-    http: httpx.AsyncClient
-    coach: CoachState
+def _socket(port: int = 0) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
 
 
 @asynccontextmanager
-async def serving(operator: Operator, tmp_path: Path) -> AsyncIterator[Running]:
-    coinpay_app = create_coinpay(
+async def serving(products: list[Product], port: int) -> AsyncIterator[str]:
+    """``keel serve``'s root app of ``products`` on 127.0.0.1:``port``; yields its URL."""
+    sock = _socket(port)
+    server = uvicorn.Server(
+        uvicorn.Config(create_root_app(products), log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+def coinpay_product(operator: Operator) -> Product:
+    return create_coinpay(
         CoinpaySettings(
             master_key=operator.env["KEEL_COINPAY_MASTER_KEY"],
             webhook_allow_private=True,  # coach is on loopback, which delivery refuses otherwise
@@ -140,33 +124,12 @@ async def serving(operator: Operator, tmp_path: Path) -> AsyncIterator[Running]:
         ),
         data_dir=operator.env["KEEL_DATA_DIR"],
     )
-    engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/coach.db")
-    async with engine.begin() as conn:
-        await conn.run_sync(models.metadata.create_all)
-    state = CoachState(db.session_factory(engine), CoachSettings())
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_root_app([coinpay_app, coach_product(state)]),
-            log_level="warning",
-            lifespan="on",
-        )
-    )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        async with httpx.AsyncClient(timeout=10) as http:
-            yield Running(url, http, state)
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-        await engine.dispose()
+
+
+@dataclass
+class Running:
+    url: str
+    http: httpx.AsyncClient
 
 
 async def merchant_setup(running: Running, operator: Operator) -> tuple[str, str]:
@@ -216,94 +179,104 @@ async def delivered(running: Running, admin_key: str, payment_id: str, event: st
 async def test_subscribe_through_coinpay_unlocks_once_on_its_signed_webhook(
     operator: Operator, tmp_path: Path
 ) -> None:
-    async with serving(operator, tmp_path) as running:
-        coach_key, secret = await merchant_setup(running, operator)
-        running.coach.settings = CoachSettings(
-            coinpay_url=f"{running.url}/coinpay/api",
-            coinpay_api_key=SecretStr(coach_key),
-            coinpay_business_id=operator.business_id,
-            coinpay_webhook_secret=SecretStr(secret),
-        )
-        settings = running.coach.settings
-        sessions = running.coach.sessions
-        user_id = await add_user(sessions, 7001)
-        client = CoinpayClient(
-            running.http,
-            base_url=settings.coinpay_url,
-            api_key=SecretStr(coach_key),
-            business_id=settings.coinpay_business_id,
-            breaker=CircuitBreaker("test-coach-coinpay", registry=BreakerRegistry()),
-        )
-        plan = Plan.from_settings(settings)
-        started = SystemClock().now()
-
-        invoice = await coinpay.subscribe(
-            sessions, client, plan, user_id=user_id, coin="ETH", now=started
-        )
-        payment = await client.get_payment(invoice.coinpay_payment_id or "")
-        assert payment.payment_address == invoice.recipient
-        assert coins.to_units(payment.crypto_amount, 18) == invoice.amount > 0
-        assert payment.metadata == {"coach_invoice_id": invoice.id, "coach_user_id": "7001"}
-        again = await coinpay.subscribe(
-            sessions, client, plan, user_id=user_id, coin="ETH", now=started
-        )
-        assert again == invoice  # the open invoice is handed out again, no second payment
-
-        # The customer pays the exact amount; coinpay confirms it at once (test mode).
-        paid = await running.http.post(
-            f"{running.url}/coinpay/api/payments/{payment.id}/simulate",
-            json={"amount_crypto": coins.format_units(invoice.amount, 18)},
-            headers={"Authorization": f"Bearer {operator.admin_key}"},
-        )
-        assert paid.status_code == 200, paid.text
-        assert paid.json()["payment"]["status"] in ("confirmed", "forwarding", "forwarded")
-
-        until = await eventually(lambda: paid_until(sessions, user_id), "the unlock")
-        assert started + timedelta(days=30) <= until <= SystemClock().now() + timedelta(days=30)
-        [told] = running.coach.told
-        assert told.kind is OutcomeKind.UNLOCKED
-        assert (told.user_id, told.chat_id, told.paid_until) == (user_id, 1_007_001, until)
-        confirmed = await eventually(
-            lambda: delivered(running, operator.admin_key, payment.id, "payment.confirmed"),
-            "payment.confirmed delivered",
-        )
-
-        # coinpay redelivers the event: acknowledged, nothing changes.
-        redo = await running.http.post(
-            f"{running.url}/coinpay/api/webhooks/events/{confirmed['id']}/redeliver",
-            headers={"Authorization": f"Bearer {operator.admin_key}"},
-        )
-        assert redo.status_code == 200, redo.text
-        assert redo.json()["queued"] == 1
-
-        async def two_successes() -> bool:
-            entry = await delivered(running, operator.admin_key, payment.id, "payment.confirmed")
-            return bool(sum(d["outcome"] == "success" for d in entry["deliveries"]) == 2)
-
-        await eventually(two_successes, "the redelivery")
-        assert await paid_until(sessions, user_id) == until
-        assert len(running.coach.told) == 1
-        async with sessions() as session:
-            invoice_row = (
-                await session.execute(
-                    select(models.invoices).where(models.invoices.c.id == invoice.id)
-                )
-            ).one()
-            events_seen = await session.scalar(
-                select(func.count()).select_from(models.coinpay_events)
+    port = _socket().getsockname()[1]  # one address for both runs (coinpay keeps the URL)
+    async with httpx.AsyncClient(timeout=10) as http:
+        async with serving([coinpay_product(operator)], port) as url:
+            coach_key, secret = await merchant_setup(Running(url, http), operator)
+        with FakeTelegram() as telegram:
+            coach = create_coach(
+                CoachSettings(
+                    telegram_token=DEFAULT_TOKEN,
+                    telegram_api_url=telegram.url,
+                    coinpay_url=f"{url}/coinpay/api",
+                    coinpay_api_key=SecretStr(coach_key),
+                    coinpay_business_id=operator.business_id,
+                    coinpay_webhook_secret=SecretStr(secret),
+                    edit_interval_seconds=0.2,
+                ),
+                data_dir=str(tmp_path / "coach"),
             )
-        assert (invoice_row.status, invoice_row.paid_by) == ("paid", confirmed["id"])
-        assert (events_seen or 0) >= 3  # created, confirming, confirmed, ...
+            async with serving([coinpay_product(operator), coach], port) as url:
+                running = Running(url, http)
+                await check_the_flow(running, operator, telegram, coach.app.state.coach)
 
-        # A body signed with another secret is refused before anything is read.
-        forged = json.dumps({"id": "evt_forged", "type": "payment.confirmed", "data": {}})
-        header = webhooks.sign(forged.encode(), ["whsec_not_coinpays"], int(time.time()))
-        refused = await running.http.post(
-            f"{running.url}/coach/coinpay/webhook",
-            content=forged,
-            headers={"X-CoinPay-Signature": header, "Content-Type": "application/json"},
-        )
-        assert refused.status_code == 401
-        assert refused.headers["content-type"] == "application/problem+json"
-        assert refused.json()["code"] == "signature_mismatch"
-        assert await paid_until(sessions, user_id) == until
+
+async def check_the_flow(
+    running: Running, operator: Operator, telegram: FakeTelegram, wired: Wired
+) -> None:
+    sessions = wired.sessions
+    started = SystemClock().now()
+    telegram.send_text(CHAT, "/subscribe ETH")
+    shown = await eventually(lambda: said(telegram, "Send exactly"), "the invoice in the chat")
+    async with sessions() as session:
+        invoice = (await session.execute(select(models.invoices))).one()
+    assert invoice.user_id == CHAT
+    amount = coins.format_units(invoice.amount, 18)
+    assert f"{amount} ETH" in shown
+    assert invoice.recipient in shown
+    telegram.send_text(CHAT, "/subscribe ETH")  # asked again: the same invoice, no second one
+    await eventually(lambda: said(telegram, "Send exactly", count=2), "the invoice again")
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(models.invoices)) == 1
+    payment_id = invoice.coinpay_payment_id
+    assert payment_id
+
+    # The customer pays the exact amount; coinpay confirms it at once (test mode).
+    paid = await running.http.post(
+        f"{running.url}/coinpay/api/payments/{payment_id}/simulate",
+        json={"amount_crypto": amount},
+        headers={"Authorization": f"Bearer {operator.admin_key}"},
+    )
+    assert paid.status_code == 200, paid.text
+    told = await eventually(lambda: said(telegram, "Payment received"), "the unlock notice")
+    until = await paid_until(sessions, CHAT)
+    assert until is not None
+    assert started + timedelta(days=30) <= until <= SystemClock().now() + timedelta(days=30)
+    assert f"{until:%Y-%m-%d %H:%M}" in told
+    confirmed = await eventually(
+        lambda: delivered(running, operator.admin_key, payment_id, "payment.confirmed"),
+        "payment.confirmed delivered",
+    )
+
+    # coinpay redelivers the event: acknowledged, nothing changes, nobody is told twice.
+    redo = await running.http.post(
+        f"{running.url}/coinpay/api/webhooks/events/{confirmed['id']}/redeliver",
+        headers={"Authorization": f"Bearer {operator.admin_key}"},
+    )
+    assert redo.status_code == 200, redo.text
+    assert redo.json()["queued"] == 1
+
+    async def two_successes() -> bool:
+        entry = await delivered(running, operator.admin_key, payment_id, "payment.confirmed")
+        return bool(sum(d["outcome"] == "success" for d in entry["deliveries"]) == 2)
+
+    await eventually(two_successes, "the redelivery")
+    assert await paid_until(sessions, CHAT) == until
+    assert sum("Payment received" in t for t in telegram.chat(CHAT).bot_texts) == 1
+    async with sessions() as session:
+        invoice_row = (
+            await session.execute(select(models.invoices).where(models.invoices.c.id == invoice.id))
+        ).one()
+    assert (invoice_row.status, invoice_row.paid_by) == ("paid", confirmed["id"])
+
+    # A body signed with another secret is refused before anything is read.
+    forged = json.dumps({"id": "evt_forged", "type": "payment.confirmed", "data": {}})
+    header = webhooks.sign(forged.encode(), ["whsec_not_coinpays"], int(time.time()))
+    refused = await running.http.post(
+        f"{running.url}/coach/coinpay/webhook",
+        content=forged,
+        headers={"X-CoinPay-Signature": header, "Content-Type": "application/json"},
+    )
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "signature_mismatch"
+    assert await paid_until(sessions, CHAT) == until
+
+    telegram.send_text(CHAT, "/status")
+    await eventually(lambda: said(telegram, "Plan: pro until"), "the pro plan in /status")
+
+
+async def said(telegram: FakeTelegram, text: str, *, count: int = 1) -> str | None:
+    """The bot's latest message holding ``text`` once it has said it ``count`` times."""
+    found = [t for t in telegram.chat(CHAT).bot_texts if text in t]
+    return found[-1] if len(found) >= count else None
