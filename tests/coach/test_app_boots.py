@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
+from pydantic import ValidationError
 
 from keel.coach.app import create_app
 from keel.coach.settings import CoachSettings
@@ -29,3 +31,15 @@ async def test_the_product_migrates_and_is_ready_without_a_token(tmp_path: Path)
             assert refused.status_code == 503
             assert refused.headers["content-type"].startswith("application/problem+json")
     assert (tmp_path / "coach.db").exists()
+
+
+def test_settings_refuse_what_cannot_work() -> None:
+    with pytest.raises(ValidationError, match="public_url"):
+        CoachSettings(mode="webhook")
+    with pytest.raises(ValidationError, match="https"):
+        CoachSettings(mode="webhook", public_url="http://plain.example.org")
+    with pytest.raises(ValidationError, match="price_eth must be a decimal"):
+        CoachSettings(price_eth="cheap")
+    with pytest.raises(ValidationError, match="price_usd must be positive"):
+        CoachSettings(price_usd="-1")
+    assert CoachSettings(mode="webhook", public_url="https://coach.example.org").mode == "webhook"

@@ -65,7 +65,7 @@ def payment_sources(
     then the explorer."""
     eth: list[PaymentSource] = []
     if settings.eth_rpc_url:
-        eth.append(EvmRpc(http, settings.eth_rpc_url))
+        eth.append(EvmRpc(http, settings.eth_rpc_url, chain_id=settings.eth_chain_id))
     if settings.etherscan_api_key is not None:
         eth.append(Etherscan(http, settings.etherscan_api_key, url=settings.etherscan_url))
     sources: dict[Chain, list[PaymentSource]] = {

@@ -33,6 +33,7 @@ metadata = MetaData(
     }
 )
 
+
 def _user() -> ForeignKey:
     return ForeignKey("coach_users.id", ondelete="CASCADE")
 

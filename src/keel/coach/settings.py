@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from decimal import Decimal, InvalidOperation
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -103,6 +104,12 @@ class CoachSettings(BaseSettings):
     )
     period_days: int = Field(default=30, ge=1, le=366)
     eth_rpc_url: str = ""
+    eth_chain_id: int = Field(
+        default=1,
+        ge=1,
+        description="The chain eth_rpc_url must serve (1: Ethereum; a node on another chain is "
+        "refused, so a testnet cannot pay a real invoice).",
+    )
     etherscan_url: str = "https://api.etherscan.io/v2/api"
     etherscan_api_key: SecretStr | None = None
     solana_rpc_url: str = ""
@@ -113,3 +120,19 @@ class CoachSettings(BaseSettings):
     tron_recipient: str = ""
     eth_confirmations: int = Field(default=12, ge=0, le=1000)
     run_workers: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.mode == "webhook" and not self.public_url.startswith("https://"):
+            raise ValueError("webhook mode needs public_url, an https:// URL Telegram reaches")
+        for name in ("price_usd", "price_eth", "price_sol"):
+            value = getattr(self, name)
+            if name != "price_usd" and not value:
+                continue
+            try:
+                price = Decimal(value)
+            except InvalidOperation:
+                raise ValueError(f"{name} must be a decimal number, not {value!r}") from None
+            if not price.is_finite() or price <= 0:
+                raise ValueError(f"{name} must be positive")
+        return self
