@@ -41,6 +41,13 @@ class CoachSettings(BaseSettings):
         description="Telegram's X-Telegram-Bot-Api-Secret-Token for webhook mode "
         "(1-256 of A-Z a-z 0-9 _ -). Unset: derived from the server key.",
     )
+    telegram_calls_per_second: float = Field(
+        default=30.0,
+        gt=0,
+        le=1000,
+        description="The bot's calls a second across all chats (Telegram's limit is about "
+        "30; paid broadcasts raise it).",
+    )
     edit_interval_seconds: float = Field(
         default=1.0,
         ge=0.05,

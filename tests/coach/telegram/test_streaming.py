@@ -88,7 +88,20 @@ async def test_a_streamed_answer_edits_no_faster_than_the_interval_and_ends_as_t
     shown = [call.params["text"] for call in edits]
     assert all(ANSWER.startswith(text) for text in shown)
     assert shown == sorted(shown, key=len)
-    assert fake.calls("sendChatAction", chat_id=CHAT), "no typing… before the first text"
+    # The text came at once: no "typing…" was spent on it.
+    assert not fake.calls("sendChatAction", chat_id=CHAT)
+
+
+async def test_typing_shows_while_the_first_text_is_slow_to_come(
+    fake: FakeTelegram, bot: Bot
+) -> None:
+    reply = StreamingReply(bot, Pacer(interval_seconds=INTERVAL), chat_id=CHAT)
+    await reply.start()
+    await asyncio.sleep(1.5)  # a model slow to its first token
+    assert len(fake.calls("sendChatAction", chat_id=CHAT)) == 1
+    await reply.feed("Here it is.")
+    await reply.finish()
+    assert fake.chat(CHAT).bot_texts == ["Here it is."]
 
 
 async def test_a_retry_after_is_obeyed_and_recorded(fake: FakeTelegram, bot: Bot) -> None:

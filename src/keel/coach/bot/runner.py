@@ -52,7 +52,12 @@ class BotRunner:
         self.settings = settings
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
         self.bot = Bot(token.get_secret_value(), session=session)
-        self.pacer = Pacer(interval_seconds=settings.edit_interval_seconds)
+        rate = settings.telegram_calls_per_second
+        self.pacer = Pacer(
+            interval_seconds=settings.edit_interval_seconds,
+            per_second=rate,
+            burst=max(1, int(rate)),
+        )
         self.dispatcher = Dispatcher()
         self.dispatcher.include_router(build_router(coach, paying, self.bot, self.pacer))
         self.secret = webhook_secret(settings, token)

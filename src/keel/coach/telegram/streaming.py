@@ -73,6 +73,9 @@ RESENDS = Counter(
 
 # The chat action lasts about 5 s on the user's screen.
 _TYPING_EVERY_SECONDS = 4.5
+# "typing…" is shown only when no text came this soon: most streamed answers start sooner, and
+# every action spends the bot's ~30 calls a second (bench/coach_bot.py: a third of the calls).
+_TYPING_AFTER_SECONDS = 1.0
 # An editor that fails this many times in a row stops; finish() still delivers.
 _MAX_EDITOR_FAILURES = 5
 
@@ -363,6 +366,7 @@ class StreamingReply:
         self._frozen_source = ""
 
     async def _keep_typing(self) -> None:
+        await asyncio.sleep(_TYPING_AFTER_SECONDS)
         while not self._messages and not self._finishing:
             # Best effort: never waits for a flood wait, never retried.
             with contextlib.suppress(FloodWait, TelegramAPIError):
