@@ -131,3 +131,29 @@ async def test_budgets_by_plan(database: Database) -> None:
     await budgets.release_scan(7, NOW)
     today = await budgets.today(7, "free", NOW)
     assert (today["scans"].used, today["tokens"].used) == (1, 1400)
+
+
+async def test_the_coach_summarises_with_a_model_and_falls_back_to_extracts(
+    database: Database,
+) -> None:
+    import httpx
+
+    from keel.coach.bot.service import Coach
+    from keel.coach.routing import ModelRouter, RouterConfig
+    from keel.core.clock import SystemClock
+
+    async with httpx.AsyncClient(trust_env=False) as http:
+        # Nothing listens on port 1: every model is down, the summary is extractive.
+        down = ModelRouter(http, RouterConfig(base_url="http://127.0.0.1:1", text_models=["m"]))
+        coach = Coach(
+            conversations=conversations(database),
+            budgets=Budgets(database, free=Limits(1, 1), pro=Limits(1, 1)),
+            router=down,
+            personas=personas.shipped(),
+            radar=None,  # type: ignore[arg-type]
+            watches=None,  # type: ignore[arg-type]
+            watch_limits={},
+            clock=SystemClock(),
+        )
+        turns = [Turn("user", "I lost twice. Then I doubled my size."), Turn("assistant", "Why?")]
+        assert await coach.summarise("", turns) == "User: I lost twice\nCoach: Why?"

@@ -148,3 +148,17 @@ async def test_when_every_model_is_down_the_caller_learns_why(
 async def test_a_router_needs_a_text_model(http: httpx.AsyncClient) -> None:
     with pytest.raises(ValueError, match="at least one model"):
         ModelRouter(http, RouterConfig(base_url="http://x", text_models=[]))
+
+
+async def test_a_summary_comes_from_the_text_chain_whole(
+    http: httpx.AsyncClient, openrouter: ChatReplayServer
+) -> None:
+    r = router(http, openrouter.url("openrouter", "summary"))
+    turns = [Turn("user", "I revenge trade after stop-outs"), Turn("assistant", "Step away.")]
+    summary = await r.summarise("Prefers blunt feedback.", turns)
+    assert summary.startswith("The trader has been revenge trading")
+    (sent,) = openrouter.asked("openrouter", "summary")
+    assert sent.body["stream"] is False
+    prompt = sent.body["messages"][-1]["content"]
+    assert "Prefers blunt feedback." in prompt
+    assert "Trader: I revenge trade after stop-outs" in prompt

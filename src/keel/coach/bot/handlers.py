@@ -30,7 +30,7 @@ from aiogram.types import (
 from keel.coach.bot.paying import Paying, Said, looks_like_hash
 from keel.coach.bot.sending import send_text
 from keel.coach.bot.service import Coach, Sender
-from keel.coach.telegram.pacing import Pacer
+from keel.coach.telegram.pacing import FloodWait, Pacer
 from keel.coach.telegram.streaming import StreamingReply
 
 log = structlog.get_logger("keel.coach")
@@ -57,6 +57,7 @@ HELP: Final = (
     "/status: your plan, today's usage and your watches\n\n"
     "I never tell you to buy or sell anything. Not financial advice."
 )
+SORRY: Final = "Something went wrong on my side and I couldn't answer that. Please try again."
 # Chats whose lock was used recently; a bound keeps an idle million from staying in memory.
 _LOCKS_KEPT: Final = 10_000
 _PHOTO_MAX_BYTES: Final = 10 * 2**20
@@ -128,6 +129,12 @@ def build_router(coach: Coach, paying: Paying, bot: Bot, pacer: Pacer) -> Router
             )
             try:
                 await coach.ask(sender, question, reply, chart)
+            except FloodWait:
+                log.warning("coach_answer_flood_wait", chat_id=sender.chat_id)
+            except Exception:
+                # The database or a bug, not the user: say so rather than go quiet.
+                log.exception("coach_answer_failed", chat_id=sender.chat_id)
+                await say(sender.chat_id, SORRY)
             finally:
                 await reply.close()
 
