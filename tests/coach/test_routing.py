@@ -162,3 +162,14 @@ async def test_a_summary_comes_from_the_text_chain_whole(
     prompt = sent.body["messages"][-1]["content"]
     assert "Prefers blunt feedback." in prompt
     assert "Trader: I revenge trade after stop-outs" in prompt
+
+
+async def test_an_empty_answer_moves_on_to_the_next_model(
+    http: httpx.AsyncClient, openrouter: ChatReplayServer
+) -> None:
+    screen = Screen()
+    answer = await ask(router(http, openrouter.url("openrouter", "empty_primary")), screen, "hi")
+    assert answer.model == TEXT[1]
+    assert answer.text == "Breathe first. Then read your plan again. NFA."
+    assert [s.reason for s in answer.switches] == ["an empty answer"]
+    assert not screen.restarts  # nothing had been shown

@@ -200,7 +200,7 @@ class ModelRouter:
 
         async def attempt(model: str) -> chat.ChatAnswer:
             body = self._body(model, messages, temperature, ANSWER_MAX_TOKENS, stream=True)
-            return await chat.complete(
+            answer = await chat.complete(
                 self._client,
                 self._url,
                 headers=self._headers(),
@@ -209,6 +209,9 @@ class ModelRouter:
                 on_text=forward,
                 max_chars=ANSWER_MAX_CHARS,
             )
+            if not answer.content.strip():  # a 200 with nothing in it is a failure too
+                raise chat.ProviderDown("an empty answer")
+            return answer
 
         answer, model = await chain.run(attempt, on_switch=switched)
         return RoutedAnswer(
