@@ -24,7 +24,12 @@ from keel.coach.bootstrap import Wired
 from keel.coach.bot.runner import SECRET_HEADER, WEBHOOK_PATH, BotRunner
 from keel.coach.settings import CoachSettings
 from keel.core import apidocs, status
-from keel.core.app import Product, RequestContextMiddleware, install_problem_handlers
+from keel.core.app import (
+    Product,
+    RequestContextMiddleware,
+    install_problem_handlers,
+    read_body,
+)
 from keel.core.clock import Clock
 from keel.core.errors import BadRequest, Unauthorized, Unavailable
 from keel.core.openapi import document_problems
@@ -85,9 +90,7 @@ def create_app(
             raise Unavailable("the bot does not take webhook updates here")
         if not runner.secret_matches(request.headers.get(SECRET_HEADER)):
             raise Unauthorized("missing or wrong secret token")
-        body = await request.body()
-        if len(body) > UPDATE_MAX_BYTES:
-            raise BadRequest("the update is too large")
+        body = await read_body(request, UPDATE_MAX_BYTES)
         try:
             update: Any = json.loads(body)
         except ValueError as exc:

@@ -292,6 +292,19 @@ def allow_body_bytes(request: Request, max_bytes: int) -> None:
         limit.max_bytes = max(limit.max_bytes, max_bytes)
 
 
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body (a signature covers its exact bytes), refused with 413 past ``max_bytes``
+    without reading the rest."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _too_large(limit: int) -> StarletteHTTPException:
     return StarletteHTTPException(413, f"Request body is larger than {limit} bytes")
 

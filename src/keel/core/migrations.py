@@ -6,7 +6,7 @@ import zlib
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
@@ -30,3 +30,24 @@ async def upgrade(engine: AsyncEngine, script_location: str, version_table: str)
 def _upgrade(connection: Connection, config: Config) -> None:
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+
+
+def run_env(metadata: MetaData, version_table: str) -> None:
+    """The whole of a product's ``migrations/env.py``: migrate on the connection
+    :func:`upgrade` handed over (offline SQL generation is not supported), in batch mode so
+    SQLite can alter tables."""
+    from alembic import context  # a proxy Alembic fills in only while it runs an env.py
+
+    config = context.config
+    connection = config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError("Run migrations through keel.core.migrations.upgrade")
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table=config.attributes.get("version_table", version_table),
+        render_as_batch=True,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()

@@ -1,20 +1,6 @@
 """Alembic environment for bittorrented: run by keel.core.migrations with a live connection."""
 
-from alembic import context
-
 from keel.bittorrented.models import metadata
+from keel.core.migrations import run_env
 
-config = context.config
-connection = config.attributes.get("connection")
-if connection is None:  # pragma: no cover - offline SQL generation is not supported
-    raise RuntimeError("Run migrations through keel.core.migrations.upgrade")
-
-context.configure(
-    connection=connection,
-    target_metadata=metadata,
-    version_table=config.attributes.get("version_table", "bittorrented_alembic_version"),
-    render_as_batch=True,
-    compare_type=True,
-)
-with context.begin_transaction():
-    context.run_migrations()
+run_env(metadata, "bittorrented_alembic_version")

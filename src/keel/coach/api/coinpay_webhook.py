@@ -22,12 +22,12 @@ from typing import Protocol
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.exceptions import HTTPException
 
 from keel.coach.billing import coinpay, events
 from keel.coach.billing.coinpay import Outcome, OutcomeKind
 from keel.coach.settings import CoachSettings
 from keel.core import webhooks
+from keel.core.app import read_body
 from keel.core.clock import Clock
 from keel.core.logging import get_logger
 from keel.core.openapi import problem_responses
@@ -75,14 +75,7 @@ class WebhookReply(BaseModel):
 
 
 async def _raw_body(request: Request) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_WEBHOOK_BYTES:
-            raise HTTPException(413, f"Request body is larger than {MAX_WEBHOOK_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_body(request, MAX_WEBHOOK_BYTES)
 
 
 # The body is read raw (the signature covers its exact bytes), so FastAPI cannot infer it.

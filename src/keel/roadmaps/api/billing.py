@@ -17,8 +17,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
-from starlette.exceptions import HTTPException
 
+from keel.core.app import read_body
 from keel.core.openapi import problem_responses
 from keel.roadmaps.billing import subscriptions, webhooks
 from keel.roadmaps.billing.subscriptions import Outcome
@@ -35,14 +35,7 @@ class WebhookReply(BaseModel):
 
 
 async def _raw_body(request: Request) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_WEBHOOK_BYTES:
-            raise HTTPException(413, f"Request body is larger than {MAX_WEBHOOK_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_body(request, MAX_WEBHOOK_BYTES)
 
 
 # The body is read raw (the signature covers its exact bytes), so FastAPI cannot infer it.
