@@ -1,15 +1,16 @@
 """/subscribe through coinpay in test mode unlocks on the webhook, both products really running.
 
-One uvicorn on loopback serves ``keel serve``'s root app with coinpay's real app (test mode, its
-worker delivering webhooks, on a scratch SQLite) and coach's real app (its bot polling the fake
-Telegram Bot API), mounted at /coinpay and /coach as ``keel serve`` mounts them. coach talks to
-coinpay only over HTTP, as a merchant's integration would:
+``keel serve coinpay coach`` runs as a separate process on loopback (the command an operator
+runs, configured by environment): coinpay in test mode, its worker delivering webhooks, and
+coach with its bot polling the fake Telegram Bot API, mounted at /coinpay and /coach. coach talks
+to coinpay only over HTTP, as a merchant's integration would:
 
 * the operator sets coinpay up with its CLI (seed, business, first key): coinpay's API has no
   business sign-up;
 * the merchant, with that key and coinpay's API, adds a payout wallet, registers coach's
   webhook URL (coinpay shows the signing secret once) and makes coach a narrower key; coach is
-  configured with those (a first run serves coinpay alone for this, as an operator would);
+  configured with those (a first ``keel serve coinpay`` is up for this, as an operator's
+  would be);
 * a Telegram user types ``/subscribe ETH``; the bot creates the payment and shows the amount and
   address; the simulate endpoint plays the customer paying; coinpay's worker delivers the signed
   ``payment.confirmed`` to coach, which unlocks the user once and tells them in the chat.
@@ -19,10 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -30,27 +34,16 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from pydantic import SecretStr
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from keel.cli import app as keel_cli
 from keel.coach import models
-from keel.coach.app import create_app as create_coach
 from keel.coach.billing import coins
-from keel.coach.bootstrap import Wired
-from keel.coach.settings import CoachSettings
-from keel.coinpay.app import create_app as create_coinpay
-from keel.coinpay.settings import CoinpaySettings
-from keel.core import webhooks
-from keel.core.app import (
-    Product,
-    create_root_app,
-)
+from keel.core import db, webhooks
 from keel.core.clock import SystemClock
 from keel.core.crypto import new_key
-from tests.coach.billing.conftest import paid_until
+from tests.coach.billing.conftest import Sessions, paid_until
 from tests.coach.fake_telegram import DEFAULT_TOKEN, FakeTelegram
 
 ETH_PAYOUT = "0x0000000000000000000000000000000000000001"
@@ -87,43 +80,43 @@ def operator(tmp_path: Path) -> Operator:
     return Operator(env, business_id, key)
 
 
-def _socket(port: int = 0) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    return sock
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
-@asynccontextmanager
-async def serving(products: list[Product], port: int) -> AsyncIterator[str]:
-    """``keel serve``'s root app of ``products`` on 127.0.0.1:``port``; yields its URL."""
-    sock = _socket(port)
-    server = uvicorn.Server(
-        uvicorn.Config(create_root_app(products), log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
-def coinpay_product(operator: Operator) -> Product:
-    return create_coinpay(
-        CoinpaySettings(
-            master_key=operator.env["KEEL_COINPAY_MASTER_KEY"],
-            webhook_allow_private=True,  # coach is on loopback, which delivery refuses otherwise
-            run_workers=True,
-            worker_poll_seconds=0.05,
-        ),
-        data_dir=operator.env["KEEL_DATA_DIR"],
-    )
+@contextmanager
+def keel_serve(products: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[str]:
+    """``python -m keel serve <products> --port <port>``; yields its URL once it answers."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "keel", "serve", *products, "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "keel serve did not get ready in 30 s"
+                time.sleep(0.2)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @dataclass
@@ -179,32 +172,44 @@ async def delivered(running: Running, admin_key: str, payment_id: str, event: st
 async def test_subscribe_through_coinpay_unlocks_once_on_its_signed_webhook(
     operator: Operator, tmp_path: Path
 ) -> None:
-    port = _socket().getsockname()[1]  # one address for both runs (coinpay keeps the URL)
+    port = _free_port()  # one address for both runs (coinpay keeps the webhook's URL)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEEL_")},
+        **operator.env,
+        "HOME": str(tmp_path),
+        "KEEL_LOG_JSON": "false",
+        "KEEL_COINPAY_WEBHOOK_ALLOW_PRIVATE": "true",  # coach is on loopback
+        "KEEL_COINPAY_WORKER_POLL_SECONDS": "0.05",
+    }
+    log = tmp_path / "serve.log"
     async with httpx.AsyncClient(timeout=10) as http:
-        async with serving([coinpay_product(operator)], port) as url:
+        with keel_serve(["coinpay"], port, env, log) as url:
             coach_key, secret = await merchant_setup(Running(url, http), operator)
         with FakeTelegram() as telegram:
-            coach = create_coach(
-                CoachSettings(
-                    telegram_token=DEFAULT_TOKEN,
-                    telegram_api_url=telegram.url,
-                    coinpay_url=f"{url}/coinpay/api",
-                    coinpay_api_key=SecretStr(coach_key),
-                    coinpay_business_id=operator.business_id,
-                    coinpay_webhook_secret=SecretStr(secret),
-                    edit_interval_seconds=0.2,
-                ),
-                data_dir=str(tmp_path / "coach"),
-            )
-            async with serving([coinpay_product(operator), coach], port) as url:
-                running = Running(url, http)
-                await check_the_flow(running, operator, telegram, coach.app.state.coach)
+            env |= {
+                "KEEL_COACH_TELEGRAM_TOKEN": DEFAULT_TOKEN,
+                "KEEL_COACH_TELEGRAM_API_URL": telegram.url,
+                "KEEL_COACH_COINPAY_URL": f"{url}/coinpay/api",
+                "KEEL_COACH_COINPAY_API_KEY": coach_key,
+                "KEEL_COACH_COINPAY_BUSINESS_ID": operator.business_id,
+                "KEEL_COACH_COINPAY_WEBHOOK_SECRET": secret,
+                "KEEL_COACH_EDIT_INTERVAL_SECONDS": "0.2",
+            }
+            with keel_serve(["coinpay", "coach"], port, env, log) as url:
+                engine = db.create_engine(
+                    f"sqlite+aiosqlite:///{operator.env['KEEL_DATA_DIR']}/coach.db"
+                )
+                try:
+                    await check_the_flow(
+                        Running(url, http), operator, telegram, db.session_factory(engine)
+                    )
+                finally:
+                    await engine.dispose()
 
 
 async def check_the_flow(
-    running: Running, operator: Operator, telegram: FakeTelegram, wired: Wired
+    running: Running, operator: Operator, telegram: FakeTelegram, sessions: Sessions
 ) -> None:
-    sessions = wired.sessions
     started = SystemClock().now()
     telegram.send_text(CHAT, "/subscribe ETH")
     shown = await eventually(lambda: said(telegram, "Send exactly"), "the invoice in the chat")
