@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
-from keel.coach import bootstrap
+from keel.coach import bootstrap, workers
 from keel.coach.api import coinpay_webhook
 from keel.coach.bootstrap import Wired
 from keel.coach.bot.runner import SECRET_HEADER, WEBHOOK_PATH, BotRunner
@@ -57,6 +57,8 @@ def create_app(
                 tasks.append(asyncio.create_task(runner.poll(stop)))
             if settings.run_workers:
                 tasks.append(asyncio.create_task(runner.watch(wired.watches, wired.clock, stop)))
+        if settings.run_workers:
+            tasks.append(asyncio.create_task(workers.reconcile_payments(wired, stop)))
         app.state.coach = wired
         app.state.runner = runner
         try:

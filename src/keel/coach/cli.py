@@ -7,7 +7,7 @@ import asyncio
 import typer
 from pydantic import ValidationError
 
-from keel.coach import bootstrap
+from keel.coach import bootstrap, workers
 from keel.coach.bot.runner import BotRunner
 from keel.coach.settings import CoachSettings
 from keel.core import cli
@@ -64,10 +64,13 @@ def run() -> None:
         try:
             await runner.prepare()
             typer.echo("coach: polling Telegram; Ctrl-C stops", err=True)
-            watching = asyncio.create_task(runner.watch(wired.watches, wired.clock, stop))
+            background = [
+                asyncio.create_task(runner.watch(wired.watches, wired.clock, stop)),
+                asyncio.create_task(workers.reconcile_payments(wired, stop)),
+            ]
             await runner.poll(stop)
             stop.set()
-            await watching
+            await asyncio.gather(*background)
         finally:
             await runner.close()
             await wired.close()
