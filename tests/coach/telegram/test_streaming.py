@@ -53,6 +53,17 @@ async def stream(reply: StreamingReply, text: str, *, seconds: float, size: int 
         await asyncio.sleep(pause)
 
 
+async def quiet(fake: FakeTelegram, chat: int, *, seconds: float) -> None:
+    """Wait until ``chat`` has had no call for ``seconds`` (at most 10 s)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        calls = fake.calls(chat_id=chat)
+        if calls and time.monotonic() - calls[-1].at >= seconds:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail("the chat never went quiet")
+
+
 def paced(fake: FakeTelegram, chat: int) -> list[Call]:
     return [call for call in fake.calls(chat_id=chat) if call.method in PACED_METHODS]
 
@@ -183,6 +194,20 @@ async def test_a_refused_final_edit_lands_as_a_new_message(fake: FakeTelegram, b
     assert [call.status for call in fake.calls("editMessageText", chat_id=CHAT)] == [400]
 
 
+async def test_an_edit_refused_while_streaming_leaves_no_half_answer_behind(
+    fake: FakeTelegram, bot: Bot
+) -> None:
+    reply = StreamingReply(bot, Pacer(interval_seconds=0.1), chat_id=CHAT)
+    await reply.feed("Draft one.")
+    await eventually(lambda: fake.chat(CHAT).bot_texts == ["Draft one."])
+    fake.fail_next("editMessageText")  # 400 "message can't be edited"
+    await reply.feed(" Draft two.")
+    await eventually(lambda: bool(fake.calls("editMessageText", chat_id=CHAT)))
+    ids = await reply.finish()
+    assert fake.chat(CHAT).bot_texts == ["Draft one. Draft two."]
+    assert ids == bot_ids(fake, CHAT)
+
+
 async def test_a_refused_edit_sends_that_part_and_every_later_one_in_order(
     fake: FakeTelegram, bot: Bot
 ) -> None:
@@ -190,6 +215,9 @@ async def test_a_refused_edit_sends_that_part_and_every_later_one_in_order(
     reply = StreamingReply(bot, Pacer(interval_seconds=0.1), chat_id=CHAT)
     await stream(reply, answer, seconds=1.5, size=200)
     await eventually(lambda: len(fake.chat(CHAT).bot_texts) >= 2)
+    # The editor catches up on what was fed; the refusal is for finish()'s edit, not for one
+    # of the editor's last ones (which would make this another test).
+    await quiet(fake, CHAT, seconds=0.5)
     streamed = bot_ids(fake, CHAT)
     fake.fail_next("editMessageText", description="Bad Request: message to edit not found")
 

@@ -336,6 +336,8 @@ class StreamingReply:
                 EDITS.labels("refused").inc()
                 log.warning("telegram_edit_refused", chat_id=self.chat_id, error=exc.message)
                 del self._messages[step.index :]
+                if not _gone(exc):  # still in the chat with half an answer: take it down
+                    await self._delete_quietly(shown)
                 return False
             EDITS.labels("not_modified").inc()
         else:
@@ -465,6 +467,11 @@ class StreamingReply:
         await self._bot.send_chat_action(
             chat_id=self.chat_id, action="typing", message_thread_id=self.message_thread_id
         )
+
+
+def _gone(exc: TelegramAPIError) -> bool:
+    """The message no longer exists (the user deleted it): nothing to take down."""
+    return isinstance(exc, TelegramNotFound) or "not found" in exc.message
 
 
 def _not_modified(exc: TelegramAPIError) -> bool:
