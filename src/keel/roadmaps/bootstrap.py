@@ -52,8 +52,16 @@ DASHBOARD_TTL = timedelta(seconds=60)
 IDEMPOTENCY_TTL = timedelta(days=1)
 
 
-def _dashboard_key(user_id: str) -> str:
-    return f"roadmaps:dashboard:v1:{user_id}"
+def _dashboard_key(user_id: str, generation: int) -> str:
+    return f"roadmaps:dashboard:v2:{user_id}:{generation}"
+
+
+def _dashboard_generation_key(user_id: str) -> str:
+    return f"roadmaps:dashboard-generation:v2:{user_id}"
+
+
+# The generation counter outlives every view stored under it by far (views live a minute).
+DASHBOARD_GENERATION_TTL = timedelta(days=1)
 
 
 def database_url(configured: str, data_dir: str = "var") -> str:
@@ -192,13 +200,27 @@ class Roadmaps:
             log.warning("discover_refresh_after_publish_failed", exc_info=True)
 
     async def invalidate_user(self, user_id: str) -> None:
-        """Drop the user's cached dashboard (in the shared cache: every process sees it)."""
-        await self.cache.delete(_dashboard_key(user_id))
+        """Retire the user's cached dashboard (in the shared cache: every process sees it).
+
+        A delete would race a reader that read the database before the write and stores its
+        view after the delete: stale for a minute. Views are kept under the user's
+        generation instead, read before the database; a write moves the generation on after
+        it commits, so a view computed before it is stored where nobody looks any more.
+        The counter is atomic and survives a Redis failover (keel.core.cache)."""
+        await self.cache.incr(
+            _dashboard_generation_key(user_id),
+            ttl_seconds=DASHBOARD_GENERATION_TTL.total_seconds(),
+        )
 
     async def dashboard(self, user_id: str) -> dict[str, Any]:
         """What the dashboard shows, as JSON-able values, cached per user for a minute in the
         shared cache and dropped on every write that changes it."""
-        key = _dashboard_key(user_id)
+        generation = await self.cache.incr(
+            _dashboard_generation_key(user_id),
+            ttl_seconds=DASHBOARD_GENERATION_TTL.total_seconds(),
+            amount=0,  # read it (before the database)
+        )
+        key = _dashboard_key(user_id, generation)
         cached = await self.cache.get_json(key)
         if isinstance(cached, dict):
             return cached

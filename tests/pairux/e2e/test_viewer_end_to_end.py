@@ -136,7 +136,12 @@ def test_two_browser_controllers_never_interleave_and_the_host_preempts_both(run
     # Both stream keys; the host presses one: remote input pauses (host_quiet, 500 ms).
     assert two["remote_before_host"] >= 10
     after = two["remote_after_host_ms"]
-    assert not [ms for ms in after if ms < 450], after
+    # The arbiter learns of the host's key from XRecord, which takes a moment: a remote key
+    # already on its way in that moment lands (seen once on a loaded CI machine: 0.7 ms after).
+    # Past it, nothing until the host's 500 ms of quiet have nearly passed.
+    in_flight_ms = 50
+    assert not [ms for ms in after if in_flight_ms <= ms < 450], after
+    assert len([ms for ms in after if ms < in_flight_ms]) <= 1, after
     assert after, "remote input never resumed after the host's pause"
 
 
