@@ -282,6 +282,18 @@ class Periodic:
     run: Callable[[], Awaitable[None]]
 
 
+async def run_periodic(task: Periodic, stop: asyncio.Event) -> None:
+    """Run ``task`` every ``interval`` until ``stop`` is set; a run that fails is logged and
+    the next one comes on time (outside a :class:`Worker` too: a product's own loops)."""
+    while not stop.is_set():
+        try:
+            await task.run()
+        except Exception:
+            log.exception("periodic_task_failed", task=task.name)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=task.interval.total_seconds())
+
+
 class Worker:
     """Runs handlers for claimed jobs and periodic tasks until ``stop`` is set.
 
@@ -318,7 +330,7 @@ class Worker:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        tasks = [asyncio.create_task(self._periodic(p, stop)) for p in self.periodic]
+        tasks = [asyncio.create_task(run_periodic(p, stop)) for p in self.periodic]
         unlisten = self.queue.listen(self.wake)
         try:
             while not stop.is_set():
@@ -391,12 +403,3 @@ class Worker:
             await self.queue.bury(job, f"{reason} (after {job.attempts} attempts)")
         else:
             await self.queue.retry(job, delay, reason)
-
-    async def _periodic(self, task: Periodic, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await task.run()
-            except Exception:
-                log.exception("periodic_task_failed", task=task.name)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=task.interval.total_seconds())

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+from datetime import timedelta
 from typing import Any, Final
 
 import structlog
@@ -26,6 +27,7 @@ from keel.coach.settings import CoachSettings
 from keel.coach.telegram.pacing import Pacer
 from keel.coach.watching import Watches
 from keel.core.clock import Clock
+from keel.core.jobs import Periodic, run_periodic
 
 log = structlog.get_logger("keel.coach")
 
@@ -94,14 +96,12 @@ class BotRunner:
 
     async def watch(self, watches: Watches, clock: Clock, stop: asyncio.Event) -> None:
         """Check watched tokens until ``stop`` is set: every so often, the due ones."""
-        pause = min(60.0, watches.interval.total_seconds() / 2)
-        while not stop.is_set():
-            try:
-                await watches.check_due(clock.now(), self.alert)
-            except Exception:  # a bad pass must not end the loop; the next one retries
-                log.exception("coach_watch_pass_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), pause)
+
+        async def check_due() -> None:
+            await watches.check_due(clock.now(), self.alert)
+
+        pause = timedelta(seconds=min(60.0, watches.interval.total_seconds() / 2))
+        await run_periodic(Periodic("coach-watches", pause, check_due), stop)
 
     async def poll(self, stop: asyncio.Event) -> None:
         """Long polling until ``stop`` is set."""
